@@ -1,0 +1,3 @@
+//! The filter language: `status = 'active' && (views >= 10 || title ~ 'rust')`.
+
+pub mod ast;
