@@ -1,1 +1,44 @@
-//! placeholder
+//! Brigade's storage: one [`Store`] of domain verbs over embedded SQLite or PostgreSQL.
+//!
+//! # Layout
+//! - [`store`]: the [`Store`] facade (collections, records, batches, migrations, users).
+//! - [`conn`]: the [`conn::Database`]/[`conn::Conn`] seam both backends implement.
+//! - `sqlite/`, `postgres/`: the two backends; the only code that knows a driver.
+//! - [`sql`]: identifier quoting and parameter binding; `ddl`: tables and indexes per dialect.
+//! - `query/`: the filter language compiled to SQL, sort/fields/expand/paging.
+//! - `records`, `migrations`, `system`, `users`: SQL of each area, written once for both dialects.
+
+pub mod conn;
+mod ddl;
+pub mod error;
+pub mod migrations;
+mod postgres;
+pub mod query;
+mod records;
+pub mod sql;
+mod sqlite;
+pub mod store;
+mod system;
+mod users;
+
+pub use error::StoreError;
+pub use postgres::PostgresDatabase;
+pub use records::Record;
+pub use sqlite::SqliteDatabase;
+pub use store::{BatchOp, BatchOutcome, Page, Store};
+pub use users::UserRow;
+
+/// A committed record change, for realtime and search indexing.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChangeEvent {
+    pub collection: String,
+    /// `create`, `update` or `delete`.
+    pub action: &'static str,
+    pub record: Record,
+}
+
+impl ChangeEvent {
+    fn new(collection: &str, action: &'static str, record: Record) -> Self {
+        ChangeEvent { collection: collection.to_string(), action, record }
+    }
+}

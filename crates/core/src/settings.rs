@@ -1,0 +1,410 @@
+//! Settings: `DIR/brigade.toml`, then `BRIGADE_<SECTION>_<KEY>` environment overrides,
+//! parsed and validated once into [`Settings`]. Every problem is reported as a
+//! [`SettingsError`] that names where the value came from (the file or the variable), the key
+//! and what is wrong, so the CLI can print it and exit 2.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use std::collections::HashMap;
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::Value as FigValue;
+use figment::Figment;
+use serde::Deserialize;
+
+/// Name of the settings file inside an app directory.
+pub const SETTINGS_FILE: &str = "brigade.toml";
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "BRIGADE_";
+/// Sections that may be overridden from the environment, longest first so that
+/// `RATE_LIMIT_DEFAULT` maps to `rate_limit.default`.
+const SECTIONS: &[&str] = &[
+    "rate_limit",
+    "database",
+    "server",
+    "search",
+    "redis",
+    "auth",
+    "log",
+    "llm",
+];
+
+/// A setting that cannot be used, with its provenance.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{origin}: key `{key}`: {message}")]
+pub struct SettingsError {
+    /// The file path or environment variable the value came from.
+    pub origin: String,
+    /// Dotted key, e.g. `server.addr`.
+    pub key: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+/// Validated settings of one app directory.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The app directory all relative paths are resolved against.
+    pub dir: PathBuf,
+    pub database: DatabaseSettings,
+    pub server: ServerSettings,
+    pub auth: AuthSettings,
+    pub log: LogSettings,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// Embedded SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection string (`postgres://...`).
+    Postgres(String),
+}
+
+/// `[database]`.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: DatabaseUrl,
+    /// Connections in the PostgreSQL pool or SQLite read pool.
+    pub pool_size: usize,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub addr: SocketAddr,
+    /// Largest accepted request body in bytes.
+    pub body_limit: usize,
+    /// Longest time a request may take before a 503.
+    pub request_timeout: Duration,
+    /// How long in-flight requests may drain after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub allow_registration: bool,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// Name of the environment variable holding the JWT signing secret.
+    pub jwt_secret_env: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSettings {
+    database: RawDatabase,
+    server: RawServer,
+    auth: RawAuth,
+    log: RawLog,
+    // Sections owned by later features; accepted so app directories written for them load.
+    rate_limit: Option<FigValue>,
+    redis: Option<FigValue>,
+    search: Option<FigValue>,
+    llm: Option<FigValue>,
+    endpoints: Option<FigValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDatabase {
+    url: Option<String>,
+    pool_size: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    addr: Option<String>,
+    body_limit: Option<FigValue>,
+    request_timeout: Option<String>,
+    shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAuth {
+    allow_registration: Option<bool>,
+    access_token_ttl: Option<String>,
+    refresh_token_ttl: Option<String>,
+    jwt_secret_env: Option<String>,
+    oidc: Option<FigValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    format: Option<String>,
+}
+
+impl Settings {
+    /// Loads `dir/brigade.toml` (optional) and the process environment.
+    ///
+    /// # Errors
+    /// A [`SettingsError`] naming the file or variable, the key and the problem.
+    pub fn load(dir: &Path) -> Result<Settings, SettingsError> {
+        Self::load_from(dir, std::env::vars())
+    }
+
+    /// Like [`Settings::load`], with the environment given explicitly.
+    ///
+    /// # Errors
+    /// As [`Settings::load`].
+    pub fn load_from(
+        dir: &Path,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
+        let file = dir.join(SETTINGS_FILE);
+        let mut figment = Figment::new().merge(Toml::file(&file));
+        let mut env_origin = HashMap::new();
+        for (name, value) in vars {
+            let Some(key) = name.strip_prefix(ENV_PREFIX).and_then(map_env_key) else {
+                continue;
+            };
+            let parsed: FigValue = value.parse().unwrap_or_else(|e| match e {});
+            figment = figment.merge(Serialized::default(&key, parsed));
+            env_origin.insert(key, name);
+        }
+        let origin_of = |key: &str| -> String {
+            if let Some(var) = env_origin.get(key) {
+                var.clone()
+            } else {
+                file.display().to_string()
+            }
+        };
+        let raw: RawSettings = figment.extract().map_err(|e| {
+            let key = e.path.join(".");
+            SettingsError {
+                origin: origin_of(&key),
+                key: if key.is_empty() { "(file)".into() } else { key },
+                message: e.kind.to_string(),
+            }
+        })?;
+        let origin = |key: &str| origin_of(key);
+        let fail = |key: &str, message: String| SettingsError {
+            origin: origin(key),
+            key: key.to_string(),
+            message,
+        };
+
+        let url = match raw.database.url.as_deref() {
+            None | Some("") => DatabaseUrl::Sqlite(dir.join("data").join("brigade.db")),
+            Some(url) => parse_database_url(dir, url).map_err(|m| fail("database.url", m))?,
+        };
+        let pool_size = match raw.database.pool_size {
+            None => default_pool_size(),
+            Some(n @ 1..=1024) => n as usize,
+            Some(n) => return Err(fail("database.pool_size", format!("{n} is not between 1 and 1024"))),
+        };
+
+        let addr_text = raw.server.addr.as_deref().unwrap_or("127.0.0.1:8090");
+        let addr = addr_text.parse::<SocketAddr>().map_err(|_| {
+            fail(
+                "server.addr",
+                format!("`{addr_text}` is not a HOST:PORT socket address (try \"127.0.0.1:8090\")"),
+            )
+        })?;
+        let body_limit = match &raw.server.body_limit {
+            None => 1024 * 1024,
+            Some(v) => parse_bytes(v).map_err(|m| fail("server.body_limit", m))?,
+        };
+        let duration = |key: &str, value: &Option<String>, default: &str| {
+            parse_duration(value.as_deref().unwrap_or(default)).map_err(|m| fail(key, m))
+        };
+        let server = ServerSettings {
+            addr,
+            body_limit,
+            request_timeout: duration("server.request_timeout", &raw.server.request_timeout, "30s")?,
+            shutdown_grace: duration("server.shutdown_grace", &raw.server.shutdown_grace, "10s")?,
+        };
+        let _ = raw.auth.oidc;
+        let auth = AuthSettings {
+            allow_registration: raw.auth.allow_registration.unwrap_or(false),
+            access_token_ttl: duration("auth.access_token_ttl", &raw.auth.access_token_ttl, "15m")?,
+            refresh_token_ttl: duration("auth.refresh_token_ttl", &raw.auth.refresh_token_ttl, "30d")?,
+            jwt_secret_env: raw
+                .auth
+                .jwt_secret_env
+                .unwrap_or_else(|| "BRIGADE_JWT_SECRET".to_string()),
+        };
+        let format = match raw.log.format.as_deref() {
+            None | Some("human") | Some("text") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(fail("log.format", format!("`{other}` is not one of \"human\", \"json\"")));
+            }
+        };
+        Ok(Settings {
+            dir: dir.to_path_buf(),
+            database: DatabaseSettings { url, pool_size },
+            server,
+            auth,
+            log: LogSettings { format },
+        })
+    }
+}
+
+fn default_pool_size() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get().max(2) * 2)
+}
+
+/// `server_addr` → `server.addr`; keys outside the known sections are not settings.
+fn map_env_key(key: &str) -> Option<String> {
+    let key = key.to_ascii_lowercase();
+    SECTIONS.iter().find_map(|section| {
+        let rest = key.strip_prefix(section)?.strip_prefix('_')?;
+        (!rest.is_empty()).then(|| format!("{section}.{rest}"))
+    })
+}
+
+fn parse_database_url(dir: &Path, url: &str) -> Result<DatabaseUrl, String> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err("`sqlite://` needs a file path, e.g. \"sqlite://data/brigade.db\"".into());
+        }
+        let path = PathBuf::from(path);
+        return Ok(DatabaseUrl::Sqlite(if path.is_absolute() { path } else { dir.join(path) }));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(DatabaseUrl::Postgres(url.to_string()));
+    }
+    Err(format!(
+        "`{url}` is not supported; use \"sqlite://PATH\" or \"postgres://USER@HOST:PORT/DB\""
+    ))
+}
+
+/// Parses `90s`, `15m`, `2h`, `30d`, `500ms` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (examples: \"500ms\", \"30s\", \"15m\", \"2h\", \"30d\")"))?;
+    let secs = |mult: u64| n.checked_mul(mult).map(Duration::from_secs);
+    let d = match unit.trim() {
+        "ms" => Some(Duration::from_millis(n)),
+        "" | "s" => secs(1),
+        "m" => secs(60),
+        "h" => secs(3600),
+        "d" => secs(86_400),
+        _ => None,
+    };
+    d.ok_or_else(|| format!("`{text}` is not a duration (examples: \"500ms\", \"30s\", \"15m\", \"2h\", \"30d\")"))
+}
+
+fn parse_bytes(v: &FigValue) -> Result<usize, String> {
+    if let Some(n) = v.to_u128() {
+        return usize::try_from(n).map_err(|_| "too large".to_string());
+    }
+    let text = v.as_str().ok_or("expected a size such as \"1MiB\" or a number of bytes")?;
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num.parse().map_err(|_| format!("`{text}` is not a size (e.g. \"1MiB\")"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
+        _ => return Err(format!("`{text}` is not a size (e.g. \"1MiB\")")),
+    };
+    n.checked_mul(mult).ok_or_else(|| "too large".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SETTINGS_FILE), toml).unwrap();
+        let vars = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Settings::load_from(dir.path(), vars)
+    }
+
+    #[test]
+    fn defaults_are_sqlite_on_8090() {
+        let s = load("", &[]).unwrap();
+        assert_eq!(s.server.addr.to_string(), "127.0.0.1:8090");
+        assert!(matches!(s.database.url, DatabaseUrl::Sqlite(ref p) if p.ends_with("data/brigade.db")));
+        assert_eq!(s.server.body_limit, 1024 * 1024);
+        assert_eq!(s.auth.access_token_ttl, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn bad_addr_in_file_names_file_and_key() {
+        let e = load("[server]\naddr = \"not an address\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "server.addr");
+        assert!(e.origin.ends_with("brigade.toml"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name() {
+        let e = load("[server]\nadr = \"127.0.0.1:1\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("adr"), "{e}");
+    }
+
+    #[test]
+    fn toml_syntax_error_names_the_file() {
+        let e = load("[server\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("brigade.toml"), "{e}");
+    }
+
+    #[test]
+    fn env_overrides_the_file_and_is_named_in_errors() {
+        let s = load("[server]\naddr = \"127.0.0.1:1\"\n", &[("BRIGADE_SERVER_ADDR", "0.0.0.0:9")]).unwrap();
+        assert_eq!(s.server.addr.to_string(), "0.0.0.0:9");
+        let s = load("", &[("BRIGADE_AUTH_ALLOW_REGISTRATION", "true")]).unwrap();
+        assert!(s.auth.allow_registration);
+        let e = load("", &[("BRIGADE_SERVER_ADDR", "nope")]).unwrap_err();
+        assert_eq!(e.origin, "BRIGADE_SERVER_ADDR");
+        assert_eq!(e.key, "server.addr");
+        let e = load("", &[("BRIGADE_DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert_eq!(e.origin, "BRIGADE_DATABASE_URL");
+    }
+
+    #[test]
+    fn env_key_mapping() {
+        assert_eq!(map_env_key("SERVER_ADDR").as_deref(), Some("server.addr"));
+        assert_eq!(map_env_key("RATE_LIMIT_DEFAULT").as_deref(), Some("rate_limit.default"));
+        assert_eq!(map_env_key("AUTH_ALLOW_REGISTRATION").as_deref(), Some("auth.allow_registration"));
+        assert_eq!(map_env_key("JWT_SECRET"), None);
+        assert_eq!(map_env_key("LOG"), None);
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_bytes(&FigValue::from("1MiB")).unwrap(), 1 << 20);
+        assert!(parse_bytes(&FigValue::from("lots")).is_err());
+    }
+
+    #[test]
+    fn relative_sqlite_path_is_under_the_app_dir() {
+        let dir = Path::new("/app");
+        assert_eq!(
+            parse_database_url(dir, "sqlite://db/x.db").unwrap(),
+            DatabaseUrl::Sqlite(PathBuf::from("/app/db/x.db"))
+        );
+        assert!(parse_database_url(dir, "mysql://x").is_err());
+    }
+}

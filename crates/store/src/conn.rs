@@ -1,0 +1,76 @@
+//! The seam between the dialect-neutral store logic and the two drivers.
+//!
+//! [`Database`] is implemented by the SQLite and PostgreSQL backends; everything above it
+//! (records, schema changes, users) is written once against [`Conn`], a connection that is
+//! either inside a write transaction or a read snapshot.
+
+use async_trait::async_trait;
+use brigade_core::schema::FieldType;
+use brigade_core::value::Value;
+
+use crate::error::StoreError;
+use crate::sql::{Dialect, Sql};
+
+/// How to decode a result column, so both backends return the same [`Value`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColType {
+    Int,
+    Float,
+    Bool,
+    Text,
+    Json,
+}
+
+impl From<FieldType> for ColType {
+    fn from(t: FieldType) -> Self {
+        match t {
+            FieldType::Integer => ColType::Int,
+            FieldType::Number => ColType::Float,
+            FieldType::Bool => ColType::Bool,
+            FieldType::Json => ColType::Json,
+            _ => ColType::Text,
+        }
+    }
+}
+
+/// A row decoded per the requested [`ColType`]s.
+pub type Row = Vec<Value>;
+
+/// A connection inside a transaction (writes) or a snapshot (reads).
+#[async_trait]
+pub trait Conn: Send {
+    /// The SQL dialect of this connection.
+    fn dialect(&self) -> Dialect;
+
+    /// Runs a query and decodes each row's columns as `types` (one per selected column).
+    async fn query(&mut self, sql: &Sql, types: &[ColType]) -> Result<Vec<Row>, StoreError>;
+
+    /// Runs a statement and returns the number of affected rows.
+    async fn execute(&mut self, sql: &Sql) -> Result<u64, StoreError>;
+
+    /// Runs statements without parameters (DDL), separated by `;`.
+    async fn execute_script(&mut self, script: &str) -> Result<(), StoreError>;
+
+    /// Commits a write transaction (a no-op for read snapshots). Dropping a connection
+    /// without committing rolls back.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// A backend: hands out write transactions and read snapshots.
+#[async_trait]
+pub trait Database: Send + Sync {
+    /// The SQL dialect.
+    fn dialect(&self) -> Dialect;
+
+    /// Starts the (single, serialised on SQLite) write transaction.
+    async fn begin(&self) -> Result<Box<dyn Conn>, StoreError>;
+
+    /// A consistent read snapshot.
+    async fn read(&self) -> Result<Box<dyn Conn>, StoreError>;
+
+    /// Connections in use and idle, for `db_pool_connections`.
+    fn pool_status(&self) -> (usize, usize);
+
+    /// Flushes and closes (SQLite: WAL checkpoint).
+    async fn close(&self);
+}

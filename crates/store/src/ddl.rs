@@ -1,0 +1,150 @@
+//! DDL for collections in both dialects: tables, columns, unique and composite indexes, and
+//! the statements that bring a table from one definition to the next.
+//!
+//! Index names derive from the collection's and fields' stable ids, so renaming a field
+//! keeps its indexes and names stay under PostgreSQL's 63-byte limit.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
+use brigade_core::schema::{Collection, Field, FieldType};
+
+use crate::error::StoreError;
+use crate::sql::{Dialect, Ident};
+
+/// The quoted table identifier of a collection.
+pub(crate) fn table(c: &Collection) -> Result<Ident, StoreError> {
+    ident(&c.name)
+}
+
+/// A quoted identifier for a name the schema layer validated.
+pub(crate) fn ident(name: &str) -> Result<Ident, StoreError> {
+    Ident::parse(name).map_err(|n| StoreError::Internal(format!("invalid identifier `{n}`")))
+}
+
+fn column_type(dialect: Dialect, kind: FieldType) -> &'static str {
+    match (dialect, kind) {
+        (Dialect::Sqlite, FieldType::Integer | FieldType::Bool) => "INTEGER",
+        (Dialect::Sqlite, FieldType::Number) => "REAL",
+        (Dialect::Postgres, FieldType::Integer) => "BIGINT",
+        (Dialect::Postgres, FieldType::Number) => "DOUBLE PRECISION",
+        (Dialect::Postgres, FieldType::Bool) => "BOOLEAN",
+        (Dialect::Postgres, FieldType::Json) => "JSONB",
+        _ => "TEXT",
+    }
+}
+
+fn column_def(dialect: Dialect, f: &Field) -> Result<String, StoreError> {
+    let mut def = format!("{} {}", ident(&f.name)?, column_type(dialect, f.kind));
+    if f.kind == FieldType::Relation {
+        let target = f.options.collection.as_deref().unwrap_or_default();
+        let action = if f.options.cascade_delete { "CASCADE" } else { "RESTRICT" };
+        def.push_str(&format!(" REFERENCES {}(\"id\") ON DELETE {action}", ident(target)?));
+    }
+    Ok(def)
+}
+
+fn short_hash(parts: &[&str]) -> String {
+    let mut h = DefaultHasher::new();
+    parts.hash(&mut h);
+    format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
+}
+
+fn unique_index_name(c: &Collection, f: &Field) -> String {
+    format!("uq_{}_{}", c.id, f.id)
+}
+
+fn composite_index_name(c: &Collection, columns: &[String]) -> String {
+    // Name by field ids (system fields by name) so renames keep the index.
+    let ids: Vec<&str> = columns.iter().map(|n| c.field(n).map_or(n.as_str(), |f| f.id.as_str())).collect();
+    format!("ix_{}_{}", c.id, short_hash(&ids))
+}
+
+/// Every index of a collection as `(name, CREATE statement)`.
+fn index_set(c: &Collection) -> Result<Vec<(String, String)>, StoreError> {
+    let t = table(c)?;
+    let mut out = Vec::new();
+    for f in c.fields.iter().filter(|f| f.unique) {
+        let name = unique_index_name(c, f);
+        out.push((name.clone(), format!("CREATE UNIQUE INDEX {} ON {t} ({})", ident(&name)?, ident(&f.name)?)));
+    }
+    for f in c.fields.iter().filter(|f| f.kind == FieldType::Relation && !f.unique) {
+        // Foreign keys want an index on the referencing side (cascades, expand, filters).
+        let name = format!("fk_{}_{}", c.id, f.id);
+        out.push((name.clone(), format!("CREATE INDEX {} ON {t} ({})", ident(&name)?, ident(&f.name)?)));
+    }
+    for ix in &c.indexes {
+        let cols = ix.iter().map(|n| ident(n).map(|i| i.to_string())).collect::<Result<Vec<_>, _>>()?;
+        let name = composite_index_name(c, ix);
+        out.push((name.clone(), format!("CREATE INDEX {} ON {t} ({})", ident(&name)?, cols.join(", "))));
+    }
+    Ok(out)
+}
+
+/// Statements creating a collection's table and indexes.
+pub(crate) fn create_collection(dialect: Dialect, c: &Collection) -> Result<Vec<String>, StoreError> {
+    let t = table(c)?;
+    let mut cols = vec![
+        "\"id\" TEXT PRIMARY KEY NOT NULL".to_string(),
+        "\"created\" TEXT NOT NULL".to_string(),
+        "\"updated\" TEXT NOT NULL".to_string(),
+    ];
+    for f in &c.fields {
+        cols.push(column_def(dialect, f)?);
+    }
+    let strict = if dialect == Dialect::Sqlite { " STRICT" } else { "" };
+    let mut out = vec![format!("CREATE TABLE {t} ({}){strict}", cols.join(", "))];
+    out.push(format!("CREATE INDEX {} ON {t} (\"created\")", ident(&format!("ix_{}_created", c.id))?));
+    out.extend(index_set(c)?.into_iter().map(|(_, create)| create));
+    Ok(out)
+}
+
+/// Statements dropping a collection.
+pub(crate) fn drop_collection(c: &Collection) -> Result<Vec<String>, StoreError> {
+    Ok(vec![format!("DROP TABLE {}", table(c)?)])
+}
+
+/// Statements bringing `old` to `new` (fields matched by id), and the columns added, whose
+/// defaults the caller back-fills.
+pub(crate) fn alter_collection(
+    dialect: Dialect,
+    old: &Collection,
+    new: &Collection,
+) -> Result<(Vec<String>, Vec<Field>), StoreError> {
+    let t = table(old)?;
+    let mut out = Vec::new();
+    let (old_ix, new_ix) = (index_set(old)?, index_set(new)?);
+    for (name, _) in old_ix.iter().filter(|(n, _)| !new_ix.iter().any(|(m, _)| m == n)) {
+        out.push(format!("DROP INDEX IF EXISTS {}", ident(name)?));
+    }
+    for f in &old.fields {
+        match new.field_by_id(&f.id) {
+            None => out.push(format!("ALTER TABLE {t} DROP COLUMN {}", ident(&f.name)?)),
+            Some(n) => {
+                if n.kind != f.kind {
+                    return Err(StoreError::Unprocessable(format!("field `{}` cannot change type", f.name)));
+                }
+                if f.kind == FieldType::Relation
+                    && (n.options.collection != f.options.collection || n.options.cascade_delete != f.options.cascade_delete)
+                {
+                    return Err(StoreError::Unprocessable(format!(
+                        "the target and cascade_delete of relation `{}` cannot change; add a new relation field",
+                        f.name
+                    )));
+                }
+                if n.name != f.name {
+                    out.push(format!("ALTER TABLE {t} RENAME COLUMN {} TO {}", ident(&f.name)?, ident(&n.name)?));
+                }
+            }
+        }
+    }
+    let mut added = Vec::new();
+    for f in new.fields.iter().filter(|f| old.field_by_id(&f.id).is_none()) {
+        out.push(format!("ALTER TABLE {t} ADD COLUMN {}", column_def(dialect, f)?));
+        added.push(f.clone());
+    }
+    for (_, create) in new_ix.iter().filter(|(n, _)| !old_ix.iter().any(|(m, _)| m == n)) {
+        out.push(create.clone());
+    }
+    Ok((out, added))
+}

@@ -1,0 +1,46 @@
+//! Store errors: user faults (not found, conflicts, invalid queries) kept apart from internal
+//! faults, whose causes are logged by the API layer and never sent to clients.
+
+use brigade_core::errors::FieldErrors;
+
+/// Everything a store operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such collection.
+    #[error("collection `{0}` not found")]
+    CollectionNotFound(String),
+    /// No such record.
+    #[error("record `{id}` not found in `{collection}`")]
+    RecordNotFound { collection: String, id: String },
+    /// A unique value or a reference would be violated.
+    #[error("{message}")]
+    Conflict { message: String, errors: FieldErrors },
+    /// Input that fails validation, per field.
+    #[error("invalid input: {}", .0.summary())]
+    Invalid(FieldErrors),
+    /// Well-formed but cannot be carried out (e.g. a schema change the data does not allow).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// A migration file that cannot be read or applied.
+    #[error("migration `{file}`: {message}")]
+    Migration { file: String, message: String },
+    /// The database could not be reached.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; the message is for logs only.
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    /// Shorthand for [`StoreError::Invalid`] with one field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        StoreError::Invalid(FieldErrors::one(field, message))
+    }
+
+    /// Shorthand for [`StoreError::Conflict`] about one field.
+    pub fn conflict(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        StoreError::Conflict { errors: FieldErrors::one(field, message.clone()), message }
+    }
+}

@@ -1,0 +1,313 @@
+//! Compiles a filter [`Expr`] to a SQL boolean expression for one collection.
+//!
+//! Literals are type-checked against the field they are compared with (an integer field
+//! compared with `'abc'` is a 400 naming the position, not a database error), `!=` and `!~`
+//! keep rows where the field is null (what a user means by "not equal"), and `~` escapes
+//! `%` and `_` so they match literally. `a.b` walks a relation through a sub-select.
+
+use std::sync::Arc;
+
+use brigade_core::filter::{CmpOp, Expr, Literal, Operand, Span};
+use brigade_core::schema::{Collection, FieldType};
+use brigade_core::value::Value;
+
+use crate::ddl::{ident, table};
+use crate::error::StoreError;
+use crate::sql::{Dialect, Sql};
+
+/// Values for `@request.*` when the filter is a collection rule.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// `@request.auth.*`: `id`, `email`, `roles` (null when anonymous).
+    pub auth: serde_json::Map<String, serde_json::Value>,
+    /// `@request.body.*`.
+    pub body: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Finds collections by name for relation walks.
+pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<Arc<Collection>>;
+
+const MAX_WALK: usize = 3;
+
+struct Compiler<'a> {
+    dialect: Dialect,
+    source: &'a str,
+    lookup: Lookup<'a>,
+    request: Option<&'a RequestContext>,
+    now: String,
+}
+
+/// Compiles `expr` (parsed from `source`) against `collection`.
+///
+/// # Errors
+/// [`StoreError::Invalid`] on key `filter` naming the position of an unknown field, a type
+/// mismatch or a misplaced `@request`.
+pub(crate) fn compile_filter(
+    dialect: Dialect,
+    collection: &Collection,
+    lookup: Lookup<'_>,
+    source: &str,
+    expr: &Expr,
+    request: Option<&RequestContext>,
+) -> Result<Sql, StoreError> {
+    let c = Compiler { dialect, source, lookup, request, now: brigade_core::time::now() };
+    c.expr(collection, expr, 0)
+}
+
+enum Operandish<'e> {
+    Field(&'e [String], Span),
+    Value(Literal, Span, bool),
+}
+
+impl Compiler<'_> {
+    fn error(&self, span: Span, message: impl Into<String>) -> StoreError {
+        let position = self.source.get(..span.start).map_or(span.start, |s| s.chars().count());
+        StoreError::invalid("filter", format!("at position {position}: {}", message.into()))
+    }
+
+    fn expr(&self, c: &Collection, e: &Expr, depth: usize) -> Result<Sql, StoreError> {
+        let mut sql = Sql::new(self.dialect);
+        match e {
+            Expr::And(l, r) | Expr::Or(l, r) => {
+                let op = if matches!(e, Expr::And(..)) { " AND " } else { " OR " };
+                sql.push("(").append(self.expr(c, l, depth)?).push(op).append(self.expr(c, r, depth)?).push(")");
+            }
+            Expr::Cmp { left, op, right } => {
+                sql.append(self.cmp(c, left, *op, right, depth)?);
+            }
+        }
+        Ok(sql)
+    }
+
+    fn operand<'e>(&self, o: &'e Operand) -> Result<Operandish<'e>, StoreError> {
+        Ok(match o {
+            Operand::Field { path, span } => Operandish::Field(path, *span),
+            Operand::Literal { value, span } => Operandish::Value(value.clone(), *span, false),
+            Operand::Now { span } => Operandish::Value(Literal::Str(self.now.clone()), *span, true),
+            Operand::Request { path, span } => {
+                let Some(request) = self.request else {
+                    return Err(self.error(*span, "`@request` can only be used in collection rules"));
+                };
+                Operandish::Value(request_value(request, path), *span, false)
+            }
+        })
+    }
+
+    fn cmp(&self, c: &Collection, left: &Operand, op: CmpOp, right: &Operand, depth: usize) -> Result<Sql, StoreError> {
+        match (self.operand(left)?, self.operand(right)?) {
+            (Operandish::Field(path, span), Operandish::Value(v, vspan, is_now)) => {
+                self.field_cmp(c, path, span, op, &v, vspan, is_now, depth)
+            }
+            (Operandish::Value(v, vspan, is_now), Operandish::Field(path, span)) => {
+                let flipped = match op {
+                    CmpOp::Gt => CmpOp::Lt,
+                    CmpOp::Ge => CmpOp::Le,
+                    CmpOp::Lt => CmpOp::Gt,
+                    CmpOp::Le => CmpOp::Ge,
+                    CmpOp::Like | CmpOp::NotLike => {
+                        return Err(self.error(vspan, "put the field on the left of `~` and `!~`"));
+                    }
+                    other => other,
+                };
+                self.field_cmp(c, path, span, flipped, &v, vspan, is_now, depth)
+            }
+            (Operandish::Field(a, aspan), Operandish::Field(b, bspan)) => self.field_field(c, a, aspan, op, b, bspan),
+            (Operandish::Value(a, ..), Operandish::Value(b, ..)) => {
+                let mut sql = Sql::new(self.dialect);
+                sql.push(if const_cmp(&a, op, &b) { "1 = 1" } else { "1 = 0" });
+                Ok(sql)
+            }
+        }
+    }
+
+    fn column(&self, c: &Collection, name: &str, span: Span) -> Result<FieldType, StoreError> {
+        c.column_type(name)
+            .ok_or_else(|| self.error(span, format!("unknown field `{name}` in collection `{}`", c.name)))
+    }
+
+    fn field_field(&self, c: &Collection, a: &[String], aspan: Span, op: CmpOp, b: &[String], bspan: Span) -> Result<Sql, StoreError> {
+        if a.len() != 1 || b.len() != 1 {
+            return Err(self.error(aspan, "comparing two fields works only on fields of the same record"));
+        }
+        let (ta, tb) = (self.column(c, &a[0], aspan)?, self.column(c, &b[0], bspan)?);
+        let numeric = |t: FieldType| matches!(t, FieldType::Integer | FieldType::Number);
+        let compatible = (ta.is_textual() && tb.is_textual()) || (numeric(ta) && numeric(tb)) || ta == tb;
+        if !compatible || ta == FieldType::Json || matches!(op, CmpOp::Like | CmpOp::NotLike) {
+            return Err(self.error(bspan, format!("cannot compare `{}` with `{}` using {}", a[0], b[0], op.as_str())));
+        }
+        let (ca, cb) = (ident(&a[0])?, ident(&b[0])?);
+        let mut sql = Sql::new(self.dialect);
+        let text = match op {
+            CmpOp::Ne => format!("{ca} {} {cb}", self.distinct()),
+            _ => format!("{ca} {} {cb}", op.as_str().replace("==", "=")),
+        };
+        sql.push(&text);
+        Ok(sql)
+    }
+
+    fn distinct(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "IS NOT",
+            Dialect::Postgres => "IS DISTINCT FROM",
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn field_cmp(
+        &self,
+        c: &Collection,
+        path: &[String],
+        span: Span,
+        op: CmpOp,
+        lit: &Literal,
+        lspan: Span,
+        is_now: bool,
+        depth: usize,
+    ) -> Result<Sql, StoreError> {
+        let name = &path[0];
+        let kind = self.column(c, name, span)?;
+        let col = ident(name)?;
+        let mut sql = Sql::new(self.dialect);
+        if path.len() > 1 {
+            let target = c.field(name).filter(|f| f.kind == FieldType::Relation).and_then(|f| f.options.collection.clone());
+            let Some(target) = target.and_then(|t| (self.lookup)(&t)) else {
+                return Err(self.error(span, format!("`{name}` is not a relation field, so `{}` cannot be followed", path.join("."))));
+            };
+            if depth >= MAX_WALK {
+                return Err(self.error(span, format!("relations can be followed at most {MAX_WALK} levels deep")));
+            }
+            let inner = self.field_cmp(&target, &path[1..], span, op, lit, lspan, is_now, depth + 1)?;
+            sql.push(&format!("{col} IN (SELECT \"id\" FROM {} WHERE ", table(&target)?)).append(inner).push(")");
+            return Ok(sql);
+        }
+        if *lit == Literal::Null {
+            return match op {
+                CmpOp::Eq => Ok(sql.push(&format!("{col} IS NULL")).clone()),
+                CmpOp::Ne => Ok(sql.push(&format!("{col} IS NOT NULL")).clone()),
+                _ => Err(self.error(lspan, "null can only be compared with = or !=")),
+            };
+        }
+        if matches!(op, CmpOp::Like | CmpOp::NotLike) {
+            let needle = match lit {
+                Literal::Str(s) => s.clone(),
+                Literal::Int(i) => i.to_string(),
+                Literal::Float(f) => f.to_string(),
+                Literal::Bool(b) => b.to_string(),
+                Literal::Null => String::new(),
+            };
+            let pattern = format!("%{}%", escape_like(&needle));
+            let target = match (self.dialect, kind.is_textual()) {
+                (Dialect::Postgres, false) => format!("CAST({col} AS TEXT)"),
+                _ => col.to_string(),
+            };
+            let like = if self.dialect == Dialect::Postgres { "ILIKE" } else { "LIKE" };
+            if op == CmpOp::Like {
+                sql.push(&format!("{target} {like} ")).bind(Value::Text(pattern)).push(" ESCAPE '\\'");
+            } else {
+                sql.push(&format!("({col} IS NULL OR {target} NOT {like} ")).bind(Value::Text(pattern)).push(" ESCAPE '\\')");
+            }
+            return Ok(sql);
+        }
+        let mismatch = |what: &str| self.error(lspan, format!("`{name}` is a {} field; compare it with {what}", kind.as_str()));
+        let (value, cast_float) = match (kind, lit) {
+            (FieldType::Integer, Literal::Int(i)) => (Value::Int(*i), false),
+            (FieldType::Integer, Literal::Float(f)) => (Value::Float(*f), true),
+            (FieldType::Number, Literal::Int(i)) => (Value::Float(*i as f64), false),
+            (FieldType::Number, Literal::Float(f)) => (Value::Float(*f), false),
+            (FieldType::Integer | FieldType::Number, _) => return Err(mismatch("a number")),
+            (FieldType::Bool, Literal::Bool(b)) => (Value::Bool(*b), false),
+            (FieldType::Bool, _) => return Err(mismatch("true or false")),
+            (FieldType::Datetime, Literal::Str(s)) => match brigade_core::time::normalize_datetime(s) {
+                Some(t) => (Value::Text(t), false),
+                None if is_now => (Value::Text(s.clone()), false),
+                None => return Err(mismatch("a date-time such as '2026-01-31T12:00:00Z' or @now")),
+            },
+            (FieldType::Datetime, _) => return Err(mismatch("a date-time such as '2026-01-31T12:00:00Z' or @now")),
+            (FieldType::Json, _) => return Err(self.error(span, format!("`{name}` is a json field; only `= null`, `!= null`, `~` and `!~` apply"))),
+            (_, Literal::Str(s)) if !is_now => (Value::Text(s.clone()), false),
+            (_, _) => return Err(mismatch("a quoted string")),
+        };
+        let target = if cast_float && self.dialect == Dialect::Postgres {
+            format!("CAST({col} AS DOUBLE PRECISION)")
+        } else {
+            col.to_string()
+        };
+        let sym = match op {
+            CmpOp::Eq => "=",
+            CmpOp::Ne => self.distinct(),
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Like | CmpOp::NotLike => unreachable_like(),
+        };
+        sql.push(&format!("{target} {sym} ")).bind(value);
+        Ok(sql)
+    }
+}
+
+fn unreachable_like() -> &'static str {
+    // `~`/`!~` return earlier; keep a harmless operator rather than panic.
+    "="
+}
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn request_value(request: &RequestContext, path: &[String]) -> Literal {
+    let root = match path.first().map(String::as_str) {
+        Some("auth") => &request.auth,
+        Some("body") => &request.body,
+        _ => return Literal::Null,
+    };
+    let mut value = path.get(1).and_then(|k| root.get(k));
+    for key in path.iter().skip(2) {
+        value = value.and_then(|v| v.get(key));
+    }
+    match value {
+        Some(serde_json::Value::String(s)) => Literal::Str(s.clone()),
+        Some(serde_json::Value::Bool(b)) => Literal::Bool(*b),
+        Some(serde_json::Value::Number(n)) => n.as_i64().map_or_else(|| Literal::Float(n.as_f64().unwrap_or(0.0)), Literal::Int),
+        Some(serde_json::Value::Array(items)) => Literal::Str(
+            items.iter().filter_map(|i| i.as_str()).collect::<Vec<_>>().join(","),
+        ),
+        _ => Literal::Null,
+    }
+}
+
+fn const_cmp(a: &Literal, op: CmpOp, b: &Literal) -> bool {
+    use std::cmp::Ordering;
+    let ord = match (a, b) {
+        (Literal::Int(x), Literal::Int(y)) => Some(x.cmp(y)),
+        (Literal::Float(x), Literal::Float(y)) => x.partial_cmp(y),
+        (Literal::Int(x), Literal::Float(y)) => (*x as f64).partial_cmp(y),
+        (Literal::Float(x), Literal::Int(y)) => x.partial_cmp(&(*y as f64)),
+        (Literal::Str(x), Literal::Str(y)) => Some(x.cmp(y)),
+        (Literal::Bool(x), Literal::Bool(y)) => Some(x.cmp(y)),
+        (Literal::Null, Literal::Null) => Some(Ordering::Equal),
+        _ => None,
+    };
+    match op {
+        CmpOp::Eq => ord == Some(Ordering::Equal),
+        CmpOp::Ne => ord != Some(Ordering::Equal),
+        CmpOp::Gt => ord == Some(Ordering::Greater),
+        CmpOp::Ge => matches!(ord, Some(Ordering::Greater | Ordering::Equal)),
+        CmpOp::Lt => ord == Some(Ordering::Less),
+        CmpOp::Le => matches!(ord, Some(Ordering::Less | Ordering::Equal)),
+        CmpOp::Like | CmpOp::NotLike => {
+            let contains = match (a, b) {
+                (Literal::Str(x), Literal::Str(y)) => x.to_lowercase().contains(&y.to_lowercase()),
+                _ => false,
+            };
+            contains == (op == CmpOp::Like)
+        }
+    }
+}

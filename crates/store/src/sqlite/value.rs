@@ -1,0 +1,80 @@
+//! Binding [`Value`]s to SQLite and decoding SQLite values per [`ColType`], plus the mapping
+//! of SQLite constraint errors to user-facing conflicts.
+
+use brigade_core::value::Value;
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::ToSql;
+
+use crate::conn::ColType;
+use crate::error::StoreError;
+
+/// A borrowed value as a SQLite parameter.
+pub(super) struct Bind<'a>(pub(super) &'a Value);
+
+impl ToSql for Bind<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.0 {
+            Value::Null => ToSqlOutput::Owned(rusqlite::types::Value::Null),
+            Value::Int(i) => ToSqlOutput::Owned(rusqlite::types::Value::Integer(*i)),
+            Value::Float(f) => ToSqlOutput::Owned(rusqlite::types::Value::Real(*f)),
+            Value::Bool(b) => ToSqlOutput::Owned(rusqlite::types::Value::Integer(i64::from(*b))),
+            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Value::Json(j) => ToSqlOutput::Owned(rusqlite::types::Value::Text(j.to_string())),
+        })
+    }
+}
+
+/// Decodes one column as `t`.
+pub(super) fn decode(v: ValueRef<'_>, t: ColType) -> Value {
+    match (v, t) {
+        (ValueRef::Null, ColType::Json) => Value::Json(serde_json::Value::Null),
+        (ValueRef::Null, _) => Value::Null,
+        (ValueRef::Integer(i), ColType::Bool) => Value::Bool(i != 0),
+        (ValueRef::Integer(i), ColType::Float) => Value::Float(i as f64),
+        (ValueRef::Integer(i), ColType::Text) => Value::Text(i.to_string()),
+        (ValueRef::Integer(i), _) => Value::Int(i),
+        (ValueRef::Real(f), ColType::Int) if f.fract() == 0.0 => Value::Int(f as i64),
+        (ValueRef::Real(f), ColType::Text) => Value::Text(f.to_string()),
+        (ValueRef::Real(f), _) => Value::Float(f),
+        (ValueRef::Text(b), ColType::Json) => {
+            let s = String::from_utf8_lossy(b);
+            serde_json::from_str(&s).map_or_else(|_| Value::Json(serde_json::Value::String(s.into_owned())), Value::Json)
+        }
+        (ValueRef::Text(b), ColType::Int) => {
+            let s = String::from_utf8_lossy(b);
+            s.parse().map_or_else(|_| Value::Text(s.into_owned()), Value::Int)
+        }
+        (ValueRef::Text(b), ColType::Float) => {
+            let s = String::from_utf8_lossy(b);
+            s.parse().map_or_else(|_| Value::Text(s.into_owned()), Value::Float)
+        }
+        (ValueRef::Text(b), _) => Value::Text(String::from_utf8_lossy(b).into_owned()),
+        (ValueRef::Blob(b), _) => Value::Text(String::from_utf8_lossy(b).into_owned()),
+    }
+}
+
+/// Maps driver errors: constraint violations become conflicts naming the column.
+pub(super) fn map_error(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(err, msg) = &e {
+        let msg = msg.as_deref().unwrap_or_default();
+        match err.extended_code {
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                // "UNIQUE constraint failed: posts.title"
+                let column = msg.rsplit(['.', ' ']).next().unwrap_or("id");
+                return StoreError::conflict(column, "must be unique; another record has this value");
+            }
+            rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+                return StoreError::Conflict {
+                    message: "the record is referenced by other records; delete those first or use cascade_delete"
+                        .into(),
+                    errors: Default::default(),
+                };
+            }
+            _ => {}
+        }
+        if err.code == rusqlite::ErrorCode::DatabaseBusy || err.code == rusqlite::ErrorCode::DatabaseLocked {
+            return StoreError::Unavailable(e.to_string());
+        }
+    }
+    StoreError::Internal(e.to_string())
+}

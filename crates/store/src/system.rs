@@ -1,0 +1,64 @@
+//! Brigade's own tables (`_collections`, `_migrations`, `_users`, `_kv`), created and
+//! upgraded in numbered steps recorded in `_brigade_system`. The SQL is portable between
+//! both dialects on purpose: these tables hold text and JSON-as-text only.
+
+use brigade_core::value::Value;
+
+use crate::conn::{ColType, Conn, Database};
+use crate::error::StoreError;
+use crate::sql::{Dialect, Sql};
+
+/// `(version, script)`, applied in order, each once.
+const STEPS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE IF NOT EXISTS _collections (name TEXT PRIMARY KEY NOT NULL, definition TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY NOT NULL, applied TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS _users (id TEXT PRIMARY KEY NOT NULL, email TEXT NOT NULL UNIQUE,
+         password_hash TEXT NOT NULL, roles TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS _kv (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);",
+)];
+
+/// Brings the system tables up to date. On PostgreSQL an advisory lock makes concurrent
+/// starts of several processes safe.
+pub(crate) async fn upgrade(db: &dyn Database) -> Result<(), StoreError> {
+    let mut tx = db.begin().await?;
+    if db.dialect() == Dialect::Postgres {
+        tx.execute_script("SELECT pg_advisory_xact_lock(7262740001)").await?;
+    }
+    tx.execute_script("CREATE TABLE IF NOT EXISTS _brigade_system (version INTEGER NOT NULL)").await?;
+    let mut sql = Sql::new(db.dialect());
+    sql.push("SELECT COALESCE(MAX(version), 0) FROM _brigade_system");
+    let current = match tx.query(&sql, &[ColType::Int]).await?.first().and_then(|r| r.first()) {
+        Some(Value::Int(v)) => *v,
+        _ => 0,
+    };
+    for (version, script) in STEPS.iter().filter(|(v, _)| *v > current) {
+        tx.execute_script(script).await?;
+        let mut sql = Sql::new(db.dialect());
+        sql.push("INSERT INTO _brigade_system (version) VALUES (").bind(Value::Int(*version)).push(")");
+        tx.execute(&sql).await?;
+    }
+    tx.commit().await
+}
+
+/// Reads a value of the key-value table.
+pub(crate) async fn kv_get(conn: &mut dyn Conn, key: &str) -> Result<Option<String>, StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("SELECT value FROM _kv WHERE key = ").bind(Value::Text(key.into()));
+    Ok(conn.query(&sql, &[ColType::Text]).await?.pop().and_then(|mut r| match r.pop() {
+        Some(Value::Text(s)) => Some(s),
+        _ => None,
+    }))
+}
+
+/// Stores `value` under `key` unless a value is already there; returns the stored value.
+pub(crate) async fn kv_get_or_insert(conn: &mut dyn Conn, key: &str, value: &str) -> Result<String, StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("INSERT INTO _kv (key, value) VALUES (")
+        .bind(Value::Text(key.into()))
+        .push(", ")
+        .bind(Value::Text(value.into()))
+        .push(") ON CONFLICT (key) DO NOTHING");
+    conn.execute(&sql).await?;
+    kv_get(conn, key).await?.ok_or_else(|| StoreError::Internal(format!("kv `{key}` vanished")))
+}

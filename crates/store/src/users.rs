@@ -1,0 +1,92 @@
+//! Accounts in `_users`. Passwords arrive already hashed (the auth crate owns Argon2id);
+//! emails are stored lowercased so lookups are case-insensitive on both backends.
+
+use brigade_core::value::Value;
+
+use crate::conn::{ColType, Conn};
+use crate::error::StoreError;
+use crate::sql::Sql;
+
+/// A stored account.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub roles: Vec<String>,
+    pub created: String,
+    pub updated: String,
+}
+
+const COLUMNS: &str = "id, email, password_hash, roles, created, updated";
+const TYPES: &[ColType] = &[ColType::Text; 6];
+
+fn to_user(row: Vec<Value>) -> Option<UserRow> {
+    let mut it = row.into_iter().map(|v| match v {
+        Value::Text(s) => s,
+        _ => String::new(),
+    });
+    let id = it.next()?;
+    let email = it.next()?;
+    let password_hash = it.next()?;
+    let roles = serde_json::from_str(&it.next()?).unwrap_or_default();
+    Some(UserRow { id, email, password_hash, roles, created: it.next()?, updated: it.next()? })
+}
+
+pub(crate) async fn insert(conn: &mut dyn Conn, email: &str, password_hash: &str, roles: &[String]) -> Result<UserRow, StoreError> {
+    let now = brigade_core::time::now();
+    let roles = serde_json::to_string(roles).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let mut sql = Sql::new(conn.dialect());
+    sql.push(&format!("INSERT INTO _users ({COLUMNS}) VALUES ("))
+        .bind(Value::Text(brigade_core::ids::new_id()))
+        .push(", ")
+        .bind(Value::Text(email.to_lowercase()))
+        .push(", ")
+        .bind(Value::Text(password_hash.into()))
+        .push(", ")
+        .bind(Value::Text(roles))
+        .push(", ")
+        .bind(Value::Text(now.clone()))
+        .push(", ")
+        .bind(Value::Text(now))
+        .push(&format!(") RETURNING {COLUMNS}"));
+    let row = conn.query(&sql, TYPES).await.map_err(|e| match e {
+        StoreError::Conflict { .. } => StoreError::conflict("email", "an account with this email already exists"),
+        other => other,
+    })?;
+    row.into_iter().next().and_then(to_user).ok_or_else(|| StoreError::Internal("INSERT returned no user".into()))
+}
+
+pub(crate) async fn by_email(conn: &mut dyn Conn, email: &str) -> Result<Option<UserRow>, StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push(&format!("SELECT {COLUMNS} FROM _users WHERE email = ")).bind(Value::Text(email.to_lowercase()));
+    Ok(conn.query(&sql, TYPES).await?.into_iter().next().and_then(to_user))
+}
+
+pub(crate) async fn by_id(conn: &mut dyn Conn, id: &str) -> Result<Option<UserRow>, StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push(&format!("SELECT {COLUMNS} FROM _users WHERE id = ")).bind(Value::Text(id.into()));
+    Ok(conn.query(&sql, TYPES).await?.into_iter().next().and_then(to_user))
+}
+
+pub(crate) async fn set_password(conn: &mut dyn Conn, id: &str, password_hash: &str) -> Result<(), StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("UPDATE _users SET password_hash = ")
+        .bind(Value::Text(password_hash.into()))
+        .push(", updated = ")
+        .bind(Value::Text(brigade_core::time::now()))
+        .push(" WHERE id = ")
+        .bind(Value::Text(id.into()));
+    conn.execute(&sql).await?;
+    Ok(())
+}
+
+pub(crate) async fn count_with_role(conn: &mut dyn Conn, role: &str) -> Result<i64, StoreError> {
+    // Roles are a small JSON array of strings; a quoted match is exact.
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("SELECT COUNT(*) FROM _users WHERE roles LIKE ").bind(Value::Text(format!("%\"{role}\"%")));
+    Ok(match conn.query(&sql, &[ColType::Int]).await?.first().and_then(|r| r.first()) {
+        Some(Value::Int(n)) => *n,
+        _ => 0,
+    })
+}
