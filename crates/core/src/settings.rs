@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use std::collections::HashMap;
 
+use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::Value as FigValue;
-use figment::Figment;
 use serde::Deserialize;
 
 /// Name of the settings file inside an app directory.
@@ -210,7 +210,12 @@ impl Settings {
         let pool_size = match raw.database.pool_size {
             None => default_pool_size(),
             Some(n @ 1..=1024) => n as usize,
-            Some(n) => return Err(fail("database.pool_size", format!("{n} is not between 1 and 1024"))),
+            Some(n) => {
+                return Err(fail(
+                    "database.pool_size",
+                    format!("{n} is not between 1 and 1024"),
+                ));
+            }
         };
 
         let addr_text = raw.server.addr.as_deref().unwrap_or("127.0.0.1:8090");
@@ -230,14 +235,22 @@ impl Settings {
         let server = ServerSettings {
             addr,
             body_limit,
-            request_timeout: duration("server.request_timeout", &raw.server.request_timeout, "30s")?,
+            request_timeout: duration(
+                "server.request_timeout",
+                &raw.server.request_timeout,
+                "30s",
+            )?,
             shutdown_grace: duration("server.shutdown_grace", &raw.server.shutdown_grace, "10s")?,
         };
         let _ = raw.auth.oidc;
         let auth = AuthSettings {
             allow_registration: raw.auth.allow_registration.unwrap_or(false),
             access_token_ttl: duration("auth.access_token_ttl", &raw.auth.access_token_ttl, "15m")?,
-            refresh_token_ttl: duration("auth.refresh_token_ttl", &raw.auth.refresh_token_ttl, "30d")?,
+            refresh_token_ttl: duration(
+                "auth.refresh_token_ttl",
+                &raw.auth.refresh_token_ttl,
+                "30d",
+            )?,
             jwt_secret_env: raw
                 .auth
                 .jwt_secret_env
@@ -247,7 +260,10 @@ impl Settings {
             None | Some("human") | Some("text") => LogFormat::Human,
             Some("json") => LogFormat::Json,
             Some(other) => {
-                return Err(fail("log.format", format!("`{other}` is not one of \"human\", \"json\"")));
+                return Err(fail(
+                    "log.format",
+                    format!("`{other}` is not one of \"human\", \"json\""),
+                ));
             }
         };
         Ok(Settings {
@@ -279,7 +295,11 @@ fn parse_database_url(dir: &Path, url: &str) -> Result<DatabaseUrl, String> {
             return Err("`sqlite://` needs a file path, e.g. \"sqlite://data/brigade.db\"".into());
         }
         let path = PathBuf::from(path);
-        return Ok(DatabaseUrl::Sqlite(if path.is_absolute() { path } else { dir.join(path) }));
+        return Ok(DatabaseUrl::Sqlite(if path.is_absolute() {
+            path
+        } else {
+            dir.join(path)
+        }));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(DatabaseUrl::Postgres(url.to_string()));
@@ -294,9 +314,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (examples: \"500ms\", \"30s\", \"15m\", \"2h\", \"30d\")"))?;
+    let n: u64 = num.parse().map_err(|_| {
+        format!(
+            "`{text}` is not a duration (examples: \"500ms\", \"30s\", \"15m\", \"2h\", \"30d\")"
+        )
+    })?;
     let secs = |mult: u64| n.checked_mul(mult).map(Duration::from_secs);
     let d = match unit.trim() {
         "ms" => Some(Duration::from_millis(n)),
@@ -306,18 +328,26 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "d" => secs(86_400),
         _ => None,
     };
-    d.ok_or_else(|| format!("`{text}` is not a duration (examples: \"500ms\", \"30s\", \"15m\", \"2h\", \"30d\")"))
+    d.ok_or_else(|| {
+        format!(
+            "`{text}` is not a duration (examples: \"500ms\", \"30s\", \"15m\", \"2h\", \"30d\")"
+        )
+    })
 }
 
 fn parse_bytes(v: &FigValue) -> Result<usize, String> {
     if let Some(n) = v.to_u128() {
         return usize::try_from(n).map_err(|_| "too large".to_string());
     }
-    let text = v.as_str().ok_or("expected a size such as \"1MiB\" or a number of bytes")?;
+    let text = v
+        .as_str()
+        .ok_or("expected a size such as \"1MiB\" or a number of bytes")?;
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: usize = num.parse().map_err(|_| format!("`{text}` is not a size (e.g. \"1MiB\")"))?;
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (e.g. \"1MiB\")"))?;
     let mult = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1024,
@@ -343,7 +373,9 @@ mod tests {
     fn defaults_are_sqlite_on_8090() {
         let s = load("", &[]).unwrap();
         assert_eq!(s.server.addr.to_string(), "127.0.0.1:8090");
-        assert!(matches!(s.database.url, DatabaseUrl::Sqlite(ref p) if p.ends_with("data/brigade.db")));
+        assert!(
+            matches!(s.database.url, DatabaseUrl::Sqlite(ref p) if p.ends_with("data/brigade.db"))
+        );
         assert_eq!(s.server.body_limit, 1024 * 1024);
         assert_eq!(s.auth.access_token_ttl, Duration::from_secs(900));
     }
@@ -369,7 +401,11 @@ mod tests {
 
     #[test]
     fn env_overrides_the_file_and_is_named_in_errors() {
-        let s = load("[server]\naddr = \"127.0.0.1:1\"\n", &[("BRIGADE_SERVER_ADDR", "0.0.0.0:9")]).unwrap();
+        let s = load(
+            "[server]\naddr = \"127.0.0.1:1\"\n",
+            &[("BRIGADE_SERVER_ADDR", "0.0.0.0:9")],
+        )
+        .unwrap();
         assert_eq!(s.server.addr.to_string(), "0.0.0.0:9");
         let s = load("", &[("BRIGADE_AUTH_ALLOW_REGISTRATION", "true")]).unwrap();
         assert!(s.auth.allow_registration);
@@ -383,8 +419,14 @@ mod tests {
     #[test]
     fn env_key_mapping() {
         assert_eq!(map_env_key("SERVER_ADDR").as_deref(), Some("server.addr"));
-        assert_eq!(map_env_key("RATE_LIMIT_DEFAULT").as_deref(), Some("rate_limit.default"));
-        assert_eq!(map_env_key("AUTH_ALLOW_REGISTRATION").as_deref(), Some("auth.allow_registration"));
+        assert_eq!(
+            map_env_key("RATE_LIMIT_DEFAULT").as_deref(),
+            Some("rate_limit.default")
+        );
+        assert_eq!(
+            map_env_key("AUTH_ALLOW_REGISTRATION").as_deref(),
+            Some("auth.allow_registration")
+        );
         assert_eq!(map_env_key("JWT_SECRET"), None);
         assert_eq!(map_env_key("LOG"), None);
     }

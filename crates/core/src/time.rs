@@ -21,7 +21,11 @@ pub fn normalize_datetime(input: &str) -> Option<String> {
         return Some(format_datetime(t.with_timezone(&Utc)));
     }
     let spaced = s.replacen(' ', "T", 1);
-    let with_zone = if spaced.ends_with('Z') { spaced } else { format!("{spaced}Z") };
+    let with_zone = if spaced.ends_with('Z') {
+        spaced
+    } else {
+        format!("{spaced}Z")
+    };
     if let Ok(t) = DateTime::parse_from_rfc3339(&with_zone) {
         return Some(format_datetime(t.with_timezone(&Utc)));
     }

@@ -38,8 +38,15 @@ fn column_def(dialect: Dialect, f: &Field) -> Result<String, StoreError> {
     let mut def = format!("{} {}", ident(&f.name)?, column_type(dialect, f.kind));
     if f.kind == FieldType::Relation {
         let target = f.options.collection.as_deref().unwrap_or_default();
-        let action = if f.options.cascade_delete { "CASCADE" } else { "RESTRICT" };
-        def.push_str(&format!(" REFERENCES {}(\"id\") ON DELETE {action}", ident(target)?));
+        let action = if f.options.cascade_delete {
+            "CASCADE"
+        } else {
+            "RESTRICT"
+        };
+        def.push_str(&format!(
+            " REFERENCES {}(\"id\") ON DELETE {action}",
+            ident(target)?
+        ));
     }
     Ok(def)
 }
@@ -56,7 +63,10 @@ fn unique_index_name(c: &Collection, f: &Field) -> String {
 
 fn composite_index_name(c: &Collection, columns: &[String]) -> String {
     // Name by field ids (system fields by name) so renames keep the index.
-    let ids: Vec<&str> = columns.iter().map(|n| c.field(n).map_or(n.as_str(), |f| f.id.as_str())).collect();
+    let ids: Vec<&str> = columns
+        .iter()
+        .map(|n| c.field(n).map_or(n.as_str(), |f| f.id.as_str()))
+        .collect();
     format!("ix_{}_{}", c.id, short_hash(&ids))
 }
 
@@ -66,23 +76,54 @@ fn index_set(c: &Collection) -> Result<Vec<(String, String)>, StoreError> {
     let mut out = Vec::new();
     for f in c.fields.iter().filter(|f| f.unique) {
         let name = unique_index_name(c, f);
-        out.push((name.clone(), format!("CREATE UNIQUE INDEX {} ON {t} ({})", ident(&name)?, ident(&f.name)?)));
+        out.push((
+            name.clone(),
+            format!(
+                "CREATE UNIQUE INDEX {} ON {t} ({})",
+                ident(&name)?,
+                ident(&f.name)?
+            ),
+        ));
     }
-    for f in c.fields.iter().filter(|f| f.kind == FieldType::Relation && !f.unique) {
+    for f in c
+        .fields
+        .iter()
+        .filter(|f| f.kind == FieldType::Relation && !f.unique)
+    {
         // Foreign keys want an index on the referencing side (cascades, expand, filters).
         let name = format!("fk_{}_{}", c.id, f.id);
-        out.push((name.clone(), format!("CREATE INDEX {} ON {t} ({})", ident(&name)?, ident(&f.name)?)));
+        out.push((
+            name.clone(),
+            format!(
+                "CREATE INDEX {} ON {t} ({})",
+                ident(&name)?,
+                ident(&f.name)?
+            ),
+        ));
     }
     for ix in &c.indexes {
-        let cols = ix.iter().map(|n| ident(n).map(|i| i.to_string())).collect::<Result<Vec<_>, _>>()?;
+        let cols = ix
+            .iter()
+            .map(|n| ident(n).map(|i| i.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
         let name = composite_index_name(c, ix);
-        out.push((name.clone(), format!("CREATE INDEX {} ON {t} ({})", ident(&name)?, cols.join(", "))));
+        out.push((
+            name.clone(),
+            format!(
+                "CREATE INDEX {} ON {t} ({})",
+                ident(&name)?,
+                cols.join(", ")
+            ),
+        ));
     }
     Ok(out)
 }
 
 /// Statements creating a collection's table and indexes.
-pub(crate) fn create_collection(dialect: Dialect, c: &Collection) -> Result<Vec<String>, StoreError> {
+pub(crate) fn create_collection(
+    dialect: Dialect,
+    c: &Collection,
+) -> Result<Vec<String>, StoreError> {
     let t = table(c)?;
     let mut cols = vec![
         "\"id\" TEXT PRIMARY KEY NOT NULL".to_string(),
@@ -92,9 +133,16 @@ pub(crate) fn create_collection(dialect: Dialect, c: &Collection) -> Result<Vec<
     for f in &c.fields {
         cols.push(column_def(dialect, f)?);
     }
-    let strict = if dialect == Dialect::Sqlite { " STRICT" } else { "" };
+    let strict = if dialect == Dialect::Sqlite {
+        " STRICT"
+    } else {
+        ""
+    };
     let mut out = vec![format!("CREATE TABLE {t} ({}){strict}", cols.join(", "))];
-    out.push(format!("CREATE INDEX {} ON {t} (\"created\")", ident(&format!("ix_{}_created", c.id))?));
+    out.push(format!(
+        "CREATE INDEX {} ON {t} (\"created\")",
+        ident(&format!("ix_{}_created", c.id))?
+    ));
     out.extend(index_set(c)?.into_iter().map(|(_, create)| create));
     Ok(out)
 }
@@ -114,7 +162,10 @@ pub(crate) fn alter_collection(
     let t = table(old)?;
     let mut out = Vec::new();
     let (old_ix, new_ix) = (index_set(old)?, index_set(new)?);
-    for (name, _) in old_ix.iter().filter(|(n, _)| !new_ix.iter().any(|(m, _)| m == n)) {
+    for (name, _) in old_ix
+        .iter()
+        .filter(|(n, _)| !new_ix.iter().any(|(m, _)| m == n))
+    {
         out.push(format!("DROP INDEX IF EXISTS {}", ident(name)?));
     }
     for f in &old.fields {
@@ -122,10 +173,14 @@ pub(crate) fn alter_collection(
             None => out.push(format!("ALTER TABLE {t} DROP COLUMN {}", ident(&f.name)?)),
             Some(n) => {
                 if n.kind != f.kind {
-                    return Err(StoreError::Unprocessable(format!("field `{}` cannot change type", f.name)));
+                    return Err(StoreError::Unprocessable(format!(
+                        "field `{}` cannot change type",
+                        f.name
+                    )));
                 }
                 if f.kind == FieldType::Relation
-                    && (n.options.collection != f.options.collection || n.options.cascade_delete != f.options.cascade_delete)
+                    && (n.options.collection != f.options.collection
+                        || n.options.cascade_delete != f.options.cascade_delete)
                 {
                     return Err(StoreError::Unprocessable(format!(
                         "the target and cascade_delete of relation `{}` cannot change; add a new relation field",
@@ -133,17 +188,31 @@ pub(crate) fn alter_collection(
                     )));
                 }
                 if n.name != f.name {
-                    out.push(format!("ALTER TABLE {t} RENAME COLUMN {} TO {}", ident(&f.name)?, ident(&n.name)?));
+                    out.push(format!(
+                        "ALTER TABLE {t} RENAME COLUMN {} TO {}",
+                        ident(&f.name)?,
+                        ident(&n.name)?
+                    ));
                 }
             }
         }
     }
     let mut added = Vec::new();
-    for f in new.fields.iter().filter(|f| old.field_by_id(&f.id).is_none()) {
-        out.push(format!("ALTER TABLE {t} ADD COLUMN {}", column_def(dialect, f)?));
+    for f in new
+        .fields
+        .iter()
+        .filter(|f| old.field_by_id(&f.id).is_none())
+    {
+        out.push(format!(
+            "ALTER TABLE {t} ADD COLUMN {}",
+            column_def(dialect, f)?
+        ));
         added.push(f.clone());
     }
-    for (_, create) in new_ix.iter().filter(|(n, _)| !old_ix.iter().any(|(m, _)| m == n)) {
+    for (_, create) in new_ix
+        .iter()
+        .filter(|(n, _)| !old_ix.iter().any(|(m, _)| m == n))
+    {
         out.push(create.clone());
     }
     Ok((out, added))

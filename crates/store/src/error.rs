@@ -14,7 +14,10 @@ pub enum StoreError {
     RecordNotFound { collection: String, id: String },
     /// A unique value or a reference would be violated.
     #[error("{message}")]
-    Conflict { message: String, errors: FieldErrors },
+    Conflict {
+        message: String,
+        errors: FieldErrors,
+    },
     /// Input that fails validation, per field.
     #[error("invalid input: {}", .0.summary())]
     Invalid(FieldErrors),
@@ -41,6 +44,9 @@ impl StoreError {
     /// Shorthand for [`StoreError::Conflict`] about one field.
     pub fn conflict(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
-        StoreError::Conflict { errors: FieldErrors::one(field, message.clone()), message }
+        StoreError::Conflict {
+            errors: FieldErrors::one(field, message.clone()),
+            message,
+        }
     }
 }

@@ -39,6 +39,10 @@ pub struct ChangeEvent {
 
 impl ChangeEvent {
     fn new(collection: &str, action: &'static str, record: Record) -> Self {
-        ChangeEvent { collection: collection.to_string(), action, record }
+        ChangeEvent {
+            collection: collection.to_string(),
+            action,
+            record,
+        }
     }
 }

@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use brigade_core::schema::definition::{MigrationFile, Operation};
 use brigade_core::schema::Collection;
+use brigade_core::schema::definition::{MigrationFile, Operation};
 use brigade_core::value::Value;
 
 use crate::conn::{ColType, Conn};
@@ -35,7 +35,12 @@ pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StoreError::Migration { file: dir.display().to_string(), message: e.to_string() }),
+        Err(e) => {
+            return Err(StoreError::Migration {
+                file: dir.display().to_string(),
+                message: e.to_string(),
+            });
+        }
     };
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
@@ -48,7 +53,9 @@ pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
 
 /// The migration name of a file: its stem.
 pub fn name_of(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Reads and parses a migration file; errors name the file, line and column.
@@ -57,8 +64,14 @@ pub fn name_of(path: &Path) -> String {
 /// [`StoreError::Migration`].
 pub fn read_file(path: &Path) -> Result<MigrationFile, StoreError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| StoreError::Migration { file: file.clone(), message: e.to_string() })?;
-    serde_json::from_str(&text).map_err(|e| StoreError::Migration { file, message: format!("line {}, column {}: {e}", e.line(), e.column()) })
+    let text = std::fs::read_to_string(path).map_err(|e| StoreError::Migration {
+        file: file.clone(),
+        message: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Migration {
+        file,
+        message: format!("line {}, column {}: {e}", e.line(), e.column()),
+    })
 }
 
 /// Names of the applied migrations with their times.
@@ -82,19 +95,31 @@ pub(crate) async fn load_collections(conn: &mut dyn Conn) -> Result<Vec<Collecti
     let rows = conn.query(&sql, &[ColType::Text]).await?;
     rows.into_iter()
         .map(|r| match r.first() {
-            Some(Value::Text(def)) => serde_json::from_str(def).map_err(|e| StoreError::Internal(format!("corrupt collection definition: {e}"))),
+            Some(Value::Text(def)) => serde_json::from_str(def)
+                .map_err(|e| StoreError::Internal(format!("corrupt collection definition: {e}"))),
             _ => Err(StoreError::Internal("collection definition missing".into())),
         })
         .collect()
 }
 
-async fn save_definition(conn: &mut dyn Conn, c: &Collection, insert: bool) -> Result<(), StoreError> {
+async fn save_definition(
+    conn: &mut dyn Conn,
+    c: &Collection,
+    insert: bool,
+) -> Result<(), StoreError> {
     let def = serde_json::to_string(c).map_err(|e| StoreError::Internal(e.to_string()))?;
     let mut sql = Sql::new(conn.dialect());
     if insert {
-        sql.push("INSERT INTO _collections (name, definition) VALUES (").bind(Value::Text(c.name.clone())).push(", ").bind(Value::Text(def)).push(")");
+        sql.push("INSERT INTO _collections (name, definition) VALUES (")
+            .bind(Value::Text(c.name.clone()))
+            .push(", ")
+            .bind(Value::Text(def))
+            .push(")");
     } else {
-        sql.push("UPDATE _collections SET definition = ").bind(Value::Text(def)).push(" WHERE name = ").bind(Value::Text(c.name.clone()));
+        sql.push("UPDATE _collections SET definition = ")
+            .bind(Value::Text(def))
+            .push(" WHERE name = ")
+            .bind(Value::Text(c.name.clone()));
     }
     conn.execute(&sql).await?;
     Ok(())
@@ -108,7 +133,10 @@ pub(crate) async fn apply_operation(conn: &mut dyn Conn, op: &Operation) -> Resu
     match op {
         Operation::CreateCollection { collection } => {
             if find(&collection.name).is_some() {
-                return Err(StoreError::conflict("name", format!("a collection named `{}` already exists", collection.name)));
+                return Err(StoreError::conflict(
+                    "name",
+                    format!("a collection named `{}` already exists", collection.name),
+                ));
             }
             for stmt in ddl::create_collection(dialect, collection)? {
                 conn.execute_script(&stmt).await?;
@@ -121,27 +149,47 @@ pub(crate) async fn apply_operation(conn: &mut dyn Conn, op: &Operation) -> Resu
                 .ok_or_else(|| StoreError::CollectionNotFound(collection.name.clone()))?;
             let (statements, added) = ddl::alter_collection(dialect, old, collection)?;
             for stmt in statements {
-                conn.execute_script(&stmt).await.map_err(|e| schema_conflict(e, &collection.name))?;
+                conn.execute_script(&stmt)
+                    .await
+                    .map_err(|e| schema_conflict(e, &collection.name))?;
             }
             for field in added {
-                let Some(default) = &field.default else { continue };
-                let value = brigade_core::schema::input::coerce(&field, default).unwrap_or(Value::Null);
+                let Some(default) = &field.default else {
+                    continue;
+                };
+                let value =
+                    brigade_core::schema::input::coerce(&field, default).unwrap_or(Value::Null);
                 let mut sql = Sql::new(dialect);
-                sql.push(&format!("UPDATE {} SET {} = ", ddl::table(collection)?, ddl::ident(&field.name)?)).bind(value);
+                sql.push(&format!(
+                    "UPDATE {} SET {} = ",
+                    ddl::table(collection)?,
+                    ddl::ident(&field.name)?
+                ))
+                .bind(value);
                 conn.execute(&sql).await?;
             }
             save_definition(conn, collection, false).await
         }
         Operation::DeleteCollection { name } => {
             let c = find(name).ok_or_else(|| StoreError::CollectionNotFound(name.clone()))?;
-            if let Some((other, field)) = existing.iter().filter(|o| o.name != c.name).find_map(|o| {
-                o.fields
-                    .iter()
-                    .find(|f| f.options.collection.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(&c.name)))
-                    .map(|f| (o.name.clone(), f.name.clone()))
-            }) {
+            if let Some((other, field)) =
+                existing.iter().filter(|o| o.name != c.name).find_map(|o| {
+                    o.fields
+                        .iter()
+                        .find(|f| {
+                            f.options
+                                .collection
+                                .as_deref()
+                                .is_some_and(|t| t.eq_ignore_ascii_case(&c.name))
+                        })
+                        .map(|f| (o.name.clone(), f.name.clone()))
+                })
+            {
                 return Err(StoreError::Conflict {
-                    message: format!("collection `{}` is referenced by `{other}.{field}`; remove that field first", c.name),
+                    message: format!(
+                        "collection `{}` is referenced by `{other}.{field}`; remove that field first",
+                        c.name
+                    ),
                     errors: Default::default(),
                 });
             }
@@ -149,11 +197,16 @@ pub(crate) async fn apply_operation(conn: &mut dyn Conn, op: &Operation) -> Resu
                 conn.execute_script(&stmt).await?;
             }
             let mut sql = Sql::new(dialect);
-            sql.push("DELETE FROM _collections WHERE name = ").bind(Value::Text(c.name.clone()));
+            sql.push("DELETE FROM _collections WHERE name = ")
+                .bind(Value::Text(c.name.clone()));
             conn.execute(&sql).await?;
             Ok(())
         }
-        Operation::Sql { sql, sqlite, postgres } => {
+        Operation::Sql {
+            sql,
+            sqlite,
+            postgres,
+        } => {
             let script = match dialect {
                 Dialect::Sqlite => sqlite.as_ref().or(sql.as_ref()),
                 Dialect::Postgres => postgres.as_ref().or(sql.as_ref()),
@@ -169,10 +222,14 @@ pub(crate) async fn apply_operation(conn: &mut dyn Conn, op: &Operation) -> Resu
 fn schema_conflict(e: StoreError, collection: &str) -> StoreError {
     match e {
         StoreError::Conflict { errors, .. } => StoreError::Conflict {
-            message: format!("existing records of `{collection}` conflict with the new schema (duplicate values for a unique field?)"),
+            message: format!(
+                "existing records of `{collection}` conflict with the new schema (duplicate values for a unique field?)"
+            ),
             errors,
         },
-        StoreError::Internal(m) => StoreError::Unprocessable(format!("the database refused the schema change: {m}")),
+        StoreError::Internal(m) => {
+            StoreError::Unprocessable(format!("the database refused the schema change: {m}"))
+        }
         other => other,
     }
 }
@@ -190,8 +247,14 @@ pub(crate) async fn mark_applied(conn: &mut dyn Conn, name: &str) -> Result<(), 
 }
 
 /// Writes a migration file atomically (temp file + rename) and returns its path.
-pub(crate) fn write_file(dir: &Path, slug: &str, file: &MigrationFile) -> Result<PathBuf, StoreError> {
-    let io = |e: std::io::Error| StoreError::Internal(format!("writing migration in {}: {e}", dir.display()));
+pub(crate) fn write_file(
+    dir: &Path,
+    slug: &str,
+    file: &MigrationFile,
+) -> Result<PathBuf, StoreError> {
+    let io = |e: std::io::Error| {
+        StoreError::Internal(format!("writing migration in {}: {e}", dir.display()))
+    };
     std::fs::create_dir_all(dir).map_err(io)?;
     let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S%3f");
     let mut path = dir.join(format!("{stamp}_{slug}.json"));
@@ -200,7 +263,8 @@ pub(crate) fn write_file(dir: &Path, slug: &str, file: &MigrationFile) -> Result
         path = dir.join(format!("{stamp}_{slug}_{n}.json"));
         n += 1;
     }
-    let text = serde_json::to_string_pretty(file).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(file).map_err(|e| StoreError::Internal(e.to_string()))?;
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, text + "\n").map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;

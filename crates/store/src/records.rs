@@ -2,7 +2,6 @@
 //! mapping of rows to JSON records, relation checks and `expand`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use brigade_core::schema::input::RecordInput;
 use brigade_core::schema::{Collection, FieldType};
@@ -12,8 +11,9 @@ use serde_json::{Map, Value as Json};
 use crate::conn::{ColType, Conn};
 use crate::ddl::{ident, table};
 use crate::error::StoreError;
-use crate::query::{SortKey, compile_filter};
+use crate::query::Lookup;
 use crate::query::RequestContext;
+use crate::query::{SortKey, compile_filter};
 use crate::sql::Sql;
 
 /// A record as the API returns it.
@@ -21,7 +21,11 @@ pub type Record = Map<String, Json>;
 
 /// The select list and decode types of a collection, in column order.
 fn columns(c: &Collection) -> Result<(String, Vec<ColType>), StoreError> {
-    let mut names = vec!["\"id\"".to_string(), "\"created\"".into(), "\"updated\"".into()];
+    let mut names = vec![
+        "\"id\"".to_string(),
+        "\"created\"".into(),
+        "\"updated\"".into(),
+    ];
     let mut types = vec![ColType::Text, ColType::Text, ColType::Text];
     for f in &c.fields {
         names.push(ident(&f.name)?.to_string());
@@ -34,7 +38,10 @@ fn to_record(c: &Collection, row: Vec<Value>) -> Record {
     let mut rec = Map::with_capacity(row.len());
     let mut values = row.into_iter();
     for name in ["id", "created", "updated"] {
-        rec.insert(name.to_string(), values.next().map_or(Json::Null, |v| v.to_json()));
+        rec.insert(
+            name.to_string(),
+            values.next().map_or(Json::Null, |v| v.to_json()),
+        );
     }
     for (f, v) in c.fields.iter().zip(values) {
         rec.insert(f.name.clone(), v.to_json());
@@ -43,12 +50,23 @@ fn to_record(c: &Collection, row: Vec<Value>) -> Record {
 }
 
 /// Fails with a field error when a relation value names no record.
-async fn check_relations(conn: &mut dyn Conn, c: &Collection, input: &RecordInput, lookup: &dyn Fn(&str) -> Option<Arc<Collection>>) -> Result<(), StoreError> {
+async fn check_relations(
+    conn: &mut dyn Conn,
+    c: &Collection,
+    input: &RecordInput,
+    lookup: Lookup<'_>,
+) -> Result<(), StoreError> {
     for (name, value) in &input.values {
         let Value::Text(id) = value else { continue };
-        let Some(field) = c.field(name).filter(|f| f.kind == FieldType::Relation) else { continue };
+        let Some(field) = c.field(name).filter(|f| f.kind == FieldType::Relation) else {
+            continue;
+        };
         let target_name = field.options.collection.as_deref().unwrap_or_default();
-        let target = if target_name == c.name { None } else { lookup(target_name) };
+        let target = if target_name == c.name {
+            None
+        } else {
+            lookup(target_name)
+        };
         let target_table = match &target {
             Some(t) => table(t)?,
             None => table(c)?,
@@ -57,9 +75,13 @@ async fn check_relations(conn: &mut dyn Conn, c: &Collection, input: &RecordInpu
             continue; // a record may point at itself
         }
         let mut sql = Sql::new(conn.dialect());
-        sql.push(&format!("SELECT 1 FROM {target_table} WHERE \"id\" = ")).bind(Value::Text(id.clone()));
+        sql.push(&format!("SELECT 1 FROM {target_table} WHERE \"id\" = "))
+            .bind(Value::Text(id.clone()));
         if conn.query(&sql, &[ColType::Int]).await?.is_empty() {
-            return Err(StoreError::invalid(name, format!("no record `{id}` in collection `{target_name}`")));
+            return Err(StoreError::invalid(
+                name,
+                format!("no record `{id}` in collection `{target_name}`"),
+            ));
         }
     }
     Ok(())
@@ -70,24 +92,40 @@ pub(crate) async fn insert(
     conn: &mut dyn Conn,
     c: &Collection,
     input: RecordInput,
-    lookup: &dyn Fn(&str) -> Option<Arc<Collection>>,
+    lookup: Lookup<'_>,
 ) -> Result<Record, StoreError> {
     check_relations(conn, c, &input, lookup).await?;
     let now = brigade_core::time::now();
     let id = input.id.unwrap_or_else(brigade_core::ids::new_id);
     let (select, types) = columns(c)?;
     let mut sql = Sql::new(conn.dialect());
-    let mut names = vec!["\"id\"".to_string(), "\"created\"".into(), "\"updated\"".into()];
+    let mut names = vec![
+        "\"id\"".to_string(),
+        "\"created\"".into(),
+        "\"updated\"".into(),
+    ];
     for (name, _) in &input.values {
         names.push(ident(name)?.to_string());
     }
-    sql.push(&format!("INSERT INTO {} ({}) VALUES (", table(c)?, names.join(", ")));
-    sql.bind(Value::Text(id)).push(", ").bind(Value::Text(now.clone())).push(", ").bind(Value::Text(now));
+    sql.push(&format!(
+        "INSERT INTO {} ({}) VALUES (",
+        table(c)?,
+        names.join(", ")
+    ));
+    sql.bind(Value::Text(id))
+        .push(", ")
+        .bind(Value::Text(now.clone()))
+        .push(", ")
+        .bind(Value::Text(now));
     for (_, value) in input.values {
         sql.push(", ").bind(value);
     }
     sql.push(&format!(") RETURNING {select}"));
-    let row = conn.query(&sql, &types).await?.pop().ok_or_else(|| StoreError::Internal("INSERT returned no row".into()))?;
+    let row = conn
+        .query(&sql, &types)
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::Internal("INSERT returned no row".into()))?;
     Ok(to_record(c, row))
 }
 
@@ -97,16 +135,18 @@ pub(crate) async fn update(
     c: &Collection,
     id: &str,
     input: RecordInput,
-    lookup: &dyn Fn(&str) -> Option<Arc<Collection>>,
+    lookup: Lookup<'_>,
 ) -> Result<Record, StoreError> {
     check_relations(conn, c, &input, lookup).await?;
     let (select, types) = columns(c)?;
     let mut sql = Sql::new(conn.dialect());
-    sql.push(&format!("UPDATE {} SET \"updated\" = ", table(c)?)).bind(Value::Text(brigade_core::time::now()));
+    sql.push(&format!("UPDATE {} SET \"updated\" = ", table(c)?))
+        .bind(Value::Text(brigade_core::time::now()));
     for (name, value) in input.values {
         sql.push(&format!(", {} = ", ident(&name)?)).bind(value);
     }
-    sql.push(" WHERE \"id\" = ").bind(Value::Text(id.to_string()));
+    sql.push(" WHERE \"id\" = ")
+        .bind(Value::Text(id.to_string()));
     sql.push(&format!(" RETURNING {select}"));
     match conn.query(&sql, &types).await?.pop() {
         Some(row) => Ok(to_record(c, row)),
@@ -115,9 +155,14 @@ pub(crate) async fn update(
 }
 
 /// Deletes a record.
-pub(crate) async fn delete(conn: &mut dyn Conn, c: &Collection, id: &str) -> Result<(), StoreError> {
+pub(crate) async fn delete(
+    conn: &mut dyn Conn,
+    c: &Collection,
+    id: &str,
+) -> Result<(), StoreError> {
     let mut sql = Sql::new(conn.dialect());
-    sql.push(&format!("DELETE FROM {} WHERE \"id\" = ", table(c)?)).bind(Value::Text(id.to_string()));
+    sql.push(&format!("DELETE FROM {} WHERE \"id\" = ", table(c)?))
+        .bind(Value::Text(id.to_string()));
     match conn.execute(&sql).await? {
         0 => Err(not_found(c, id)),
         _ => Ok(()),
@@ -125,10 +170,19 @@ pub(crate) async fn delete(conn: &mut dyn Conn, c: &Collection, id: &str) -> Res
 }
 
 /// Reads one record, optionally only when `rule` also holds.
-pub(crate) async fn get(conn: &mut dyn Conn, c: &Collection, id: &str, rule: Option<Sql>) -> Result<Record, StoreError> {
+pub(crate) async fn get(
+    conn: &mut dyn Conn,
+    c: &Collection,
+    id: &str,
+    rule: Option<Sql>,
+) -> Result<Record, StoreError> {
     let (select, types) = columns(c)?;
     let mut sql = Sql::new(conn.dialect());
-    sql.push(&format!("SELECT {select} FROM {} WHERE \"id\" = ", table(c)?)).bind(Value::Text(id.to_string()));
+    sql.push(&format!(
+        "SELECT {select} FROM {} WHERE \"id\" = ",
+        table(c)?
+    ))
+    .bind(Value::Text(id.to_string()));
     if let Some(rule) = rule {
         sql.push(" AND (").append(rule).push(")");
     }
@@ -139,7 +193,10 @@ pub(crate) async fn get(conn: &mut dyn Conn, c: &Collection, id: &str, rule: Opt
 }
 
 pub(crate) fn not_found(c: &Collection, id: &str) -> StoreError {
-    StoreError::RecordNotFound { collection: c.name.clone(), id: id.to_string() }
+    StoreError::RecordNotFound {
+        collection: c.name.clone(),
+        id: id.to_string(),
+    }
 }
 
 /// A page of records and, unless skipped, the total count.
@@ -161,11 +218,20 @@ pub(crate) async fn list(
     }
     let order = sort
         .iter()
-        .map(|k| ident(&k.column).map(|i| format!("{i}{}", if k.descending { " DESC" } else { " ASC" })))
+        .map(|k| {
+            ident(&k.column).map(|i| format!("{i}{}", if k.descending { " DESC" } else { " ASC" }))
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", "))).bind(Value::Int(per_page));
-    sql.push(" OFFSET ").bind(Value::Int((page - 1).saturating_mul(per_page)));
-    let items = conn.query(&sql, &types).await?.into_iter().map(|r| to_record(c, r)).collect();
+    sql.push(&format!(" ORDER BY {} LIMIT ", order.join(", ")))
+        .bind(Value::Int(per_page));
+    sql.push(" OFFSET ")
+        .bind(Value::Int((page - 1).saturating_mul(per_page)));
+    let items = conn
+        .query(&sql, &types)
+        .await?
+        .into_iter()
+        .map(|r| to_record(c, r))
+        .collect();
     let total = if count {
         let mut sql = Sql::new(conn.dialect());
         sql.push(&format!("SELECT COUNT(*) FROM {t}"));
@@ -189,7 +255,7 @@ pub(crate) async fn expand(
     c: &Collection,
     records: &mut [Record],
     paths: &[Vec<String>],
-    lookup: &dyn Fn(&str) -> Option<Arc<Collection>>,
+    lookup: Lookup<'_>,
 ) -> Result<(), StoreError> {
     // Group paths by their first step so each relation is fetched once per level.
     let mut by_first: BTreeMap<&str, Vec<Vec<String>>> = BTreeMap::new();
@@ -202,7 +268,11 @@ pub(crate) async fn expand(
         }
     }
     for (field_name, rest) in by_first {
-        let Some(target) = c.field(field_name).and_then(|f| f.options.collection.as_deref()).and_then(lookup) else {
+        let Some(target) = c
+            .field(field_name)
+            .and_then(|f| f.options.collection.as_deref())
+            .and_then(lookup)
+        else {
             continue;
         };
         let ids: BTreeSet<String> = records
@@ -214,7 +284,10 @@ pub(crate) async fn expand(
         }
         let (select, types) = columns(&target)?;
         let mut sql = Sql::new(conn.dialect());
-        sql.push(&format!("SELECT {select} FROM {} WHERE \"id\" IN (", table(&target)?));
+        sql.push(&format!(
+            "SELECT {select} FROM {} WHERE \"id\" IN (",
+            table(&target)?
+        ));
         for (i, id) in ids.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");
@@ -222,19 +295,35 @@ pub(crate) async fn expand(
             sql.bind(Value::Text(id.clone()));
         }
         sql.push(")");
-        let mut related: Vec<Record> = conn.query(&sql, &types).await?.into_iter().map(|r| to_record(&target, r)).collect();
+        let mut related: Vec<Record> = conn
+            .query(&sql, &types)
+            .await?
+            .into_iter()
+            .map(|r| to_record(&target, r))
+            .collect();
         if !rest.is_empty() {
             Box::pin(expand(conn, &target, &mut related, &rest, lookup)).await?;
         }
         let by_id: BTreeMap<String, Record> = related
             .into_iter()
-            .filter_map(|r| r.get("id").and_then(Json::as_str).map(|id| (id.to_string(), r.clone())))
+            .filter_map(|r| {
+                r.get("id")
+                    .and_then(Json::as_str)
+                    .map(|id| (id.to_string(), r.clone()))
+            })
             .collect();
         for rec in records.iter_mut() {
-            let Some(related) = rec.get(field_name).and_then(Json::as_str).and_then(|id| by_id.get(id)).cloned() else {
+            let Some(related) = rec
+                .get(field_name)
+                .and_then(Json::as_str)
+                .and_then(|id| by_id.get(id))
+                .cloned()
+            else {
                 continue;
             };
-            let slot = rec.entry("expand").or_insert_with(|| Json::Object(Map::new()));
+            let slot = rec
+                .entry("expand")
+                .or_insert_with(|| Json::Object(Map::new()));
             if let Json::Object(map) = slot {
                 map.insert(field_name.to_string(), Json::Object(related));
             }
@@ -253,9 +342,10 @@ pub(crate) fn filter_sql(
     dialect: crate::sql::Dialect,
     c: &Collection,
     source: &str,
-    lookup: &dyn Fn(&str) -> Option<Arc<Collection>>,
+    lookup: Lookup<'_>,
     request: Option<&RequestContext>,
 ) -> Result<Sql, StoreError> {
-    let expr = brigade_core::filter::parse(source).map_err(|e| StoreError::invalid("filter", e.to_string()))?;
+    let expr = brigade_core::filter::parse(source)
+        .map_err(|e| StoreError::invalid("filter", e.to_string()))?;
     compile_filter(dialect, c, lookup, source, &expr, request)
 }

@@ -33,7 +33,11 @@ impl Ident {
             && b.len() <= 63
             && (b[0].is_ascii_alphabetic() || b[0] == b'_')
             && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_');
-        if ok { Ok(Ident(name.to_string())) } else { Err(name.to_string()) }
+        if ok {
+            Ok(Ident(name.to_string()))
+        } else {
+            Err(name.to_string())
+        }
     }
 
     /// The bare name.
@@ -60,7 +64,11 @@ pub struct Sql {
 impl Sql {
     /// An empty statement.
     pub fn new(dialect: Dialect) -> Self {
-        Sql { dialect, text: String::with_capacity(128), params: Vec::new() }
+        Sql {
+            dialect,
+            text: String::with_capacity(128),
+            params: Vec::new(),
+        }
     }
 
     /// Appends SQL text written by us (never user input).
@@ -94,7 +102,8 @@ impl Sql {
         if offset == 0 {
             self.text.push_str(&other.text);
         } else {
-            self.text.push_str(&renumber(&other.text, offset, self.dialect));
+            self.text
+                .push_str(&renumber(&other.text, offset, self.dialect));
         }
         self.params.extend(other.params);
         self

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use brigade_core::schema::definition::{self, MigrationFile, Operation};
-use brigade_core::schema::input::{validate_record, Mode};
 use brigade_core::schema::Collection;
+use brigade_core::schema::definition::{self, MigrationFile, Operation};
+use brigade_core::schema::input::{Mode, validate_record};
 use brigade_core::settings::{DatabaseUrl, Settings};
 use serde_json::{Map, Value as Json};
 use tokio::sync::broadcast;
@@ -16,12 +16,12 @@ use crate::conn::{Conn, Database};
 use crate::error::StoreError;
 use crate::migrations::{self, MigrationStatus, Schema};
 use crate::postgres::PostgresDatabase;
-use crate::query::{parse_expand, parse_fields, parse_sort, ListParams, RequestContext};
+use crate::query::{ListParams, RequestContext, parse_expand, parse_fields, parse_sort};
 use crate::records::{self, Record};
 use crate::sql::Dialect;
 use crate::sqlite::SqliteDatabase;
 use crate::users::{self, UserRow};
-use crate::{system, ChangeEvent};
+use crate::{ChangeEvent, system};
 
 /// A page of a list request.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -36,9 +36,19 @@ pub struct Page {
 /// One write of a batch.
 #[derive(Debug, Clone)]
 pub enum BatchOp {
-    Create { collection: String, body: Map<String, Json> },
-    Update { collection: String, id: String, body: Map<String, Json> },
-    Delete { collection: String, id: String },
+    Create {
+        collection: String,
+        body: Map<String, Json>,
+    },
+    Update {
+        collection: String,
+        id: String,
+        body: Map<String, Json>,
+    },
+    Delete {
+        collection: String,
+        id: String,
+    },
 }
 
 /// The result of one batch write.
@@ -67,8 +77,12 @@ impl Store {
     /// [`StoreError::Unavailable`] when the database cannot be opened or reached.
     pub async fn open(settings: &Settings) -> Result<Store, StoreError> {
         let db: Arc<dyn Database> = match &settings.database.url {
-            DatabaseUrl::Sqlite(path) => Arc::new(SqliteDatabase::open(path, settings.database.pool_size)?),
-            DatabaseUrl::Postgres(url) => Arc::new(PostgresDatabase::connect(url, settings.database.pool_size).await?),
+            DatabaseUrl::Sqlite(path) => {
+                Arc::new(SqliteDatabase::open(path, settings.database.pool_size)?)
+            }
+            DatabaseUrl::Postgres(url) => {
+                Arc::new(PostgresDatabase::connect(url, settings.database.pool_size).await?)
+            }
         };
         Self::with_database(db, &settings.dir.join("migrations")).await
     }
@@ -77,7 +91,10 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::open`].
-    pub async fn with_database(db: Arc<dyn Database>, migrations_dir: &Path) -> Result<Store, StoreError> {
+    pub async fn with_database(
+        db: Arc<dyn Database>,
+        migrations_dir: &Path,
+    ) -> Result<Store, StoreError> {
         system::upgrade(db.as_ref()).await?;
         let store = Store {
             db,
@@ -150,7 +167,7 @@ impl Store {
             .ok_or_else(|| StoreError::CollectionNotFound(name.to_string()))
     }
 
-    fn lookup(&self) -> impl Fn(&str) -> Option<Arc<Collection>> + use<> {
+    fn lookup(&self) -> impl Fn(&str) -> Option<Arc<Collection>> + Send + Sync + use<> {
         let schema = self.schema();
         move |name: &str| schema.iter().find(|c| c.name == name).cloned()
     }
@@ -164,10 +181,15 @@ impl Store {
     pub async fn create_collection(&self, body: &Json) -> Result<Arc<Collection>, StoreError> {
         let _guard = self.schema_change.lock().await;
         let existing: Vec<Collection> = self.schema().iter().map(|c| (**c).clone()).collect();
-        let collection = definition::parse_new_collection(body, &existing, &brigade_core::time::now())
-            .map_err(definition_error)?;
+        let collection =
+            definition::parse_new_collection(body, &existing, &brigade_core::time::now())
+                .map_err(definition_error)?;
         let name = collection.name.clone();
-        self.apply_change(Operation::CreateCollection { collection }, &format!("create_{name}")).await?;
+        self.apply_change(
+            Operation::CreateCollection { collection },
+            &format!("create_{name}"),
+        )
+        .await?;
         self.collection(&name)
     }
 
@@ -175,16 +197,33 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::create_collection`], plus [`StoreError::Unprocessable`] for type changes.
-    pub async fn update_collection(&self, name: &str, body: &Json) -> Result<Arc<Collection>, StoreError> {
+    pub async fn update_collection(
+        &self,
+        name: &str,
+        body: &Json,
+    ) -> Result<Arc<Collection>, StoreError> {
         let _guard = self.schema_change.lock().await;
         let current = self.collection(name)?;
-        let others: Vec<Collection> = self.schema().iter().filter(|c| c.name != name).map(|c| (**c).clone()).collect();
-        let next = definition::parse_collection_patch(&current, body, &others, &brigade_core::time::now())
-            .map_err(definition_error)?;
-        if next.fields == current.fields && next.indexes == current.indexes && next.rules == current.rules {
+        let others: Vec<Collection> = self
+            .schema()
+            .iter()
+            .filter(|c| c.name != name)
+            .map(|c| (**c).clone())
+            .collect();
+        let next =
+            definition::parse_collection_patch(&current, body, &others, &brigade_core::time::now())
+                .map_err(definition_error)?;
+        if next.fields == current.fields
+            && next.indexes == current.indexes
+            && next.rules == current.rules
+        {
             return Ok(current);
         }
-        self.apply_change(Operation::UpdateCollection { collection: next }, &format!("update_{name}")).await?;
+        self.apply_change(
+            Operation::UpdateCollection { collection: next },
+            &format!("update_{name}"),
+        )
+        .await?;
         self.collection(name)
     }
 
@@ -196,11 +235,20 @@ impl Store {
     pub async fn delete_collection(&self, name: &str) -> Result<(), StoreError> {
         let _guard = self.schema_change.lock().await;
         let c = self.collection(name)?;
-        self.apply_change(Operation::DeleteCollection { name: c.name.clone() }, &format!("delete_{name}")).await
+        self.apply_change(
+            Operation::DeleteCollection {
+                name: c.name.clone(),
+            },
+            &format!("delete_{name}"),
+        )
+        .await
     }
 
     async fn apply_change(&self, op: Operation, slug: &str) -> Result<(), StoreError> {
-        let file = MigrationFile { description: None, operations: vec![op] };
+        let file = MigrationFile {
+            description: None,
+            operations: vec![op],
+        };
         let path = migrations::write_file(&self.migrations_dir, slug, &file)?;
         let result = async {
             let mut tx = self.db.begin().await?;
@@ -230,13 +278,24 @@ impl Store {
             .iter()
             .map(|f| {
                 let name = migrations::name_of(f);
-                let applied = applied.iter().find(|(n, _)| *n == name).map(|(_, a)| a.clone());
-                MigrationStatus { name, applied, file_present: true }
+                let applied = applied
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, a)| a.clone());
+                MigrationStatus {
+                    name,
+                    applied,
+                    file_present: true,
+                }
             })
             .collect();
         for (name, at) in applied {
             if !out.iter().any(|m| m.name == name) {
-                out.push(MigrationStatus { name, applied: Some(at), file_present: false });
+                out.push(MigrationStatus {
+                    name,
+                    applied: Some(at),
+                    file_present: false,
+                });
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -262,19 +321,33 @@ impl Store {
                 continue;
             }
             let file = migrations::read_file(&path)?;
-            let fail = |e: StoreError| StoreError::Migration { file: path.display().to_string(), message: e.to_string() };
+            let fail = |e: StoreError| StoreError::Migration {
+                file: path.display().to_string(),
+                message: e.to_string(),
+            };
             let mut tx = self.db.begin().await.map_err(fail)?;
             if self.dialect() == Dialect::Postgres {
-                tx.execute_script("SELECT pg_advisory_xact_lock(7262740002)").await.map_err(fail)?;
+                tx.execute_script("SELECT pg_advisory_xact_lock(7262740002)")
+                    .await
+                    .map_err(fail)?;
                 // Another process may have applied it while we waited for the lock.
-                if migrations::applied(tx.as_mut()).await.map_err(fail)?.iter().any(|(n, _)| *n == name) {
+                if migrations::applied(tx.as_mut())
+                    .await
+                    .map_err(fail)?
+                    .iter()
+                    .any(|(n, _)| *n == name)
+                {
                     continue;
                 }
             }
             for op in &file.operations {
-                migrations::apply_operation(tx.as_mut(), op).await.map_err(fail)?;
+                migrations::apply_operation(tx.as_mut(), op)
+                    .await
+                    .map_err(fail)?;
             }
-            migrations::mark_applied(tx.as_mut(), &name).await.map_err(fail)?;
+            migrations::mark_applied(tx.as_mut(), &name)
+                .await
+                .map_err(fail)?;
             tx.commit().await.map_err(fail)?;
             done.push(name);
         }
@@ -288,10 +361,23 @@ impl Store {
     /// # Errors
     /// [`StoreError::Internal`] when the file cannot be written.
     pub fn new_migration_file(migrations_dir: &Path, name: &str) -> Result<PathBuf, StoreError> {
-        let slug: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+        let slug: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         let file = MigrationFile {
             description: Some(name.to_string()),
-            operations: vec![Operation::Sql { sql: Some(String::new()), sqlite: None, postgres: None }],
+            operations: vec![Operation::Sql {
+                sql: Some(String::new()),
+                sqlite: None,
+                postgres: None,
+            }],
         };
         migrations::write_file(migrations_dir, &slug, &file)
     }
@@ -302,7 +388,12 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Invalid`] for bad parameters, [`StoreError::CollectionNotFound`].
-    pub async fn list_records(&self, name: &str, params: &ListParams, rule: Option<(&str, &RequestContext)>) -> Result<Page, StoreError> {
+    pub async fn list_records(
+        &self,
+        name: &str,
+        params: &ListParams,
+        rule: Option<(&str, &RequestContext)>,
+    ) -> Result<Page, StoreError> {
         let c = self.collection(name)?;
         let lookup = self.lookup();
         let (page, per_page, skip_total) = params.paging()?;
@@ -310,7 +401,12 @@ impl Store {
         let fields = parse_fields(&c, params.fields.as_deref())?;
         let expand = parse_expand(&c, &lookup, params.expand.as_deref())?;
         let dialect = self.dialect();
-        let mut filter = match params.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+        let mut filter = match params
+            .filter
+            .as_deref()
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+        {
             Some(src) => Some(records::filter_sql(dialect, &c, src, &lookup, None)?),
             None => None,
         };
@@ -320,13 +416,26 @@ impl Store {
                 None => rule_sql,
                 Some(f) => {
                     let mut both = crate::sql::Sql::new(dialect);
-                    both.push("(").append(f).push(") AND (").append(rule_sql).push(")");
+                    both.push("(")
+                        .append(f)
+                        .push(") AND (")
+                        .append(rule_sql)
+                        .push(")");
                     both
                 }
             });
         }
         let mut conn = self.db.read().await?;
-        let (mut items, total) = records::list(conn.as_mut(), &c, filter, &sort, page, per_page, !skip_total).await?;
+        let (mut items, total) = records::list(
+            conn.as_mut(),
+            &c,
+            filter,
+            &sort,
+            page,
+            per_page,
+            !skip_total,
+        )
+        .await?;
         if !expand.is_empty() {
             records::expand(conn.as_mut(), &c, &mut items, &expand, &lookup).await?;
         }
@@ -346,7 +455,13 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::RecordNotFound`], [`StoreError::Invalid`] for bad `fields`/`expand`.
-    pub async fn get_record(&self, name: &str, id: &str, fields: Option<&str>, expand: Option<&str>) -> Result<Record, StoreError> {
+    pub async fn get_record(
+        &self,
+        name: &str,
+        id: &str,
+        fields: Option<&str>,
+        expand: Option<&str>,
+    ) -> Result<Record, StoreError> {
         let c = self.collection(name)?;
         let lookup = self.lookup();
         let fields = parse_fields(&c, fields)?;
@@ -357,7 +472,14 @@ impl Store {
         let mut conn = self.db.read().await?;
         let mut rec = records::get(conn.as_mut(), &c, id, None).await?;
         if !expand.is_empty() {
-            records::expand(conn.as_mut(), &c, std::slice::from_mut(&mut rec), &expand, &lookup).await?;
+            records::expand(
+                conn.as_mut(),
+                &c,
+                std::slice::from_mut(&mut rec),
+                &expand,
+                &lookup,
+            )
+            .await?;
         }
         if let Some(fields) = &fields {
             records::project(&mut rec, fields);
@@ -369,8 +491,18 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Invalid`] per field, [`StoreError::Conflict`] on unique values.
-    pub async fn create_record(&self, name: &str, body: &Map<String, Json>) -> Result<Record, StoreError> {
-        let results = self.write(vec![BatchOp::Create { collection: name.into(), body: body.clone() }]).await.map_err(|(_, e)| e)?;
+    pub async fn create_record(
+        &self,
+        name: &str,
+        body: &Map<String, Json>,
+    ) -> Result<Record, StoreError> {
+        let results = self
+            .write(vec![BatchOp::Create {
+                collection: name.into(),
+                body: body.clone(),
+            }])
+            .await
+            .map_err(|(_, e)| e)?;
         match results.into_iter().next() {
             Some(BatchOutcome::Created(r)) => Ok(r),
             _ => Err(StoreError::Internal("create returned nothing".into())),
@@ -381,9 +513,24 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::create_record`], plus [`StoreError::RecordNotFound`].
-    pub async fn update_record(&self, name: &str, id: &str, body: &Map<String, Json>) -> Result<Record, StoreError> {
-        let op = BatchOp::Update { collection: name.into(), id: id.into(), body: body.clone() };
-        match self.write(vec![op]).await.map_err(|(_, e)| e)?.into_iter().next() {
+    pub async fn update_record(
+        &self,
+        name: &str,
+        id: &str,
+        body: &Map<String, Json>,
+    ) -> Result<Record, StoreError> {
+        let op = BatchOp::Update {
+            collection: name.into(),
+            id: id.into(),
+            body: body.clone(),
+        };
+        match self
+            .write(vec![op])
+            .await
+            .map_err(|(_, e)| e)?
+            .into_iter()
+            .next()
+        {
             Some(BatchOutcome::Updated(r)) => Ok(r),
             _ => Err(StoreError::Internal("update returned nothing".into())),
         }
@@ -394,7 +541,12 @@ impl Store {
     /// # Errors
     /// [`StoreError::RecordNotFound`]; [`StoreError::Conflict`] when still referenced.
     pub async fn delete_record(&self, name: &str, id: &str) -> Result<(), StoreError> {
-        self.write(vec![BatchOp::Delete { collection: name.into(), id: id.into() }]).await.map_err(|(_, e)| e)?;
+        self.write(vec![BatchOp::Delete {
+            collection: name.into(),
+            id: id.into(),
+        }])
+        .await
+        .map_err(|(_, e)| e)?;
         Ok(())
     }
 
@@ -410,15 +562,23 @@ impl Store {
             let fail = |e| (i, e);
             let (name, id) = match &op {
                 BatchOp::Create { collection, .. } => (collection, None),
-                BatchOp::Update { collection, id, .. } | BatchOp::Delete { collection, id } => (collection, Some(id)),
+                BatchOp::Update { collection, id, .. } | BatchOp::Delete { collection, id } => {
+                    (collection, Some(id))
+                }
             };
             let c = self.collection(name).map_err(fail)?;
             if let Some(id) = id.filter(|id| !brigade_core::ids::is_plausible_id(id)) {
                 return Err((i, records::not_found(&c, id)));
             }
             let input = match &op {
-                BatchOp::Create { body, .. } => Some(validate_record(&c, body, Mode::Create).map_err(|e| (i, StoreError::Invalid(e)))?),
-                BatchOp::Update { body, .. } => Some(validate_record(&c, body, Mode::Update).map_err(|e| (i, StoreError::Invalid(e)))?),
+                BatchOp::Create { body, .. } => Some(
+                    validate_record(&c, body, Mode::Create)
+                        .map_err(|e| (i, StoreError::Invalid(e)))?,
+                ),
+                BatchOp::Update { body, .. } => Some(
+                    validate_record(&c, body, Mode::Update)
+                        .map_err(|e| (i, StoreError::Invalid(e)))?,
+                ),
                 BatchOp::Delete { .. } => None,
             };
             prepared.push((c, op, input));
@@ -429,8 +589,14 @@ impl Store {
         for (i, (c, op, input)) in prepared.into_iter().enumerate() {
             let conn: &mut dyn Conn = tx.as_mut();
             let outcome = match (op, input) {
-                (BatchOp::Create { .. }, Some(input)) => records::insert(conn, &c, input, &lookup).await.map(BatchOutcome::Created),
-                (BatchOp::Update { id, .. }, Some(input)) => records::update(conn, &c, &id, input, &lookup).await.map(BatchOutcome::Updated),
+                (BatchOp::Create { .. }, Some(input)) => records::insert(conn, &c, input, &lookup)
+                    .await
+                    .map(BatchOutcome::Created),
+                (BatchOp::Update { id, .. }, Some(input)) => {
+                    records::update(conn, &c, &id, input, &lookup)
+                        .await
+                        .map(BatchOutcome::Updated)
+                }
                 (BatchOp::Delete { id, .. }, _) => match records::get(conn, &c, &id, None).await {
                     Ok(old) => records::delete(conn, &c, &id).await.map(|()| {
                         events.push(ChangeEvent::new(&c.name, "delete", old));
@@ -442,8 +608,12 @@ impl Store {
             }
             .map_err(|e| (i, e))?;
             match &outcome {
-                BatchOutcome::Created(r) => events.push(ChangeEvent::new(&c.name, "create", r.clone())),
-                BatchOutcome::Updated(r) => events.push(ChangeEvent::new(&c.name, "update", r.clone())),
+                BatchOutcome::Created(r) => {
+                    events.push(ChangeEvent::new(&c.name, "create", r.clone()))
+                }
+                BatchOutcome::Updated(r) => {
+                    events.push(ChangeEvent::new(&c.name, "update", r.clone()))
+                }
                 BatchOutcome::Deleted => {}
             }
             outcomes.push(outcome);
@@ -461,7 +631,12 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Conflict`] on `email` when the address is taken.
-    pub async fn create_user(&self, email: &str, password_hash: &str, roles: &[String]) -> Result<UserRow, StoreError> {
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        roles: &[String],
+    ) -> Result<UserRow, StoreError> {
         let mut tx = self.db.begin().await?;
         let user = users::insert(tx.as_mut(), email, password_hash, roles).await?;
         tx.commit().await?;
@@ -510,7 +685,11 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn persistent_value(&self, key: &str, make: impl FnOnce() -> String) -> Result<String, StoreError> {
+    pub async fn persistent_value(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> String,
+    ) -> Result<String, StoreError> {
         {
             let mut conn = self.db.read().await?;
             if let Some(v) = system::kv_get(conn.as_mut(), key).await? {
@@ -527,9 +706,14 @@ impl Store {
 fn definition_error(e: definition::DefinitionError) -> StoreError {
     match e {
         definition::DefinitionError::Invalid(errors) => {
-            let taken = errors.iter().any(|(k, v)| k == "name" && v.contains("already exists"));
+            let taken = errors
+                .iter()
+                .any(|(k, v)| k == "name" && v.contains("already exists"));
             if taken {
-                StoreError::Conflict { message: errors.summary(), errors }
+                StoreError::Conflict {
+                    message: errors.summary(),
+                    errors,
+                }
             } else {
                 StoreError::Invalid(errors)
             }

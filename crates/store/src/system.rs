@@ -23,19 +23,28 @@ const STEPS: &[(i64, &str)] = &[(
 pub(crate) async fn upgrade(db: &dyn Database) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
     if db.dialect() == Dialect::Postgres {
-        tx.execute_script("SELECT pg_advisory_xact_lock(7262740001)").await?;
+        tx.execute_script("SELECT pg_advisory_xact_lock(7262740001)")
+            .await?;
     }
-    tx.execute_script("CREATE TABLE IF NOT EXISTS _brigade_system (version INTEGER NOT NULL)").await?;
+    tx.execute_script("CREATE TABLE IF NOT EXISTS _brigade_system (version INTEGER NOT NULL)")
+        .await?;
     let mut sql = Sql::new(db.dialect());
     sql.push("SELECT COALESCE(MAX(version), 0) FROM _brigade_system");
-    let current = match tx.query(&sql, &[ColType::Int]).await?.first().and_then(|r| r.first()) {
+    let current = match tx
+        .query(&sql, &[ColType::Int])
+        .await?
+        .first()
+        .and_then(|r| r.first())
+    {
         Some(Value::Int(v)) => *v,
         _ => 0,
     };
     for (version, script) in STEPS.iter().filter(|(v, _)| *v > current) {
         tx.execute_script(script).await?;
         let mut sql = Sql::new(db.dialect());
-        sql.push("INSERT INTO _brigade_system (version) VALUES (").bind(Value::Int(*version)).push(")");
+        sql.push("INSERT INTO _brigade_system (version) VALUES (")
+            .bind(Value::Int(*version))
+            .push(")");
         tx.execute(&sql).await?;
     }
     tx.commit().await
@@ -44,15 +53,24 @@ pub(crate) async fn upgrade(db: &dyn Database) -> Result<(), StoreError> {
 /// Reads a value of the key-value table.
 pub(crate) async fn kv_get(conn: &mut dyn Conn, key: &str) -> Result<Option<String>, StoreError> {
     let mut sql = Sql::new(conn.dialect());
-    sql.push("SELECT value FROM _kv WHERE key = ").bind(Value::Text(key.into()));
-    Ok(conn.query(&sql, &[ColType::Text]).await?.pop().and_then(|mut r| match r.pop() {
-        Some(Value::Text(s)) => Some(s),
-        _ => None,
-    }))
+    sql.push("SELECT value FROM _kv WHERE key = ")
+        .bind(Value::Text(key.into()));
+    Ok(conn
+        .query(&sql, &[ColType::Text])
+        .await?
+        .pop()
+        .and_then(|mut r| match r.pop() {
+            Some(Value::Text(s)) => Some(s),
+            _ => None,
+        }))
 }
 
 /// Stores `value` under `key` unless a value is already there; returns the stored value.
-pub(crate) async fn kv_get_or_insert(conn: &mut dyn Conn, key: &str, value: &str) -> Result<String, StoreError> {
+pub(crate) async fn kv_get_or_insert(
+    conn: &mut dyn Conn,
+    key: &str,
+    value: &str,
+) -> Result<String, StoreError> {
     let mut sql = Sql::new(conn.dialect());
     sql.push("INSERT INTO _kv (key, value) VALUES (")
         .bind(Value::Text(key.into()))
@@ -60,5 +78,7 @@ pub(crate) async fn kv_get_or_insert(conn: &mut dyn Conn, key: &str, value: &str
         .bind(Value::Text(value.into()))
         .push(") ON CONFLICT (key) DO NOTHING");
     conn.execute(&sql).await?;
-    kv_get(conn, key).await?.ok_or_else(|| StoreError::Internal(format!("kv `{key}` vanished")))
+    kv_get(conn, key)
+        .await?
+        .ok_or_else(|| StoreError::Internal(format!("kv `{key}` vanished")))
 }

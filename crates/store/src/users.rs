@@ -30,10 +30,22 @@ fn to_user(row: Vec<Value>) -> Option<UserRow> {
     let email = it.next()?;
     let password_hash = it.next()?;
     let roles = serde_json::from_str(&it.next()?).unwrap_or_default();
-    Some(UserRow { id, email, password_hash, roles, created: it.next()?, updated: it.next()? })
+    Some(UserRow {
+        id,
+        email,
+        password_hash,
+        roles,
+        created: it.next()?,
+        updated: it.next()?,
+    })
 }
 
-pub(crate) async fn insert(conn: &mut dyn Conn, email: &str, password_hash: &str, roles: &[String]) -> Result<UserRow, StoreError> {
+pub(crate) async fn insert(
+    conn: &mut dyn Conn,
+    email: &str,
+    password_hash: &str,
+    roles: &[String],
+) -> Result<UserRow, StoreError> {
     let now = brigade_core::time::now();
     let roles = serde_json::to_string(roles).map_err(|e| StoreError::Internal(e.to_string()))?;
     let mut sql = Sql::new(conn.dialect());
@@ -51,25 +63,49 @@ pub(crate) async fn insert(conn: &mut dyn Conn, email: &str, password_hash: &str
         .bind(Value::Text(now))
         .push(&format!(") RETURNING {COLUMNS}"));
     let row = conn.query(&sql, TYPES).await.map_err(|e| match e {
-        StoreError::Conflict { .. } => StoreError::conflict("email", "an account with this email already exists"),
+        StoreError::Conflict { .. } => {
+            StoreError::conflict("email", "an account with this email already exists")
+        }
         other => other,
     })?;
-    row.into_iter().next().and_then(to_user).ok_or_else(|| StoreError::Internal("INSERT returned no user".into()))
+    row.into_iter()
+        .next()
+        .and_then(to_user)
+        .ok_or_else(|| StoreError::Internal("INSERT returned no user".into()))
 }
 
-pub(crate) async fn by_email(conn: &mut dyn Conn, email: &str) -> Result<Option<UserRow>, StoreError> {
+pub(crate) async fn by_email(
+    conn: &mut dyn Conn,
+    email: &str,
+) -> Result<Option<UserRow>, StoreError> {
     let mut sql = Sql::new(conn.dialect());
-    sql.push(&format!("SELECT {COLUMNS} FROM _users WHERE email = ")).bind(Value::Text(email.to_lowercase()));
-    Ok(conn.query(&sql, TYPES).await?.into_iter().next().and_then(to_user))
+    sql.push(&format!("SELECT {COLUMNS} FROM _users WHERE email = "))
+        .bind(Value::Text(email.to_lowercase()));
+    Ok(conn
+        .query(&sql, TYPES)
+        .await?
+        .into_iter()
+        .next()
+        .and_then(to_user))
 }
 
 pub(crate) async fn by_id(conn: &mut dyn Conn, id: &str) -> Result<Option<UserRow>, StoreError> {
     let mut sql = Sql::new(conn.dialect());
-    sql.push(&format!("SELECT {COLUMNS} FROM _users WHERE id = ")).bind(Value::Text(id.into()));
-    Ok(conn.query(&sql, TYPES).await?.into_iter().next().and_then(to_user))
+    sql.push(&format!("SELECT {COLUMNS} FROM _users WHERE id = "))
+        .bind(Value::Text(id.into()));
+    Ok(conn
+        .query(&sql, TYPES)
+        .await?
+        .into_iter()
+        .next()
+        .and_then(to_user))
 }
 
-pub(crate) async fn set_password(conn: &mut dyn Conn, id: &str, password_hash: &str) -> Result<(), StoreError> {
+pub(crate) async fn set_password(
+    conn: &mut dyn Conn,
+    id: &str,
+    password_hash: &str,
+) -> Result<(), StoreError> {
     let mut sql = Sql::new(conn.dialect());
     sql.push("UPDATE _users SET password_hash = ")
         .bind(Value::Text(password_hash.into()))
@@ -84,9 +120,17 @@ pub(crate) async fn set_password(conn: &mut dyn Conn, id: &str, password_hash: &
 pub(crate) async fn count_with_role(conn: &mut dyn Conn, role: &str) -> Result<i64, StoreError> {
     // Roles are a small JSON array of strings; a quoted match is exact.
     let mut sql = Sql::new(conn.dialect());
-    sql.push("SELECT COUNT(*) FROM _users WHERE roles LIKE ").bind(Value::Text(format!("%\"{role}\"%")));
-    Ok(match conn.query(&sql, &[ColType::Int]).await?.first().and_then(|r| r.first()) {
-        Some(Value::Int(n)) => *n,
-        _ => 0,
-    })
+    sql.push("SELECT COUNT(*) FROM _users WHERE roles LIKE ")
+        .bind(Value::Text(format!("%\"{role}\"%")));
+    Ok(
+        match conn
+            .query(&sql, &[ColType::Int])
+            .await?
+            .first()
+            .and_then(|r| r.first())
+        {
+            Some(Value::Int(n)) => *n,
+            _ => 0,
+        },
+    )
 }

@@ -68,3 +68,74 @@ pub enum CmpOp {
     /// `!~`: does not contain, case-insensitive.
     NotLike,
 }
+
+impl Expr {
+    /// A copy with every span zeroed, for comparing trees by structure alone.
+    pub fn without_spans(&self) -> Expr {
+        match self {
+            Expr::And(left, right) => Expr::And(
+                Box::new(left.without_spans()),
+                Box::new(right.without_spans()),
+            ),
+            Expr::Or(left, right) => Expr::Or(
+                Box::new(left.without_spans()),
+                Box::new(right.without_spans()),
+            ),
+            Expr::Cmp { left, op, right } => Expr::Cmp {
+                left: left.without_spans(),
+                op: *op,
+                right: right.without_spans(),
+            },
+        }
+    }
+
+    /// Every operand, in source order; for checking fields and `@request` paths against a
+    /// schema.
+    pub fn operands(&self) -> Vec<&Operand> {
+        let mut operands = Vec::new();
+        // An explicit stack, so that trees built by hand cannot overflow the call stack.
+        let mut pending = vec![self];
+        while let Some(expr) = pending.pop() {
+            match expr {
+                Expr::And(left, right) | Expr::Or(left, right) => {
+                    pending.push(right);
+                    pending.push(left);
+                }
+                Expr::Cmp { left, right, .. } => operands.extend([left, right]),
+            }
+        }
+        operands
+    }
+}
+
+impl Operand {
+    /// Where this operand is in the source, in bytes.
+    pub fn span(&self) -> Span {
+        match self {
+            Operand::Field { span, .. }
+            | Operand::Literal { span, .. }
+            | Operand::Now { span }
+            | Operand::Request { span, .. } => *span,
+        }
+    }
+
+    /// A copy with its span zeroed.
+    pub fn without_spans(&self) -> Operand {
+        let span = Span::default();
+        match self {
+            Operand::Field { path, .. } => Operand::Field {
+                path: path.clone(),
+                span,
+            },
+            Operand::Literal { value, .. } => Operand::Literal {
+                value: value.clone(),
+                span,
+            },
+            Operand::Now { .. } => Operand::Now { span },
+            Operand::Request { path, .. } => Operand::Request {
+                path: path.clone(),
+                span,
+            },
+        }
+    }
+}

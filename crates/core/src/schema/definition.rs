@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
 use super::input::coerce;
-use super::{short_id, Collection, Field, FieldOptions, FieldType, Rules, RESERVED_FIELD_NAMES};
+use super::{Collection, Field, FieldOptions, FieldType, RESERVED_FIELD_NAMES, Rules, short_id};
 use crate::errors::FieldErrors;
-use crate::schema::names::{is_valid_name, NAME_RULE};
+use crate::schema::names::{NAME_RULE, is_valid_name};
 
 /// One step of a schema migration file (`migrations/*.json`). Definitions are complete, so
 /// replaying the files on an empty database of either backend rebuilds the same schema.
@@ -67,13 +67,19 @@ impl SchemaLookup for Vec<Collection> {
     }
 }
 
-const TOP_LEVEL: &[&str] = &["name", "fields", "indexes", "rules", "id", "created", "updated"];
+const TOP_LEVEL: &[&str] = &[
+    "name", "fields", "indexes", "rules", "id", "created", "updated",
+];
 
 /// Validates a new collection.
 ///
 /// # Errors
 /// [`DefinitionError::Invalid`] with one message per offending JSON path.
-pub fn parse_new_collection(body: &Json, others: &dyn SchemaLookup, now: &str) -> Result<Collection, DefinitionError> {
+pub fn parse_new_collection(
+    body: &Json,
+    others: &dyn SchemaLookup,
+    now: &str,
+) -> Result<Collection, DefinitionError> {
     let obj = as_object(body)?;
     let mut errors = unknown_keys(obj, TOP_LEVEL);
     let name = match obj.get("name") {
@@ -87,7 +93,10 @@ pub fn parse_new_collection(body: &Json, others: &dyn SchemaLookup, now: &str) -
             n.clone()
         }
         Some(Json::String(_)) => {
-            errors.add("name", format!("collection names {NAME_RULE}; `_` prefixes are reserved"));
+            errors.add(
+                "name",
+                format!("collection names {NAME_RULE}; `_` prefixes are reserved"),
+            );
             String::new()
         }
         _ => {
@@ -99,7 +108,15 @@ pub fn parse_new_collection(body: &Json, others: &dyn SchemaLookup, now: &str) -
     let indexes = parse_indexes(obj.get("indexes"), &fields, &mut errors);
     let rules = parse_rules(obj.get("rules"), &mut errors);
     errors.into_result().map_err(DefinitionError::Invalid)?;
-    Ok(Collection { id: short_id('c', 12), name, fields, indexes, rules, created: now.into(), updated: now.into() })
+    Ok(Collection {
+        id: short_id('c', 12),
+        name,
+        fields,
+        indexes,
+        rules,
+        created: now.into(),
+        updated: now.into(),
+    })
 }
 
 /// Validates a PATCH of `current`: `fields` (when present) is the complete new list.
@@ -124,7 +141,13 @@ pub fn parse_collection_patch(
     }
     let mut next = current.clone();
     if obj.contains_key("fields") {
-        next.fields = parse_fields(obj.get("fields"), &current.fields, &current.name, others, &mut errors);
+        next.fields = parse_fields(
+            obj.get("fields"),
+            &current.fields,
+            &current.name,
+            others,
+            &mut errors,
+        );
     }
     if obj.contains_key("indexes") {
         next.indexes = parse_indexes(obj.get("indexes"), &next.fields, &mut errors);
@@ -135,7 +158,12 @@ pub fn parse_collection_patch(
             .iter()
             .filter_map(|ix| {
                 ix.iter()
-                    .map(|n| current.field(n).and_then(|f| next.field_by_id(&f.id)).map(|f| f.name.clone()))
+                    .map(|n| {
+                        current
+                            .field(n)
+                            .and_then(|f| next.field_by_id(&f.id))
+                            .map(|f| f.name.clone())
+                    })
                     .collect::<Option<Vec<_>>>()
             })
             .collect();
@@ -173,7 +201,9 @@ fn unknown_keys(obj: &Map<String, Json>, allowed: &[&str]) -> FieldErrors {
     errors
 }
 
-const FIELD_KEYS: &[&str] = &["id", "name", "type", "required", "unique", "default", "options"];
+const FIELD_KEYS: &[&str] = &[
+    "id", "name", "type", "required", "unique", "default", "options",
+];
 
 fn parse_fields(
     value: Option<&Json>,
@@ -206,7 +236,10 @@ fn parse_fields(
             None | Some(Json::Null) => short_id('f', 8),
             Some(Json::String(id)) if existing.iter().any(|f| &f.id == id) => id.clone(),
             Some(_) => {
-                errors.add(at("id"), "no existing field has this id; omit `id` to add a field");
+                errors.add(
+                    at("id"),
+                    "no existing field has this id; omit `id` to add a field",
+                );
                 continue;
             }
         };
@@ -215,7 +248,9 @@ fn parse_fields(
                 errors.add(at("name"), format!("field names {NAME_RULE}"));
                 continue;
             }
-            Some(Json::String(n)) if RESERVED_FIELD_NAMES.contains(&n.to_ascii_lowercase().as_str()) => {
+            Some(Json::String(n))
+                if RESERVED_FIELD_NAMES.contains(&n.to_ascii_lowercase().as_str()) =>
+            {
                 errors.add(at("name"), format!("`{n}` is reserved"));
                 continue;
             }
@@ -232,7 +267,10 @@ fn parse_fields(
         let kind = match obj.get("type").and_then(Json::as_str).map(FieldType::parse) {
             Some(Some(kind)) => kind,
             _ => {
-                errors.add(at("type"), format!("required: one of {}", FieldType::ALL.join(", ")));
+                errors.add(
+                    at("type"),
+                    format!("required: one of {}", FieldType::ALL.join(", ")),
+                );
                 continue;
             }
         };
@@ -256,7 +294,15 @@ fn parse_fields(
                 }
             },
         };
-        let mut field = Field { id, name, kind, required, unique, default: None, options };
+        let mut field = Field {
+            id,
+            name,
+            kind,
+            required,
+            unique,
+            default: None,
+            options,
+        };
         check_options(&field, i, collection, others, errors);
         if let Some(default) = obj.get("default").filter(|d| !d.is_null()) {
             if kind == FieldType::Relation {
@@ -276,19 +322,31 @@ fn parse_fields(
     fields
 }
 
-fn check_options(field: &Field, i: usize, collection: &str, others: &dyn SchemaLookup, errors: &mut FieldErrors) {
+fn check_options(
+    field: &Field,
+    i: usize,
+    collection: &str,
+    others: &dyn SchemaLookup,
+    errors: &mut FieldErrors,
+) {
     let at = |k: &str| format!("fields.{i}.options.{k}");
     let o = &field.options;
     match field.kind {
         FieldType::Select => match &o.values {
             Some(values) if !values.is_empty() && values.iter().all(|v| !v.is_empty()) => {}
-            _ => errors.add(at("values"), "select fields need a non-empty list of non-empty strings"),
+            _ => errors.add(
+                at("values"),
+                "select fields need a non-empty list of non-empty strings",
+            ),
         },
         FieldType::Relation => match o.collection.as_deref() {
             Some(target) if target == collection => {}
             Some(target) if others.find(target).is_some() => {}
             Some(target) => errors.add(at("collection"), format!("no collection named `{target}`")),
-            None => errors.add(at("collection"), "relation fields need the target collection"),
+            None => errors.add(
+                at("collection"),
+                "relation fields need the target collection",
+            ),
         },
         _ => {}
     }
@@ -296,7 +354,10 @@ fn check_options(field: &Field, i: usize, collection: &str, others: &dyn SchemaL
         errors.add(at("values"), "only select fields take `values`");
     }
     if (o.collection.is_some() || o.cascade_delete) && field.kind != FieldType::Relation {
-        errors.add(at("collection"), "only relation fields take `collection` and `cascade_delete`");
+        errors.add(
+            at("collection"),
+            "only relation fields take `collection` and `cascade_delete`",
+        );
     }
     if let (Some(min), Some(max)) = (o.min, o.max) {
         if min > max {
@@ -305,7 +366,11 @@ fn check_options(field: &Field, i: usize, collection: &str, others: &dyn SchemaL
     }
 }
 
-fn parse_indexes(value: Option<&Json>, fields: &[Field], errors: &mut FieldErrors) -> Vec<Vec<String>> {
+fn parse_indexes(
+    value: Option<&Json>,
+    fields: &[Field],
+    errors: &mut FieldErrors,
+) -> Vec<Vec<String>> {
     let Some(value) = value.filter(|v| !v.is_null()) else {
         return Vec::new();
     };
@@ -320,16 +385,23 @@ fn parse_indexes(value: Option<&Json>, fields: &[Field], errors: &mut FieldError
             .and_then(|a| a.iter().map(|n| n.as_str().map(str::to_string)).collect());
         match names {
             Some(names) if !names.is_empty() && names.len() <= 16 => {
-                let all_known = names
-                    .iter()
-                    .all(|n| fields.iter().any(|f| &f.name == n) || super::SYSTEM_FIELDS.contains(&n.as_str()));
+                let all_known = names.iter().all(|n| {
+                    fields.iter().any(|f| &f.name == n)
+                        || super::SYSTEM_FIELDS.contains(&n.as_str())
+                });
                 if all_known {
                     out.push(names);
                 } else {
-                    errors.add(format!("indexes.{i}"), "names a field the collection does not have");
+                    errors.add(
+                        format!("indexes.{i}"),
+                        "names a field the collection does not have",
+                    );
                 }
             }
-            _ => errors.add(format!("indexes.{i}"), "expected a non-empty array of field names"),
+            _ => errors.add(
+                format!("indexes.{i}"),
+                "expected a non-empty array of field names",
+            ),
         }
     }
     out
@@ -396,7 +468,13 @@ mod tests {
         let keys: Vec<_> = e.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
-            ["fields.1.name", "fields.2.type", "fields.3.options.values", "fields.4.options.collection", "name"]
+            [
+                "fields.1.name",
+                "fields.2.type",
+                "fields.3.options.values",
+                "fields.4.options.collection",
+                "name"
+            ]
         );
     }
 
@@ -413,6 +491,9 @@ mod tests {
         assert_eq!(next.fields.len(), 2);
         assert!(next.indexes.is_empty(), "index on dropped field is gone");
         let bad = json!({"fields": [{"id": title_id, "name": "title", "type": "integer"}]});
-        assert!(matches!(parse_collection_patch(&c, &bad, &none(), "t"), Err(DefinitionError::Unprocessable(_))));
+        assert!(matches!(
+            parse_collection_patch(&c, &bad, &none(), "t"),
+            Err(DefinitionError::Unprocessable(_))
+        ));
     }
 }

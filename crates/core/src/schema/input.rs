@@ -31,20 +31,31 @@ pub struct RecordInput {
 ///
 /// # Errors
 /// One message per offending field: unknown fields, wrong types, missing required values.
-pub fn validate_record(collection: &Collection, body: &Map<String, Json>, mode: Mode) -> Result<RecordInput, FieldErrors> {
+pub fn validate_record(
+    collection: &Collection,
+    body: &Map<String, Json>,
+    mode: Mode,
+) -> Result<RecordInput, FieldErrors> {
     let mut errors = FieldErrors::new();
     let mut input = RecordInput::default();
     for (key, value) in body {
         match key.as_str() {
             "created" | "updated" | "expand" => {}
             "id" => match (mode, value) {
-                (Mode::Create, Json::String(id)) if is_plausible_id(id) => input.id = Some(id.clone()),
+                (Mode::Create, Json::String(id)) if is_plausible_id(id) => {
+                    input.id = Some(id.clone())
+                }
                 (Mode::Create, Json::Null) => {}
-                (Mode::Create, _) => errors.add("id", "must be 1 to 64 letters, digits, `-` or `_`"),
+                (Mode::Create, _) => {
+                    errors.add("id", "must be 1 to 64 letters, digits, `-` or `_`")
+                }
                 (Mode::Update, _) => errors.add("id", "cannot be changed"),
             },
             _ if collection.field(key).is_none() => {
-                errors.add(key.clone(), format!("unknown field; `{}` has no field `{key}`", collection.name));
+                errors.add(
+                    key.clone(),
+                    format!("unknown field; `{}` has no field `{key}`", collection.name),
+                );
             }
             _ => {}
         }
@@ -65,7 +76,8 @@ pub fn validate_record(collection: &Collection, body: &Map<String, Json>, mode: 
             },
             (None, Mode::Update) => continue,
         };
-        let blank = matches!(&value, Value::Null) || matches!(&value, Value::Text(s) if s.is_empty());
+        let blank =
+            matches!(&value, Value::Null) || matches!(&value, Value::Text(s) if s.is_empty());
         if field.required && blank {
             errors.add(field.name.clone(), "required: cannot be null or empty");
             continue;
@@ -82,7 +94,13 @@ pub fn validate_record(collection: &Collection, body: &Map<String, Json>, mode: 
 pub fn coerce(field: &Field, value: &Json) -> Result<Value, String> {
     let empty_is_null = !matches!(field.kind, FieldType::Text | FieldType::Json);
     match value {
-        Json::Null => return Ok(if field.kind == FieldType::Json { Value::Json(Json::Null) } else { Value::Null }),
+        Json::Null => {
+            return Ok(if field.kind == FieldType::Json {
+                Value::Json(Json::Null)
+            } else {
+                Value::Null
+            });
+        }
         Json::String(s) if s.is_empty() && empty_is_null => return Ok(Value::Null),
         _ => {}
     }
@@ -92,13 +110,21 @@ pub fn coerce(field: &Field, value: &Json) -> Result<Value, String> {
             let s = value.as_str().ok_or("expected a string")?;
             let len = s.chars().count() as f64;
             if opts.min.is_some_and(|m| len < m) || opts.max.is_some_and(|m| len > m) {
-                return Err(format!("length must be between {} and {}", fmt_bound(opts.min), fmt_bound(opts.max)));
+                return Err(format!(
+                    "length must be between {} and {}",
+                    fmt_bound(opts.min),
+                    fmt_bound(opts.max)
+                ));
             }
             Ok(Value::Text(s.to_string()))
         }
         FieldType::Integer => {
             let n = match value {
-                Json::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)),
+                Json::Number(n) => n.as_i64().or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                        .map(|f| f as i64)
+                }),
                 _ => None,
             }
             .ok_or("expected an integer")?;
@@ -106,11 +132,17 @@ pub fn coerce(field: &Field, value: &Json) -> Result<Value, String> {
             Ok(Value::Int(n))
         }
         FieldType::Number => {
-            let n = value.as_f64().filter(|f| f.is_finite()).ok_or("expected a number")?;
+            let n = value
+                .as_f64()
+                .filter(|f| f.is_finite())
+                .ok_or("expected a number")?;
             check_range(n, field)?;
             Ok(Value::Float(n))
         }
-        FieldType::Bool => value.as_bool().map(Value::Bool).ok_or_else(|| "expected true or false".into()),
+        FieldType::Bool => value
+            .as_bool()
+            .map(Value::Bool)
+            .ok_or_else(|| "expected true or false".into()),
         FieldType::Datetime => value
             .as_str()
             .and_then(crate::time::normalize_datetime)
@@ -119,11 +151,19 @@ pub fn coerce(field: &Field, value: &Json) -> Result<Value, String> {
         FieldType::Json => Ok(Value::Json(value.clone())),
         FieldType::Email => {
             let s = value.as_str().ok_or("expected an email address")?;
-            if is_email(s) { Ok(Value::Text(s.to_string())) } else { Err("expected an email address".into()) }
+            if is_email(s) {
+                Ok(Value::Text(s.to_string()))
+            } else {
+                Err("expected an email address".into())
+            }
         }
         FieldType::Url => {
             let s = value.as_str().ok_or("expected an http(s) URL")?;
-            if is_url(s) { Ok(Value::Text(s.to_string())) } else { Err("expected an http(s) URL".into()) }
+            if is_url(s) {
+                Ok(Value::Text(s.to_string()))
+            } else {
+                Err("expected an http(s) URL".into())
+            }
         }
         FieldType::Select => {
             let s = value.as_str().ok_or("expected a string")?;
@@ -148,7 +188,11 @@ fn fmt_bound(b: Option<f64>) -> String {
 fn check_range(n: f64, field: &Field) -> Result<(), String> {
     let o = &field.options;
     if o.min.is_some_and(|m| n < m) || o.max.is_some_and(|m| n > m) {
-        return Err(format!("must be between {} and {}", fmt_bound(o.min), fmt_bound(o.max)));
+        return Err(format!(
+            "must be between {} and {}",
+            fmt_bound(o.min),
+            fmt_bound(o.max)
+        ));
     }
     Ok(())
 }
@@ -164,15 +208,21 @@ fn is_email(s: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-        && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-')
+        && domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
 }
 
 fn is_url(s: &str) -> bool {
-    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
     match rest {
         Some(rest) => {
             let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-            !host.is_empty() && s.len() <= 2048 && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+            !host.is_empty()
+                && s.len() <= 2048
+                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
         }
         None => false,
     }
@@ -185,25 +235,48 @@ mod tests {
     use serde_json::json;
 
     fn field(kind: FieldType) -> Field {
-        Field { id: "f1".into(), name: "f".into(), kind, required: false, unique: false, default: None, options: FieldOptions::default() }
+        Field {
+            id: "f1".into(),
+            name: "f".into(),
+            kind,
+            required: false,
+            unique: false,
+            default: None,
+            options: FieldOptions::default(),
+        }
     }
 
     #[test]
     fn coercion_per_type() {
-        assert_eq!(coerce(&field(FieldType::Integer), &json!(3)), Ok(Value::Int(3)));
+        assert_eq!(
+            coerce(&field(FieldType::Integer), &json!(3)),
+            Ok(Value::Int(3))
+        );
         assert!(coerce(&field(FieldType::Integer), &json!(1.5)).is_err());
         assert!(coerce(&field(FieldType::Integer), &json!("1")).is_err());
-        assert_eq!(coerce(&field(FieldType::Number), &json!(1)), Ok(Value::Float(1.0)));
+        assert_eq!(
+            coerce(&field(FieldType::Number), &json!(1)),
+            Ok(Value::Float(1.0))
+        );
         assert!(coerce(&field(FieldType::Bool), &json!(1)).is_err());
         assert!(coerce(&field(FieldType::Email), &json!("a@b.co")).is_ok());
         assert!(coerce(&field(FieldType::Email), &json!("nope")).is_err());
         assert!(coerce(&field(FieldType::Url), &json!("https://x.org/a")).is_ok());
         assert!(coerce(&field(FieldType::Url), &json!("javascript:alert(1)")).is_err());
         assert_eq!(
-            coerce(&field(FieldType::Datetime), &json!("2024-01-01T00:00:00+01:00")),
+            coerce(
+                &field(FieldType::Datetime),
+                &json!("2024-01-01T00:00:00+01:00")
+            ),
             Ok(Value::Text("2023-12-31T23:00:00.000Z".into()))
         );
-        assert_eq!(coerce(&field(FieldType::Email), &json!("")), Ok(Value::Null));
-        assert_eq!(coerce(&field(FieldType::Text), &json!("")), Ok(Value::Text(String::new())));
+        assert_eq!(
+            coerce(&field(FieldType::Email), &json!("")),
+            Ok(Value::Null)
+        );
+        assert_eq!(
+            coerce(&field(FieldType::Text), &json!("")),
+            Ok(Value::Text(String::new()))
+        );
     }
 }

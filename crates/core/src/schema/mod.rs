@@ -10,7 +10,7 @@ mod names;
 
 use serde::{Deserialize, Serialize};
 
-pub use names::{is_valid_name, NAME_RULE};
+pub use names::{NAME_RULE, is_valid_name};
 
 /// System fields every record has.
 pub const SYSTEM_FIELDS: &[&str] = &["id", "created", "updated"];
@@ -46,7 +46,11 @@ impl Collection {
     /// The type of a column, system fields included.
     pub fn column_type(&self, name: &str) -> Option<FieldType> {
         match name {
-            "id" | "created" | "updated" => Some(if name == "id" { FieldType::Text } else { FieldType::Datetime }),
+            "id" | "created" | "updated" => Some(if name == "id" {
+                FieldType::Text
+            } else {
+                FieldType::Datetime
+            }),
             _ => self.field(name).map(|f| f.kind),
         }
     }
@@ -89,7 +93,8 @@ pub enum FieldType {
 impl FieldType {
     /// All types, for messages.
     pub const ALL: &'static [&'static str] = &[
-        "text", "integer", "number", "bool", "datetime", "json", "email", "url", "select", "relation",
+        "text", "integer", "number", "bool", "datetime", "json", "email", "url", "select",
+        "relation",
     ];
 
     /// Parses a type name.

@@ -2,8 +2,7 @@
 //! portable, quote-safe alphabet; the store quotes them anyway.
 
 /// The naming rule, for messages.
-pub const NAME_RULE: &str =
-    "must start with a letter and contain only letters, digits and underscores (at most 63 characters)";
+pub const NAME_RULE: &str = "must start with a letter and contain only letters, digits and underscores (at most 63 characters)";
 
 /// Whether `name` is a valid collection or field name.
 pub fn is_valid_name(name: &str) -> bool {
@@ -11,7 +10,9 @@ pub fn is_valid_name(name: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 63
         && bytes[0].is_ascii_alphabetic()
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
 }
 
 #[cfg(test)]
@@ -20,7 +21,16 @@ mod tests {
 
     #[test]
     fn hostile_names_are_rejected() {
-        for bad in ["", "_users", "1abc", "a b", "a\"b", "posts; DROP TABLE x", "é", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "_users",
+            "1abc",
+            "a b",
+            "a\"b",
+            "posts; DROP TABLE x",
+            "é",
+            &"a".repeat(64),
+        ] {
             assert!(!is_valid_name(bad), "{bad}");
         }
         for good in ["posts", "Posts_2", "a"] {

@@ -15,7 +15,7 @@ use tokio_postgres::types::ToSql;
 use crate::conn::{ColType, Conn, Database, Row};
 use crate::error::StoreError;
 use crate::sql::{Dialect, Sql};
-use value::{decode, map_error, Bind};
+use value::{Bind, decode, map_error};
 
 /// A pool of connections to one PostgreSQL database.
 pub struct PostgresDatabase {
@@ -34,7 +34,13 @@ impl PostgresDatabase {
             config.connect_timeout(Duration::from_secs(10));
         }
         config.application_name("brigade");
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
         let pool = Pool::builder(manager)
             .max_size(size.max(2))
             .runtime(Runtime::Tokio1)
@@ -49,7 +55,10 @@ impl PostgresDatabase {
     }
 
     async fn client(&self) -> Result<Object, StoreError> {
-        self.pool.get().await.map_err(|e| StoreError::Unavailable(e.to_string()))
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 }
 
@@ -62,7 +71,9 @@ impl Database for PostgresDatabase {
     async fn begin(&self) -> Result<Box<dyn Conn>, StoreError> {
         let client = self.client().await?;
         client.batch_execute("BEGIN").await.map_err(map_error)?;
-        Ok(Box::new(PgConn { client: Some(client) }))
+        Ok(Box::new(PgConn {
+            client: Some(client),
+        }))
     }
 
     async fn read(&self) -> Result<Box<dyn Conn>, StoreError> {
@@ -71,7 +82,9 @@ impl Database for PostgresDatabase {
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
             .map_err(map_error)?;
-        Ok(Box::new(PgConn { client: Some(client) }))
+        Ok(Box::new(PgConn {
+            client: Some(client),
+        }))
     }
 
     fn pool_status(&self) -> (usize, usize) {
@@ -91,7 +104,9 @@ struct PgConn {
 
 impl PgConn {
     fn client(&self) -> Result<&Object, StoreError> {
-        self.client.as_ref().ok_or_else(|| StoreError::Internal("transaction already finished".into()))
+        self.client
+            .as_ref()
+            .ok_or_else(|| StoreError::Internal("transaction already finished".into()))
     }
 }
 
@@ -123,10 +138,17 @@ impl Conn for PgConn {
         let client = self.client()?;
         let stmt = client.prepare_cached(&sql.text).await.map_err(map_error)?;
         let binds: Vec<Bind<'_>> = sql.params.iter().map(Bind).collect();
-        let params: Vec<&(dyn ToSql + Sync)> = binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+        let params: Vec<&(dyn ToSql + Sync)> =
+            binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
         let rows = client.query(&stmt, &params).await.map_err(map_error)?;
         rows.iter()
-            .map(|row| types.iter().enumerate().map(|(i, t)| decode(row, i, *t)).collect())
+            .map(|row| {
+                types
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| decode(row, i, *t))
+                    .collect()
+            })
             .collect()
     }
 
@@ -134,16 +156,23 @@ impl Conn for PgConn {
         let client = self.client()?;
         let stmt = client.prepare_cached(&sql.text).await.map_err(map_error)?;
         let binds: Vec<Bind<'_>> = sql.params.iter().map(Bind).collect();
-        let params: Vec<&(dyn ToSql + Sync)> = binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+        let params: Vec<&(dyn ToSql + Sync)> =
+            binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
         client.execute(&stmt, &params).await.map_err(map_error)
     }
 
     async fn execute_script(&mut self, script: &str) -> Result<(), StoreError> {
-        self.client()?.batch_execute(script).await.map_err(map_error)
+        self.client()?
+            .batch_execute(script)
+            .await
+            .map_err(map_error)
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        let client = self.client.take().ok_or_else(|| StoreError::Internal("transaction already finished".into()))?;
+        let client = self
+            .client
+            .take()
+            .ok_or_else(|| StoreError::Internal("transaction already finished".into()))?;
         client.batch_execute("COMMIT").await.map_err(map_error)
     }
 }

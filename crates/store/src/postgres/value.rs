@@ -6,7 +6,7 @@ use std::error::Error;
 use brigade_core::value::Value;
 use bytes::BytesMut;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{to_sql_checked, IsNull, Json, ToSql, Type};
+use tokio_postgres::types::{IsNull, Json, ToSql, Type, to_sql_checked};
 
 use crate::conn::ColType;
 use crate::error::StoreError;
@@ -32,7 +32,9 @@ impl ToSql for Bind<'_> {
             (Value::Float(f), &Type::INT8) if f.fract() == 0.0 => (*f as i64).to_sql(ty, out),
             (Value::Bool(b), &Type::BOOL) => b.to_sql(ty, out),
             (Value::Json(j), &Type::JSONB | &Type::JSON) => Json(j).to_sql(ty, out),
-            (Value::Text(s), &Type::JSONB | &Type::JSON) => Json(serde_json::Value::String(s.clone())).to_sql(ty, out),
+            (Value::Text(s), &Type::JSONB | &Type::JSON) => {
+                Json(serde_json::Value::String(s.clone())).to_sql(ty, out)
+            }
             (v, t) if is_text(t) => text_of(v).as_str().to_sql(&Type::TEXT, out),
             (v, t) => Err(format!("cannot bind {v:?} as {t}").into()),
         }
@@ -46,7 +48,10 @@ impl ToSql for Bind<'_> {
 }
 
 fn is_text(t: &Type) -> bool {
-    matches!(*t, Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN)
+    matches!(
+        *t,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN
+    )
 }
 
 fn text_of(v: &Value) -> String {
@@ -63,14 +68,33 @@ fn text_of(v: &Value) -> String {
 /// Decodes column `i` of `row` as `t`, accepting the neighbouring SQL types.
 pub(super) fn decode(row: &tokio_postgres::Row, i: usize, t: ColType) -> Result<Value, StoreError> {
     let ty = row.columns()[i].type_().clone();
-    let bad = |e: tokio_postgres::Error| StoreError::Internal(format!("decoding column {i} ({ty}): {e}"));
+    let bad =
+        |e: tokio_postgres::Error| StoreError::Internal(format!("decoding column {i} ({ty}): {e}"));
     let v = match (t, &ty) {
-        (_, &Type::INT8) => row.try_get::<_, Option<i64>>(i).map_err(bad)?.map(|n| as_type(Value::Int(n), t)),
-        (_, &Type::INT4) => row.try_get::<_, Option<i32>>(i).map_err(bad)?.map(|n| as_type(Value::Int(n.into()), t)),
-        (_, &Type::INT2) => row.try_get::<_, Option<i16>>(i).map_err(bad)?.map(|n| as_type(Value::Int(n.into()), t)),
-        (_, &Type::FLOAT8) => row.try_get::<_, Option<f64>>(i).map_err(bad)?.map(|f| as_type(Value::Float(f), t)),
-        (_, &Type::FLOAT4) => row.try_get::<_, Option<f32>>(i).map_err(bad)?.map(|f| as_type(Value::Float(f.into()), t)),
-        (_, &Type::BOOL) => row.try_get::<_, Option<bool>>(i).map_err(bad)?.map(Value::Bool),
+        (_, &Type::INT8) => row
+            .try_get::<_, Option<i64>>(i)
+            .map_err(bad)?
+            .map(|n| as_type(Value::Int(n), t)),
+        (_, &Type::INT4) => row
+            .try_get::<_, Option<i32>>(i)
+            .map_err(bad)?
+            .map(|n| as_type(Value::Int(n.into()), t)),
+        (_, &Type::INT2) => row
+            .try_get::<_, Option<i16>>(i)
+            .map_err(bad)?
+            .map(|n| as_type(Value::Int(n.into()), t)),
+        (_, &Type::FLOAT8) => row
+            .try_get::<_, Option<f64>>(i)
+            .map_err(bad)?
+            .map(|f| as_type(Value::Float(f), t)),
+        (_, &Type::FLOAT4) => row
+            .try_get::<_, Option<f32>>(i)
+            .map_err(bad)?
+            .map(|f| as_type(Value::Float(f.into()), t)),
+        (_, &Type::BOOL) => row
+            .try_get::<_, Option<bool>>(i)
+            .map_err(bad)?
+            .map(Value::Bool),
         (_, &Type::JSONB | &Type::JSON) => row
             .try_get::<_, Option<Json<serde_json::Value>>>(i)
             .map_err(bad)?
@@ -84,7 +108,11 @@ pub(super) fn decode(row: &tokio_postgres::Row, i: usize, t: ColType) -> Result<
             }
         }),
     };
-    Ok(v.unwrap_or(if t == ColType::Json { Value::Json(serde_json::Value::Null) } else { Value::Null }))
+    Ok(v.unwrap_or(if t == ColType::Json {
+        Value::Json(serde_json::Value::Null)
+    } else {
+        Value::Null
+    }))
 }
 
 fn as_type(v: Value, t: ColType) -> Value {
@@ -117,7 +145,12 @@ pub(super) fn map_error(e: tokio_postgres::Error) -> StoreError {
                 errors: Default::default(),
             };
         }
-        return StoreError::Internal(format!("{}: {} ({})", code.code(), db.message(), db.detail().unwrap_or_default()));
+        return StoreError::Internal(format!(
+            "{}: {} ({})",
+            code.code(),
+            db.message(),
+            db.detail().unwrap_or_default()
+        ));
     }
     if e.is_closed() {
         return StoreError::Unavailable(e.to_string());

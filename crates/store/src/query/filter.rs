@@ -25,7 +25,7 @@ pub struct RequestContext {
 }
 
 /// Finds collections by name for relation walks.
-pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<Arc<Collection>>;
+pub(crate) type Lookup<'a> = &'a (dyn Fn(&str) -> Option<Arc<Collection>> + Send + Sync);
 
 const MAX_WALK: usize = 3;
 
@@ -50,7 +50,13 @@ pub(crate) fn compile_filter(
     expr: &Expr,
     request: Option<&RequestContext>,
 ) -> Result<Sql, StoreError> {
-    let c = Compiler { dialect, source, lookup, request, now: brigade_core::time::now() };
+    let c = Compiler {
+        dialect,
+        source,
+        lookup,
+        request,
+        now: brigade_core::time::now(),
+    };
     c.expr(collection, expr, 0)
 }
 
@@ -61,16 +67,30 @@ enum Operandish<'e> {
 
 impl Compiler<'_> {
     fn error(&self, span: Span, message: impl Into<String>) -> StoreError {
-        let position = self.source.get(..span.start).map_or(span.start, |s| s.chars().count());
-        StoreError::invalid("filter", format!("at position {position}: {}", message.into()))
+        let position = self
+            .source
+            .get(..span.start)
+            .map_or(span.start, |s| s.chars().count());
+        StoreError::invalid(
+            "filter",
+            format!("at position {position}: {}", message.into()),
+        )
     }
 
     fn expr(&self, c: &Collection, e: &Expr, depth: usize) -> Result<Sql, StoreError> {
         let mut sql = Sql::new(self.dialect);
         match e {
             Expr::And(l, r) | Expr::Or(l, r) => {
-                let op = if matches!(e, Expr::And(..)) { " AND " } else { " OR " };
-                sql.push("(").append(self.expr(c, l, depth)?).push(op).append(self.expr(c, r, depth)?).push(")");
+                let op = if matches!(e, Expr::And(..)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                sql.push("(")
+                    .append(self.expr(c, l, depth)?)
+                    .push(op)
+                    .append(self.expr(c, r, depth)?)
+                    .push(")");
             }
             Expr::Cmp { left, op, right } => {
                 sql.append(self.cmp(c, left, *op, right, depth)?);
@@ -86,14 +106,23 @@ impl Compiler<'_> {
             Operand::Now { span } => Operandish::Value(Literal::Str(self.now.clone()), *span, true),
             Operand::Request { path, span } => {
                 let Some(request) = self.request else {
-                    return Err(self.error(*span, "`@request` can only be used in collection rules"));
+                    return Err(
+                        self.error(*span, "`@request` can only be used in collection rules")
+                    );
                 };
                 Operandish::Value(request_value(request, path), *span, false)
             }
         })
     }
 
-    fn cmp(&self, c: &Collection, left: &Operand, op: CmpOp, right: &Operand, depth: usize) -> Result<Sql, StoreError> {
+    fn cmp(
+        &self,
+        c: &Collection,
+        left: &Operand,
+        op: CmpOp,
+        right: &Operand,
+        depth: usize,
+    ) -> Result<Sql, StoreError> {
         match (self.operand(left)?, self.operand(right)?) {
             (Operandish::Field(path, span), Operandish::Value(v, vspan, is_now)) => {
                 self.field_cmp(c, path, span, op, &v, vspan, is_now, depth)
@@ -111,29 +140,59 @@ impl Compiler<'_> {
                 };
                 self.field_cmp(c, path, span, flipped, &v, vspan, is_now, depth)
             }
-            (Operandish::Field(a, aspan), Operandish::Field(b, bspan)) => self.field_field(c, a, aspan, op, b, bspan),
+            (Operandish::Field(a, aspan), Operandish::Field(b, bspan)) => {
+                self.field_field(c, a, aspan, op, b, bspan)
+            }
             (Operandish::Value(a, ..), Operandish::Value(b, ..)) => {
                 let mut sql = Sql::new(self.dialect);
-                sql.push(if const_cmp(&a, op, &b) { "1 = 1" } else { "1 = 0" });
+                sql.push(if const_cmp(&a, op, &b) {
+                    "1 = 1"
+                } else {
+                    "1 = 0"
+                });
                 Ok(sql)
             }
         }
     }
 
     fn column(&self, c: &Collection, name: &str, span: Span) -> Result<FieldType, StoreError> {
-        c.column_type(name)
-            .ok_or_else(|| self.error(span, format!("unknown field `{name}` in collection `{}`", c.name)))
+        c.column_type(name).ok_or_else(|| {
+            self.error(
+                span,
+                format!("unknown field `{name}` in collection `{}`", c.name),
+            )
+        })
     }
 
-    fn field_field(&self, c: &Collection, a: &[String], aspan: Span, op: CmpOp, b: &[String], bspan: Span) -> Result<Sql, StoreError> {
+    fn field_field(
+        &self,
+        c: &Collection,
+        a: &[String],
+        aspan: Span,
+        op: CmpOp,
+        b: &[String],
+        bspan: Span,
+    ) -> Result<Sql, StoreError> {
         if a.len() != 1 || b.len() != 1 {
-            return Err(self.error(aspan, "comparing two fields works only on fields of the same record"));
+            return Err(self.error(
+                aspan,
+                "comparing two fields works only on fields of the same record",
+            ));
         }
         let (ta, tb) = (self.column(c, &a[0], aspan)?, self.column(c, &b[0], bspan)?);
         let numeric = |t: FieldType| matches!(t, FieldType::Integer | FieldType::Number);
-        let compatible = (ta.is_textual() && tb.is_textual()) || (numeric(ta) && numeric(tb)) || ta == tb;
+        let compatible =
+            (ta.is_textual() && tb.is_textual()) || (numeric(ta) && numeric(tb)) || ta == tb;
         if !compatible || ta == FieldType::Json || matches!(op, CmpOp::Like | CmpOp::NotLike) {
-            return Err(self.error(bspan, format!("cannot compare `{}` with `{}` using {}", a[0], b[0], op.as_str())));
+            return Err(self.error(
+                bspan,
+                format!(
+                    "cannot compare `{}` with `{}` using {}",
+                    a[0],
+                    b[0],
+                    op.as_str()
+                ),
+            ));
         }
         let (ca, cb) = (ident(&a[0])?, ident(&b[0])?);
         let mut sql = Sql::new(self.dialect);
@@ -169,15 +228,33 @@ impl Compiler<'_> {
         let col = ident(name)?;
         let mut sql = Sql::new(self.dialect);
         if path.len() > 1 {
-            let target = c.field(name).filter(|f| f.kind == FieldType::Relation).and_then(|f| f.options.collection.clone());
+            let target = c
+                .field(name)
+                .filter(|f| f.kind == FieldType::Relation)
+                .and_then(|f| f.options.collection.clone());
             let Some(target) = target.and_then(|t| (self.lookup)(&t)) else {
-                return Err(self.error(span, format!("`{name}` is not a relation field, so `{}` cannot be followed", path.join("."))));
+                return Err(self.error(
+                    span,
+                    format!(
+                        "`{name}` is not a relation field, so `{}` cannot be followed",
+                        path.join(".")
+                    ),
+                ));
             };
             if depth >= MAX_WALK {
-                return Err(self.error(span, format!("relations can be followed at most {MAX_WALK} levels deep")));
+                return Err(self.error(
+                    span,
+                    format!("relations can be followed at most {MAX_WALK} levels deep"),
+                ));
             }
-            let inner = self.field_cmp(&target, &path[1..], span, op, lit, lspan, is_now, depth + 1)?;
-            sql.push(&format!("{col} IN (SELECT \"id\" FROM {} WHERE ", table(&target)?)).append(inner).push(")");
+            let inner =
+                self.field_cmp(&target, &path[1..], span, op, lit, lspan, is_now, depth + 1)?;
+            sql.push(&format!(
+                "{col} IN (SELECT \"id\" FROM {} WHERE ",
+                table(&target)?
+            ))
+            .append(inner)
+            .push(")");
             return Ok(sql);
         }
         if *lit == Literal::Null {
@@ -200,15 +277,36 @@ impl Compiler<'_> {
                 (Dialect::Postgres, false) => format!("CAST({col} AS TEXT)"),
                 _ => col.to_string(),
             };
-            let like = if self.dialect == Dialect::Postgres { "ILIKE" } else { "LIKE" };
-            if op == CmpOp::Like {
-                sql.push(&format!("{target} {like} ")).bind(Value::Text(pattern)).push(" ESCAPE '\\'");
+            let like = if self.dialect == Dialect::Postgres {
+                "ILIKE"
             } else {
-                sql.push(&format!("({col} IS NULL OR {target} NOT {like} ")).bind(Value::Text(pattern)).push(" ESCAPE '\\')");
+                "LIKE"
+            };
+            if op == CmpOp::Like {
+                sql.push(&format!("{target} {like} "))
+                    .bind(Value::Text(pattern))
+                    .push(" ESCAPE '\\'");
+            } else {
+                sql.push(&format!("({col} IS NULL OR {target} NOT {like} "))
+                    .bind(Value::Text(pattern))
+                    .push(" ESCAPE '\\')");
             }
             return Ok(sql);
         }
-        let mismatch = |what: &str| self.error(lspan, format!("`{name}` is a {} field; compare it with {what}", kind.as_str()));
+        let article = if kind.as_str().starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        let mismatch = |what: &str| {
+            self.error(
+                lspan,
+                format!(
+                    "`{name}` is {article} {} field; compare it with {what}",
+                    kind.as_str()
+                ),
+            )
+        };
         let (value, cast_float) = match (kind, lit) {
             (FieldType::Integer, Literal::Int(i)) => (Value::Int(*i), false),
             (FieldType::Integer, Literal::Float(f)) => (Value::Float(*f), true),
@@ -217,13 +315,30 @@ impl Compiler<'_> {
             (FieldType::Integer | FieldType::Number, _) => return Err(mismatch("a number")),
             (FieldType::Bool, Literal::Bool(b)) => (Value::Bool(*b), false),
             (FieldType::Bool, _) => return Err(mismatch("true or false")),
-            (FieldType::Datetime, Literal::Str(s)) => match brigade_core::time::normalize_datetime(s) {
-                Some(t) => (Value::Text(t), false),
-                None if is_now => (Value::Text(s.clone()), false),
-                None => return Err(mismatch("a date-time such as '2026-01-31T12:00:00Z' or @now")),
-            },
-            (FieldType::Datetime, _) => return Err(mismatch("a date-time such as '2026-01-31T12:00:00Z' or @now")),
-            (FieldType::Json, _) => return Err(self.error(span, format!("`{name}` is a json field; only `= null`, `!= null`, `~` and `!~` apply"))),
+            (FieldType::Datetime, Literal::Str(s)) => {
+                match brigade_core::time::normalize_datetime(s) {
+                    Some(t) => (Value::Text(t), false),
+                    None if is_now => (Value::Text(s.clone()), false),
+                    None => {
+                        return Err(mismatch(
+                            "a date-time such as '2026-01-31T12:00:00Z' or @now",
+                        ));
+                    }
+                }
+            }
+            (FieldType::Datetime, _) => {
+                return Err(mismatch(
+                    "a date-time such as '2026-01-31T12:00:00Z' or @now",
+                ));
+            }
+            (FieldType::Json, _) => {
+                return Err(self.error(
+                    span,
+                    format!(
+                        "`{name}` is a json field; only `= null`, `!= null`, `~` and `!~` apply"
+                    ),
+                ));
+            }
             (_, Literal::Str(s)) if !is_now => (Value::Text(s.clone()), false),
             (_, _) => return Err(mismatch("a quoted string")),
         };
@@ -275,9 +390,15 @@ fn request_value(request: &RequestContext, path: &[String]) -> Literal {
     match value {
         Some(serde_json::Value::String(s)) => Literal::Str(s.clone()),
         Some(serde_json::Value::Bool(b)) => Literal::Bool(*b),
-        Some(serde_json::Value::Number(n)) => n.as_i64().map_or_else(|| Literal::Float(n.as_f64().unwrap_or(0.0)), Literal::Int),
+        Some(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .map_or_else(|| Literal::Float(n.as_f64().unwrap_or(0.0)), Literal::Int),
         Some(serde_json::Value::Array(items)) => Literal::Str(
-            items.iter().filter_map(|i| i.as_str()).collect::<Vec<_>>().join(","),
+            items
+                .iter()
+                .filter_map(|i| i.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
         ),
         _ => Literal::Null,
     }

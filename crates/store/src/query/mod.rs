@@ -6,6 +6,6 @@ mod filter;
 mod params;
 
 pub use filter::RequestContext;
-pub(crate) use filter::compile_filter;
+pub(crate) use filter::{Lookup, compile_filter};
 pub use params::ListParams;
-pub(crate) use params::{parse_expand, parse_fields, parse_sort, SortKey};
+pub(crate) use params::{SortKey, parse_expand, parse_fields, parse_sort};

@@ -32,15 +32,19 @@ impl ListParams {
     /// # Errors
     /// [`StoreError::Invalid`] on `page`, `per_page` or `skip_total`.
     pub fn paging(&self) -> Result<(i64, i64, bool), StoreError> {
-        let number = |key: &str, v: &Option<String>, default: i64, max: i64| -> Result<i64, StoreError> {
-            match v.as_deref().map(str::trim) {
-                None | Some("") => Ok(default),
-                Some(s) => match s.parse::<i64>() {
-                    Ok(n) if (1..=max).contains(&n) => Ok(n),
-                    _ => Err(StoreError::invalid(key, format!("must be a whole number from 1 to {max}"))),
-                },
-            }
-        };
+        let number =
+            |key: &str, v: &Option<String>, default: i64, max: i64| -> Result<i64, StoreError> {
+                match v.as_deref().map(str::trim) {
+                    None | Some("") => Ok(default),
+                    Some(s) => match s.parse::<i64>() {
+                        Ok(n) if (1..=max).contains(&n) => Ok(n),
+                        _ => Err(StoreError::invalid(
+                            key,
+                            format!("must be a whole number from 1 to {max}"),
+                        )),
+                    },
+                }
+            };
         let page = number("page", &self.page, 1, 1_000_000)?;
         let per_page = number("per_page", &self.per_page, DEFAULT_PER_PAGE, MAX_PER_PAGE)?;
         let skip_total = match self.skip_total.as_deref() {
@@ -62,38 +66,64 @@ pub(crate) struct SortKey {
 /// Parses `-created,title`. `id` is appended as a tie-breaker so pages are stable.
 pub(crate) fn parse_sort(c: &Collection, sort: Option<&str>) -> Result<Vec<SortKey>, StoreError> {
     let mut keys = Vec::new();
-    for part in sort.unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for part in sort
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
         let (descending, name) = match part.as_bytes()[0] {
             b'-' => (true, &part[1..]),
             b'+' => (false, &part[1..]),
             _ => (false, part),
         };
         if c.column_type(name).is_none() {
-            return Err(StoreError::invalid("sort", format!("unknown field `{name}` in collection `{}`", c.name)));
+            return Err(StoreError::invalid(
+                "sort",
+                format!("unknown field `{name}` in collection `{}`", c.name),
+            ));
         }
         if keys.iter().any(|k: &SortKey| k.column == name) {
-            return Err(StoreError::invalid("sort", format!("`{name}` appears twice")));
+            return Err(StoreError::invalid(
+                "sort",
+                format!("`{name}` appears twice"),
+            ));
         }
-        keys.push(SortKey { column: name.to_string(), descending });
+        keys.push(SortKey {
+            column: name.to_string(),
+            descending,
+        });
     }
     if keys.len() > MAX_SORT_KEYS {
-        return Err(StoreError::invalid("sort", format!("at most {MAX_SORT_KEYS} sort keys")));
+        return Err(StoreError::invalid(
+            "sort",
+            format!("at most {MAX_SORT_KEYS} sort keys"),
+        ));
     }
     if !keys.iter().any(|k| k.column == "id") {
-        keys.push(SortKey { column: "id".into(), descending: false });
+        keys.push(SortKey {
+            column: "id".into(),
+            descending: false,
+        });
     }
     Ok(keys)
 }
 
 /// Parses `id,title`: the keys a response keeps (`expand` is kept when asked for).
-pub(crate) fn parse_fields(c: &Collection, fields: Option<&str>) -> Result<Option<Vec<String>>, StoreError> {
+pub(crate) fn parse_fields(
+    c: &Collection,
+    fields: Option<&str>,
+) -> Result<Option<Vec<String>>, StoreError> {
     let Some(text) = fields.map(str::trim).filter(|f| !f.is_empty()) else {
         return Ok(None);
     };
     let mut out = Vec::new();
     for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         if name != "expand" && c.column_type(name).is_none() {
-            return Err(StoreError::invalid("fields", format!("unknown field `{name}` in collection `{}`", c.name)));
+            return Err(StoreError::invalid(
+                "fields",
+                format!("unknown field `{name}` in collection `{}`", c.name),
+            ));
         }
         out.push(name.to_string());
     }
@@ -101,12 +131,24 @@ pub(crate) fn parse_fields(c: &Collection, fields: Option<&str>) -> Result<Optio
 }
 
 /// Parses `author,author.team`: relation paths, each step a relation field.
-pub(crate) fn parse_expand(c: &Collection, lookup: Lookup<'_>, expand: Option<&str>) -> Result<Vec<Vec<String>>, StoreError> {
+pub(crate) fn parse_expand(
+    c: &Collection,
+    lookup: Lookup<'_>,
+    expand: Option<&str>,
+) -> Result<Vec<Vec<String>>, StoreError> {
     let mut paths = Vec::new();
-    for path in expand.unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for path in expand
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
         let steps: Vec<String> = path.split('.').map(str::to_string).collect();
         if steps.len() > MAX_EXPAND_DEPTH {
-            return Err(StoreError::invalid("expand", format!("`{path}` is deeper than {MAX_EXPAND_DEPTH} levels")));
+            return Err(StoreError::invalid(
+                "expand",
+                format!("`{path}` is deeper than {MAX_EXPAND_DEPTH} levels"),
+            ));
         }
         let mut current: Arc<Collection> = Arc::new(c.clone());
         for step in &steps {

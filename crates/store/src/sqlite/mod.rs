@@ -17,11 +17,12 @@ use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 use crate::conn::{ColType, Conn, Database, Row};
 use crate::error::StoreError;
 use crate::sql::{Dialect, Sql};
-use value::{decode, map_error, Bind};
+use value::{Bind, decode, map_error};
 
 const WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
     PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;";
-const READER_PRAGMAS: &str = "PRAGMA query_only = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8000;";
+const READER_PRAGMAS: &str =
+    "PRAGMA query_only = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8000;";
 
 /// An open SQLite database file.
 pub struct SqliteDatabase {
@@ -47,16 +48,23 @@ impl SqliteDatabase {
                 StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
-        let unavailable = |e: rusqlite::Error| StoreError::Unavailable(format!("{}: {e}", path.display()));
+        let unavailable =
+            |e: rusqlite::Error| StoreError::Unavailable(format!("{}: {e}", path.display()));
         let writer = Connection::open(path).map_err(unavailable)?;
-        writer.busy_timeout(Duration::from_secs(5)).map_err(unavailable)?;
+        writer
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(unavailable)?;
         writer.execute_batch(WRITER_PRAGMAS).map_err(unavailable)?;
         writer.set_prepared_statement_cache_capacity(256);
         let mut idle = Vec::with_capacity(readers);
         for _ in 0..readers.max(1) {
-            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI;
             let reader = Connection::open_with_flags(path, flags).map_err(unavailable)?;
-            reader.busy_timeout(Duration::from_secs(5)).map_err(unavailable)?;
+            reader
+                .busy_timeout(Duration::from_secs(5))
+                .map_err(unavailable)?;
             reader.execute_batch(READER_PRAGMAS).map_err(unavailable)?;
             reader.set_prepared_statement_cache_capacity(256);
             idle.push(reader);
@@ -65,7 +73,11 @@ impl SqliteDatabase {
         Ok(SqliteDatabase {
             path: path.to_path_buf(),
             writer: Arc::new(tokio::sync::Mutex::new(writer)),
-            readers: Arc::new(ReaderPool { idle: Mutex::new(idle), permits: Arc::new(Semaphore::new(size)), size }),
+            readers: Arc::new(ReaderPool {
+                idle: Mutex::new(idle),
+                permits: Arc::new(Semaphore::new(size)),
+                size,
+            }),
         })
     }
 
@@ -83,8 +95,12 @@ impl Database for SqliteDatabase {
 
     async fn begin(&self) -> Result<Box<dyn Conn>, StoreError> {
         let guard = self.writer.clone().lock_owned().await;
-        let mut conn = SqliteConn { holder: Holder::Writer(guard), open: false };
-        conn.run(|c| c.execute_batch("BEGIN IMMEDIATE")).map_err(map_error)?;
+        let mut conn = SqliteConn {
+            holder: Holder::Writer(guard),
+            open: false,
+        };
+        conn.run(|c| c.execute_batch("BEGIN IMMEDIATE"))
+            .map_err(map_error)?;
         conn.open = true;
         Ok(Box::new(conn))
     }
@@ -105,7 +121,11 @@ impl Database for SqliteDatabase {
             .pop()
             .ok_or_else(|| StoreError::Internal("reader pool empty".into()))?;
         let mut conn = SqliteConn {
-            holder: Holder::Reader { conn: Some(conn), pool: self.readers.clone(), _permit: permit },
+            holder: Holder::Reader {
+                conn: Some(conn),
+                pool: self.readers.clone(),
+                _permit: permit,
+            },
             open: false,
         };
         conn.run(|c| c.execute_batch("BEGIN")).map_err(map_error)?;
@@ -150,9 +170,14 @@ impl SqliteConn {
         }
     }
 
-    fn run<T>(&mut self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    fn run<T>(
+        &mut self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
         let conn = self.connection();
-        if tokio::runtime::Handle::try_current().is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread) {
+        if tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+        {
             tokio::task::block_in_place(|| f(conn))
         } else {
             f(conn)
@@ -201,7 +226,8 @@ impl Conn for SqliteConn {
         self.run(|c| {
             let mut stmt = c.prepare_cached(&sql.text)?;
             let params: Vec<Bind<'_>> = sql.params.iter().map(Bind).collect();
-            stmt.execute(rusqlite::params_from_iter(params.iter())).map(|n| n as u64)
+            stmt.execute(rusqlite::params_from_iter(params.iter()))
+                .map(|n| n as u64)
         })
         .map_err(map_error)
     }

@@ -2,8 +2,8 @@
 //! of SQLite constraint errors to user-facing conflicts.
 
 use brigade_core::value::Value;
-use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::ToSql;
+use rusqlite::types::{ToSqlOutput, ValueRef};
 
 use crate::conn::ColType;
 use crate::error::StoreError;
@@ -38,15 +38,20 @@ pub(super) fn decode(v: ValueRef<'_>, t: ColType) -> Value {
         (ValueRef::Real(f), _) => Value::Float(f),
         (ValueRef::Text(b), ColType::Json) => {
             let s = String::from_utf8_lossy(b);
-            serde_json::from_str(&s).map_or_else(|_| Value::Json(serde_json::Value::String(s.into_owned())), Value::Json)
+            serde_json::from_str(&s).map_or_else(
+                |_| Value::Json(serde_json::Value::String(s.into_owned())),
+                Value::Json,
+            )
         }
         (ValueRef::Text(b), ColType::Int) => {
             let s = String::from_utf8_lossy(b);
-            s.parse().map_or_else(|_| Value::Text(s.into_owned()), Value::Int)
+            s.parse()
+                .map_or_else(|_| Value::Text(s.into_owned()), Value::Int)
         }
         (ValueRef::Text(b), ColType::Float) => {
             let s = String::from_utf8_lossy(b);
-            s.parse().map_or_else(|_| Value::Text(s.into_owned()), Value::Float)
+            s.parse()
+                .map_or_else(|_| Value::Text(s.into_owned()), Value::Float)
         }
         (ValueRef::Text(b), _) => Value::Text(String::from_utf8_lossy(b).into_owned()),
         (ValueRef::Blob(b), _) => Value::Text(String::from_utf8_lossy(b).into_owned()),
@@ -58,10 +63,14 @@ pub(super) fn map_error(e: rusqlite::Error) -> StoreError {
     if let rusqlite::Error::SqliteFailure(err, msg) = &e {
         let msg = msg.as_deref().unwrap_or_default();
         match err.extended_code {
-            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
                 // "UNIQUE constraint failed: posts.title"
                 let column = msg.rsplit(['.', ' ']).next().unwrap_or("id");
-                return StoreError::conflict(column, "must be unique; another record has this value");
+                return StoreError::conflict(
+                    column,
+                    "must be unique; another record has this value",
+                );
             }
             rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
                 return StoreError::Conflict {
@@ -72,7 +81,9 @@ pub(super) fn map_error(e: rusqlite::Error) -> StoreError {
             }
             _ => {}
         }
-        if err.code == rusqlite::ErrorCode::DatabaseBusy || err.code == rusqlite::ErrorCode::DatabaseLocked {
+        if err.code == rusqlite::ErrorCode::DatabaseBusy
+            || err.code == rusqlite::ErrorCode::DatabaseLocked
+        {
             return StoreError::Unavailable(e.to_string());
         }
     }

@@ -1,0 +1,135 @@
+//! Request extractors that fail as problem+json: JSON bodies ([`JsonObject`], [`JsonBody`]),
+//! query strings ([`ApiQuery`]) and the caller's identity ([`Caller`], [`Admin`]).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use brigade_auth::{Principal, TokenError};
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Query string parameters; malformed ones are a 400.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub(crate) struct ApiQuery<T>(pub(crate) T);
+
+/// A JSON body of any shape, with content-type and size checked.
+#[derive(Debug)]
+pub(crate) struct JsonBody(pub(crate) Value);
+
+/// A JSON body that must be an object.
+#[derive(Debug)]
+pub(crate) struct JsonObject(pub(crate) Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|m| {
+                let m = m.trim().to_ascii_lowercase();
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Send the body as JSON with `Content-Type: application/json`.",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::field(
+                "body",
+                format!(
+                    "malformed JSON at line {}, column {}: {e}",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?;
+        Ok(JsonBody(value))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match JsonBody::from_request(req, state).await?.0 {
+            Value::Object(map) => Ok(JsonObject(map)),
+            _ => Err(ApiError::field("body", "expected a JSON object")),
+        }
+    }
+}
+
+/// The authenticated caller, if any. A present but invalid token is a 401, not anonymous.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller(pub(crate) Option<Principal>);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let token = match header {
+            Some(h) => match h.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                    Some(token.trim().to_string())
+                }
+                _ => {
+                    return Err(ApiError::unauthorized(
+                        "Use `Authorization: Bearer <token>`.",
+                    ));
+                }
+            },
+            None => query_token(parts.uri.query()),
+        };
+        let Some(token) = token else {
+            return Ok(Caller(None));
+        };
+        match state.tokens().verify(&token) {
+            Ok(p) => Ok(Caller(Some(p))),
+            Err(TokenError::Expired) => Err(ApiError::unauthorized(
+                "The access token has expired; refresh it or log in again.",
+            )),
+            Err(TokenError::Invalid) => Err(ApiError::unauthorized("The access token is invalid.")),
+        }
+    }
+}
+
+fn query_token(query: Option<&str>) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == "token").then(|| v.to_string())
+    })
+}
+
+/// A superuser. Anonymous callers get 401, others 403.
+#[derive(Debug, Clone)]
+pub(crate) struct Admin(pub(crate) Principal);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match Caller::from_request_parts(parts, state).await?.0 {
+            Some(p) if p.is_admin() => Ok(Admin(p)),
+            Some(_) => Err(ApiError::forbidden("This needs the `admin` role.")),
+            None => Err(ApiError::unauthorized(
+                "Log in as a superuser and send `Authorization: Bearer <token>`.",
+            )),
+        }
+    }
+}

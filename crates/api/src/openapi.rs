@@ -1,0 +1,185 @@
+//! The OpenAPI 3.1 document of the live API, collections included. It is rebuilt from the
+//! schema cache on each request (cheap), so it always matches the current collections.
+//! Written as JSON directly: every path of a collection is generated from runtime data.
+
+use std::sync::Arc;
+
+use brigade_core::schema::{Collection, FieldType};
+use serde_json::{Map, Value, json};
+
+/// The OpenAPI document for `collections`.
+pub(crate) fn document(collections: &[Arc<Collection>]) -> Value {
+    let mut paths = Map::new();
+    let mut schemas = Map::new();
+    schemas.insert("Problem".into(), problem_schema());
+    for c in collections {
+        let (record, input) = record_schemas(c);
+        let name = &c.name;
+        schemas.insert(format!("{name}Record"), record);
+        schemas.insert(format!("{name}Input"), input);
+        let record_ref = json!({"$ref": format!("#/components/schemas/{name}Record")});
+        let input_ref = json!({"$ref": format!("#/components/schemas/{name}Input")});
+        let tag = json!([name]);
+        paths.insert(
+            format!("/api/collections/{name}/records"),
+            json!({
+                "get": {
+                    "tags": tag, "summary": format!("List {name} records"), "operationId": format!("list_{name}"),
+                    "parameters": list_parameters(),
+                    "responses": {
+                        "200": {"description": "A page of records", "content": {"application/json": {"schema": {
+                            "type": "object",
+                            "properties": {
+                                "items": {"type": "array", "items": record_ref},
+                                "page": {"type": "integer"}, "per_page": {"type": "integer"},
+                                "total_items": {"type": ["integer", "null"]}, "total_pages": {"type": ["integer", "null"]}
+                            }
+                        }}}},
+                        "400": problem("Invalid filter, sort, fields, expand or paging"),
+                        "401": problem("Missing or invalid token"), "404": problem("Unknown collection")
+                    }
+                },
+                "post": {
+                    "tags": tag, "summary": format!("Create a {name} record"), "operationId": format!("create_{name}"),
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": input_ref}}},
+                    "responses": {
+                        "201": {"description": "Created", "content": {"application/json": {"schema": record_ref}}},
+                        "400": problem("Invalid fields"), "409": problem("Unique value taken"),
+                        "413": problem("Body too large"), "415": problem("Not JSON")
+                    }
+                }
+            }),
+        );
+        let id_param =
+            json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+        paths.insert(
+            format!("/api/collections/{name}/records/{{id}}"),
+            json!({
+                "parameters": id_param,
+                "get": {"tags": tag, "summary": format!("Read a {name} record"), "operationId": format!("read_{name}"),
+                    "parameters": [query_param("fields", "Comma-separated keys to return"), query_param("expand", "Relations to expand, e.g. author.team")],
+                    "responses": {"200": {"description": "The record", "content": {"application/json": {"schema": record_ref}}}, "404": problem("No such record")}},
+                "patch": {"tags": tag, "summary": format!("Update a {name} record"), "operationId": format!("update_{name}"),
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": input_ref}}},
+                    "responses": {"200": {"description": "The updated record", "content": {"application/json": {"schema": record_ref}}},
+                        "400": problem("Invalid fields"), "404": problem("No such record"), "409": problem("Unique value taken")}},
+                "delete": {"tags": tag, "summary": format!("Delete a {name} record"), "operationId": format!("delete_{name}"),
+                    "responses": {"204": {"description": "Deleted"}, "404": problem("No such record"), "409": problem("Still referenced")}}
+            }),
+        );
+    }
+    paths.insert("/api/collections".into(), json!({
+        "get": {"tags": ["schema"], "summary": "List collections", "responses": {"200": {"description": "Collections"}}},
+        "post": {"tags": ["schema"], "summary": "Create a collection (recorded as a migration)",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": {"201": {"description": "Created"}, "400": problem("Invalid definition"), "409": problem("Name taken")}}
+    }));
+    paths.insert("/api/collections/{name}".into(), json!({
+        "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "get": {"tags": ["schema"], "summary": "Read a collection", "responses": {"200": {"description": "The collection"}, "404": problem("Unknown")}},
+        "patch": {"tags": ["schema"], "summary": "Change fields, indexes or rules (recorded as a migration)",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": {"200": {"description": "The collection"}, "400": problem("Invalid"), "422": problem("Type change")}},
+        "delete": {"tags": ["schema"], "summary": "Drop a collection", "responses": {"204": {"description": "Dropped"}}}
+    }));
+    paths.insert("/api/batch".into(), json!({
+        "post": {"tags": ["records"], "summary": "Several writes in one transaction",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "requests": {"type": "array", "items": {"type": "object", "required": ["method", "url"], "properties": {
+                    "method": {"enum": ["POST", "PATCH", "DELETE"]}, "url": {"type": "string"}, "body": {"type": "object"}}}}}}}}},
+            "responses": {"200": {"description": "One result per request"}, "400": problem("A request is invalid; nothing was written")}}
+    }));
+    paths.insert("/api/auth/login".into(), json!({
+        "post": {"tags": ["auth"], "summary": "Log in with email and password", "security": [],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["email", "password"],
+                "properties": {"email": {"type": "string"}, "password": {"type": "string"}}}}}},
+            "responses": {"200": {"description": "Tokens"}, "401": problem("Wrong email or password")}}
+    }));
+    paths.insert("/api/auth/me".into(), json!({"get": {"tags": ["auth"], "summary": "The current user", "responses": {"200": {"description": "The user"}, "401": problem("Not logged in")}}}));
+    paths.insert("/healthz".into(), json!({"get": {"tags": ["operations"], "security": [], "summary": "Process is alive", "responses": {"200": {"description": "ok"}}}}));
+    paths.insert("/readyz".into(), json!({"get": {"tags": ["operations"], "security": [], "summary": "Database reachable and migrations applied", "responses": {"200": {"description": "ready"}, "503": problem("Not ready")}}}));
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Brigade", "version": env!("CARGO_PKG_VERSION"),
+            "description": "Collections, records, auth and operations of this Brigade app. Errors are RFC 9457 problem+json."},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+        },
+        "security": [{"bearer": []}]
+    })
+}
+
+fn problem(description: &str) -> Value {
+    json!({"description": description, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+}
+
+fn problem_schema() -> Value {
+    json!({"type": "object", "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"}, "errors": {"type": "object", "additionalProperties": {"type": "string"}}}})
+}
+
+fn query_param(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "string"}})
+}
+
+fn list_parameters() -> Value {
+    json!([
+        query_param("filter", "Filter expression, e.g. status = 'active' && views >= 10"),
+        query_param("sort", "Comma-separated fields, '-' for descending, e.g. -created,title"),
+        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+        {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 30}},
+        {"name": "skip_total", "in": "query", "schema": {"type": "boolean", "default": false}},
+        query_param("fields", "Comma-separated keys to return"),
+        query_param("expand", "Relations to expand, e.g. author,author.team"),
+    ])
+}
+
+fn field_schema(kind: FieldType, c: &Collection, name: &str) -> Value {
+    let base = match kind {
+        FieldType::Text => json!({"type": "string"}),
+        FieldType::Integer => json!({"type": "integer", "format": "int64"}),
+        FieldType::Number => json!({"type": "number"}),
+        FieldType::Bool => json!({"type": "boolean"}),
+        FieldType::Datetime => json!({"type": "string", "format": "date-time"}),
+        FieldType::Json => json!({}),
+        FieldType::Email => json!({"type": "string", "format": "email"}),
+        FieldType::Url => json!({"type": "string", "format": "uri"}),
+        FieldType::Select => {
+            json!({"type": "string", "enum": c.field(name).and_then(|f| f.options.values.clone()).unwrap_or_default()})
+        }
+        FieldType::Relation => {
+            json!({"type": "string", "description": format!("id of a `{}` record",
+            c.field(name).and_then(|f| f.options.collection.clone()).unwrap_or_default())})
+        }
+    };
+    base
+}
+
+fn record_schemas(c: &Collection) -> (Value, Value) {
+    let mut props = Map::new();
+    props.insert("id".into(), json!({"type": "string"}));
+    props.insert(
+        "created".into(),
+        json!({"type": "string", "format": "date-time"}),
+    );
+    props.insert(
+        "updated".into(),
+        json!({"type": "string", "format": "date-time"}),
+    );
+    let mut input_props = Map::new();
+    let mut required = Vec::new();
+    for f in &c.fields {
+        let schema = field_schema(f.kind, c, &f.name);
+        props.insert(f.name.clone(), schema.clone());
+        input_props.insert(f.name.clone(), schema);
+        if f.required {
+            required.push(Value::String(f.name.clone()));
+        }
+    }
+    let record = json!({"type": "object", "properties": props});
+    let input = json!({"type": "object", "properties": input_props, "required": required, "additionalProperties": false});
+    (record, input)
+}

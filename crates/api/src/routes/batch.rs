@@ -1,0 +1,106 @@
+//! `POST /api/batch`: several record writes in one transaction, all or nothing.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use brigade_store::{BatchOp, BatchOutcome};
+use serde_json::{Map, Value, json};
+
+use crate::error::ApiError;
+use crate::extract::{Admin, JsonObject};
+use crate::state::AppState;
+
+/// Most writes accepted in one batch.
+const MAX_REQUESTS: usize = 1000;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/api/batch", post(run_batch))
+}
+
+async fn run_batch(
+    State(state): State<AppState>,
+    _admin: Admin,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let Some(Value::Array(requests)) = body.get("requests") else {
+        return Err(ApiError::field(
+            "requests",
+            "expected an array of {method, url, body}",
+        ));
+    };
+    if requests.is_empty() || requests.len() > MAX_REQUESTS {
+        return Err(ApiError::field(
+            "requests",
+            format!("send between 1 and {MAX_REQUESTS} requests"),
+        ));
+    }
+    let ops = requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| parse_request(r).map_err(|e| e.prefixed(&format!("requests.{i}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outcomes = state
+        .store()
+        .write(ops)
+        .await
+        .map_err(|(i, e)| ApiError::from(e).prefixed(&format!("requests.{i}")))?;
+    let results: Vec<Value> = outcomes
+        .into_iter()
+        .map(|o| match o {
+            BatchOutcome::Created(r) => json!({"status": 201, "body": r}),
+            BatchOutcome::Updated(r) => json!({"status": 200, "body": r}),
+            BatchOutcome::Deleted => json!({"status": 204, "body": null}),
+        })
+        .collect();
+    Ok(Json(Value::Array(results)))
+}
+
+fn parse_request(r: &Value) -> Result<BatchOp, ApiError> {
+    let method = r
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    let url = r
+        .get("url")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::field("url", "required"))?;
+    let path = url.split('?').next().unwrap_or_default();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (collection, id) = match parts.as_slice() {
+        ["api", "collections", c, "records"] => (c.to_string(), None),
+        ["api", "collections", c, "records", id] => (c.to_string(), Some(id.to_string())),
+        _ => {
+            return Err(ApiError::field(
+                "url",
+                "expected /api/collections/{name}/records[/{id}]",
+            ));
+        }
+    };
+    let body = || -> Result<Map<String, Value>, ApiError> {
+        match r.get("body") {
+            Some(Value::Object(m)) => Ok(m.clone()),
+            _ => Err(ApiError::field("body", "expected a JSON object")),
+        }
+    };
+    match (method.as_str(), id) {
+        ("POST", None) => Ok(BatchOp::Create {
+            collection,
+            body: body()?,
+        }),
+        ("PATCH", Some(id)) => Ok(BatchOp::Update {
+            collection,
+            id,
+            body: body()?,
+        }),
+        ("DELETE", Some(id)) => Ok(BatchOp::Delete { collection, id }),
+        _ => Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            ..ApiError::field(
+                "method",
+                "use POST on .../records, PATCH or DELETE on .../records/{id}",
+            )
+        }),
+    }
+}

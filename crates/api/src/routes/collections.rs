@@ -1,0 +1,71 @@
+//! `/api/collections[/{name}]`: schema changes, each applied as a recorded migration.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use brigade_core::schema::Collection;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::extract::{Admin, JsonBody};
+use crate::state::AppState;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/collections",
+            get(list_collections).post(create_collection),
+        )
+        .route(
+            "/api/collections/{name}",
+            get(read_collection)
+                .patch(update_collection)
+                .delete(delete_collection),
+        )
+}
+
+async fn list_collections(State(state): State<AppState>, _admin: Admin) -> Json<Value> {
+    Json(json!({ "items": state.store().collections() }))
+}
+
+async fn read_collection(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(name): Path<String>,
+) -> Result<Json<Arc<Collection>>, ApiError> {
+    Ok(Json(state.store().collection(&name)?))
+}
+
+async fn create_collection(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Arc<Collection>>), ApiError> {
+    let c = state.store().create_collection(&body).await?;
+    tracing::info!(collection = %c.name, actor = %admin.email, "Collection created.");
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+async fn update_collection(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Arc<Collection>>, ApiError> {
+    let c = state.store().update_collection(&name, &body).await?;
+    tracing::info!(collection = %c.name, actor = %admin.email, "Collection updated.");
+    Ok(Json(c))
+}
+
+async fn delete_collection(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.store().delete_collection(&name).await?;
+    tracing::info!(collection = %name, actor = %admin.email, "Collection deleted.");
+    Ok(StatusCode::NO_CONTENT)
+}

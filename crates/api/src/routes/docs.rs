@@ -1,0 +1,52 @@
+//! `/api/openapi.json` (OpenAPI 3.1, generated from the live collections on each request so
+//! it follows schema changes) and `/api/docs` (Swagger UI served from the binary).
+
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::openapi;
+use crate::state::AppState;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/openapi.json", get(openapi_document))
+        .route(
+            "/api/docs",
+            get(|| async { Redirect::permanent("/api/docs/") }),
+        )
+        .route("/api/docs/", get(|| swagger_file(Path(String::new()))))
+        .route("/api/docs/{*file}", get(swagger_file))
+}
+
+async fn openapi_document(State(state): State<AppState>) -> Json<Value> {
+    Json(openapi::document(&state.store().collections()))
+}
+
+async fn swagger_file(Path(file): Path<String>) -> Response {
+    static CONFIG: OnceLock<Arc<utoipa_swagger_ui::Config<'static>>> = OnceLock::new();
+    let config = CONFIG
+        .get_or_init(|| Arc::new(utoipa_swagger_ui::Config::from("/api/openapi.json")))
+        .clone();
+    match utoipa_swagger_ui::serve(&file, config) {
+        Ok(Some(f)) => {
+            let mut response = (StatusCode::OK, f.bytes.into_owned()).into_response();
+            let headers = response.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&f.content_type) {
+                headers.insert(header::CONTENT_TYPE, v);
+            }
+            if f.gzpipped {
+                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            response
+        }
+        Ok(None) => ApiError::not_found("No such documentation file.").into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}

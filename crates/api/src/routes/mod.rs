@@ -1,0 +1,72 @@
+//! The router: one `router()` per resource, assembled with the cross-cutting layers
+//! (request ids, metrics, timeouts, body limits, panics as 500s, security headers).
+
+mod auth;
+mod batch;
+mod collections;
+mod docs;
+mod ops;
+mod records;
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Router, middleware};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// The whole HTTP surface.
+pub(crate) fn router(state: AppState) -> Router {
+    let settings = state.settings().server.clone();
+    let request_id = HeaderName::from_static(REQUEST_ID);
+    Router::new()
+        .merge(auth::router())
+        .merge(collections::router())
+        .merge(records::router())
+        .merge(batch::router())
+        .merge(docs::router())
+        .merge(ops::router())
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(middleware::from_fn(crate::telemetry::track))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(settings.body_limit))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout.max(Duration::from_millis(100))))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("x-content-type-options"),
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("referrer-policy"),
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    ApiError::not_found("No such route; see /api/docs for the API.").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "This route does not accept that method.",
+    )
+    .into_response()
+}

@@ -1,0 +1,55 @@
+//! Operations endpoints: `/healthz` (alive), `/readyz` (database reachable and migrations
+//! applied) and `/metrics` (Prometheus text).
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state.store().ping().await?;
+    let pending: Vec<String> = state
+        .store()
+        .migration_status()
+        .await?
+        .into_iter()
+        .filter(|m| m.applied.is_none())
+        .map(|m| m.name)
+        .collect();
+    if !pending.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "Pending migrations: {}; run `brigade migrate up`.",
+                pending.join(", ")
+            ),
+        ));
+    }
+    Ok(Json(json!({"status": "ready"})))
+}
+
+async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let (in_use, idle) = state.store().pool_status();
+    metrics::gauge!("db_pool_connections", "state" => "in_use").set(in_use as f64);
+    metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics().render(),
+    )
+}

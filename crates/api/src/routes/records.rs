@@ -1,0 +1,115 @@
+//! `/api/collections/{name}/records[/{id}]`: list with filter/sort/paging/fields/expand,
+//! read, create, patch and delete. Admin-only until collection rules are enforced.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use brigade_store::query::ListParams;
+use brigade_store::{Page, Record};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::extract::{Admin, ApiQuery, JsonObject};
+use crate::state::AppState;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/collections/{name}/records",
+            get(list_records).post(create_record),
+        )
+        .route(
+            "/api/collections/{name}/records/{id}",
+            get(read_record).patch(update_record).delete(delete_record),
+        )
+}
+
+/// Query parameters of list requests.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ListQuery {
+    filter: Option<String>,
+    sort: Option<String>,
+    page: Option<String>,
+    per_page: Option<String>,
+    #[serde(alias = "perPage")]
+    per_page_camel: Option<String>,
+    skip_total: Option<String>,
+    fields: Option<String>,
+    expand: Option<String>,
+}
+
+/// Converts the query into the store's parameters.
+pub(crate) fn list_params(q: ListQuery) -> ListParams {
+    ListParams {
+        filter: q.filter,
+        sort: q.sort,
+        page: q.page,
+        per_page: q.per_page.or(q.per_page_camel),
+        skip_total: q.skip_total,
+        fields: q.fields,
+        expand: q.expand,
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReadQuery {
+    fields: Option<String>,
+    expand: Option<String>,
+}
+
+async fn list_records(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page>, ApiError> {
+    Ok(Json(
+        state
+            .store()
+            .list_records(&name, &list_params(q), None)
+            .await?,
+    ))
+}
+
+async fn read_record(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path((name, id)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
+) -> Result<Json<Record>, ApiError> {
+    Ok(Json(
+        state
+            .store()
+            .get_record(&name, &id, q.fields.as_deref(), q.expand.as_deref())
+            .await?,
+    ))
+}
+
+async fn create_record(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(name): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<(StatusCode, Json<Record>), ApiError> {
+    let record = state.store().create_record(&name, &body).await?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+async fn update_record(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path((name, id)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Record>, ApiError> {
+    Ok(Json(state.store().update_record(&name, &id, &body).await?))
+}
+
+async fn delete_record(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.store().delete_record(&name, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

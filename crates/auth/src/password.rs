@@ -1,0 +1,96 @@
+//! Argon2id password hashes in PHC string form, with OWASP's recommended parameters
+//! (19 MiB, 2 passes, 1 lane). Verification is constant-time inside `argon2`.
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+use crate::Secret;
+
+/// Shortest accepted password, in characters.
+pub const MIN_LENGTH: usize = 10;
+/// Longest accepted password, in bytes (hashing cost is bounded).
+pub const MAX_LENGTH: usize = 1024;
+
+/// Why a password cannot be hashed or is not acceptable.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("must be at least {MIN_LENGTH} characters")]
+    TooShort,
+    #[error("must be at most {MAX_LENGTH} bytes")]
+    TooLong,
+    #[error("hashing failed: {0}")]
+    Hash(String),
+}
+
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Checks the policy and hashes `password`.
+///
+/// # Errors
+/// [`PasswordError::TooShort`]/[`PasswordError::TooLong`] for policy violations.
+pub fn hash(password: &Secret) -> Result<String, PasswordError> {
+    let p = password.expose();
+    if p.chars().count() < MIN_LENGTH {
+        return Err(PasswordError::TooShort);
+    }
+    if p.len() > MAX_LENGTH {
+        return Err(PasswordError::TooLong);
+    }
+    argon2()
+        .hash_password(p.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| PasswordError::Hash(e.to_string()))
+}
+
+/// Whether `password` matches the PHC `hash`. A malformed hash never matches.
+pub fn verify(password: &Secret, hash: &str) -> bool {
+    if password.expose().len() > MAX_LENGTH {
+        return false;
+    }
+    match PasswordHash::new(hash) {
+        Ok(parsed) => argon2()
+            .verify_password(password.expose().as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash of a random password, verified against when an account does not exist, so a
+/// login takes as long for unknown emails as for known ones.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash(&Secret::new(uuid::Uuid::new_v4().to_string())).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_differ() {
+        let pw = Secret::new("correct horse battery");
+        let a = hash(&pw).unwrap();
+        let b = hash(&pw).unwrap();
+        assert!(a.starts_with("$argon2id$"));
+        assert_ne!(a, b, "salted");
+        assert!(verify(&pw, &a));
+        assert!(!verify(&Secret::new("wrong horse battery"), &a));
+        assert!(!verify(&pw, "not a hash"));
+    }
+
+    #[test]
+    fn policy() {
+        assert!(matches!(
+            hash(&Secret::new("short")),
+            Err(PasswordError::TooShort)
+        ));
+        assert!(matches!(
+            hash(&Secret::new("x".repeat(2000))),
+            Err(PasswordError::TooLong)
+        ));
+    }
+}

@@ -1,0 +1,296 @@
+//! The command line: help, `init`, configuration errors, and `migrate status|up`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("brigade-cli-")
+        .tempdir()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn help_shows_examples() {
+    for args in [&["--help"][..], &["serve", "--help"][..]] {
+        let out = run_cli(args, &[], None).await;
+        assert_success(&out, &format!("brigade {}", args.join(" ")));
+        let text = stdout(&out);
+        assert!(
+            text.to_lowercase().contains("example"),
+            "`brigade {}` shows no example:\n{text}",
+            args.join(" ")
+        );
+    }
+    let text = stdout(&run_cli(["--help"], &[], None).await);
+    for command in ["init", "serve", "migrate", "superuser"] {
+        assert!(
+            text.contains(command),
+            "--help does not list {command}:\n{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_usage_exits_with_2() {
+    let dir = temp_dir();
+    let out = run_cli(["frobnicate"], &[], None).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "unknown subcommand: {}",
+        stderr(&out)
+    );
+    let args = [
+        Path::new("serve"),
+        Path::new("--addr"),
+        Path::new("not-an-address"),
+        Path::new("--dir"),
+        dir.path(),
+    ];
+    let out = run_cli(args, &[], None).await;
+    assert_eq!(out.status.code(), Some(2), "bad --addr: {}", stderr(&out));
+}
+
+#[tokio::test]
+async fn init_scaffolds_an_app_directory() {
+    let parent = temp_dir();
+    let app = parent.path().join("myapp");
+    let out = run_cli([Path::new("init"), &app], &[], None).await;
+    assert_success(&out, "brigade init");
+    assert!(app.join("brigade.toml").is_file(), "no brigade.toml");
+    for dir in ["collections", "pipelines", "models", "docs", "migrations"] {
+        assert!(app.join(dir).is_dir(), "init did not create {dir}/");
+    }
+}
+
+#[tokio::test]
+async fn invalid_server_addr_in_brigade_toml_exits_with_2() {
+    let dir = temp_dir();
+    std::fs::write(
+        dir.path().join("brigade.toml"),
+        "[server]\naddr = \"not an address\"\n",
+    )
+    .unwrap();
+    let out = run_cli(
+        [Path::new("serve"), Path::new("--dir"), dir.path()],
+        &[],
+        None,
+    )
+    .await;
+    let message = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {message}");
+    assert!(
+        message.contains("brigade.toml"),
+        "the message does not name the file: {message}"
+    );
+    assert!(
+        message.contains("server.addr"),
+        "the message does not name the key: {message}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_server_addr_in_env_exits_with_2() {
+    let dir = temp_dir();
+    let out = run_cli(
+        [Path::new("serve"), Path::new("--dir"), dir.path()],
+        &[("BRIGADE_SERVER_ADDR", "nope")],
+        None,
+    )
+    .await;
+    let message = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {message}");
+    assert!(
+        message.contains("BRIGADE_SERVER_ADDR") || message.contains("server.addr"),
+        "the message names neither the variable nor the key: {message}"
+    );
+}
+
+/// Runs `brigade migrate SUBCOMMAND --dir DIR` on `db_url` and returns its stdout.
+async fn migrate(subcommand: &str, dir: &Path, db_url: &str) -> String {
+    let out = run_cli(
+        [
+            Path::new("migrate"),
+            Path::new(subcommand),
+            Path::new("--dir"),
+            dir,
+        ],
+        &[("BRIGADE_DATABASE_URL", db_url)],
+        None,
+    )
+    .await;
+    assert_success(&out, &format!("brigade migrate {subcommand}"));
+    stdout(&out)
+}
+
+/// Asserts that every migration file has a line in `status` naming it and `state`.
+fn assert_listed(status: &str, files: &[PathBuf], state: &str) {
+    assert!(!files.is_empty(), "no migration files to look for");
+    for file in files {
+        let stem = file.file_stem().unwrap().to_string_lossy();
+        assert!(
+            status
+                .lines()
+                .any(|line| line.contains(stem.as_ref()) && line.to_lowercase().contains(state)),
+            "`migrate status` does not show {stem} as {state}:\n{status}"
+        );
+    }
+}
+
+/// Copies `from/migrations/*` into `to/migrations/`.
+fn copy_migrations(from: &Path, to: &Path) -> Vec<PathBuf> {
+    std::fs::create_dir_all(to.join("migrations")).unwrap();
+    for file in migration_files(from) {
+        std::fs::copy(&file, to.join("migrations").join(file.file_name().unwrap())).unwrap();
+    }
+    migration_files(to)
+}
+
+/// authors ← posts.author, then a PATCH that renames and adds a field.
+async fn create_schema(app: &TestApp) {
+    app.must_create_collection(json!({
+        "name": "authors",
+        "fields": [
+            { "name": "name", "type": "text", "required": true },
+            { "name": "email", "type": "email", "unique": true },
+        ],
+    }))
+    .await;
+    let posts = app
+        .must_create_collection(json!({
+            "name": "posts",
+            "fields": [
+                { "name": "title", "type": "text" },
+                { "name": "status", "type": "select", "default": "draft",
+                  "options": { "values": ["draft", "live"] } },
+                { "name": "author", "type": "relation",
+                  "options": { "collection": "authors", "cascade_delete": true } },
+            ],
+            "indexes": [["status"]],
+        }))
+        .await;
+    let mut fields = posts["fields"].as_array().unwrap().clone();
+    fields[0]["name"] = json!("headline");
+    fields.push(json!({ "name": "views", "type": "integer", "default": 0 }));
+    let res = app
+        .patch("/api/collections/posts", json!({ "fields": fields }))
+        .await;
+    expect_json(res, 200).await;
+}
+
+both_backends!(migrate_status_lists_applied_and_pending, |app| async move {
+    create_schema(&app).await;
+    let files = app.migration_files();
+    assert!(
+        files.len() >= 3,
+        "three schema changes, three migration files: {files:?}"
+    );
+    let status = migrate("status", app.dir.path(), &app.db_url).await;
+    assert_listed(&status, &files, "applied");
+    assert!(
+        !status.to_lowercase().contains("pending"),
+        "nothing is pending:\n{status}"
+    );
+
+    let fresh = temp_dir();
+    let copied = copy_migrations(app.dir.path(), fresh.path());
+    let url = app
+        .backend
+        .fresh_database_url(fresh.path())
+        .await
+        .expect("backend is running");
+    let status = migrate("status", fresh.path(), &url).await;
+    assert_listed(&status, &copied, "pending");
+    migrate("up", fresh.path(), &url).await;
+    let status = migrate("status", fresh.path(), &url).await;
+    assert_listed(&status, &copied, "applied");
+    assert!(
+        !status.to_lowercase().contains("pending"),
+        "`migrate up` left something pending:\n{status}"
+    );
+});
+
+/// A collection without ids and timestamps, which differ between databases.
+fn comparable(collection: &Value) -> Value {
+    let mut c = collection.clone();
+    let object = c.as_object_mut().unwrap();
+    for key in ["id", "created", "updated"] {
+        object.remove(key);
+    }
+    for field in object["fields"].as_array_mut().unwrap() {
+        field.as_object_mut().unwrap().remove("id");
+    }
+    c
+}
+
+async fn comparable_collections(app: &TestApp) -> Vec<Value> {
+    let list = expect_json(app.get("/api/collections").await, 200).await;
+    let mut items: Vec<Value> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(comparable)
+        .collect();
+    items.sort_by_key(|c| c["name"].as_str().unwrap_or_default().to_owned());
+    items
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_from_sqlite_reproduce_the_schema_on_postgres() {
+    let source = spawn_app(Backend::Sqlite)
+        .await
+        .expect("sqlite always runs");
+    create_schema(&source).await;
+    let expected = comparable_collections(&source).await;
+    assert_eq!(expected.len(), 2);
+
+    let target_dir = temp_dir();
+    copy_migrations(source.dir.path(), target_dir.path());
+    let Some(url) = Backend::Postgres
+        .fresh_database_url(target_dir.path())
+        .await
+    else {
+        return;
+    };
+    migrate("up", target_dir.path(), &url).await;
+    let target = TestApp::start(target_dir, url, Backend::Postgres).await;
+    assert_eq!(comparable_collections(&target).await, expected);
+
+    let author = target
+        .must_post_record(
+            "authors",
+            json!({ "name": "ann", "email": "ann@example.com" }),
+        )
+        .await;
+    let post = target
+        .must_post_record("posts", json!({ "headline": "hi", "author": author["id"] }))
+        .await;
+    assert_eq!(
+        (&post["status"], &post["views"]),
+        (&json!("draft"), &json!(0)),
+        "{post}"
+    );
+    let res = target
+        .post_record("posts", json!({ "author": "missing" }))
+        .await;
+    expect_problem(res, 400, Some("author")).await;
+    let res = target
+        .post_record(
+            "authors",
+            json!({ "name": "bob", "email": "ann@example.com" }),
+        )
+        .await;
+    expect_problem(res, 409, Some("email")).await;
+}

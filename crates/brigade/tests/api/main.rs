@@ -1,0 +1,16 @@
+//! Brigade's integration tests: one binary (linking dominates test time), the real `brigade`
+//! executable on a real socket, a fresh database per test, each test on SQLite and PostgreSQL.
+//!
+//! Run with `cargo test --workspace` (not nextest: the PostgreSQL cluster in
+//! `helpers::postgres` is shared by all tests of one process).
+
+#[macro_use]
+mod helpers;
+
+mod batch;
+mod cli;
+mod collections;
+mod list;
+mod ops;
+mod records;
+mod relations;
