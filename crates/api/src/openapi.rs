@@ -138,7 +138,7 @@ fn list_parameters() -> Value {
 }
 
 fn field_schema(kind: FieldType, c: &Collection, name: &str) -> Value {
-    let base = match kind {
+    match kind {
         FieldType::Text => json!({"type": "string"}),
         FieldType::Integer => json!({"type": "integer", "format": "int64"}),
         FieldType::Number => json!({"type": "number"}),
@@ -154,8 +154,7 @@ fn field_schema(kind: FieldType, c: &Collection, name: &str) -> Value {
             json!({"type": "string", "description": format!("id of a `{}` record",
             c.field(name).and_then(|f| f.options.collection.clone()).unwrap_or_default())})
         }
-    };
-    base
+    }
 }
 
 fn record_schemas(c: &Collection) -> (Value, Value) {

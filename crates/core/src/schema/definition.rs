@@ -132,11 +132,38 @@ pub fn parse_collection_patch(
 ) -> Result<Collection, DefinitionError> {
     let obj = as_object(body)?;
     let mut errors = unknown_keys(obj, TOP_LEVEL);
-    if let Some(name) = obj.get("name") {
-        if name.as_str() != Some(current.name.as_str()) {
-            return Err(DefinitionError::Unprocessable(
-                "renaming a collection is not supported; create a new collection and copy the records".into(),
-            ));
+    if let Some(name) = obj.get("name")
+        && name.as_str() != Some(current.name.as_str())
+    {
+        return Err(DefinitionError::Unprocessable(
+            "renaming a collection is not supported; create a new collection and copy the records"
+                .into(),
+        ));
+    }
+    // A type change is refused as such, before its default is checked against the new type.
+    for item in obj
+        .get("fields")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let old = item
+            .get("id")
+            .and_then(Json::as_str)
+            .and_then(|id| current.field_by_id(id));
+        let new_type = item
+            .get("type")
+            .and_then(Json::as_str)
+            .and_then(FieldType::parse);
+        if let (Some(old), Some(new_type)) = (old, new_type)
+            && old.kind != new_type
+        {
+            return Err(DefinitionError::Unprocessable(format!(
+                "field `{}` cannot change type from {} to {}; add a new field and copy the values",
+                old.name,
+                old.kind.as_str(),
+                new_type.as_str()
+            )));
         }
     }
     let mut next = current.clone();
@@ -172,18 +199,6 @@ pub fn parse_collection_patch(
         next.rules = parse_rules(obj.get("rules"), &mut errors);
     }
     errors.into_result().map_err(DefinitionError::Invalid)?;
-    for field in &next.fields {
-        if let Some(old) = current.field_by_id(&field.id) {
-            if old.kind != field.kind {
-                return Err(DefinitionError::Unprocessable(format!(
-                    "field `{}` cannot change type from {} to {}; add a new field and copy the values",
-                    old.name,
-                    old.kind.as_str(),
-                    field.kind.as_str()
-                )));
-            }
-        }
-    }
     next.updated = now.into();
     Ok(next)
 }
@@ -264,15 +279,16 @@ fn parse_fields(
                 continue;
             }
         };
-        let kind = match obj.get("type").and_then(Json::as_str).map(FieldType::parse) {
-            Some(Some(kind)) => kind,
-            _ => {
-                errors.add(
-                    at("type"),
-                    format!("required: one of {}", FieldType::ALL.join(", ")),
-                );
-                continue;
-            }
+        let Some(kind) = obj
+            .get("type")
+            .and_then(Json::as_str)
+            .and_then(FieldType::parse)
+        else {
+            errors.add(
+                at("type"),
+                format!("required: one of {}", FieldType::ALL.join(", ")),
+            );
+            continue;
         };
         let flag = |key: &str, errors: &mut FieldErrors| match obj.get(key) {
             None | Some(Json::Null) => false,
@@ -359,10 +375,10 @@ fn check_options(
             "only relation fields take `collection` and `cascade_delete`",
         );
     }
-    if let (Some(min), Some(max)) = (o.min, o.max) {
-        if min > max {
-            errors.add(at("min"), "min is greater than max");
-        }
+    if let (Some(min), Some(max)) = (o.min, o.max)
+        && min > max
+    {
+        errors.add(at("min"), "min is greater than max");
     }
 }
 
@@ -425,10 +441,10 @@ fn parse_rules(value: Option<&Json>, errors: &mut FieldErrors) -> Rules {
         ("update", &rules.update),
         ("delete", &rules.delete),
     ] {
-        if let Some(rule) = rule.as_deref().filter(|r| !r.trim().is_empty()) {
-            if let Err(e) = crate::filter::parse(rule) {
-                errors.add(format!("rules.{name}"), e.to_string());
-            }
+        if let Some(rule) = rule.as_deref().filter(|r| !r.trim().is_empty())
+            && let Err(e) = crate::filter::parse(rule)
+        {
+            errors.add(format!("rules.{name}"), e.to_string());
         }
     }
     rules

@@ -156,7 +156,7 @@ pub(crate) fn parse_expand(
                 .field(step)
                 .filter(|f| f.kind == FieldType::Relation)
                 .and_then(|f| f.options.collection.as_deref())
-                .and_then(|t| lookup(t));
+                .and_then(lookup);
             match target {
                 Some(t) => current = t,
                 None => {

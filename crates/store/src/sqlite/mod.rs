@@ -165,7 +165,7 @@ struct SqliteConn {
 impl SqliteConn {
     fn connection(&self) -> &Connection {
         match &self.holder {
-            Holder::Writer(guard) => &**guard,
+            Holder::Writer(guard) => guard,
             Holder::Reader { conn, .. } => conn.as_ref().expect("reader present until drop"),
         }
     }
@@ -190,10 +190,10 @@ impl Drop for SqliteConn {
         if self.open {
             let _ = self.connection().execute_batch("ROLLBACK");
         }
-        if let Holder::Reader { conn, pool, .. } = &mut self.holder {
-            if let (Some(conn), Ok(mut idle)) = (conn.take(), pool.idle.lock()) {
-                idle.push(conn);
-            }
+        if let Holder::Reader { conn, pool, .. } = &mut self.holder
+            && let (Some(conn), Ok(mut idle)) = (conn.take(), pool.idle.lock())
+        {
+            idle.push(conn);
         }
     }
 }

@@ -60,30 +60,31 @@ pub(super) fn decode(v: ValueRef<'_>, t: ColType) -> Value {
 
 /// Maps driver errors: constraint violations become conflicts naming the column.
 pub(super) fn map_error(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ffi;
     if let rusqlite::Error::SqliteFailure(err, msg) = &e {
         let msg = msg.as_deref().unwrap_or_default();
-        match err.extended_code {
-            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-            | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
-                // "UNIQUE constraint failed: posts.title"
-                let column = msg.rsplit(['.', ' ']).next().unwrap_or("id");
-                return StoreError::conflict(
-                    column,
-                    "must be unique; another record has this value",
-                );
-            }
-            rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
-                return StoreError::Conflict {
-                    message: "the record is referenced by other records; delete those first or use cascade_delete"
-                        .into(),
-                    errors: Default::default(),
-                };
-            }
-            _ => {}
+        // RESTRICT actions report SQLITE_CONSTRAINT_TRIGGER, so the message decides too.
+        let unique = matches!(
+            err.extended_code,
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        ) || msg.starts_with("UNIQUE constraint failed");
+        let foreign_key = err.extended_code == ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+            || msg.starts_with("FOREIGN KEY constraint failed");
+        if unique {
+            // "UNIQUE constraint failed: posts.title"
+            let column = msg.rsplit(['.', ' ']).next().unwrap_or("id");
+            return StoreError::conflict(column, "must be unique; another record has this value");
         }
-        if err.code == rusqlite::ErrorCode::DatabaseBusy
-            || err.code == rusqlite::ErrorCode::DatabaseLocked
-        {
+        if foreign_key {
+            return StoreError::Conflict {
+                message: "the record is referenced by other records; delete those first or use cascade_delete".into(),
+                errors: Default::default(),
+            };
+        }
+        if matches!(
+            err.code,
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+        ) {
             return StoreError::Unavailable(e.to_string());
         }
     }
