@@ -9,6 +9,7 @@ use brigade_core::schema::Collection;
 use brigade_core::schema::definition::{self, MigrationFile, Operation};
 use brigade_core::schema::input::{Mode, validate_record};
 use brigade_core::settings::{DatabaseUrl, Settings};
+use brigade_core::value::Value;
 use serde_json::{Map, Value as Json};
 use tokio::sync::broadcast;
 
@@ -18,6 +19,7 @@ use crate::migrations::{self, MigrationStatus, Schema};
 use crate::postgres::PostgresDatabase;
 use crate::query::{ListParams, RequestContext, parse_expand, parse_fields, parse_sort};
 use crate::records::{self, Record};
+use crate::sessions::{self, Rotation};
 use crate::sql::Dialect;
 use crate::sqlite::SqliteDatabase;
 use crate::users::{self, UserRow};
@@ -678,6 +680,59 @@ impl Store {
     pub async fn count_users_with_role(&self, role: &str) -> Result<i64, StoreError> {
         let mut conn = self.db.read().await?;
         users::count_with_role(conn.as_mut(), role).await
+    }
+
+    /// Stores a new refresh token (its hash) starting a new family (one per login).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn create_refresh_token(
+        &self,
+        user_id: &str,
+        token_hash: &str,
+        expires: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        sessions::insert(
+            tx.as_mut(),
+            user_id,
+            &brigade_core::ids::new_id(),
+            token_hash,
+            expires,
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Spends a refresh token and stores its successor, atomically. Replaying a spent token
+    /// revokes its whole family.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        new_expires: &str,
+    ) -> Result<Rotation, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let outcome = sessions::rotate(tx.as_mut(), old_hash, new_hash, new_expires).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Revokes the family of a refresh token (logout). Returns whether the token was known.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn revoke_refresh_token(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let Some([Value::Text(family), ..]) = sessions::find(tx.as_mut(), token_hash).await? else {
+            return Ok(false);
+        };
+        sessions::revoke_family(tx.as_mut(), &family).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// A persistent value, created with `make` the first time (the same value for every

@@ -9,14 +9,23 @@ use crate::error::StoreError;
 use crate::sql::{Dialect, Sql};
 
 /// `(version, script)`, applied in order, each once.
-const STEPS: &[(i64, &str)] = &[(
-    1,
+const STEPS: &[(i64, &str)] = &[
+    (
+        1,
     "CREATE TABLE IF NOT EXISTS _collections (name TEXT PRIMARY KEY NOT NULL, definition TEXT NOT NULL);
      CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY NOT NULL, applied TEXT NOT NULL);
      CREATE TABLE IF NOT EXISTS _users (id TEXT PRIMARY KEY NOT NULL, email TEXT NOT NULL UNIQUE,
          password_hash TEXT NOT NULL, roles TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL);
      CREATE TABLE IF NOT EXISTS _kv (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE IF NOT EXISTS _refresh_tokens (id TEXT PRIMARY KEY NOT NULL,
+         user_id TEXT NOT NULL REFERENCES _users (id) ON DELETE CASCADE, family TEXT NOT NULL,
+         token_hash TEXT NOT NULL UNIQUE, expires TEXT NOT NULL, used TEXT, revoked TEXT, created TEXT NOT NULL);
+     CREATE INDEX IF NOT EXISTS _refresh_tokens_family ON _refresh_tokens (family);",
+    ),
+];
 
 /// Brings the system tables up to date. On PostgreSQL an advisory lock makes concurrent
 /// starts of several processes safe.

@@ -1,9 +1,12 @@
-//! `/api/auth/*`: password login issuing JWT access tokens, and the current user.
+//! `/api/auth/*`: password login issuing a JWT access token and a rotating refresh token,
+//! refresh (a replayed token revokes its family), logout, and the current user.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use brigade_auth::{Principal, Secret, password};
+use brigade_auth::{Principal, Secret, password, refresh};
+use brigade_store::{Rotation, UserRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -14,6 +17,8 @@ use crate::state::AppState;
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/auth/login", post(login))
+        .route("/api/auth/refresh", post(refresh))
+        .route("/api/auth/logout", post(logout))
         .route("/api/auth/me", get(me))
 }
 
@@ -45,6 +50,26 @@ async fn login(
         tracing::info!(email = %body.email, "Login failed.");
         return Err(ApiError::unauthorized("Wrong email or password."));
     };
+    let (refresh_token, hash) = refresh::new_refresh_token();
+    state
+        .store()
+        .create_refresh_token(&user.id, &hash, &refresh_expiry(&state))
+        .await?;
+    tracing::info!(user = %user.id, "Login succeeded.");
+    token_pair(&state, &user, &refresh_token)
+}
+
+fn refresh_expiry(state: &AppState) -> String {
+    let ttl = chrono::Duration::from_std(state.settings().auth.refresh_token_ttl)
+        .unwrap_or(chrono::Duration::days(30));
+    brigade_core::time::format_datetime(chrono::Utc::now() + ttl)
+}
+
+fn token_pair(
+    state: &AppState,
+    user: &UserRow,
+    refresh_token: &Secret,
+) -> Result<Json<Value>, ApiError> {
     let principal = Principal {
         id: user.id.clone(),
         email: user.email.clone(),
@@ -54,13 +79,73 @@ async fn login(
         .tokens()
         .issue(&principal)
         .map_err(ApiError::internal)?;
-    tracing::info!(user = %user.id, "Login succeeded.");
     Ok(Json(json!({
         "access_token": access_token,
+        "refresh_token": refresh_token.expose(),
         "token_type": "Bearer",
         "expires_in": state.tokens().ttl().as_secs(),
         "user": {"id": user.id, "email": user.email, "roles": user.roles},
     })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: Secret,
+}
+
+fn refresh_body(body: Value) -> Result<RefreshBody, ApiError> {
+    serde_json::from_value(body).map_err(|e| {
+        ApiError::field(
+            "refresh_token",
+            format!("expected {{\"refresh_token\"}}: {e}"),
+        )
+    })
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let body = refresh_body(body)?;
+    let (next, next_hash) = refresh::new_refresh_token();
+    let old_hash = refresh::hash_refresh_token(body.refresh_token.expose());
+    match state
+        .store()
+        .rotate_refresh_token(&old_hash, &next_hash, &refresh_expiry(&state))
+        .await?
+    {
+        Rotation::Rotated { user_id } => {
+            let user = state
+                .store()
+                .user_by_id(&user_id)
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
+            tracing::info!(user = %user.id, "Token refreshed.");
+            token_pair(&state, &user, &next)
+        }
+        Rotation::Reused => {
+            tracing::warn!("A spent refresh token was replayed; its whole family is revoked.");
+            Err(ApiError::unauthorized(
+                "This refresh token was already used; every session of that login is now revoked. Log in again.",
+            ))
+        }
+        Rotation::Invalid => Err(ApiError::unauthorized(
+            "The refresh token is invalid or expired; log in again.",
+        )),
+    }
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<StatusCode, ApiError> {
+    let body = refresh_body(body)?;
+    let hash = refresh::hash_refresh_token(body.refresh_token.expose());
+    if state.store().revoke_refresh_token(&hash).await? {
+        tracing::info!("Refresh token revoked (logout).");
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn me(

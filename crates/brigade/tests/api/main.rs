@@ -7,6 +7,7 @@
 #[macro_use]
 mod helpers;
 
+mod auth;
 mod batch;
 mod cli;
 mod collections;
