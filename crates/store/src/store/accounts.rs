@@ -1,0 +1,141 @@
+//! Accounts, refresh-token families and persistent settings values.
+
+use brigade_core::value::Value;
+
+use super::Store;
+use crate::error::StoreError;
+use crate::sessions::{self, Rotation};
+use crate::system;
+use crate::users::{self, UserRow};
+
+impl Store {
+    // ---- users -----------------------------------------------------------------------
+
+    /// Creates an account with an already-hashed password.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] on `email` when the address is taken.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        roles: &[String],
+    ) -> Result<UserRow, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let user = users::insert(tx.as_mut(), email, password_hash, roles).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Replaces a user's password hash.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn set_user_password(&self, id: &str, password_hash: &str) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        users::set_password(tx.as_mut(), id, password_hash).await?;
+        tx.commit().await
+    }
+
+    /// The account with this email (case-insensitive).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError> {
+        let mut conn = self.db.read().await?;
+        users::by_email(conn.as_mut(), email).await
+    }
+
+    /// The account with this id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>, StoreError> {
+        let mut conn = self.db.read().await?;
+        users::by_id(conn.as_mut(), id).await
+    }
+
+    /// How many accounts have `role`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn count_users_with_role(&self, role: &str) -> Result<i64, StoreError> {
+        let mut conn = self.db.read().await?;
+        users::count_with_role(conn.as_mut(), role).await
+    }
+
+    /// Stores a new refresh token (its hash) starting a new family (one per login).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn create_refresh_token(
+        &self,
+        user_id: &str,
+        token_hash: &str,
+        expires: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        sessions::insert(
+            tx.as_mut(),
+            user_id,
+            &brigade_core::ids::new_id(),
+            token_hash,
+            expires,
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Spends a refresh token and stores its successor, atomically. Replaying a spent token
+    /// revokes its whole family.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        new_expires: &str,
+    ) -> Result<Rotation, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let outcome = sessions::rotate(tx.as_mut(), old_hash, new_hash, new_expires).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Revokes the family of a refresh token (logout). Returns whether the token was known.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn revoke_refresh_token(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let Some([Value::Text(family), ..]) = sessions::find(tx.as_mut(), token_hash).await? else {
+            return Ok(false);
+        };
+        sessions::revoke_family(tx.as_mut(), &family).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A persistent value, created with `make` the first time (the same value for every
+    /// process sharing the database).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn persistent_value(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> String,
+    ) -> Result<String, StoreError> {
+        {
+            let mut conn = self.db.read().await?;
+            if let Some(v) = system::kv_get(conn.as_mut(), key).await? {
+                return Ok(v);
+            }
+        }
+        let mut tx = self.db.begin().await?;
+        let v = system::kv_get_or_insert(tx.as_mut(), key, &make()).await?;
+        tx.commit().await?;
+        Ok(v)
+    }
+}

@@ -1,0 +1,174 @@
+//! [`Store`]: the domain verbs the rest of Brigade calls — collections, records, batches,
+//! migrations, users — over either backend. It validates input against the schema, runs each
+//! operation in one transaction, keeps the schema cache and publishes record changes.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use brigade_core::schema::Collection;
+use brigade_core::settings::{DatabaseUrl, Settings};
+use serde_json::{Map, Value as Json};
+use tokio::sync::broadcast;
+
+use crate::conn::Database;
+use crate::error::StoreError;
+use crate::migrations::{self, Schema};
+use crate::postgres::PostgresDatabase;
+use crate::records::Record;
+use crate::sql::Dialect;
+use crate::sqlite::SqliteDatabase;
+use crate::{ChangeEvent, system};
+
+mod accounts;
+mod collections;
+mod records;
+
+/// A page of a list request.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Page {
+    pub items: Vec<Record>,
+    pub page: i64,
+    pub per_page: i64,
+    pub total_items: Option<i64>,
+    pub total_pages: Option<i64>,
+}
+
+/// One write of a batch.
+#[derive(Debug, Clone)]
+pub enum BatchOp {
+    Create {
+        collection: String,
+        body: Map<String, Json>,
+    },
+    Update {
+        collection: String,
+        id: String,
+        body: Map<String, Json>,
+    },
+    Delete {
+        collection: String,
+        id: String,
+    },
+}
+
+/// The result of one batch write.
+#[derive(Debug, Clone)]
+pub enum BatchOutcome {
+    Created(Record),
+    Updated(Record),
+    Deleted,
+}
+
+/// The store of one app.
+pub struct Store {
+    db: Arc<dyn Database>,
+    schema: RwLock<Schema>,
+    /// Serialises schema changes (file + transaction + cache).
+    schema_change: tokio::sync::Mutex<()>,
+    migrations_dir: PathBuf,
+    changes: broadcast::Sender<ChangeEvent>,
+}
+
+impl Store {
+    /// Opens the configured database and upgrades Brigade's system tables. Pending app
+    /// migrations are not applied here; see [`Store::migrate_up`].
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database cannot be opened or reached.
+    pub async fn open(settings: &Settings) -> Result<Store, StoreError> {
+        let db: Arc<dyn Database> = match &settings.database.url {
+            DatabaseUrl::Sqlite(path) => {
+                Arc::new(SqliteDatabase::open(path, settings.database.pool_size)?)
+            }
+            DatabaseUrl::Postgres(url) => {
+                Arc::new(PostgresDatabase::connect(url, settings.database.pool_size).await?)
+            }
+        };
+        Self::with_database(db, &settings.dir.join("migrations")).await
+    }
+
+    /// Wraps an opened backend.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub async fn with_database(
+        db: Arc<dyn Database>,
+        migrations_dir: &Path,
+    ) -> Result<Store, StoreError> {
+        system::upgrade(db.as_ref()).await?;
+        let store = Store {
+            db,
+            schema: RwLock::new(Arc::new(Vec::new())),
+            schema_change: tokio::sync::Mutex::new(()),
+            migrations_dir: migrations_dir.to_path_buf(),
+            changes: broadcast::channel(1024).0,
+        };
+        store.reload_schema().await?;
+        Ok(store)
+    }
+
+    /// The SQL dialect of the backend.
+    pub fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+
+    /// `(in use, idle)` connections.
+    pub fn pool_status(&self) -> (usize, usize) {
+        self.db.pool_status()
+    }
+
+    /// Record changes, published after each commit.
+    pub fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
+        self.changes.subscribe()
+    }
+
+    /// Checks the database answers.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.db.read().await?;
+        conn.execute_script("SELECT 1").await
+    }
+
+    /// Closes the database cleanly.
+    pub async fn close(&self) {
+        self.db.close().await;
+    }
+
+    async fn reload_schema(&self) -> Result<(), StoreError> {
+        let mut conn = self.db.read().await?;
+        let collections = migrations::load_collections(conn.as_mut()).await?;
+        let schema: Schema = Arc::new(collections.into_iter().map(Arc::new).collect());
+        if let Ok(mut guard) = self.schema.write() {
+            *guard = schema;
+        }
+        Ok(())
+    }
+
+    fn schema(&self) -> Schema {
+        self.schema.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// All collections, by name.
+    pub fn collections(&self) -> Vec<Arc<Collection>> {
+        self.schema().iter().cloned().collect()
+    }
+
+    /// The collection called `name` (exact match).
+    ///
+    /// # Errors
+    /// [`StoreError::CollectionNotFound`].
+    pub fn collection(&self, name: &str) -> Result<Arc<Collection>, StoreError> {
+        self.schema()
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
+            .ok_or_else(|| StoreError::CollectionNotFound(name.to_string()))
+    }
+
+    fn lookup(&self) -> impl Fn(&str) -> Option<Arc<Collection>> + Send + Sync + use<> {
+        let schema = self.schema();
+        move |name: &str| schema.iter().find(|c| c.name == name).cloned()
+    }
+}
