@@ -2,7 +2,7 @@
 //!
 //! [`Database`] is implemented by the SQLite and PostgreSQL backends; everything above it
 //! (records, schema changes, users) is written once against [`Conn`], a connection that is
-//! either inside a write transaction or a read snapshot.
+//! either inside a write transaction or a read-only connection in autocommit mode.
 
 use async_trait::async_trait;
 use brigade_core::schema::FieldType;
@@ -36,7 +36,7 @@ impl From<FieldType> for ColType {
 /// A row decoded per the requested [`ColType`]s.
 pub type Row = Vec<Value>;
 
-/// A connection inside a transaction (writes) or a snapshot (reads).
+/// A connection inside a transaction (writes) or in autocommit mode (reads).
 #[async_trait]
 pub trait Conn: Send {
     /// The SQL dialect of this connection.
@@ -51,12 +51,12 @@ pub trait Conn: Send {
     /// Runs statements without parameters (DDL), separated by `;`.
     async fn execute_script(&mut self, script: &str) -> Result<(), StoreError>;
 
-    /// Commits a write transaction (a no-op for read snapshots). Dropping a connection
+    /// Commits a write transaction (a no-op for read connections). Dropping a connection
     /// without committing rolls back.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
-/// A backend: hands out write transactions and read snapshots.
+/// A backend: hands out write transactions and read connections.
 #[async_trait]
 pub trait Database: Send + Sync {
     /// The SQL dialect.
@@ -65,7 +65,7 @@ pub trait Database: Send + Sync {
     /// Starts the (single, serialised on SQLite) write transaction.
     async fn begin(&self) -> Result<Box<dyn Conn>, StoreError>;
 
-    /// A consistent read snapshot.
+    /// A read connection in autocommit mode (each statement sees the latest commit).
     async fn read(&self) -> Result<Box<dyn Conn>, StoreError>;
 
     /// Connections in use and idle, for `db_pool_connections`.

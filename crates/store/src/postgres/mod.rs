@@ -73,17 +73,16 @@ impl Database for PostgresDatabase {
         client.batch_execute("BEGIN").await.map_err(map_error)?;
         Ok(Box::new(PgConn {
             client: Some(client),
+            in_transaction: true,
         }))
     }
 
     async fn read(&self) -> Result<Box<dyn Conn>, StoreError> {
+        // Autocommit: one round trip per statement instead of BEGIN/.../ROLLBACK.
         let client = self.client().await?;
-        client
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(map_error)?;
         Ok(Box::new(PgConn {
             client: Some(client),
+            in_transaction: false,
         }))
     }
 
@@ -100,6 +99,8 @@ impl Database for PostgresDatabase {
 struct PgConn {
     /// `None` once committed.
     client: Option<Object>,
+    /// Whether a transaction is open (and must be rolled back on drop).
+    in_transaction: bool,
 }
 
 impl PgConn {
@@ -112,7 +113,7 @@ impl PgConn {
 
 impl Drop for PgConn {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
+        if let Some(client) = self.client.take().filter(|_| self.in_transaction) {
             // Roll back before the connection goes back to the pool; if that fails the
             // connection is closed rather than reused in an aborted state.
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -173,6 +174,9 @@ impl Conn for PgConn {
             .client
             .take()
             .ok_or_else(|| StoreError::Internal("transaction already finished".into()))?;
+        if !self.in_transaction {
+            return Ok(());
+        }
         client.batch_execute("COMMIT").await.map_err(map_error)
     }
 }

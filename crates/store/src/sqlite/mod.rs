@@ -120,7 +120,7 @@ impl Database for SqliteDatabase {
             .map_err(|_| StoreError::Internal("reader pool poisoned".into()))?
             .pop()
             .ok_or_else(|| StoreError::Internal("reader pool empty".into()))?;
-        let mut conn = SqliteConn {
+        let conn = SqliteConn {
             holder: Holder::Reader {
                 conn: Some(conn),
                 pool: self.readers.clone(),
@@ -128,8 +128,8 @@ impl Database for SqliteDatabase {
             },
             open: false,
         };
-        conn.run(|c| c.execute_batch("BEGIN")).map_err(map_error)?;
-        conn.open = true;
+        // Autocommit: a single read needs no transaction, and skipping BEGIN/ROLLBACK
+        // saves two statements per request.
         Ok(Box::new(conn))
     }
 
@@ -237,6 +237,9 @@ impl Conn for SqliteConn {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        if !self.open {
+            return Ok(());
+        }
         self.run(|c| c.execute_batch("COMMIT")).map_err(map_error)?;
         self.open = false;
         Ok(())
