@@ -131,6 +131,14 @@ impl From<StoreError> for ApiError {
                 retry_after: None,
             },
             StoreError::Invalid(errors) => ApiError::invalid(errors),
+            StoreError::Forbidden {
+                anonymous: true,
+                message,
+            } => ApiError::unauthorized(format!("Log in first: {message}.")),
+            StoreError::Forbidden {
+                anonymous: false,
+                message,
+            } => ApiError::forbidden(format!("Not allowed: {message}.")),
             StoreError::Unprocessable(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
             StoreError::Unavailable(m) => {
                 tracing::error!(error = %m, "Database unavailable.");

@@ -7,6 +7,8 @@ use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use brigade_auth::{Principal, TokenError};
+use brigade_store::Access;
+use brigade_store::query::RequestContext;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -114,6 +116,29 @@ fn query_token(query: Option<&str>) -> Option<String> {
         let (k, v) = pair.split_once('=')?;
         (k == "token").then(|| v.to_string())
     })
+}
+
+impl Caller {
+    /// The access the store applies collection rules for: superusers bypass rules.
+    pub(crate) fn access(&self) -> Access {
+        match &self.0 {
+            Some(p) if p.is_admin() => Access::Superuser,
+            Some(p) => {
+                let mut auth = Map::new();
+                auth.insert("id".into(), Value::String(p.id.clone()));
+                auth.insert("email".into(), Value::String(p.email.clone()));
+                auth.insert(
+                    "roles".into(),
+                    Value::Array(p.roles.iter().cloned().map(Value::String).collect()),
+                );
+                Access::Caller(RequestContext {
+                    auth,
+                    body: Map::new(),
+                })
+            }
+            None => Access::anonymous(),
+        }
+    }
 }
 
 /// A superuser. Anonymous callers get 401, others 403.

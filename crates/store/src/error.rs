@@ -18,6 +18,9 @@ pub enum StoreError {
         message: String,
         errors: FieldErrors,
     },
+    /// A collection rule refuses the operation.
+    #[error("{message}")]
+    Forbidden { anonymous: bool, message: String },
     /// Input that fails validation, per field.
     #[error("invalid input: {}", .0.summary())]
     Invalid(FieldErrors),

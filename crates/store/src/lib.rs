@@ -8,6 +8,7 @@
 //! - `query/`: the filter language compiled to SQL, sort/fields/expand/paging.
 //! - `records`, `migrations`, `system`, `users`: SQL of each area, written once for both dialects.
 
+pub mod access;
 pub mod conn;
 mod ddl;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod store;
 mod system;
 mod users;
 
+pub use access::{Access, RuleOp};
 pub use error::StoreError;
 pub use postgres::PostgresDatabase;
 pub use records::Record;

@@ -249,13 +249,18 @@ pub(crate) async fn list(
     Ok((items, total))
 }
 
-/// Adds `expand: {field: record}` to each record for each relation path.
+/// The view rule of a collection for `expand`: `None` hides the relation entirely.
+pub(crate) type ViewRule<'a> = &'a (dyn Fn(&Collection) -> Option<Option<Sql>> + Send + Sync);
+
+/// Adds `expand: {field: record}` to each record for each relation path, showing only the
+/// related records the caller may view.
 pub(crate) async fn expand(
     conn: &mut dyn Conn,
     c: &Collection,
     records: &mut [Record],
     paths: &[Vec<String>],
     lookup: Lookup<'_>,
+    view_rule: ViewRule<'_>,
 ) -> Result<(), StoreError> {
     // Group paths by their first step so each relation is fetched once per level.
     let mut by_first: BTreeMap<&str, Vec<Vec<String>>> = BTreeMap::new();
@@ -273,6 +278,9 @@ pub(crate) async fn expand(
             .and_then(|f| f.options.collection.as_deref())
             .and_then(lookup)
         else {
+            continue;
+        };
+        let Some(rule) = view_rule(&target) else {
             continue;
         };
         let ids: BTreeSet<String> = records
@@ -295,6 +303,9 @@ pub(crate) async fn expand(
             sql.bind(Value::Text(id.clone()));
         }
         sql.push(")");
+        if let Some(rule) = rule {
+            sql.push(" AND (").append(rule).push(")");
+        }
         let mut related: Vec<Record> = conn
             .query(&sql, &types)
             .await?
@@ -302,7 +313,15 @@ pub(crate) async fn expand(
             .map(|r| to_record(&target, r))
             .collect();
         if !rest.is_empty() {
-            Box::pin(expand(conn, &target, &mut related, &rest, lookup)).await?;
+            Box::pin(expand(
+                conn,
+                &target,
+                &mut related,
+                &rest,
+                lookup,
+                view_rule,
+            ))
+            .await?;
         }
         let by_id: BTreeMap<String, Record> = related
             .into_iter()

@@ -25,6 +25,7 @@ const STEPS: &[(i64, &str)] = &[
          token_hash TEXT NOT NULL UNIQUE, expires TEXT NOT NULL, used TEXT, revoked TEXT, created TEXT NOT NULL);
      CREATE INDEX IF NOT EXISTS _refresh_tokens_family ON _refresh_tokens (family);",
     ),
+    (3, "ALTER TABLE _users ADD COLUMN profile TEXT NOT NULL DEFAULT '{}';"),
 ];
 
 /// Brings the system tables up to date. On PostgreSQL an advisory lock makes concurrent

@@ -16,10 +16,12 @@ pub struct UserRow {
     pub roles: Vec<String>,
     pub created: String,
     pub updated: String,
+    /// Free-form profile fields given at registration (`name`, ...).
+    pub profile: serde_json::Map<String, serde_json::Value>,
 }
 
-const COLUMNS: &str = "id, email, password_hash, roles, created, updated";
-const TYPES: &[ColType] = &[ColType::Text; 6];
+const COLUMNS: &str = "id, email, password_hash, roles, created, updated, profile";
+const TYPES: &[ColType] = &[ColType::Text; 7];
 
 fn to_user(row: Vec<Value>) -> Option<UserRow> {
     let mut it = row.into_iter().map(|v| match v {
@@ -37,6 +39,7 @@ fn to_user(row: Vec<Value>) -> Option<UserRow> {
         roles,
         created: it.next()?,
         updated: it.next()?,
+        profile: serde_json::from_str(&it.next()?).unwrap_or_default(),
     })
 }
 
@@ -45,9 +48,12 @@ pub(crate) async fn insert(
     email: &str,
     password_hash: &str,
     roles: &[String],
+    profile: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<UserRow, StoreError> {
     let now = brigade_core::time::now();
     let roles = serde_json::to_string(roles).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let profile =
+        serde_json::to_string(profile).map_err(|e| StoreError::Internal(e.to_string()))?;
     let mut sql = Sql::new(conn.dialect());
     sql.push(&format!("INSERT INTO _users ({COLUMNS}) VALUES ("))
         .bind(Value::Text(brigade_core::ids::new_id()))
@@ -61,6 +67,8 @@ pub(crate) async fn insert(
         .bind(Value::Text(now.clone()))
         .push(", ")
         .bind(Value::Text(now))
+        .push(", ")
+        .bind(Value::Text(profile))
         .push(&format!(") RETURNING {COLUMNS}"));
     let row = conn.query(&sql, TYPES).await.map_err(|e| match e {
         StoreError::Conflict { .. } => {

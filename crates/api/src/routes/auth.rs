@@ -17,6 +17,7 @@ use crate::state::AppState;
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/auth/login", post(login))
+        .route("/api/auth/register", post(register))
         .route("/api/auth/refresh", post(refresh))
         .route("/api/auth/logout", post(logout))
         .route("/api/auth/me", get(me))
@@ -57,6 +58,75 @@ async fn login(
         .await?;
     tracing::info!(user = %user.id, "Login succeeded.");
     token_pair(&state, &user, &refresh_token)
+}
+
+/// Profile keys that a registration body may not set.
+const RESERVED_PROFILE_KEYS: &[&str] = &[
+    "id",
+    "roles",
+    "created",
+    "updated",
+    "password_hash",
+    "verified",
+];
+
+async fn register(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if !state.settings().auth.allow_registration {
+        return Err(ApiError::forbidden(
+            "Self-registration is closed on this server (auth.allow_registration = false).",
+        ));
+    }
+    let Value::Object(mut body) = body else {
+        return Err(ApiError::field(
+            "body",
+            "expected {\"email\", \"password\", ...profile}",
+        ));
+    };
+    let mut errors = brigade_core::errors::FieldErrors::new();
+    let email = match body.remove("email") {
+        Some(Value::String(e)) if brigade_core::schema::input::is_email(e.trim()) => {
+            e.trim().to_lowercase()
+        }
+        _ => {
+            errors.add("email", "required: an email address");
+            String::new()
+        }
+    };
+    let password = match body.remove("password") {
+        Some(Value::String(p)) => Some(Secret::new(p)),
+        _ => {
+            errors.add("password", "required: a string");
+            None
+        }
+    };
+    for key in body.keys() {
+        if RESERVED_PROFILE_KEYS.contains(&key.as_str()) {
+            errors.add(key.clone(), "cannot be set at registration");
+        }
+    }
+    if serde_json::to_string(&body).map_or(0, |s| s.len()) > 16 * 1024 {
+        errors.add("profile", "profile fields are limited to 16 KiB");
+    }
+    let (Some(password), true) = (password, errors.is_empty()) else {
+        return Err(ApiError::invalid(errors));
+    };
+    let hash = tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::field("password", e.to_string()))?;
+    let user = state.store().create_user(&email, &hash, &[], &body).await?;
+    tracing::info!(user = %user.id, "User registered.");
+    Ok((StatusCode::CREATED, Json(json!({"user": user_json(&user)}))))
+}
+
+fn user_json(user: &UserRow) -> Value {
+    json!({
+        "id": user.id, "email": user.email, "roles": user.roles,
+        "profile": user.profile, "created": user.created, "updated": user.updated,
+    })
 }
 
 fn refresh_expiry(state: &AppState) -> String {
@@ -162,7 +232,5 @@ async fn me(
         .user_by_id(&p.id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
-    Ok(Json(
-        json!({"id": user.id, "email": user.email, "roles": user.roles, "created": user.created, "updated": user.updated}),
-    ))
+    Ok(Json(user_json(&user)))
 }

@@ -8,7 +8,7 @@ use brigade_store::{BatchOp, BatchOutcome};
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
-use crate::extract::{Admin, JsonObject};
+use crate::extract::{Caller, JsonObject};
 use crate::state::AppState;
 
 /// Most writes accepted in one batch.
@@ -20,7 +20,7 @@ pub(super) fn router() -> Router<AppState> {
 
 async fn run_batch(
     State(state): State<AppState>,
-    _admin: Admin,
+    caller: Caller,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
     let Some(Value::Array(requests)) = body.get("requests") else {
@@ -42,7 +42,7 @@ async fn run_batch(
         .collect::<Result<Vec<_>, _>>()?;
     let outcomes = state
         .store()
-        .write(ops)
+        .write(ops, &caller.access())
         .await
         .map_err(|(i, e)| ApiError::from(e).prefixed(&format!("requests.{i}")))?;
     let results: Vec<Value> = outcomes

@@ -1,5 +1,5 @@
 //! `/api/collections/{name}/records[/{id}]`: list with filter/sort/paging/fields/expand,
-//! read, create, patch and delete. Admin-only until collection rules are enforced.
+//! read, create, patch and delete, each under the collection's rules for the caller.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,7 +10,7 @@ use brigade_store::{Page, Record};
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::extract::{Admin, ApiQuery, JsonObject};
+use crate::extract::{ApiQuery, Caller, JsonObject};
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -60,56 +60,73 @@ struct ReadQuery {
 
 async fn list_records(
     State(state): State<AppState>,
-    _admin: Admin,
+    caller: Caller,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page>, ApiError> {
     Ok(Json(
         state
             .store()
-            .list_records(&name, &list_params(q), None)
+            .list_records(&name, &list_params(q), &caller.access())
             .await?,
     ))
 }
 
 async fn read_record(
     State(state): State<AppState>,
-    _admin: Admin,
+    caller: Caller,
     Path((name, id)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<Record>, ApiError> {
     Ok(Json(
         state
             .store()
-            .get_record(&name, &id, q.fields.as_deref(), q.expand.as_deref())
+            .get_record(
+                &name,
+                &id,
+                q.fields.as_deref(),
+                q.expand.as_deref(),
+                &caller.access(),
+            )
             .await?,
     ))
 }
 
 async fn create_record(
     State(state): State<AppState>,
-    _admin: Admin,
+    caller: Caller,
     Path(name): Path<String>,
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, Json<Record>), ApiError> {
-    let record = state.store().create_record(&name, &body).await?;
+    let record = state
+        .store()
+        .create_record(&name, &body, &caller.access())
+        .await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
 async fn update_record(
     State(state): State<AppState>,
-    _admin: Admin,
+    caller: Caller,
     Path((name, id)): Path<(String, String)>,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Record>, ApiError> {
-    Ok(Json(state.store().update_record(&name, &id, &body).await?))
+    Ok(Json(
+        state
+            .store()
+            .update_record(&name, &id, &body, &caller.access())
+            .await?,
+    ))
 }
 
 async fn delete_record(
     State(state): State<AppState>,
-    _admin: Admin,
+    caller: Caller,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.store().delete_record(&name, &id).await?;
+    state
+        .store()
+        .delete_record(&name, &id, &caller.access())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

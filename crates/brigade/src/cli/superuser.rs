@@ -52,7 +52,12 @@ pub(crate) async fn run(settings: Settings, cmd: SuperuserCommand) -> Result<(),
         .await
         .context("opening the database")?;
     match store
-        .create_user(&email, &hash, &[ADMIN_ROLE.to_string()])
+        .create_user(
+            &email,
+            &hash,
+            &[ADMIN_ROLE.to_string()],
+            &serde_json::Map::new(),
+        )
         .await
     {
         Ok(user) => println!("Created superuser {} ({}).", user.email, user.id),

@@ -15,3 +15,4 @@ mod list;
 mod ops;
 mod records;
 mod relations;
+mod rules;

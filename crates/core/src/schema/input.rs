@@ -197,7 +197,8 @@ fn check_range(n: f64, field: &Field) -> Result<(), String> {
     Ok(())
 }
 
-fn is_email(s: &str) -> bool {
+/// Whether `s` is a plausible email address (one `@`, a dotted domain, no spaces).
+pub fn is_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;
     };

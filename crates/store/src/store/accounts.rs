@@ -20,9 +20,10 @@ impl Store {
         email: &str,
         password_hash: &str,
         roles: &[String],
+        profile: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<UserRow, StoreError> {
         let mut tx = self.db.begin().await?;
-        let user = users::insert(tx.as_mut(), email, password_hash, roles).await?;
+        let user = users::insert(tx.as_mut(), email, password_hash, roles, profile).await?;
         tx.commit().await?;
         Ok(user)
     }

@@ -1,37 +1,62 @@
-//! Record reads and writes: validation against the schema, one transaction per call (or per
-//! batch), change events after commit.
+//! Record reads and writes: validation against the schema, the collection rules of the
+//! caller ([`Access`]), one transaction per call (or per batch), change events after commit.
 
+use brigade_core::schema::Collection;
 use brigade_core::schema::input::{Mode, validate_record};
 use serde_json::{Map, Value as Json};
 
 use super::{BatchOp, BatchOutcome, Page, Store};
 use crate::ChangeEvent;
+use crate::access::{Access, RuleOp, rule_for};
 use crate::conn::Conn;
 use crate::error::StoreError;
-use crate::query::{ListParams, RequestContext, parse_expand, parse_fields, parse_sort};
+use crate::query::{ListParams, parse_expand, parse_fields, parse_sort};
 use crate::records::{self, Record};
+use crate::sql::Sql;
 
 impl Store {
-    // ---- records ---------------------------------------------------------------------
+    fn rule(
+        &self,
+        c: &Collection,
+        op: RuleOp,
+        access: &Access,
+        body: Option<&Map<String, Json>>,
+    ) -> Result<Option<Sql>, StoreError> {
+        let lookup = self.lookup();
+        rule_for(self.dialect(), c, op, access, &lookup, body)
+    }
 
-    /// Lists records of `name`. `rule` (a filter source) restricts the rows further.
+    /// The view rule per collection for `expand`; hidden collections yield `None`.
+    fn view_rules(
+        &self,
+        access: &Access,
+    ) -> impl Fn(&Collection) -> Option<Option<Sql>> + Send + Sync + use<> {
+        let dialect = self.dialect();
+        let lookup = self.lookup();
+        let access = access.clone();
+        move |c: &Collection| rule_for(dialect, c, RuleOp::View, &access, &lookup, None).ok()
+    }
+
+    /// Lists records of `name` that the caller's list rule allows.
     ///
     /// # Errors
-    /// [`StoreError::Invalid`] for bad parameters, [`StoreError::CollectionNotFound`].
+    /// [`StoreError::Invalid`] for bad parameters, [`StoreError::CollectionNotFound`],
+    /// [`StoreError::Forbidden`] when the list rule is superusers-only.
     pub async fn list_records(
         &self,
         name: &str,
         params: &ListParams,
-        rule: Option<(&str, &RequestContext)>,
+        access: &Access,
     ) -> Result<Page, StoreError> {
         let c = self.collection(name)?;
         let lookup = self.lookup();
+        let rule = self.rule(&c, RuleOp::List, access, None)?;
         let (page, per_page, skip_total) = params.paging()?;
         let sort = parse_sort(&c, params.sort.as_deref())?;
         let fields = parse_fields(&c, params.fields.as_deref())?;
         let expand = parse_expand(&c, &lookup, params.expand.as_deref())?;
         let dialect = self.dialect();
-        let mut filter = match params
+        let filter = match params
             .filter
             .as_deref()
             .map(str::trim)
@@ -40,21 +65,15 @@ impl Store {
             Some(src) => Some(records::filter_sql(dialect, &c, src, &lookup, None)?),
             None => None,
         };
-        if let Some((rule_src, request)) = rule {
-            let rule_sql = records::filter_sql(dialect, &c, rule_src, &lookup, Some(request))?;
-            filter = Some(match filter {
-                None => rule_sql,
-                Some(f) => {
-                    let mut both = crate::sql::Sql::new(dialect);
-                    both.push("(")
-                        .append(f)
-                        .push(") AND (")
-                        .append(rule_sql)
-                        .push(")");
-                    both
-                }
-            });
-        }
+        let filter = match (filter, rule) {
+            (None, None) => None,
+            (Some(f), None) | (None, Some(f)) => Some(f),
+            (Some(f), Some(r)) => {
+                let mut both = Sql::new(dialect);
+                both.push("(").append(f).push(") AND (").append(r).push(")");
+                Some(both)
+            }
+        };
         let mut conn = self.db.read().await?;
         let (mut items, total) = records::list(
             conn.as_mut(),
@@ -67,7 +86,8 @@ impl Store {
         )
         .await?;
         if !expand.is_empty() {
-            records::expand(conn.as_mut(), &c, &mut items, &expand, &lookup).await?;
+            let view_rules = self.view_rules(access);
+            records::expand(conn.as_mut(), &c, &mut items, &expand, &lookup, &view_rules).await?;
         }
         if let Some(fields) = &fields {
             items.iter_mut().for_each(|r| records::project(r, fields));
@@ -81,33 +101,39 @@ impl Store {
         })
     }
 
-    /// Reads one record.
+    /// Reads one record the caller's view rule allows (404 otherwise, so hidden records do
+    /// not reveal that they exist).
     ///
     /// # Errors
-    /// [`StoreError::RecordNotFound`], [`StoreError::Invalid`] for bad `fields`/`expand`.
+    /// [`StoreError::RecordNotFound`], [`StoreError::Invalid`] for bad `fields`/`expand`,
+    /// [`StoreError::Forbidden`] when the view rule is superusers-only.
     pub async fn get_record(
         &self,
         name: &str,
         id: &str,
         fields: Option<&str>,
         expand: Option<&str>,
+        access: &Access,
     ) -> Result<Record, StoreError> {
         let c = self.collection(name)?;
         let lookup = self.lookup();
+        let rule = self.rule(&c, RuleOp::View, access, None)?;
         let fields = parse_fields(&c, fields)?;
         let expand = parse_expand(&c, &lookup, expand)?;
         if !brigade_core::ids::is_plausible_id(id) {
             return Err(records::not_found(&c, id));
         }
         let mut conn = self.db.read().await?;
-        let mut rec = records::get(conn.as_mut(), &c, id, None).await?;
+        let mut rec = records::get(conn.as_mut(), &c, id, rule).await?;
         if !expand.is_empty() {
+            let view_rules = self.view_rules(access);
             records::expand(
                 conn.as_mut(),
                 &c,
                 std::slice::from_mut(&mut rec),
                 &expand,
                 &lookup,
+                &view_rules,
             )
             .await?;
         }
@@ -120,26 +146,31 @@ impl Store {
     /// Creates a record from an API body.
     ///
     /// # Errors
-    /// [`StoreError::Invalid`] per field, [`StoreError::Conflict`] on unique values.
+    /// [`StoreError::Invalid`] per field, [`StoreError::Conflict`] on unique values,
+    /// [`StoreError::Forbidden`] when the create rule refuses it.
     pub async fn create_record(
         &self,
         name: &str,
         body: &Map<String, Json>,
+        access: &Access,
     ) -> Result<Record, StoreError> {
-        let results = self
-            .write(vec![BatchOp::Create {
-                collection: name.into(),
-                body: body.clone(),
-            }])
+        let op = BatchOp::Create {
+            collection: name.into(),
+            body: body.clone(),
+        };
+        match self
+            .write(vec![op], access)
             .await
-            .map_err(|(_, e)| e)?;
-        match results.into_iter().next() {
+            .map_err(|(_, e)| e)?
+            .into_iter()
+            .next()
+        {
             Some(BatchOutcome::Created(r)) => Ok(r),
             _ => Err(StoreError::Internal("create returned nothing".into())),
         }
     }
 
-    /// Applies a partial update.
+    /// Applies a partial update to a record the caller's update rule allows.
     ///
     /// # Errors
     /// As [`Store::create_record`], plus [`StoreError::RecordNotFound`].
@@ -148,6 +179,7 @@ impl Store {
         name: &str,
         id: &str,
         body: &Map<String, Json>,
+        access: &Access,
     ) -> Result<Record, StoreError> {
         let op = BatchOp::Update {
             collection: name.into(),
@@ -155,7 +187,7 @@ impl Store {
             body: body.clone(),
         };
         match self
-            .write(vec![op])
+            .write(vec![op], access)
             .await
             .map_err(|(_, e)| e)?
             .into_iter()
@@ -170,33 +202,48 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::RecordNotFound`]; [`StoreError::Conflict`] when still referenced.
-    pub async fn delete_record(&self, name: &str, id: &str) -> Result<(), StoreError> {
-        self.write(vec![BatchOp::Delete {
+    pub async fn delete_record(
+        &self,
+        name: &str,
+        id: &str,
+        access: &Access,
+    ) -> Result<(), StoreError> {
+        let op = BatchOp::Delete {
             collection: name.into(),
             id: id.into(),
-        }])
-        .await
-        .map_err(|(_, e)| e)?;
+        };
+        self.write(vec![op], access).await.map_err(|(_, e)| e)?;
         Ok(())
     }
 
-    /// Runs writes in one transaction: all succeed or none is kept.
+    /// Runs writes in one transaction: all succeed or none is kept. Each write is checked
+    /// against the caller's rule for its collection.
     ///
     /// # Errors
     /// The index of the failing operation and its error.
-    pub async fn write(&self, ops: Vec<BatchOp>) -> Result<Vec<BatchOutcome>, (usize, StoreError)> {
+    pub async fn write(
+        &self,
+        ops: Vec<BatchOp>,
+        access: &Access,
+    ) -> Result<Vec<BatchOutcome>, (usize, StoreError)> {
         let lookup = self.lookup();
-        // Validate everything before taking the write lock.
+        // Validate everything and compile the rules before taking the write lock.
         let mut prepared = Vec::with_capacity(ops.len());
         for (i, op) in ops.into_iter().enumerate() {
             let fail = |e| (i, e);
-            let (name, id) = match &op {
-                BatchOp::Create { collection, .. } => (collection, None),
-                BatchOp::Update { collection, id, .. } | BatchOp::Delete { collection, id } => {
-                    (collection, Some(id))
+            let (name, id, rule_op, body) = match &op {
+                BatchOp::Create { collection, body } => {
+                    (collection, None, RuleOp::Create, Some(body))
                 }
+                BatchOp::Update {
+                    collection,
+                    id,
+                    body,
+                } => (collection, Some(id), RuleOp::Update, Some(body)),
+                BatchOp::Delete { collection, id } => (collection, Some(id), RuleOp::Delete, None),
             };
             let c = self.collection(name).map_err(fail)?;
+            let rule = self.rule(&c, rule_op, access, body).map_err(fail)?;
             if let Some(id) = id.filter(|id| !brigade_core::ids::is_plausible_id(id)) {
                 return Err((i, records::not_found(&c, id)));
             }
@@ -211,47 +258,75 @@ impl Store {
                 ),
                 BatchOp::Delete { .. } => None,
             };
-            prepared.push((c, op, input));
+            prepared.push((c, op, input, rule));
         }
         let mut tx = self.db.begin().await.map_err(|e| (0, e))?;
         let mut outcomes = Vec::with_capacity(prepared.len());
         let mut events = Vec::new();
-        for (i, (c, op, input)) in prepared.into_iter().enumerate() {
+        for (i, (c, op, input, rule)) in prepared.into_iter().enumerate() {
             let conn: &mut dyn Conn = tx.as_mut();
-            let outcome = match (op, input) {
-                (BatchOp::Create { .. }, Some(input)) => records::insert(conn, &c, input, &lookup)
-                    .await
-                    .map(BatchOutcome::Created),
-                (BatchOp::Update { id, .. }, Some(input)) => {
-                    records::update(conn, &c, &id, input, &lookup)
-                        .await
-                        .map(BatchOutcome::Updated)
+            let outcome = self
+                .write_one(conn, &c, op, input, rule, access, &lookup)
+                .await
+                .map_err(|e| (i, e))?;
+            let event = match &outcome.0 {
+                BatchOutcome::Created(r) => ChangeEvent::new(&c.name, "create", r.clone()),
+                BatchOutcome::Updated(r) => ChangeEvent::new(&c.name, "update", r.clone()),
+                BatchOutcome::Deleted => {
+                    ChangeEvent::new(&c.name, "delete", outcome.1.clone().unwrap_or_default())
                 }
-                (BatchOp::Delete { id, .. }, _) => match records::get(conn, &c, &id, None).await {
-                    Ok(old) => records::delete(conn, &c, &id).await.map(|()| {
-                        events.push(ChangeEvent::new(&c.name, "delete", old));
-                        BatchOutcome::Deleted
-                    }),
-                    Err(e) => Err(e),
-                },
-                _ => Err(StoreError::Internal("batch operation without input".into())),
-            }
-            .map_err(|e| (i, e))?;
-            match &outcome {
-                BatchOutcome::Created(r) => {
-                    events.push(ChangeEvent::new(&c.name, "create", r.clone()))
-                }
-                BatchOutcome::Updated(r) => {
-                    events.push(ChangeEvent::new(&c.name, "update", r.clone()))
-                }
-                BatchOutcome::Deleted => {}
-            }
-            outcomes.push(outcome);
+            };
+            events.push(event);
+            outcomes.push(outcome.0);
         }
         tx.commit().await.map_err(|e| (0, e))?;
         for event in events {
             let _ = self.changes.send(event);
         }
         Ok(outcomes)
+    }
+
+    /// One write inside the batch transaction; returns the outcome and, for deletes, the
+    /// deleted record.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_one(
+        &self,
+        conn: &mut dyn Conn,
+        c: &Collection,
+        op: BatchOp,
+        input: Option<brigade_core::schema::input::RecordInput>,
+        rule: Option<Sql>,
+        access: &Access,
+        lookup: crate::query::Lookup<'_>,
+    ) -> Result<(BatchOutcome, Option<Record>), StoreError> {
+        match (op, input) {
+            (BatchOp::Create { .. }, Some(input)) => {
+                let record = records::insert(conn, c, input, lookup).await?;
+                // The create rule holds for the record as stored, so `owner = @request.auth.id`
+                // means what it says; a refused insert is rolled back with the batch.
+                if let (Some(rule), Some(id)) = (rule, record.get("id").and_then(Json::as_str))
+                    && records::get(conn, c, id, Some(rule)).await.is_err()
+                {
+                    return Err(access.refused(format!(
+                        "the create rule of `{}` refuses this record",
+                        c.name
+                    )));
+                }
+                Ok((BatchOutcome::Created(record), None))
+            }
+            (BatchOp::Update { id, .. }, Some(input)) => {
+                records::get(conn, c, &id, rule).await?;
+                Ok((
+                    BatchOutcome::Updated(records::update(conn, c, &id, input, lookup).await?),
+                    None,
+                ))
+            }
+            (BatchOp::Delete { id, .. }, _) => {
+                let old = records::get(conn, c, &id, rule).await?;
+                records::delete(conn, c, &id).await?;
+                Ok((BatchOutcome::Deleted, Some(old)))
+            }
+            _ => Err(StoreError::Internal("batch operation without input".into())),
+        }
     }
 }
