@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use brigade_auth::{Principal, TokenError};
+use brigade_auth::{Principal, TokenError, opaque};
 use brigade_store::Access;
 use brigade_store::query::RequestContext;
 use serde_json::{Map, Value};
@@ -101,6 +101,9 @@ impl FromRequestParts<AppState> for Caller {
         let Some(token) = token else {
             return Ok(Caller(None));
         };
+        if token.starts_with(opaque::API_KEY_PREFIX) {
+            return api_key(state, &token).await.map(|p| Caller(Some(p)));
+        }
         match state.tokens().verify(&token) {
             Ok(p) => Ok(Caller(Some(p))),
             Err(TokenError::Expired) => Err(ApiError::unauthorized(
@@ -109,6 +112,38 @@ impl FromRequestParts<AppState> for Caller {
             Err(TokenError::Invalid) => Err(ApiError::unauthorized("The access token is invalid.")),
         }
     }
+}
+
+/// Resolves an API key to its principal and records its use (at most once a minute).
+async fn api_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
+    let Some(row) = state
+        .store()
+        .api_key_by_hash(&opaque::hash_token(key))
+        .await?
+    else {
+        return Err(ApiError::unauthorized(
+            "The API key is invalid, revoked or expired.",
+        ));
+    };
+    let now = brigade_core::time::now();
+    let stale = row.last_used.as_deref().is_none_or(|t| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .is_ok_and(|t| chrono::Utc::now() - t.to_utc() > chrono::Duration::seconds(60))
+    });
+    if stale {
+        let state = state.clone();
+        let id = row.id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = state.store().touch_api_key(&id, &now).await {
+                tracing::warn!(error = %e, "Could not record API key use.");
+            }
+        });
+    }
+    Ok(Principal {
+        id: row.id,
+        email: format!("apikey:{}", row.name),
+        roles: row.roles,
+    })
 }
 
 fn query_token(query: Option<&str>) -> Option<String> {

@@ -3,11 +3,11 @@
 //! # Layout
 //! - [`password`]: Argon2id hashing and verification.
 //! - [`tokens`]: short-lived JWT access tokens (HS256 pinned) and the [`Principal`] they carry.
-//! - [`refresh`]: opaque refresh tokens, stored hashed.
+//! - [`opaque`]: refresh tokens and API keys, stored hashed.
 //! - [`Secret`]: a string that never prints, for passwords and tokens.
 
+pub mod opaque;
 pub mod password;
-pub mod refresh;
 pub mod tokens;
 
 use std::fmt;

@@ -9,6 +9,7 @@
 //! - `records`, `migrations`, `system`, `users`: SQL of each area, written once for both dialects.
 
 pub mod access;
+mod api_keys;
 pub mod conn;
 mod ddl;
 pub mod error;
@@ -24,6 +25,7 @@ mod system;
 mod users;
 
 pub use access::{Access, RuleOp};
+pub use api_keys::ApiKeyRow;
 pub use error::StoreError;
 pub use postgres::PostgresDatabase;
 pub use records::Record;

@@ -26,6 +26,12 @@ const STEPS: &[(i64, &str)] = &[
      CREATE INDEX IF NOT EXISTS _refresh_tokens_family ON _refresh_tokens (family);",
     ),
     (3, "ALTER TABLE _users ADD COLUMN profile TEXT NOT NULL DEFAULT '{}';"),
+    (
+        4,
+        "CREATE TABLE IF NOT EXISTS _api_keys (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL,
+         key_hash TEXT NOT NULL UNIQUE, roles TEXT NOT NULL, created_by TEXT NOT NULL,
+         expires TEXT, last_used TEXT, created TEXT NOT NULL);",
+    ),
 ];
 
 /// Brings the system tables up to date. On PostgreSQL an advisory lock makes concurrent

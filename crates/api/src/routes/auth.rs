@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use brigade_auth::{Principal, Secret, password, refresh};
+use brigade_auth::{Principal, Secret, opaque, password};
 use brigade_store::{Rotation, UserRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -51,7 +51,7 @@ async fn login(
         tracing::info!(email = %body.email, "Login failed.");
         return Err(ApiError::unauthorized("Wrong email or password."));
     };
-    let (refresh_token, hash) = refresh::new_refresh_token();
+    let (refresh_token, hash) = opaque::new_refresh_token();
     state
         .store()
         .create_refresh_token(&user.id, &hash, &refresh_expiry(&state))
@@ -178,8 +178,8 @@ async fn refresh(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let body = refresh_body(body)?;
-    let (next, next_hash) = refresh::new_refresh_token();
-    let old_hash = refresh::hash_refresh_token(body.refresh_token.expose());
+    let (next, next_hash) = opaque::new_refresh_token();
+    let old_hash = opaque::hash_token(body.refresh_token.expose());
     match state
         .store()
         .rotate_refresh_token(&old_hash, &next_hash, &refresh_expiry(&state))
@@ -211,7 +211,7 @@ async fn logout(
     JsonBody(body): JsonBody,
 ) -> Result<StatusCode, ApiError> {
     let body = refresh_body(body)?;
-    let hash = refresh::hash_refresh_token(body.refresh_token.expose());
+    let hash = opaque::hash_token(body.refresh_token.expose());
     if state.store().revoke_refresh_token(&hash).await? {
         tracing::info!("Refresh token revoked (logout).");
     }

@@ -5,6 +5,7 @@ mod auth;
 mod batch;
 mod collections;
 mod docs;
+mod keys;
 mod ops;
 mod records;
 
@@ -31,6 +32,7 @@ pub(crate) fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID);
     Router::new()
         .merge(auth::router())
+        .merge(keys::router())
         .merge(collections::router())
         .merge(records::router())
         .merge(batch::router())

@@ -173,3 +173,151 @@ both_backends!(bad_tokens_are_401_and_query_token_works, |app| async move {
     expect_json(res, 200).await;
     expect_problem(app.anon_get("/api/auth/me").await, 401, None).await;
 });
+
+both_backends!(
+    api_keys_are_shown_once_usable_and_revocable,
+    |app| async move {
+        let res = app
+            .post("/api/auth/keys", json!({"name": "etl", "roles": ["admin"]}))
+            .await;
+        let created = expect_json(res, 201).await;
+        let key = created["key"].as_str().unwrap().to_string();
+        let id = created["id"].as_str().unwrap().to_string();
+        assert!(key.starts_with("bk_"));
+        assert_eq!(created["roles"], json!(["admin"]));
+
+        // Usable wherever a bearer token is; an admin key has admin rights.
+        let res = app
+            .client
+            .get(app.url("/api/collections"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        expect_json(res, 200).await;
+
+        // Listed without the secret, with last_used recorded.
+        let mut last_used = Value::Null;
+        for _ in 0..50 {
+            let list = expect_json(app.get("/api/auth/keys").await, 200).await;
+            let item = list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|k| k["id"] == id.as_str())
+                .cloned()
+                .unwrap();
+            assert!(item.get("key").is_none(), "the key is shown once: {item}");
+            assert!(
+                !item.to_string().contains(&key[3..]),
+                "no secret material in listings"
+            );
+            last_used = item["last_used"].clone();
+            if !last_used.is_null() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(last_used.is_string(), "last_used is tracked");
+
+        // A key without admin role cannot manage keys or the schema.
+        let plain = expect_json(
+            app.post("/api/auth/keys", json!({"name": "reader"})).await,
+            201,
+        )
+        .await;
+        let plain_key = plain["key"].as_str().unwrap();
+        let res = app
+            .client
+            .get(app.url("/api/collections"))
+            .bearer_auth(plain_key)
+            .send()
+            .await
+            .unwrap();
+        expect_problem(res, 403, None).await;
+        let res = app
+            .client
+            .post(app.url("/api/auth/keys"))
+            .bearer_auth(plain_key)
+            .json(&json!({"name": "x"}))
+            .send()
+            .await
+            .unwrap();
+        expect_problem(res, 403, None).await;
+
+        // Revoked keys stop working at once.
+        assert_eq!(
+            app.delete(&format!("/api/auth/keys/{id}")).await.status(),
+            204
+        );
+        let res = app
+            .client
+            .get(app.url("/api/collections"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        expect_problem(res, 401, None).await;
+        expect_problem(app.delete(&format!("/api/auth/keys/{id}")).await, 404, None).await;
+        let res = app
+            .client
+            .get(app.url("/api/collections"))
+            .bearer_auth("bk_0000")
+            .send()
+            .await
+            .unwrap();
+        expect_problem(res, 401, None).await;
+    }
+);
+
+both_backends!(api_key_input_and_expiry_are_checked, |app| async move {
+    expect_problem(
+        app.post("/api/auth/keys", json!({"roles": ["admin"]}))
+            .await,
+        400,
+        Some("name"),
+    )
+    .await;
+    expect_problem(
+        app.post("/api/auth/keys", json!({"name": "x", "roles": ["a b"]}))
+            .await,
+        400,
+        Some("roles"),
+    )
+    .await;
+    let past = json!({"name": "x", "expires_at": "2001-01-01T00:00:00Z"});
+    expect_problem(
+        app.post("/api/auth/keys", past).await,
+        400,
+        Some("expires_at"),
+    )
+    .await;
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let created = expect_json(
+        app.post(
+            "/api/auth/keys",
+            json!({"name": "short", "roles": ["admin"], "expires_at": soon}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let key = created["key"].as_str().unwrap();
+    let res = app
+        .client
+        .get(app.url("/api/collections"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    expect_json(res, 200).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    let res = app
+        .client
+        .get(app.url("/api/collections"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(res, 401, None).await;
+});

@@ -3,6 +3,7 @@
 use brigade_core::value::Value;
 
 use super::Store;
+use crate::api_keys::{self, ApiKeyRow};
 use crate::error::StoreError;
 use crate::sessions::{self, Rotation};
 use crate::system;
@@ -138,5 +139,65 @@ impl Store {
         let v = system::kv_get_or_insert(tx.as_mut(), key, &make()).await?;
         tx.commit().await?;
         Ok(v)
+    }
+
+    /// Stores a new API key (its hash).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn create_api_key(
+        &self,
+        name: &str,
+        key_hash: &str,
+        roles: &[String],
+        created_by: &str,
+        expires: Option<&str>,
+    ) -> Result<ApiKeyRow, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let row = api_keys::insert(tx.as_mut(), name, key_hash, roles, created_by, expires).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// All API keys (without secrets).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+        let mut conn = self.db.read().await?;
+        api_keys::list(conn.as_mut()).await
+    }
+
+    /// The key with this hash, if it exists and has not expired.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        let mut conn = self.db.read().await?;
+        let now = brigade_core::time::now();
+        Ok(api_keys::by_hash(conn.as_mut(), key_hash)
+            .await?
+            .filter(|k| k.expires_at.as_deref().is_none_or(|e| e > now.as_str())))
+    }
+
+    /// Revokes (deletes) a key; `false` when there was no such key.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn delete_api_key(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let deleted = api_keys::delete(tx.as_mut(), id).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    /// Records that a key was used at `at`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn touch_api_key(&self, id: &str, at: &str) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        api_keys::touch(tx.as_mut(), id, at).await?;
+        tx.commit().await
     }
 }

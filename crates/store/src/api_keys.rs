@@ -1,0 +1,123 @@
+//! API keys in `_api_keys`: stored as SHA-256 hashes, with roles, an optional expiry and a
+//! `last_used` time. Deleting a key revokes it.
+
+use brigade_core::value::Value;
+
+use crate::conn::{ColType, Conn};
+use crate::error::StoreError;
+use crate::sql::Sql;
+
+/// A stored key (never the key itself).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    pub created_by: String,
+    pub expires_at: Option<String>,
+    pub last_used: Option<String>,
+    pub created: String,
+}
+
+const COLUMNS: &str = "id, name, roles, created_by, expires, last_used, created";
+const TYPES: &[ColType] = &[ColType::Text; 7];
+
+fn text(v: Value) -> Option<String> {
+    match v {
+        Value::Text(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn to_row(row: Vec<Value>) -> Option<ApiKeyRow> {
+    let mut it = row.into_iter();
+    Some(ApiKeyRow {
+        id: text(it.next()?)?,
+        name: text(it.next()?)?,
+        roles: serde_json::from_str(&text(it.next()?)?).unwrap_or_default(),
+        created_by: text(it.next()?)?,
+        expires_at: it.next().and_then(text),
+        last_used: it.next().and_then(text),
+        created: text(it.next()?)?,
+    })
+}
+
+pub(crate) async fn insert(
+    conn: &mut dyn Conn,
+    name: &str,
+    key_hash: &str,
+    roles: &[String],
+    created_by: &str,
+    expires: Option<&str>,
+) -> Result<ApiKeyRow, StoreError> {
+    let roles = serde_json::to_string(roles).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let mut sql = Sql::new(conn.dialect());
+    sql.push(
+        "INSERT INTO _api_keys (id, name, key_hash, roles, created_by, expires, created) VALUES (",
+    )
+    .bind(Value::Text(brigade_core::ids::new_id()))
+    .push(", ")
+    .bind(Value::Text(name.into()))
+    .push(", ")
+    .bind(Value::Text(key_hash.into()))
+    .push(", ")
+    .bind(Value::Text(roles))
+    .push(", ")
+    .bind(Value::Text(created_by.into()))
+    .push(", ")
+    .bind(expires.map_or(Value::Null, |e| Value::Text(e.into())))
+    .push(", ")
+    .bind(Value::Text(brigade_core::time::now()))
+    .push(&format!(") RETURNING {COLUMNS}"));
+    conn.query(&sql, TYPES)
+        .await?
+        .into_iter()
+        .next()
+        .and_then(to_row)
+        .ok_or_else(|| StoreError::Internal("INSERT returned no key".into()))
+}
+
+pub(crate) async fn list(conn: &mut dyn Conn) -> Result<Vec<ApiKeyRow>, StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push(&format!("SELECT {COLUMNS} FROM _api_keys ORDER BY id"));
+    Ok(conn
+        .query(&sql, TYPES)
+        .await?
+        .into_iter()
+        .filter_map(to_row)
+        .collect())
+}
+
+pub(crate) async fn by_hash(
+    conn: &mut dyn Conn,
+    key_hash: &str,
+) -> Result<Option<ApiKeyRow>, StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push(&format!(
+        "SELECT {COLUMNS} FROM _api_keys WHERE key_hash = "
+    ))
+    .bind(Value::Text(key_hash.into()));
+    Ok(conn
+        .query(&sql, TYPES)
+        .await?
+        .into_iter()
+        .next()
+        .and_then(to_row))
+}
+
+pub(crate) async fn delete(conn: &mut dyn Conn, id: &str) -> Result<bool, StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("DELETE FROM _api_keys WHERE id = ")
+        .bind(Value::Text(id.into()));
+    Ok(conn.execute(&sql).await? > 0)
+}
+
+pub(crate) async fn touch(conn: &mut dyn Conn, id: &str, at: &str) -> Result<(), StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("UPDATE _api_keys SET last_used = ")
+        .bind(Value::Text(at.into()))
+        .push(" WHERE id = ")
+        .bind(Value::Text(id.into()));
+    conn.execute(&sql).await?;
+    Ok(())
+}
