@@ -10,6 +10,7 @@
 pub mod error;
 mod extract;
 mod openapi;
+mod ratelimit;
 mod routes;
 pub mod state;
 mod telemetry;
@@ -81,6 +82,14 @@ impl App {
         let addr = settings.server.addr;
         let grace = settings.server.shutdown_grace;
         let state = state::AppState::new(store.clone(), tokens, settings, telemetry::prometheus());
+        let limits = state.limits().clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                limits.retain_recent();
+            }
+        });
         let router = routes::router(state);
         let listener = TcpListener::bind(addr)
             .await

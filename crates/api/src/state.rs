@@ -8,11 +8,14 @@ use brigade_core::settings::Settings;
 use brigade_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::ratelimit::Limits;
+
 /// Cheap to clone; everything lives behind one `Arc`.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
+    limits: Arc<Limits>,
     store: Arc<Store>,
     tokens: TokenIssuer,
     settings: Settings,
@@ -26,12 +29,18 @@ impl AppState {
         settings: Settings,
         metrics: PrometheusHandle,
     ) -> Self {
+        let limits = Limits::new(&settings.rate_limit);
         AppState(Arc::new(Inner {
+            limits,
             store,
             tokens,
             settings,
             metrics,
         }))
+    }
+
+    pub(crate) fn limits(&self) -> &Arc<Limits> {
+        &self.0.limits
     }
 
     /// The store.

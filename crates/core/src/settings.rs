@@ -52,6 +52,23 @@ pub struct Settings {
     pub server: ServerSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
+    pub rate_limit: RateLimitSettings,
+}
+
+/// A request budget: `count` requests per `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub period: Duration,
+}
+
+/// `[rate_limit]`: per client IP (anonymous) or per user/key; `None` disables a limit.
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    /// Every route not covered by `auth`.
+    pub default: Option<Rate>,
+    /// Login, register, refresh: stricter, always per client IP.
+    pub auth: Option<Rate>,
 }
 
 /// Where the data lives.
@@ -114,7 +131,7 @@ struct RawSettings {
     auth: RawAuth,
     log: RawLog,
     // Sections owned by later features; accepted so app directories written for them load.
-    rate_limit: Option<FigValue>,
+    rate_limit: RawRateLimit,
     redis: Option<FigValue>,
     search: Option<FigValue>,
     llm: Option<FigValue>,
@@ -145,6 +162,13 @@ struct RawAuth {
     refresh_token_ttl: Option<String>,
     jwt_secret_env: Option<String>,
     oidc: Option<FigValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRateLimit {
+    default: Option<String>,
+    auth: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -266,14 +290,42 @@ impl Settings {
                 ));
             }
         };
+        let rate = |key: &str, value: &Option<String>, default: &str| {
+            parse_rate(value.as_deref().unwrap_or(default)).map_err(|m| fail(key, m))
+        };
+        let rate_limit = RateLimitSettings {
+            default: rate("rate_limit.default", &raw.rate_limit.default, "600/min")?,
+            auth: rate("rate_limit.auth", &raw.rate_limit.auth, "10/min")?,
+        };
         Ok(Settings {
             dir: dir.to_path_buf(),
             database: DatabaseSettings { url, pool_size },
             server,
             auth,
             log: LogSettings { format },
+            rate_limit,
         })
     }
+}
+
+/// Parses `600/min`, `10/s`, `1000/h`, `5000/day`; `off` (or `0`) disables the limit.
+pub fn parse_rate(text: &str) -> Result<Option<Rate>, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("off") || t == "0" {
+        return Ok(None);
+    }
+    let bad =
+        || format!("`{text}` is not a rate (examples: \"600/min\", \"10/s\", \"1000/h\", \"off\")");
+    let (count, unit) = t.split_once('/').ok_or_else(bad)?;
+    let count: u32 = count.trim().parse().map_err(|_| bad())?;
+    let period = match unit.trim() {
+        "s" | "sec" | "second" => Duration::from_secs(1),
+        "m" | "min" | "minute" => Duration::from_secs(60),
+        "h" | "hour" => Duration::from_secs(3600),
+        "d" | "day" => Duration::from_secs(86_400),
+        _ => return Err(bad()),
+    };
+    Ok((count > 0).then_some(Rate { count, period }))
 }
 
 fn default_pool_size() -> usize {
@@ -429,6 +481,25 @@ mod tests {
         );
         assert_eq!(map_env_key("JWT_SECRET"), None);
         assert_eq!(map_env_key("LOG"), None);
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(
+            parse_rate("600/min").unwrap(),
+            Some(Rate {
+                count: 600,
+                period: Duration::from_secs(60)
+            })
+        );
+        assert_eq!(parse_rate("off").unwrap(), None);
+        assert!(parse_rate("many").is_err());
+        assert!(parse_rate("5/fortnight").is_err());
+        let e = load("[rate_limit]\nauth = \"lots\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "rate_limit.auth");
+        let s = load("", &[("BRIGADE_RATE_LIMIT_DEFAULT", "off")]).unwrap();
+        assert!(s.rate_limit.default.is_none());
+        assert_eq!(s.rate_limit.auth.map(|r| r.count), Some(10));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod auth;
 mod batch;
 mod cli;
 mod collections;
+mod limits;
 mod list;
 mod ops;
 mod records;

@@ -1,0 +1,64 @@
+//! Rate limits: the strict per-IP budget on auth endpoints, the default budget per user or
+//! per IP, 429 problem+json with `Retry-After`, and unlimited operations endpoints.
+
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp, expect_json, expect_problem};
+
+async fn limited_app() -> TestApp {
+    let dir = tempfile::Builder::new()
+        .prefix("brigade-limits-")
+        .tempdir()
+        .expect("tempdir");
+    let settings = "[rate_limit]\ndefault = \"6/min\"\nauth = \"3/min\"\n";
+    std::fs::write(dir.path().join("brigade.toml"), settings).expect("write settings");
+    let url = Backend::Sqlite
+        .fresh_database_url(dir.path())
+        .await
+        .expect("sqlite url");
+    TestApp::start(dir, url, Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_endpoints_have_a_strict_per_ip_budget() {
+    let app = limited_app().await; // the harness's own login used 1 of 3
+    let login = || async {
+        app.client
+            .post(app.url("/api/auth/login"))
+            .json(&json!({"email": "x@example.com", "password": "wrong password!"}))
+            .send()
+            .await
+            .unwrap()
+    };
+    expect_problem(login().await, 401, None).await;
+    expect_problem(login().await, 401, None).await;
+    let res = login().await;
+    let retry_after: u64 = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After header");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    expect_problem(res, 429, None).await;
+    // Other routes have their own budget, and operations endpoints are never limited.
+    for _ in 0..20 {
+        assert_eq!(app.anon_get("/healthz").await.status(), 200);
+    }
+    expect_json(app.get("/api/collections").await, 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_budget_is_per_user_or_per_ip() {
+    let app = limited_app().await;
+    // Anonymous requests share the IP's budget: 6, then 429.
+    for _ in 0..6 {
+        expect_problem(app.anon_get("/api/collections").await, 401, None).await;
+    }
+    expect_problem(app.anon_get("/api/collections").await, 429, None).await;
+    // The superuser is charged separately (per user, not per IP).
+    for _ in 0..6 {
+        expect_json(app.get("/api/collections").await, 200).await;
+    }
+    expect_problem(app.get("/api/collections").await, 429, None).await;
+}
