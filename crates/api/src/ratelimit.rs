@@ -1,7 +1,9 @@
 //! Rate limits (GCRA, via governor): a strict budget per client IP on the endpoints that
 //! take passwords and tokens, and a default budget per user or API key (per IP when
 //! anonymous) everywhere else. Over budget → 429 problem+json with `Retry-After`.
-//! Operations endpoints (`/healthz`, `/readyz`, `/metrics`) are never limited.
+//! Operations endpoints (`/healthz`, `/readyz`, `/metrics`) are never limited, and neither
+//! are superusers and `admin` keys outside the auth endpoints: they are the operators, and
+//! throttling an admin ETL key at an end-user budget would only break imports.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -61,26 +63,23 @@ impl Limits {
     }
 }
 
-/// Who a request is charged to: the user or key behind a valid credential, else the IP.
-fn client_key(state: &AppState, req: &Request, ip: &str) -> String {
-    let bearer = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+/// Who a request is charged to: the user or key behind a valid credential, else the IP;
+/// `None` for superusers (not limited).
+async fn client_key(state: &AppState, bearer: Option<&str>, ip: &str) -> Option<String> {
     match bearer {
         Some(key) if key.starts_with(opaque::API_KEY_PREFIX) => {
-            format!("k:{}", opaque::hash_token(key))
+            let hash = opaque::hash_token(key);
+            match state.store().api_key_by_hash(&hash).await {
+                Ok(Some(k)) if k.roles.iter().any(|r| r == brigade_auth::ADMIN_ROLE) => None,
+                _ => Some(format!("k:{hash}")),
+            }
         }
         Some(token) => match state.tokens().verify(token) {
-            Ok(p) => format!("u:{}", p.id),
-            Err(_) => format!("ip:{ip}"),
+            Ok(p) if p.is_admin() => None,
+            Ok(p) => Some(format!("u:{}", p.id)),
+            Err(_) => Some(format!("ip:{ip}")),
         },
-        None => format!("ip:{ip}"),
+        None => Some(format!("ip:{ip}")),
     }
 }
 
@@ -96,27 +95,35 @@ pub(crate) async fn limit(State(state): State<AppState>, req: Request, next: Nex
         .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
     let limits = state.limits();
     let (limiter, key, class) = if AUTH_PATHS.contains(&path) {
-        (limits.auth.as_ref(), format!("ip:{ip}"), "auth")
+        (limits.auth.as_ref(), Some(format!("ip:{ip}")), "auth")
+    } else if limits.default.is_some() {
+        let bearer = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(|v| v.trim().to_string());
+        let key = client_key(&state, bearer.as_deref(), &ip).await;
+        (limits.default.as_ref(), key, "default")
     } else {
-        (
-            limits.default.as_ref(),
-            client_key(&state, &req, &ip),
-            "default",
-        )
+        (None, None, "default")
     };
-    if let Some(limiter) = limiter {
-        if let Err(not_until) = limiter.check_key(&key) {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            metrics::counter!("rate_limited_total", "class" => class).increment(1);
-            tracing::info!(class, ip = %ip, "Rate limited.");
-            let mut err = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("Too many requests; retry in {secs} s."),
-            );
-            err.retry_after = Some(secs.max(1));
-            return err.into_response();
-        }
+    if let (Some(limiter), Some(key)) = (limiter, key)
+        && let Err(not_until) = limiter.check_key(&key)
+    {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        metrics::counter!("rate_limited_total", "class" => class).increment(1);
+        tracing::info!(class, ip = %ip, "Rate limited.");
+        let mut err = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many requests; retry in {secs} s."),
+        );
+        err.retry_after = Some(secs.max(1));
+        return err.into_response();
     }
     next.run(req).await
 }

@@ -10,7 +10,8 @@ async fn limited_app() -> TestApp {
         .prefix("brigade-limits-")
         .tempdir()
         .expect("tempdir");
-    let settings = "[rate_limit]\ndefault = \"6/min\"\nauth = \"3/min\"\n";
+    let settings =
+        "[rate_limit]\ndefault = \"6/min\"\nauth = \"4/min\"\n[auth]\nallow_registration = true\n";
     std::fs::write(dir.path().join("brigade.toml"), settings).expect("write settings");
     let url = Backend::Sqlite
         .fresh_database_url(dir.path())
@@ -21,7 +22,15 @@ async fn limited_app() -> TestApp {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_endpoints_have_a_strict_per_ip_budget() {
-    let app = limited_app().await; // the harness's own login used 1 of 3
+    let app = limited_app().await; // the harness's own login used 1 of 4
+    let register = app
+        .client
+        .post(app.url("/api/auth/register"))
+        .json(&json!({"email": "x@example.com", "password": "long enough password"}))
+        .send()
+        .await
+        .unwrap();
+    expect_json(register, 201).await;
     let login = || async {
         app.client
             .post(app.url("/api/auth/login"))
@@ -56,9 +65,40 @@ async fn the_default_budget_is_per_user_or_per_ip() {
         expect_problem(app.anon_get("/api/collections").await, 401, None).await;
     }
     expect_problem(app.anon_get("/api/collections").await, 429, None).await;
-    // The superuser is charged separately (per user, not per IP).
+    // A signed-in user has a budget of their own (per user, not per IP)...
+    let register = app
+        .client
+        .post(app.url("/api/auth/register"))
+        .json(&json!({"email": "u@example.com", "password": "long enough password"}))
+        .send()
+        .await
+        .unwrap();
+    expect_json(register, 201).await;
+    let login = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .json(&json!({"email": "u@example.com", "password": "long enough password"}))
+        .send()
+        .await
+        .unwrap();
+    let token = expect_json(login, 200).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let as_user = || async {
+        app.client
+            .get(app.url("/api/collections"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+    };
     for _ in 0..6 {
+        expect_problem(as_user().await, 403, None).await;
+    }
+    expect_problem(as_user().await, 429, None).await;
+    // ...and superusers, the operators, are not limited outside the auth endpoints.
+    for _ in 0..20 {
         expect_json(app.get("/api/collections").await, 200).await;
     }
-    expect_problem(app.get("/api/collections").await, 429, None).await;
 }
