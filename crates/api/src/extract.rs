@@ -154,6 +154,11 @@ fn query_token(query: Option<&str>) -> Option<String> {
 }
 
 impl Caller {
+    /// The name audit entries use: the user's email (`apikey:NAME` for keys), or `None`.
+    pub(crate) fn actor(&self) -> Option<&str> {
+        self.0.as_ref().map(|p| p.email.as_str())
+    }
+
     /// The access the store applies collection rules for: superusers bypass rules.
     pub(crate) fn access(&self) -> Access {
         match &self.0 {

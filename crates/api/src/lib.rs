@@ -7,6 +7,7 @@
 //! - `routes/`: one module per resource (auth, collections, records, batch, docs, ops).
 //! - `openapi`: the live OpenAPI document; `telemetry`: RED metrics.
 
+mod audit;
 pub mod error;
 mod extract;
 mod openapi;
@@ -47,6 +48,8 @@ pub struct App {
     router: axum::Router,
     store: Arc<Store>,
     grace: std::time::Duration,
+    /// Finishes once every audit entry queued before shutdown is stored.
+    audit_writer: tokio::task::JoinHandle<()>,
 }
 
 impl App {
@@ -81,7 +84,15 @@ impl App {
         let tokens = TokenIssuer::new(secret.as_bytes(), settings.auth.access_token_ttl);
         let addr = settings.server.addr;
         let grace = settings.server.shutdown_grace;
-        let state = state::AppState::new(store.clone(), tokens, settings, telemetry::prometheus());
+        let (auditor, audit_writer) =
+            audit::Auditor::start(store.clone(), settings.audit.retention);
+        let state = state::AppState::new(
+            store.clone(),
+            tokens,
+            settings,
+            telemetry::prometheus(),
+            auditor,
+        );
         let limits = state.limits().clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -99,6 +110,7 @@ impl App {
             router,
             store,
             grace,
+            audit_writer,
         })
     }
 
@@ -141,6 +153,13 @@ impl App {
             }
         };
         drop(stop_rx);
+        // The router (and with it every sender of the audit queue) is gone: drain the queue.
+        if tokio::time::timeout(std::time::Duration::from_secs(5), self.audit_writer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("Audit entries still queued at shutdown were not all stored.");
+        }
         self.store.close().await;
         tracing::info!("Stopped.");
         result

@@ -8,6 +8,7 @@ use brigade_core::settings::Settings;
 use brigade_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::audit::Auditor;
 use crate::ratelimit::Limits;
 
 /// Cheap to clone; everything lives behind one `Arc`.
@@ -15,6 +16,7 @@ use crate::ratelimit::Limits;
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
+    auditor: Auditor,
     limits: Arc<Limits>,
     store: Arc<Store>,
     tokens: TokenIssuer,
@@ -28,15 +30,22 @@ impl AppState {
         tokens: TokenIssuer,
         settings: Settings,
         metrics: PrometheusHandle,
+        auditor: Auditor,
     ) -> Self {
         let limits = Limits::new(&settings.rate_limit);
         AppState(Arc::new(Inner {
+            auditor,
             limits,
             store,
             tokens,
             settings,
             metrics,
         }))
+    }
+
+    /// The audit log writer.
+    pub(crate) fn audit(&self) -> &Auditor {
+        &self.0.auditor
     }
 
     pub(crate) fn limits(&self) -> &Arc<Limits> {

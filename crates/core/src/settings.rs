@@ -26,6 +26,7 @@ const SECTIONS: &[&str] = &[
     "server",
     "search",
     "redis",
+    "audit",
     "auth",
     "log",
     "llm",
@@ -53,6 +54,14 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub log: LogSettings,
     pub rate_limit: RateLimitSettings,
+    pub audit: AuditSettings,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// How long audit entries are kept; `None` keeps them forever.
+    pub retention: Option<Duration>,
 }
 
 /// A request budget: `count` requests per `period`.
@@ -132,6 +141,7 @@ struct RawSettings {
     log: RawLog,
     // Sections owned by later features; accepted so app directories written for them load.
     rate_limit: RawRateLimit,
+    audit: RawAudit,
     redis: Option<FigValue>,
     search: Option<FigValue>,
     llm: Option<FigValue>,
@@ -162,6 +172,12 @@ struct RawAuth {
     refresh_token_ttl: Option<String>,
     jwt_secret_env: Option<String>,
     oidc: Option<FigValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAudit {
+    retention: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -297,6 +313,12 @@ impl Settings {
             default: rate("rate_limit.default", &raw.rate_limit.default, "600/min")?,
             auth: rate("rate_limit.auth", &raw.rate_limit.auth, "10/min")?,
         };
+        let retention = match raw.audit.retention.as_deref().map(str::trim) {
+            Some("off") | Some("forever") => None,
+            other => Some(
+                parse_duration(other.unwrap_or("90d")).map_err(|m| fail("audit.retention", m))?,
+            ),
+        };
         Ok(Settings {
             dir: dir.to_path_buf(),
             database: DatabaseSettings { url, pool_size },
@@ -304,6 +326,7 @@ impl Settings {
             auth,
             log: LogSettings { format },
             rate_limit,
+            audit: AuditSettings { retention },
         })
     }
 }

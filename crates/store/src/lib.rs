@@ -10,6 +10,7 @@
 
 pub mod access;
 mod api_keys;
+mod audit;
 pub mod conn;
 mod ddl;
 pub mod error;
@@ -26,6 +27,7 @@ mod users;
 
 pub use access::{Access, RuleOp};
 pub use api_keys::ApiKeyRow;
+pub use audit::AuditEntry;
 pub use error::StoreError;
 pub use postgres::PostgresDatabase;
 pub use records::Record;

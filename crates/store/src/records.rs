@@ -364,6 +364,12 @@ pub(crate) fn filter_sql(
     lookup: Lookup<'_>,
     request: Option<&RequestContext>,
 ) -> Result<Sql, StoreError> {
+    if let Some(at) = source.chars().position(|c| c == '\0') {
+        return Err(StoreError::invalid(
+            "filter",
+            format!("at position {at}: NUL characters are not allowed"),
+        ));
+    }
     let expr = brigade_core::filter::parse(source)
         .map_err(|e| StoreError::invalid("filter", e.to_string()))?;
     compile_filter(dialect, c, lookup, source, &expr, request)

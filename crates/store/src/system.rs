@@ -32,6 +32,13 @@ const STEPS: &[(i64, &str)] = &[
          key_hash TEXT NOT NULL UNIQUE, roles TEXT NOT NULL, created_by TEXT NOT NULL,
          expires TEXT, last_used TEXT, created TEXT NOT NULL);",
     ),
+    (
+        5,
+        "CREATE TABLE IF NOT EXISTS _audit (id TEXT PRIMARY KEY NOT NULL, created TEXT NOT NULL,
+         updated TEXT NOT NULL, action TEXT NOT NULL, actor TEXT, ip TEXT, request_id TEXT,
+         target TEXT, detail TEXT);
+     CREATE INDEX IF NOT EXISTS _audit_created ON _audit (created);",
+    ),
 ];
 
 /// Brings the system tables up to date. On PostgreSQL an advisory lock makes concurrent

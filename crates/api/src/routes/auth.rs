@@ -10,6 +10,7 @@ use brigade_store::{Rotation, UserRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonBody};
 use crate::state::AppState;
@@ -32,6 +33,7 @@ struct LoginBody {
 
 async fn login(
     State(state): State<AppState>,
+    meta: RequestMeta,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let body: LoginBody = serde_json::from_value(body).map_err(|e| {
@@ -49,6 +51,10 @@ async fn login(
         .map_err(ApiError::internal)?;
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!(email = %body.email, "Login failed.");
+        let detail = json!({"email": body.email});
+        state
+            .audit()
+            .record(&meta, "auth.login_failed", None, None, detail);
         return Err(ApiError::unauthorized("Wrong email or password."));
     };
     let (refresh_token, hash) = opaque::new_refresh_token();
@@ -57,6 +63,13 @@ async fn login(
         .create_refresh_token(&user.id, &hash, &refresh_expiry(&state))
         .await?;
     tracing::info!(user = %user.id, "Login succeeded.");
+    state.audit().record(
+        &meta,
+        "auth.login",
+        Some(&user.email),
+        Some(format!("users/{}", user.id)),
+        Value::Null,
+    );
     token_pair(&state, &user, &refresh_token)
 }
 
@@ -72,6 +85,7 @@ const RESERVED_PROFILE_KEYS: &[&str] = &[
 
 async fn register(
     State(state): State<AppState>,
+    meta: RequestMeta,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     if !state.settings().auth.allow_registration {
@@ -119,6 +133,13 @@ async fn register(
         .map_err(|e| ApiError::field("password", e.to_string()))?;
     let user = state.store().create_user(&email, &hash, &[], &body).await?;
     tracing::info!(user = %user.id, "User registered.");
+    state.audit().record(
+        &meta,
+        "auth.register",
+        Some(&user.email),
+        Some(format!("users/{}", user.id)),
+        Value::Null,
+    );
     Ok((StatusCode::CREATED, Json(json!({"user": user_json(&user)}))))
 }
 
@@ -175,6 +196,7 @@ fn refresh_body(body: Value) -> Result<RefreshBody, ApiError> {
 
 async fn refresh(
     State(state): State<AppState>,
+    meta: RequestMeta,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let body = refresh_body(body)?;
@@ -192,10 +214,20 @@ async fn refresh(
                 .await?
                 .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
             tracing::info!(user = %user.id, "Token refreshed.");
+            state.audit().record(
+                &meta,
+                "auth.refresh",
+                Some(&user.email),
+                Some(format!("users/{}", user.id)),
+                Value::Null,
+            );
             token_pair(&state, &user, &next)
         }
         Rotation::Reused => {
             tracing::warn!("A spent refresh token was replayed; its whole family is revoked.");
+            state
+                .audit()
+                .record(&meta, "auth.refresh_reused", None, None, Value::Null);
             Err(ApiError::unauthorized(
                 "This refresh token was already used; every session of that login is now revoked. Log in again.",
             ))
@@ -208,12 +240,16 @@ async fn refresh(
 
 async fn logout(
     State(state): State<AppState>,
+    meta: RequestMeta,
     JsonBody(body): JsonBody,
 ) -> Result<StatusCode, ApiError> {
     let body = refresh_body(body)?;
     let hash = opaque::hash_token(body.refresh_token.expose());
     if state.store().revoke_refresh_token(&hash).await? {
         tracing::info!("Refresh token revoked (logout).");
+        state
+            .audit()
+            .record(&meta, "auth.logout", None, None, Value::Null);
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,6 +7,7 @@ use axum::{Json, Router};
 use brigade_store::{BatchOp, BatchOutcome};
 use serde_json::{Map, Value, json};
 
+use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonObject};
 use crate::state::AppState;
@@ -20,6 +21,7 @@ pub(super) fn router() -> Router<AppState> {
 
 async fn run_batch(
     State(state): State<AppState>,
+    meta: RequestMeta,
     caller: Caller,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, ApiError> {
@@ -40,11 +42,41 @@ async fn run_batch(
         .enumerate()
         .map(|(i, r)| parse_request(r).map_err(|e| e.prefixed(&format!("requests.{i}"))))
         .collect::<Result<Vec<_>, _>>()?;
+    let targets: Vec<(&str, String, String)> = ops
+        .iter()
+        .map(|op| match op {
+            BatchOp::Create { collection, .. } => {
+                ("record.create", collection.clone(), String::new())
+            }
+            BatchOp::Update { collection, id, .. } => {
+                ("record.update", collection.clone(), id.clone())
+            }
+            BatchOp::Delete { collection, id } => ("record.delete", collection.clone(), id.clone()),
+        })
+        .collect();
     let outcomes = state
         .store()
         .write(ops, &caller.access())
         .await
         .map_err(|(i, e)| ApiError::from(e).prefixed(&format!("requests.{i}")))?;
+    for ((action, collection, id), outcome) in targets.into_iter().zip(&outcomes) {
+        let id = match outcome {
+            BatchOutcome::Created(r) => r
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            _ => id,
+        };
+        let detail = json!({"batch": true});
+        state.audit().record(
+            &meta,
+            action,
+            caller.actor(),
+            Some(format!("{collection}/{id}")),
+            detail,
+        );
+    }
     let results: Vec<Value> = outcomes
         .into_iter()
         .map(|o| match o {

@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use brigade_core::schema::Collection;
 use serde_json::{Value, json};
 
+use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{Admin, JsonBody};
 use crate::state::AppState;
@@ -41,31 +42,55 @@ async fn read_collection(
 
 async fn create_collection(
     State(state): State<AppState>,
+    meta: RequestMeta,
     Admin(admin): Admin,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Arc<Collection>>), ApiError> {
     let c = state.store().create_collection(&body).await?;
     tracing::info!(collection = %c.name, actor = %admin.email, "Collection created.");
+    state.audit().record(
+        &meta,
+        "collection.create",
+        Some(&admin.email),
+        Some(c.name.clone()),
+        json!({"definition": &*c}),
+    );
     Ok((StatusCode::CREATED, Json(c)))
 }
 
 async fn update_collection(
     State(state): State<AppState>,
+    meta: RequestMeta,
     Admin(admin): Admin,
     Path(name): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Arc<Collection>>, ApiError> {
     let c = state.store().update_collection(&name, &body).await?;
     tracing::info!(collection = %c.name, actor = %admin.email, "Collection updated.");
+    state.audit().record(
+        &meta,
+        "collection.update",
+        Some(&admin.email),
+        Some(c.name.clone()),
+        json!({"definition": &*c}),
+    );
     Ok(Json(c))
 }
 
 async fn delete_collection(
     State(state): State<AppState>,
+    meta: RequestMeta,
     Admin(admin): Admin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.store().delete_collection(&name).await?;
     tracing::info!(collection = %name, actor = %admin.email, "Collection deleted.");
+    state.audit().record(
+        &meta,
+        "collection.delete",
+        Some(&admin.email),
+        Some(name.clone()),
+        Value::Null,
+    );
     Ok(StatusCode::NO_CONTENT)
 }

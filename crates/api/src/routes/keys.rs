@@ -8,6 +8,7 @@ use axum::{Json, Router};
 use brigade_auth::opaque;
 use serde_json::{Value, json};
 
+use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{Admin, JsonObject};
 use crate::state::AppState;
@@ -27,6 +28,7 @@ fn is_role(r: &str) -> bool {
 
 async fn create_key(
     State(state): State<AppState>,
+    meta: RequestMeta,
     Admin(admin): Admin,
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -88,6 +90,14 @@ async fn create_key(
         .create_api_key(&name, &hash, &roles, &admin.id, expires.as_deref())
         .await?;
     tracing::info!(key = %row.id, name = %row.name, actor = %admin.email, "API key created.");
+    let detail = json!({"name": row.name, "roles": row.roles, "expires_at": row.expires_at});
+    state.audit().record(
+        &meta,
+        "key.create",
+        Some(&admin.email),
+        Some(format!("keys/{}", row.id)),
+        detail,
+    );
     let mut out = serde_json::to_value(&row).map_err(ApiError::internal)?;
     out["key"] = Value::String(key.expose().to_string());
     Ok((StatusCode::CREATED, Json(out)))
@@ -99,6 +109,7 @@ async fn list_keys(State(state): State<AppState>, _admin: Admin) -> Result<Json<
 
 async fn delete_key(
     State(state): State<AppState>,
+    meta: RequestMeta,
     Admin(admin): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -106,5 +117,12 @@ async fn delete_key(
         return Err(ApiError::not_found(format!("No API key `{id}`.")));
     }
     tracing::info!(key = %id, actor = %admin.email, "API key revoked.");
+    state.audit().record(
+        &meta,
+        "key.delete",
+        Some(&admin.email),
+        Some(format!("keys/{id}")),
+        Value::Null,
+    );
     Ok(StatusCode::NO_CONTENT)
 }

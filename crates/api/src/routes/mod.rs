@@ -1,6 +1,7 @@
 //! The router: one `router()` per resource, assembled with the cross-cutting layers
 //! (request ids, metrics, timeouts, body limits, panics as 500s, security headers).
 
+mod audit;
 mod auth;
 mod batch;
 mod collections;
@@ -31,6 +32,7 @@ pub(crate) fn router(state: AppState) -> Router {
     let settings = state.settings().server.clone();
     let request_id = HeaderName::from_static(REQUEST_ID);
     Router::new()
+        .merge(audit::router())
         .merge(auth::router())
         .merge(keys::router())
         .merge(collections::router())

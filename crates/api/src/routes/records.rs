@@ -8,7 +8,9 @@ use axum::{Json, Router};
 use brigade_store::query::ListParams;
 use brigade_store::{Page, Record};
 use serde::Deserialize;
+use serde_json::{Value, json};
 
+use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, Caller, JsonObject};
 use crate::state::AppState;
@@ -94,6 +96,7 @@ async fn read_record(
 
 async fn create_record(
     State(state): State<AppState>,
+    meta: RequestMeta,
     caller: Caller,
     Path(name): Path<String>,
     JsonObject(body): JsonObject,
@@ -102,25 +105,48 @@ async fn create_record(
         .store()
         .create_record(&name, &body, &caller.access())
         .await?;
+    let target = format!(
+        "{name}/{}",
+        record
+            .get("id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+    );
+    state.audit().record(
+        &meta,
+        "record.create",
+        caller.actor(),
+        Some(target),
+        Value::Null,
+    );
     Ok((StatusCode::CREATED, Json(record)))
 }
 
 async fn update_record(
     State(state): State<AppState>,
+    meta: RequestMeta,
     caller: Caller,
     Path((name, id)): Path<(String, String)>,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Record>, ApiError> {
-    Ok(Json(
-        state
-            .store()
-            .update_record(&name, &id, &body, &caller.access())
-            .await?,
-    ))
+    let record = state
+        .store()
+        .update_record(&name, &id, &body, &caller.access())
+        .await?;
+    let fields: Vec<&String> = body.keys().collect();
+    state.audit().record(
+        &meta,
+        "record.update",
+        caller.actor(),
+        Some(format!("{name}/{id}")),
+        json!({"fields": fields}),
+    );
+    Ok(Json(record))
 }
 
 async fn delete_record(
     State(state): State<AppState>,
+    meta: RequestMeta,
     caller: Caller,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
@@ -128,5 +154,12 @@ async fn delete_record(
         .store()
         .delete_record(&name, &id, &caller.access())
         .await?;
+    state.audit().record(
+        &meta,
+        "record.delete",
+        caller.actor(),
+        Some(format!("{name}/{id}")),
+        Value::Null,
+    );
     Ok(StatusCode::NO_CONTENT)
 }

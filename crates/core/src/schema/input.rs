@@ -92,6 +92,9 @@ pub fn validate_record(
 /// # Errors
 /// A message saying what the field expects.
 pub fn coerce(field: &Field, value: &Json) -> Result<Value, String> {
+    if contains_nul(value) {
+        return Err("must not contain NUL (\\u0000) characters".into());
+    }
     let empty_is_null = !matches!(field.kind, FieldType::Text | FieldType::Json);
     match value {
         Json::Null => {
@@ -178,6 +181,17 @@ pub fn coerce(field: &Field, value: &Json) -> Result<Value, String> {
             Some(id) if is_plausible_id(id) => Ok(Value::Text(id.to_string())),
             _ => Err("expected the id of a record (a string)".into()),
         },
+    }
+}
+
+/// Whether any string (or object key) inside `value` contains U+0000, which PostgreSQL
+/// cannot store in text or jsonb and SQLite treats as a terminator.
+fn contains_nul(value: &Json) -> bool {
+    match value {
+        Json::String(s) => s.contains('\0'),
+        Json::Array(items) => items.iter().any(contains_nul),
+        Json::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
     }
 }
 

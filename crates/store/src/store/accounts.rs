@@ -4,8 +4,12 @@ use brigade_core::value::Value;
 
 use super::Store;
 use crate::api_keys::{self, ApiKeyRow};
+use crate::audit::{self, AuditEntry};
 use crate::error::StoreError;
+use crate::query::{ListParams, parse_sort};
+use crate::records;
 use crate::sessions::{self, Rotation};
+use crate::store::Page;
 use crate::system;
 use crate::users::{self, UserRow};
 
@@ -199,5 +203,68 @@ impl Store {
         let mut tx = self.db.begin().await?;
         api_keys::touch(tx.as_mut(), id, at).await?;
         tx.commit().await
+    }
+
+    /// Appends audit entries in one transaction.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn record_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.begin().await?;
+        audit::insert_many(tx.as_mut(), entries).await?;
+        tx.commit().await
+    }
+
+    /// Deletes audit entries older than `before` (RFC 3339); returns how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn prune_audit(&self, before: &str) -> Result<u64, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let n = audit::prune(tx.as_mut(), before).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Lists audit entries with the filter language (`action = 'auth.login_failed'`),
+    /// `sort` (default newest first) and paging.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for bad parameters.
+    pub async fn list_audit(&self, params: &ListParams) -> Result<Page, StoreError> {
+        let c = audit::collection();
+        let lookup = |_: &str| None;
+        let (page, per_page, skip_total) = params.paging()?;
+        let sort = parse_sort(&c, Some(params.sort.as_deref().unwrap_or("-created")))?;
+        let filter = match params
+            .filter
+            .as_deref()
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+        {
+            Some(src) => Some(records::filter_sql(self.dialect(), &c, src, &lookup, None)?),
+            None => None,
+        };
+        let mut conn = self.db.read().await?;
+        let (items, total) = records::list(
+            conn.as_mut(),
+            &c,
+            filter,
+            &sort,
+            page,
+            per_page,
+            !skip_total,
+        )
+        .await?;
+        Ok(Page {
+            items,
+            page,
+            per_page,
+            total_items: total,
+            total_pages: total.map(|t| (t + per_page - 1) / per_page),
+        })
     }
 }
