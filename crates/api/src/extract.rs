@@ -19,6 +19,11 @@ use crate::state::AppState;
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub(crate) struct ApiQuery<T>(pub(crate) T);
 
+/// Path parameters; undecodable ones (e.g. invalid UTF-8) are a 404 problem.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub(crate) struct ApiPath<T>(pub(crate) T);
+
 /// A JSON body of any shape, with content-type and size checked.
 #[derive(Debug)]
 pub(crate) struct JsonBody(pub(crate) Value);

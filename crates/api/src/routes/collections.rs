@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
-use crate::extract::{Admin, JsonBody};
+use crate::extract::{Admin, ApiPath, JsonBody};
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -35,7 +35,7 @@ async fn list_collections(State(state): State<AppState>, _admin: Admin) -> Json<
 async fn read_collection(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Arc<Collection>>, ApiError> {
     Ok(Json(state.store().collection(&name)?))
 }
@@ -62,7 +62,7 @@ async fn update_collection(
     State(state): State<AppState>,
     meta: RequestMeta,
     Admin(admin): Admin,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Arc<Collection>>, ApiError> {
     let c = state.store().update_collection(&name, &body).await?;
@@ -81,7 +81,7 @@ async fn delete_collection(
     State(state): State<AppState>,
     meta: RequestMeta,
     Admin(admin): Admin,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.store().delete_collection(&name).await?;
     tracing::info!(collection = %name, actor = %admin.email, "Collection deleted.");

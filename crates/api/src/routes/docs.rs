@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::extract::ApiPath;
 use crate::openapi;
 use crate::state::AppState;
 
@@ -21,7 +22,7 @@ pub(super) fn router() -> Router<AppState> {
             "/api/docs",
             get(|| async { Redirect::permanent("/api/docs/") }),
         )
-        .route("/api/docs/", get(|| swagger_file(Path(String::new()))))
+        .route("/api/docs/", get(|| swagger_file(ApiPath(String::new()))))
         .route("/api/docs/{*file}", get(swagger_file))
 }
 
@@ -29,7 +30,7 @@ async fn openapi_document(State(state): State<AppState>) -> Json<Value> {
     Json(openapi::document(&state.store().collections()))
 }
 
-async fn swagger_file(Path(file): Path<String>) -> Response {
+async fn swagger_file(ApiPath(file): ApiPath<String>) -> Response {
     static CONFIG: OnceLock<Arc<utoipa_swagger_ui::Config<'static>>> = OnceLock::new();
     let config = CONFIG
         .get_or_init(|| Arc::new(utoipa_swagger_ui::Config::from("/api/openapi.json")))

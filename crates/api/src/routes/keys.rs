@@ -1,7 +1,7 @@
 //! `/api/auth/keys[/{id}]`: API keys for services, created by superusers with roles and an
 //! optional expiry. The key is returned once; only its hash is stored.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
-use crate::extract::{Admin, JsonObject};
+use crate::extract::{Admin, ApiPath, JsonObject};
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -111,7 +111,7 @@ async fn delete_key(
     State(state): State<AppState>,
     meta: RequestMeta,
     Admin(admin): Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     if !state.store().delete_api_key(&id).await? {
         return Err(ApiError::not_found(format!("No API key `{id}`.")));

@@ -1,7 +1,7 @@
 //! `/api/collections/{name}/records[/{id}]`: list with filter/sort/paging/fields/expand,
 //! read, create, patch and delete, each under the collection's rules for the caller.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
-use crate::extract::{ApiQuery, Caller, JsonObject};
+use crate::extract::{ApiPath, ApiQuery, Caller, JsonObject};
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -63,7 +63,7 @@ struct ReadQuery {
 async fn list_records(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page>, ApiError> {
     Ok(Json(
@@ -77,7 +77,7 @@ async fn list_records(
 async fn read_record(
     State(state): State<AppState>,
     caller: Caller,
-    Path((name, id)): Path<(String, String)>,
+    ApiPath((name, id)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<Record>, ApiError> {
     Ok(Json(
@@ -98,7 +98,7 @@ async fn create_record(
     State(state): State<AppState>,
     meta: RequestMeta,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, Json<Record>), ApiError> {
     let record = state
@@ -126,7 +126,7 @@ async fn update_record(
     State(state): State<AppState>,
     meta: RequestMeta,
     caller: Caller,
-    Path((name, id)): Path<(String, String)>,
+    ApiPath((name, id)): ApiPath<(String, String)>,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Record>, ApiError> {
     let record = state
@@ -148,7 +148,7 @@ async fn delete_record(
     State(state): State<AppState>,
     meta: RequestMeta,
     caller: Caller,
-    Path((name, id)): Path<(String, String)>,
+    ApiPath((name, id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     state
         .store()
