@@ -86,6 +86,9 @@ pub(crate) async fn by_email(
     conn: &mut dyn Conn,
     email: &str,
 ) -> Result<Option<UserRow>, StoreError> {
+    if email.contains('\0') {
+        return Ok(None); // no stored address contains NUL, and PostgreSQL rejects it in text
+    }
     let mut sql = Sql::new(conn.dialect());
     sql.push(&format!("SELECT {COLUMNS} FROM _users WHERE email = "))
         .bind(Value::Text(email.to_lowercase()));

@@ -151,6 +151,9 @@ pub fn coerce(field: &Field, value: &Json) -> Result<Value, String> {
             .and_then(crate::time::normalize_datetime)
             .map(Value::Text)
             .ok_or_else(|| "expected an RFC 3339 date-time, e.g. \"2026-11-22T20:49:26Z\"".into()),
+        FieldType::Json if has_huge_number(value) => {
+            Err("numbers in JSON values must lie between -1e300 and 1e300".into())
+        }
         FieldType::Json => Ok(Value::Json(value.clone())),
         FieldType::Email => {
             let s = value.as_str().ok_or("expected an email address")?;
@@ -191,6 +194,17 @@ fn contains_nul(value: &Json) -> bool {
         Json::String(s) => s.contains('\0'),
         Json::Array(items) => items.iter().any(contains_nul),
         Json::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
+    }
+}
+
+/// Whether a number inside `value` is too large to survive a round trip through
+/// PostgreSQL's jsonb (which prints it as a 300-digit integer) on every backend alike.
+fn has_huge_number(value: &Json) -> bool {
+    match value {
+        Json::Number(n) => n.as_f64().is_some_and(|f| f.abs() > 1e300),
+        Json::Array(items) => items.iter().any(has_huge_number),
+        Json::Object(map) => map.values().any(has_huge_number),
         _ => false,
     }
 }
