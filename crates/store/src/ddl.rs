@@ -102,10 +102,14 @@ fn index_set(c: &Collection) -> Result<Vec<(String, String)>, StoreError> {
         ));
     }
     for ix in &c.indexes {
-        let cols = ix
+        // `id` closes every index, so `ORDER BY a, id` (the list tie-breaker) is an index scan.
+        let mut cols = ix
             .iter()
             .map(|n| ident(n).map(|i| i.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
+        if !ix.iter().any(|n| n == "id") {
+            cols.push("\"id\"".into());
+        }
         let name = composite_index_name(c, ix);
         out.push((
             name.clone(),
@@ -140,7 +144,7 @@ pub(crate) fn create_collection(
     };
     let mut out = vec![format!("CREATE TABLE {t} ({}){strict}", cols.join(", "))];
     out.push(format!(
-        "CREATE INDEX {} ON {t} (\"created\")",
+        "CREATE INDEX {} ON {t} (\"created\", \"id\")",
         ident(&format!("ix_{}_created", c.id))?
     ));
     out.extend(index_set(c)?.into_iter().map(|(_, create)| create));

@@ -233,20 +233,29 @@ pub(crate) async fn list(
         .map(|r| to_record(c, r))
         .collect();
     let total = if count {
-        let mut sql = Sql::new(conn.dialect());
-        sql.push(&format!("SELECT COUNT(*) FROM {t}"));
-        if let Some(f) = filter {
-            sql.push(" WHERE ").append(f);
-        }
-        let rows = conn.query(&sql, &[ColType::Int]).await?;
-        match rows.first().and_then(|r| r.first()) {
-            Some(Value::Int(n)) => Some(*n),
-            _ => Some(0),
-        }
+        Some(self::count(conn, c, filter).await?)
     } else {
         None
     };
     Ok((items, total))
+}
+
+/// How many records match `filter`.
+pub(crate) async fn count(
+    conn: &mut dyn Conn,
+    c: &Collection,
+    filter: Option<Sql>,
+) -> Result<i64, StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push(&format!("SELECT COUNT(*) FROM {}", table(c)?));
+    if let Some(f) = filter {
+        sql.push(" WHERE ").append(f);
+    }
+    let rows = conn.query(&sql, &[ColType::Int]).await?;
+    Ok(match rows.first().and_then(|r| r.first()) {
+        Some(Value::Int(n)) => *n,
+        _ => 0,
+    })
 }
 
 /// The view rule of a collection for `expand`: `None` hides the relation entirely.

@@ -100,10 +100,14 @@ pub(crate) fn parse_sort(c: &Collection, sort: Option<&str>) -> Result<Vec<SortK
             format!("at most {MAX_SORT_KEYS} sort keys"),
         ));
     }
-    if !keys.iter().any(|k| k.column == "id") {
+    // A unique tie-breaker makes pages stable. It follows the direction of the last key so
+    // that an index on (key, id) serves the whole ORDER BY in one scan.
+    let unique = |name: &str| name == "id" || c.field(name).is_some_and(|f| f.unique && f.required);
+    if !keys.iter().any(|k| unique(&k.column)) {
+        let descending = keys.last().is_some_and(|k| k.descending);
         keys.push(SortKey {
             column: "id".into(),
-            descending: false,
+            descending,
         });
     }
     Ok(keys)

@@ -21,6 +21,7 @@ use crate::{ChangeEvent, system};
 
 mod accounts;
 mod collections;
+mod counts;
 mod records;
 
 /// A page of a list request.
@@ -67,6 +68,8 @@ pub struct Store {
     schema_change: tokio::sync::Mutex<()>,
     migrations_dir: PathBuf,
     changes: broadcast::Sender<ChangeEvent>,
+    /// Cached list totals, invalidated by every write.
+    counts: counts::CountCache,
 }
 
 impl Store {
@@ -95,6 +98,7 @@ impl Store {
         db: Arc<dyn Database>,
         migrations_dir: &Path,
     ) -> Result<Store, StoreError> {
+        let dialect = db.dialect();
         system::upgrade(db.as_ref()).await?;
         let store = Store {
             db,
@@ -102,6 +106,11 @@ impl Store {
             schema_change: tokio::sync::Mutex::new(()),
             migrations_dir: migrations_dir.to_path_buf(),
             changes: broadcast::channel(1024).0,
+            // SQLite has one writer (us); on PostgreSQL other processes may write too.
+            counts: counts::CountCache::new(match dialect {
+                Dialect::Sqlite => std::time::Duration::from_secs(60),
+                Dialect::Postgres => std::time::Duration::from_secs(1),
+            }),
         };
         store.reload_schema().await?;
         Ok(store)
@@ -137,6 +146,7 @@ impl Store {
     }
 
     async fn reload_schema(&self) -> Result<(), StoreError> {
+        self.counts.bump();
         let mut conn = self.db.read().await?;
         let collections = migrations::load_collections(conn.as_mut()).await?;
         let schema: Schema = Arc::new(collections.into_iter().map(Arc::new).collect());

@@ -75,16 +75,30 @@ impl Store {
             }
         };
         let mut conn = self.db.read().await?;
-        let (mut items, total) = records::list(
+        let count_key =
+            (!skip_total).then(|| super::counts::CountCache::key(&c.name, filter.as_ref()));
+        let version = self.counts.version();
+        let (mut items, _) = records::list(
             conn.as_mut(),
             &c,
-            filter,
+            filter.clone(),
             &sort,
             page,
             per_page,
-            !skip_total,
+            false,
         )
         .await?;
+        let total = match count_key {
+            None => None,
+            Some(key) => match self.counts.get(&key) {
+                Some(n) => Some(n),
+                None => {
+                    let n = records::count(conn.as_mut(), &c, filter).await?;
+                    self.counts.put(key, version, n);
+                    Some(n)
+                }
+            },
+        };
         if !expand.is_empty() {
             let view_rules = self.view_rules(access);
             records::expand(conn.as_mut(), &c, &mut items, &expand, &lookup, &view_rules).await?;
@@ -280,6 +294,7 @@ impl Store {
             outcomes.push(outcome.0);
         }
         tx.commit().await.map_err(|e| (0, e))?;
+        self.counts.bump();
         for event in events {
             let _ = self.changes.send(event);
         }
