@@ -10,6 +10,7 @@
 mod audit;
 pub mod error;
 mod extract;
+mod mailer;
 mod openapi;
 mod ratelimit;
 mod routes;
@@ -84,6 +85,13 @@ impl App {
         let tokens = TokenIssuer::new(secret.as_bytes(), settings.auth.access_token_ttl);
         let addr = settings.server.addr;
         let grace = settings.server.shutdown_grace;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| AppError::Bind { addr, source })?;
+        let public_url = match &settings.server.public_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}", listener.local_addr().unwrap_or(addr)),
+        };
         let (auditor, audit_writer) =
             audit::Auditor::start(store.clone(), settings.audit.retention);
         let state = state::AppState::new(
@@ -92,6 +100,7 @@ impl App {
             settings,
             telemetry::prometheus(),
             auditor,
+            public_url,
         );
         let limits = state.limits().clone();
         tokio::spawn(async move {
@@ -102,9 +111,6 @@ impl App {
             }
         });
         let router = routes::router(state);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| AppError::Bind { addr, source })?;
         Ok(App {
             listener,
             router,

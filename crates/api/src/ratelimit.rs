@@ -33,7 +33,14 @@ pub(crate) struct Limits {
 }
 
 /// Paths with the strict `auth` budget.
-const AUTH_PATHS: &[&str] = &["/api/auth/login", "/api/auth/register", "/api/auth/refresh"];
+const AUTH_PATHS: &[&str] = &[
+    "/api/auth/login",
+    "/api/auth/register",
+    "/api/auth/refresh",
+    "/api/auth/password",
+    "/api/auth/password-reset",
+    "/api/auth/password-reset/confirm",
+];
 /// Paths never limited.
 const EXEMPT: &[&str] = &["/healthz", "/readyz", "/metrics"];
 

@@ -9,6 +9,7 @@ use brigade_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::audit::Auditor;
+use crate::mailer::Mailer;
 use crate::ratelimit::Limits;
 
 /// Cheap to clone; everything lives behind one `Arc`.
@@ -17,6 +18,8 @@ pub struct AppState(Arc<Inner>);
 
 struct Inner {
     auditor: Auditor,
+    mailer: Mailer,
+    public_url: String,
     limits: Arc<Limits>,
     store: Arc<Store>,
     tokens: TokenIssuer,
@@ -31,16 +34,30 @@ impl AppState {
         settings: Settings,
         metrics: PrometheusHandle,
         auditor: Auditor,
+        public_url: String,
     ) -> Self {
         let limits = Limits::new(&settings.rate_limit);
+        let mailer = Mailer::new(settings.mail.from.clone(), settings.mail.outbox.clone());
         AppState(Arc::new(Inner {
             auditor,
+            mailer,
+            public_url,
             limits,
             store,
             tokens,
             settings,
             metrics,
         }))
+    }
+
+    /// Outgoing email.
+    pub(crate) fn mailer(&self) -> &Mailer {
+        &self.0.mailer
+    }
+
+    /// Where users reach this server, for links.
+    pub(crate) fn public_url(&self) -> &str {
+        &self.0.public_url
     }
 
     /// The audit log writer.

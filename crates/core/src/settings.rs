@@ -29,6 +29,7 @@ const SECTIONS: &[&str] = &[
     "audit",
     "auth",
     "log",
+    "mail",
     "llm",
 ];
 
@@ -55,6 +56,15 @@ pub struct Settings {
     pub log: LogSettings,
     pub rate_limit: RateLimitSettings,
     pub audit: AuditSettings,
+    pub mail: MailSettings,
+}
+
+/// `[mail]`: outgoing email (password resets). Messages are written as `.eml` files to
+/// `outbox` (a development mailer; an SMTP relay can pick them up).
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    pub from: String,
+    pub outbox: PathBuf,
 }
 
 /// `[audit]`.
@@ -107,6 +117,10 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// How long in-flight requests may drain after SIGTERM.
     pub shutdown_grace: Duration,
+    /// The URL users reach the server at, for links in emails (default: the bound address).
+    pub public_url: Option<String>,
+    /// Origins allowed by CORS (`*` for any); empty = no CORS headers.
+    pub cors_origins: Vec<String>,
 }
 
 /// `[auth]`.
@@ -142,6 +156,7 @@ struct RawSettings {
     // Sections owned by later features; accepted so app directories written for them load.
     rate_limit: RawRateLimit,
     audit: RawAudit,
+    mail: RawMail,
     redis: Option<FigValue>,
     search: Option<FigValue>,
     llm: Option<FigValue>,
@@ -162,6 +177,8 @@ struct RawServer {
     body_limit: Option<FigValue>,
     request_timeout: Option<String>,
     shutdown_grace: Option<String>,
+    public_url: Option<String>,
+    cors_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,6 +189,13 @@ struct RawAuth {
     refresh_token_ttl: Option<String>,
     jwt_secret_env: Option<String>,
     oidc: Option<FigValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMail {
+    from: Option<String>,
+    outbox: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -281,6 +305,19 @@ impl Settings {
                 "30s",
             )?,
             shutdown_grace: duration("server.shutdown_grace", &raw.server.shutdown_grace, "10s")?,
+            public_url: match raw.server.public_url {
+                Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                    Some(u.trim_end_matches('/').to_string())
+                }
+                Some(u) => {
+                    return Err(fail(
+                        "server.public_url",
+                        format!("`{u}` is not an http(s) URL"),
+                    ));
+                }
+                None => None,
+            },
+            cors_origins: raw.server.cors_origins.unwrap_or_default(),
         };
         let _ = raw.auth.oidc;
         let auth = AuthSettings {
@@ -327,6 +364,13 @@ impl Settings {
             log: LogSettings { format },
             rate_limit,
             audit: AuditSettings { retention },
+            mail: MailSettings {
+                from: raw
+                    .mail
+                    .from
+                    .unwrap_or_else(|| "Brigade <no-reply@localhost>".to_string()),
+                outbox: dir.join(raw.mail.outbox.as_deref().unwrap_or("data/outbox")),
+            },
         })
     }
 }

@@ -1,5 +1,6 @@
 //! Refresh tokens in `_refresh_tokens`: stored as hashes only, rotated on every use, grouped
-//! in families so that replaying a used token revokes every token of that login.
+//! in families so that replaying a used token revokes every token of that login. Also the
+//! single-use password-reset tokens in `_password_resets`.
 
 use brigade_core::value::Value;
 
@@ -113,4 +114,61 @@ pub(crate) async fn rotate(
     }
     insert(conn, &user_id, &family, new_hash, new_expires).await?;
     Ok(Rotation::Rotated { user_id })
+}
+
+/// Revokes every refresh token of a user (password change or reset).
+pub(crate) async fn revoke_user(conn: &mut dyn Conn, user_id: &str) -> Result<(), StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("UPDATE _refresh_tokens SET revoked = ")
+        .bind(Value::Text(brigade_core::time::now()))
+        .push(" WHERE user_id = ")
+        .bind(Value::Text(user_id.into()))
+        .push(" AND revoked IS NULL");
+    conn.execute(&sql).await?;
+    Ok(())
+}
+
+pub(crate) async fn insert_reset(
+    conn: &mut dyn Conn,
+    user_id: &str,
+    token_hash: &str,
+    expires: &str,
+) -> Result<(), StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("INSERT INTO _password_resets (token_hash, user_id, expires, created) VALUES (")
+        .bind(Value::Text(token_hash.into()))
+        .push(", ")
+        .bind(Value::Text(user_id.into()))
+        .push(", ")
+        .bind(Value::Text(expires.into()))
+        .push(", ")
+        .bind(Value::Text(brigade_core::time::now()))
+        .push(")");
+    conn.execute(&sql).await?;
+    Ok(())
+}
+
+/// Spends a reset token; returns its user when it was unused and unexpired.
+pub(crate) async fn use_reset(
+    conn: &mut dyn Conn,
+    token_hash: &str,
+) -> Result<Option<String>, StoreError> {
+    let now = brigade_core::time::now();
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("UPDATE _password_resets SET used = ")
+        .bind(Value::Text(now.clone()))
+        .push(" WHERE token_hash = ")
+        .bind(Value::Text(token_hash.into()))
+        .push(" AND used IS NULL AND expires > ")
+        .bind(Value::Text(now))
+        .push(" RETURNING user_id");
+    Ok(conn
+        .query(&sql, &[ColType::Text])
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|mut r| match r.pop() {
+            Some(Value::Text(id)) => Some(id),
+            _ => None,
+        }))
 }

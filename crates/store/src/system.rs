@@ -39,6 +39,12 @@ const STEPS: &[(i64, &str)] = &[
          target TEXT, detail TEXT);
      CREATE INDEX IF NOT EXISTS _audit_created ON _audit (created);",
     ),
+    (
+        6,
+        "CREATE TABLE IF NOT EXISTS _password_resets (token_hash TEXT PRIMARY KEY NOT NULL,
+         user_id TEXT NOT NULL REFERENCES _users (id) ON DELETE CASCADE, expires TEXT NOT NULL,
+         used TEXT, created TEXT NOT NULL);",
+    ),
 ];
 
 /// Brings the system tables up to date. On PostgreSQL an advisory lock makes concurrent

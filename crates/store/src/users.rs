@@ -145,3 +145,21 @@ pub(crate) async fn count_with_role(conn: &mut dyn Conn, role: &str) -> Result<i
         },
     )
 }
+
+pub(crate) async fn set_profile(
+    conn: &mut dyn Conn,
+    id: &str,
+    profile: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), StoreError> {
+    let profile =
+        serde_json::to_string(profile).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("UPDATE _users SET profile = ")
+        .bind(Value::Text(profile))
+        .push(", updated = ")
+        .bind(Value::Text(brigade_core::time::now()))
+        .push(" WHERE id = ")
+        .bind(Value::Text(id.into()));
+    conn.execute(&sql).await?;
+    Ok(())
+}

@@ -143,7 +143,7 @@ async fn register(
     Ok((StatusCode::CREATED, Json(json!({"user": user_json(&user)}))))
 }
 
-fn user_json(user: &UserRow) -> Value {
+pub(super) fn user_json(user: &UserRow) -> Value {
     json!({
         "id": user.id, "email": user.email, "roles": user.roles,
         "profile": user.profile, "created": user.created, "updated": user.updated,

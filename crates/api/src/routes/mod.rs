@@ -1,6 +1,7 @@
 //! The router: one `router()` per resource, assembled with the cross-cutting layers
 //! (request ids, metrics, timeouts, body limits, panics as 500s, security headers).
 
+mod account;
 mod audit;
 mod auth;
 mod batch;
@@ -17,6 +18,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Router, middleware};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -26,14 +28,17 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 const REQUEST_ID: &str = "x-request-id";
+/// Bodies of auth endpoints are small; a large one is an attack, not a login.
+const AUTH_BODY_LIMIT: usize = 64 * 1024;
 
 /// The whole HTTP surface.
 pub(crate) fn router(state: AppState) -> Router {
     let settings = state.settings().server.clone();
     let request_id = HeaderName::from_static(REQUEST_ID);
     Router::new()
+        .merge(account::router().layer(DefaultBodyLimit::max(AUTH_BODY_LIMIT)))
         .merge(audit::router())
-        .merge(auth::router())
+        .merge(auth::router().layer(DefaultBodyLimit::max(AUTH_BODY_LIMIT)))
         .merge(keys::router())
         .merge(collections::router())
         .merge(records::router())
@@ -55,6 +60,11 @@ pub(crate) fn router(state: AppState) -> Router {
             HeaderName::from_static("referrer-policy"),
             HeaderValue::from_static("no-referrer"),
         ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("x-frame-options"),
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(tower::util::option_layer(cors(&settings.cors_origins)))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
             tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
@@ -62,6 +72,32 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// CORS from `server.cors_origins`: none by default, `*` for any origin (without
+/// credentials), or an explicit list.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let expose = [
+        HeaderName::from_static(REQUEST_ID),
+        axum::http::header::RETRY_AFTER,
+    ];
+    if origins.is_empty() {
+        return None;
+    }
+    let base = CorsLayer::new()
+        .allow_methods(Any)
+        .allow_headers(Any)
+        .expose_headers(expose)
+        .max_age(Duration::from_secs(600));
+    if origins.iter().any(|o| o == "*") {
+        Some(base.allow_origin(Any))
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        Some(base.allow_origin(AllowOrigin::list(list)))
+    }
 }
 
 async fn not_found() -> Response {

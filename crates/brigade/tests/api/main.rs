@@ -7,6 +7,7 @@
 #[macro_use]
 mod helpers;
 
+mod account;
 mod audit;
 mod auth;
 mod batch;

@@ -267,4 +267,69 @@ impl Store {
             total_pages: total.map(|t| (t + per_page - 1) / per_page),
         })
     }
+
+    /// Replaces a user's password hash and revokes all their refresh tokens, atomically.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        users::set_password(tx.as_mut(), user_id, password_hash).await?;
+        sessions::revoke_user(tx.as_mut(), user_id).await?;
+        tx.commit().await
+    }
+
+    /// Replaces a user's profile fields.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn set_user_profile(
+        &self,
+        user_id: &str,
+        profile: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        users::set_profile(tx.as_mut(), user_id, profile).await?;
+        tx.commit().await
+    }
+
+    /// Stores a password-reset token (its hash) for a user.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn create_password_reset(
+        &self,
+        user_id: &str,
+        token_hash: &str,
+        expires: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        sessions::insert_reset(tx.as_mut(), user_id, token_hash, expires).await?;
+        tx.commit().await
+    }
+
+    /// Spends a reset token and sets the new password in one transaction (revoking the
+    /// user's refresh tokens). Returns the user id, or `None` for an unknown, used or
+    /// expired token.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn reset_password(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let Some(user_id) = sessions::use_reset(tx.as_mut(), token_hash).await? else {
+            return Ok(None);
+        };
+        users::set_password(tx.as_mut(), &user_id, password_hash).await?;
+        sessions::revoke_user(tx.as_mut(), &user_id).await?;
+        tx.commit().await?;
+        Ok(Some(user_id))
+    }
 }

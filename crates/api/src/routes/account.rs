@@ -1,0 +1,235 @@
+//! The signed-in user's own account: `PATCH /api/auth/me` (profile only — nobody changes
+//! their own roles), `POST /api/auth/password` (needs the current password), and password
+//! reset by email (`/api/auth/password-reset` and `.../confirm`) with single-use, expiring
+//! tokens and answers that do not reveal whether an address has an account.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{patch, post};
+use axum::{Json, Router};
+use brigade_auth::{Secret, opaque, password};
+use serde_json::{Value, json};
+
+use super::auth::user_json;
+use crate::audit::RequestMeta;
+use crate::error::ApiError;
+use crate::extract::{Caller, JsonObject};
+use crate::state::AppState;
+
+/// How long a reset link works.
+const RESET_TTL_MINUTES: i64 = 60;
+/// Keys of `PATCH /api/auth/me` that are not profile fields.
+const NOT_PROFILE: &[&str] = &[
+    "id",
+    "email",
+    "roles",
+    "password",
+    "password_hash",
+    "created",
+    "updated",
+    "verified",
+];
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/me", patch(update_me))
+        .route("/api/auth/password", post(change_password))
+        .route("/api/auth/password-reset", post(request_reset))
+        .route("/api/auth/password-reset/confirm", post(confirm_reset))
+}
+
+fn signed_in(caller: Caller) -> Result<brigade_auth::Principal, ApiError> {
+    match caller.0 {
+        Some(p) if !p.email.starts_with("apikey:") => Ok(p),
+        Some(_) => Err(ApiError::forbidden("API keys have no account to change.")),
+        None => Err(ApiError::unauthorized("Log in first.")),
+    }
+}
+
+async fn hash_password(password: Secret, field: &str) -> Result<String, ApiError> {
+    let field = field.to_string();
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::field(&field, e.to_string()))
+}
+
+fn secret(body: &serde_json::Map<String, Value>, key: &str) -> Result<Secret, ApiError> {
+    match body.get(key) {
+        Some(Value::String(s)) => Ok(Secret::new(s.clone())),
+        _ => Err(ApiError::field(key, "required: a string")),
+    }
+}
+
+async fn update_me(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let me = signed_in(caller)?;
+    let mut errors = brigade_core::errors::FieldErrors::new();
+    for key in body.keys().filter(|k| NOT_PROFILE.contains(&k.as_str())) {
+        let why = match key.as_str() {
+            "roles" => "roles are granted by superusers, not changed by their holder",
+            "password" => "use POST /api/auth/password",
+            _ => "cannot be changed here",
+        };
+        errors.add(key.clone(), why);
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let user = state
+        .store()
+        .user_by_id(&me.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
+    let mut profile = user.profile.clone();
+    for (k, v) in body {
+        if v.is_null() {
+            profile.remove(&k);
+        } else {
+            profile.insert(k, v);
+        }
+    }
+    if serde_json::to_string(&profile).map_or(0, |s| s.len()) > 16 * 1024 {
+        return Err(ApiError::field(
+            "profile",
+            "profile fields are limited to 16 KiB",
+        ));
+    }
+    state.store().set_user_profile(&user.id, &profile).await?;
+    state.audit().record(
+        &meta,
+        "auth.profile_update",
+        Some(&user.email),
+        Some(format!("users/{}", user.id)),
+        Value::Null,
+    );
+    let user = state
+        .store()
+        .user_by_id(&me.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
+    Ok(Json(user_json(&user)))
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    JsonObject(body): JsonObject,
+) -> Result<StatusCode, ApiError> {
+    let me = signed_in(caller)?;
+    let current = secret(&body, "current_password")?;
+    let new = secret(&body, "new_password")?;
+    let user = state
+        .store()
+        .user_by_id(&me.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
+    let hash = user.password_hash.clone();
+    let ok = tokio::task::spawn_blocking(move || password::verify(&current, &hash))
+        .await
+        .map_err(ApiError::internal)?;
+    if !ok {
+        return Err(ApiError::field("current_password", "does not match"));
+    }
+    let new_hash = hash_password(new, "new_password").await?;
+    state.store().change_password(&user.id, &new_hash).await?;
+    state.audit().record(
+        &meta,
+        "auth.password_change",
+        Some(&user.email),
+        Some(format!("users/{}", user.id)),
+        Value::Null,
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn request_reset(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    JsonObject(body): JsonObject,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Some(email) = body.get("email").and_then(Value::as_str).map(str::trim) else {
+        return Err(ApiError::field("email", "required: a string"));
+    };
+    // The same answer whether or not the address has an account.
+    let answer = json!({"status": "If the address has an account, a reset link is on its way."});
+    let Some(user) = state.store().user_by_email(email).await? else {
+        state.audit().record(
+            &meta,
+            "auth.password_reset_requested",
+            None,
+            None,
+            json!({"email": email, "known": false}),
+        );
+        return Ok((StatusCode::ACCEPTED, Json(answer)));
+    };
+    let (token, hash) = opaque::new_refresh_token();
+    let expires = brigade_core::time::format_datetime(
+        chrono::Utc::now() + chrono::Duration::minutes(RESET_TTL_MINUTES),
+    );
+    state
+        .store()
+        .create_password_reset(&user.id, &hash, &expires)
+        .await?;
+    let link = format!(
+        "{}/reset-password?token={}",
+        state.public_url(),
+        token.expose()
+    );
+    let body = format!(
+        "Someone asked to reset the password of {email} on Brigade.\n\n\
+         Use this token within {RESET_TTL_MINUTES} minutes (it works once):\n\n    {}\n\n\
+         or open {link}\n\nIf it was not you, ignore this message; your password is unchanged.\n",
+        token.expose()
+    );
+    if let Err(e) = state
+        .mailer()
+        .send(&user.email, "Reset your Brigade password", &body)
+        .await
+    {
+        tracing::error!(error = %e, "Could not write the reset email.");
+    }
+    state.audit().record(
+        &meta,
+        "auth.password_reset_requested",
+        Some(&user.email),
+        Some(format!("users/{}", user.id)),
+        Value::Null,
+    );
+    Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+async fn confirm_reset(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    JsonObject(body): JsonObject,
+) -> Result<StatusCode, ApiError> {
+    let token = secret(&body, "token")?;
+    let new = secret(&body, "password")?;
+    let new_hash = hash_password(new, "password").await?;
+    match state
+        .store()
+        .reset_password(&opaque::hash_token(token.expose()), &new_hash)
+        .await?
+    {
+        Some(user_id) => {
+            state.audit().record(
+                &meta,
+                "auth.password_reset",
+                None,
+                Some(format!("users/{user_id}")),
+                Value::Null,
+            );
+            Ok(StatusCode::NO_CONTENT)
+        }
+        None => Err(ApiError::field(
+            "token",
+            "invalid, already used or expired; request a new reset",
+        )),
+    }
+}

@@ -1,0 +1,276 @@
+//! The user's own account: profile updates without role changes, password change (which
+//! signs out other sessions), password reset by email with single-use tokens, and CORS.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, expect_json, expect_problem};
+
+async fn app_with(settings: &str) -> TestApp {
+    let dir = tempfile::Builder::new()
+        .prefix("brigade-account-")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::write(dir.path().join("brigade.toml"), settings).expect("write settings");
+    let url = Backend::Sqlite
+        .fresh_database_url(dir.path())
+        .await
+        .expect("sqlite url");
+    TestApp::start(dir, url, Backend::Sqlite).await
+}
+
+async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
+    let mut req = app.client.post(app.url(path)).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap()
+}
+
+async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    post(
+        app,
+        "/api/auth/login",
+        None,
+        json!({"email": email, "password": password}),
+    )
+    .await
+}
+
+const OPEN: &str = "[auth]\nallow_registration = true\n[rate_limit]\nauth = \"100/min\"\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_edit_their_profile_but_not_their_roles() {
+    let app = app_with(OPEN).await;
+    let body = json!({"email": "u@example.com", "password": "long enough password", "name": "U"});
+    expect_json(post(&app, "/api/auth/register", None, body).await, 201).await;
+    let tokens = expect_json(
+        login(&app, "u@example.com", "long enough password").await,
+        200,
+    )
+    .await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let patch = |body: Value| {
+        app.client
+            .patch(app.url("/api/auth/me"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let me = expect_json(
+        patch(json!({"name": "Ursula", "team": "data"}))
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(me["profile"], json!({"name": "Ursula", "team": "data"}));
+    expect_problem(
+        patch(json!({"roles": ["admin"]})).await.unwrap(),
+        400,
+        Some("roles"),
+    )
+    .await;
+    let me = expect_json(
+        app.client
+            .get(app.url("/api/auth/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(me["roles"], json!([]), "roles unchanged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_change_needs_the_current_one_and_signs_out_other_sessions() {
+    let app = app_with(OPEN).await;
+    let body = json!({"email": "u@example.com", "password": "long enough password"});
+    expect_json(post(&app, "/api/auth/register", None, body).await, 201).await;
+    let session = expect_json(
+        login(&app, "u@example.com", "long enough password").await,
+        200,
+    )
+    .await;
+    let token = session["access_token"].as_str().unwrap();
+    let wrong =
+        json!({"current_password": "not it at all", "new_password": "an even longer password"});
+    expect_problem(
+        post(&app, "/api/auth/password", Some(token), wrong).await,
+        400,
+        Some("current_password"),
+    )
+    .await;
+    let weak = json!({"current_password": "long enough password", "new_password": "short"});
+    expect_problem(
+        post(&app, "/api/auth/password", Some(token), weak).await,
+        400,
+        Some("new_password"),
+    )
+    .await;
+    let ok = json!({"current_password": "long enough password", "new_password": "an even longer password"});
+    assert_eq!(
+        post(&app, "/api/auth/password", Some(token), ok)
+            .await
+            .status(),
+        204
+    );
+    expect_problem(
+        login(&app, "u@example.com", "long enough password").await,
+        401,
+        None,
+    )
+    .await;
+    expect_json(
+        login(&app, "u@example.com", "an even longer password").await,
+        200,
+    )
+    .await;
+    let refresh = json!({"refresh_token": session["refresh_token"]});
+    expect_problem(
+        post(&app, "/api/auth/refresh", None, refresh).await,
+        401,
+        None,
+    )
+    .await;
+}
+
+/// The reset token from the newest email in the outbox.
+fn token_from_outbox(app: &TestApp) -> String {
+    let outbox = app.dir.path().join("data/outbox");
+    let mut mails: Vec<_> = std::fs::read_dir(&outbox)
+        .expect("outbox exists")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    mails.sort();
+    let text = std::fs::read_to_string(mails.last().expect("an email")).unwrap();
+    assert!(text.contains("To: u@example.com"), "{text}");
+    text.split_whitespace()
+        .find(|w| w.starts_with("brt_"))
+        .expect("a token in the email")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_reset_by_email_is_single_use_and_does_not_enumerate() {
+    let app = app_with(OPEN).await;
+    let body = json!({"email": "u@example.com", "password": "long enough password"});
+    expect_json(post(&app, "/api/auth/register", None, body).await, 201).await;
+    let session = expect_json(
+        login(&app, "u@example.com", "long enough password").await,
+        200,
+    )
+    .await;
+
+    let known = expect_json(
+        post(
+            &app,
+            "/api/auth/password-reset",
+            None,
+            json!({"email": "u@example.com"}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let unknown = expect_json(
+        post(
+            &app,
+            "/api/auth/password-reset",
+            None,
+            json!({"email": "nobody@example.com"}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    assert_eq!(known, unknown, "the answer does not reveal accounts");
+
+    let token = token_from_outbox(&app);
+    let confirm = |password: &str| json!({"token": token, "password": password});
+    assert_eq!(
+        post(
+            &app,
+            "/api/auth/password-reset/confirm",
+            None,
+            confirm("a brand new password")
+        )
+        .await
+        .status(),
+        204
+    );
+    expect_problem(
+        post(
+            &app,
+            "/api/auth/password-reset/confirm",
+            None,
+            confirm("yet another password"),
+        )
+        .await,
+        400,
+        Some("token"),
+    )
+    .await;
+    expect_json(
+        login(&app, "u@example.com", "a brand new password").await,
+        200,
+    )
+    .await;
+    let refresh = json!({"refresh_token": session["refresh_token"]});
+    expect_problem(
+        post(&app, "/api/auth/refresh", None, refresh).await,
+        401,
+        None,
+    )
+    .await;
+    let forged = json!({"token": "brt_00", "password": "a brand new password"});
+    expect_problem(
+        post(&app, "/api/auth/password-reset/confirm", None, forged).await,
+        400,
+        Some("token"),
+    )
+    .await;
+
+    assert!(
+        !app.logs().contains(&token),
+        "reset tokens never reach the logs"
+    );
+    assert!(
+        !app.logs().contains("a brand new password"),
+        "passwords never reach the logs"
+    );
+    assert!(
+        !app.logs()
+            .contains(session["access_token"].as_str().unwrap()),
+        "tokens never reach the logs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_and_security_headers() {
+    let app = app_with("[server]\ncors_origins = [\"https://app.example.com\"]\n").await;
+    let res = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/api/collections"))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("origin", "https://evil.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(res.headers()["x-frame-options"], "DENY");
+}
