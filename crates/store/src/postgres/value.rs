@@ -145,6 +145,12 @@ pub(super) fn map_error(e: tokio_postgres::Error) -> StoreError {
                 errors: Default::default(),
             };
         }
+        // Class 08 (connection exception), 57P01-57P03 (shutdown, crash, starting up) and
+        // 53300 (too many connections) are the server going away or busy, not our bug.
+        let sqlstate = code.code();
+        if sqlstate.starts_with("08") || matches!(sqlstate, "57P01" | "57P02" | "57P03" | "53300") {
+            return StoreError::Unavailable(format!("{sqlstate}: {}", db.message()));
+        }
         return StoreError::Internal(format!(
             "{}: {} ({})",
             code.code(),
@@ -152,7 +158,11 @@ pub(super) fn map_error(e: tokio_postgres::Error) -> StoreError {
             db.detail().unwrap_or_default()
         ));
     }
-    if e.is_closed() {
+    // No database error: the connection broke (closed, reset, I/O) rather than a statement.
+    if e.is_closed()
+        || e.code().is_none()
+            && std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>())
+    {
         return StoreError::Unavailable(e.to_string());
     }
     StoreError::Internal(e.to_string())

@@ -97,6 +97,17 @@ pub(crate) async fn spawn_app(backend: Backend) -> Option<TestApp> {
     Some(TestApp::start(dir, db_url, backend).await)
 }
 
+/// Like [`spawn_app`], with `config` as the app's `brigade.toml`.
+pub(crate) async fn spawn_app_with_config(backend: Backend, config: &str) -> Option<TestApp> {
+    let dir = tempfile::Builder::new()
+        .prefix("brigade-app-")
+        .tempdir()
+        .expect("create the app directory");
+    std::fs::write(dir.path().join("brigade.toml"), config).expect("write brigade.toml");
+    let db_url = backend.fresh_database_url(dir.path()).await?;
+    Some(TestApp::start(dir, db_url, backend).await)
+}
+
 impl TestApp {
     /// Creates the superuser in `dir` on `db_url`, serves the app and logs in.
     pub(crate) async fn start(dir: TempDir, db_url: String, backend: Backend) -> TestApp {
@@ -494,4 +505,56 @@ pub(crate) fn is_utc_millis(s: &str) -> bool {
         && b[19] == b'.'
         && digits(20..23)
         && b[23] == b'Z'
+}
+
+/// Awaits all `futures` concurrently on the current task (they may borrow, unlike spawned
+/// tasks) and returns their outputs in order.
+pub(crate) async fn join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut pending: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (slot, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(out) => {
+                        *output = Some(out);
+                        *slot = None;
+                    }
+                    Poll::Pending => done = false,
+                }
+            }
+        }
+        if done { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
+}
+
+/// The last `max` bytes (or a little fewer, at a char boundary) of a server log.
+pub(crate) fn log_tail(log: &str, max: usize) -> String {
+    let start = log.len().saturating_sub(max);
+    let start = (start..log.len())
+        .find(|i| log.is_char_boundary(*i))
+        .unwrap_or(log.len());
+    log[start..].to_owned()
+}
+
+/// The distinct causes of the server's `Internal error.` log lines (what a 500 hid).
+pub(crate) fn internal_errors(log: &str) -> Vec<String> {
+    let mut causes: Vec<String> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|v| v["fields"]["message"] == "Internal error.")
+        .map(|v| v["fields"]["error"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    causes.sort();
+    causes.dedup();
+    causes
 }
