@@ -3,19 +3,12 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, expect_json, expect_problem};
+use crate::helpers::{Backend, TestApp, expect_json, expect_problem, spawn_app_with_config};
 
 async fn app_with(settings: &str) -> TestApp {
-    let dir = tempfile::Builder::new()
-        .prefix("brigade-account-")
-        .tempdir()
-        .expect("tempdir");
-    std::fs::write(dir.path().join("brigade.toml"), settings).expect("write settings");
-    let url = Backend::Sqlite
-        .fresh_database_url(dir.path())
+    spawn_app_with_config(Backend::Sqlite, settings)
         .await
-        .expect("sqlite url");
-    TestApp::start(dir, url, Backend::Sqlite).await
+        .expect("SQLite app")
 }
 
 async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {

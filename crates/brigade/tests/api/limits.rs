@@ -3,21 +3,14 @@
 
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, expect_json, expect_problem};
+use crate::helpers::{Backend, TestApp, expect_json, expect_problem, spawn_app_with_config};
 
 async fn limited_app() -> TestApp {
-    let dir = tempfile::Builder::new()
-        .prefix("brigade-limits-")
-        .tempdir()
-        .expect("tempdir");
     let settings =
         "[rate_limit]\ndefault = \"6/min\"\nauth = \"4/min\"\n[auth]\nallow_registration = true\n";
-    std::fs::write(dir.path().join("brigade.toml"), settings).expect("write settings");
-    let url = Backend::Sqlite
-        .fresh_database_url(dir.path())
+    spawn_app_with_config(Backend::Sqlite, settings)
         .await
-        .expect("sqlite url");
-    TestApp::start(dir, url, Backend::Sqlite).await
+        .expect("SQLite app")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,21 +4,11 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, expect_json, expect_problem};
+use crate::helpers::{Backend, TestApp, expect_json, expect_problem, spawn_app_with_config};
 
 /// An app with self-registration open.
 async fn open_app(backend: Backend) -> Option<TestApp> {
-    let dir = tempfile::Builder::new()
-        .prefix("brigade-rules-")
-        .tempdir()
-        .expect("tempdir");
-    std::fs::write(
-        dir.path().join("brigade.toml"),
-        "[auth]\nallow_registration = true\n",
-    )
-    .expect("write settings");
-    let url = backend.fresh_database_url(dir.path()).await?;
-    Some(TestApp::start(dir, url, backend).await)
+    spawn_app_with_config(backend, "[auth]\nallow_registration = true\n").await
 }
 
 macro_rules! open_backends {
