@@ -28,6 +28,8 @@ use tokio::net::TcpListener;
 
 /// Key of the generated JWT secret in the store.
 const JWT_SECRET_KEY: &str = "jwt_secret";
+/// Key of the previous JWT secret, still accepted after a rotation.
+const JWT_PREVIOUS_SECRET_KEY: &str = "jwt_secret_previous";
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -74,15 +76,7 @@ impl App {
                 settings.dir.display()
             );
         }
-        let secret = match std::env::var(&settings.auth.jwt_secret_env) {
-            Ok(s) if s.len() >= 32 => s,
-            Ok(_) => {
-                tracing::warn!(var = %settings.auth.jwt_secret_env, "JWT secret shorter than 32 bytes; using the stored one.");
-                stored_secret(&store).await?
-            }
-            Err(_) => stored_secret(&store).await?,
-        };
-        let tokens = TokenIssuer::new(secret.as_bytes(), settings.auth.access_token_ttl);
+        let tokens = token_issuer(&store, &settings).await?;
         let addr = settings.server.addr;
         let grace = settings.server.shutdown_grace;
         let listener = TcpListener::bind(addr)
@@ -172,12 +166,46 @@ impl App {
     }
 }
 
-async fn stored_secret(store: &Store) -> Result<String, StoreError> {
+/// The access-token issuer: the secret from the environment (`auth.jwt_secret_env`, with
+/// `auth.jwt_previous_secret_env` still accepted), or else the one generated on first start
+/// and stored in the database (with the previous one after `brigade jwt rotate`).
+async fn token_issuer(store: &Store, settings: &Settings) -> Result<TokenIssuer, StoreError> {
+    let ttl = settings.auth.access_token_ttl;
+    if let Some(secret) = &settings.auth.jwt_secret {
+        let previous = settings
+            .auth
+            .jwt_previous_secret
+            .as_ref()
+            .map(|p| p.expose().as_bytes());
+        return Ok(TokenIssuer::with_previous(
+            secret.expose().as_bytes(),
+            previous,
+            ttl,
+        ));
+    }
+    let secret = store.persistent_value(JWT_SECRET_KEY, new_secret).await?;
+    let previous = store.stored_value(JWT_PREVIOUS_SECRET_KEY).await?;
+    Ok(TokenIssuer::with_previous(
+        secret.as_bytes(),
+        previous.as_deref().map(str::as_bytes),
+        ttl,
+    ))
+}
+
+/// 256 random bits, hex.
+pub fn new_secret() -> String {
+    let a = uuid::Uuid::new_v4().simple().to_string();
+    let b = uuid::Uuid::new_v4().simple().to_string();
+    format!("{a}{b}")
+}
+
+/// Replaces the stored JWT secret, keeping the old one for verification. Running servers
+/// pick the new key up when restarted; tokens signed before stay valid until they expire.
+///
+/// # Errors
+/// Database errors.
+pub async fn rotate_stored_jwt_secret(store: &Store) -> Result<(), StoreError> {
     store
-        .persistent_value(JWT_SECRET_KEY, || {
-            let a = uuid::Uuid::new_v4().simple().to_string();
-            let b = uuid::Uuid::new_v4().simple().to_string();
-            format!("{a}{b}")
-        })
+        .rotate_value(JWT_SECRET_KEY, JWT_PREVIOUS_SECRET_KEY, &new_secret())
         .await
 }

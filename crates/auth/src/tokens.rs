@@ -1,5 +1,7 @@
 //! Access tokens: HS256 JWTs with a short lifetime. The algorithm is pinned, so `alg: none`
-//! and tokens signed with any other algorithm or key are refused.
+//! and tokens signed with any other algorithm or key are refused. Each token names its key
+//! (`kid`); after a key rotation tokens signed with the previous key still verify until
+//! they expire, so nobody is logged out.
 
 use std::time::Duration;
 
@@ -40,24 +42,46 @@ pub enum TokenError {
     Invalid,
 }
 
-/// Issues and verifies access tokens with one secret.
+/// Issues access tokens with the current key and verifies them with it or the previous one.
 #[derive(Clone)]
 pub struct TokenIssuer {
+    kid: String,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// `(kid, key)`: the current key first, then the previous one.
+    decoding: Vec<(String, DecodingKey)>,
     validation: Validation,
     ttl: Duration,
+}
+
+/// A short public name for a secret (not reversible to it).
+fn key_id(secret: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(secret)
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl TokenIssuer {
     /// A new issuer; `secret` should be at least 32 random bytes.
     pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        Self::with_previous(secret, None, ttl)
+    }
+
+    /// An issuer that also accepts tokens signed with `previous` (after a rotation).
+    pub fn with_previous(secret: &[u8], previous: Option<&[u8]>, ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub", "iat"]);
+        let mut decoding = vec![(key_id(secret), DecodingKey::from_secret(secret))];
+        if let Some(previous) = previous.filter(|p| *p != secret) {
+            decoding.push((key_id(previous), DecodingKey::from_secret(previous)));
+        }
         TokenIssuer {
+            kid: key_id(secret),
             encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            decoding,
             validation,
             ttl,
         }
@@ -82,8 +106,9 @@ impl TokenIssuer {
             exp: now + self.ttl.as_secs(),
             typ: "access".into(),
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|_| TokenError::Invalid)
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.kid.clone());
+        encode(&header, &claims, &self.encoding).map_err(|_| TokenError::Invalid)
     }
 
     /// Verifies signature, algorithm and expiry.
@@ -91,13 +116,22 @@ impl TokenIssuer {
     /// # Errors
     /// [`TokenError::Expired`] or [`TokenError::Invalid`].
     pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
-        let data =
-            decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
-                match e.kind() {
-                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                    _ => TokenError::Invalid,
-                }
-            })?;
+        let kid = jsonwebtoken::decode_header(token)
+            .map_err(|_| TokenError::Invalid)?
+            .kid;
+        let key = match kid {
+            Some(kid) => self
+                .decoding
+                .iter()
+                .find(|(k, _)| *k == kid)
+                .map(|(_, key)| key),
+            None => self.decoding.first().map(|(_, key)| key),
+        }
+        .ok_or(TokenError::Invalid)?;
+        let data = decode::<Claims>(token, key, &self.validation).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+            _ => TokenError::Invalid,
+        })?;
         if data.claims.typ != "access" {
             return Err(TokenError::Invalid);
         }
@@ -137,6 +171,27 @@ mod tests {
                 .is_err()
         );
         assert!(issuer.verify("garbage").is_err());
+    }
+
+    #[test]
+    fn rotation_keeps_tokens_of_the_previous_key_valid() {
+        let old = TokenIssuer::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
+        let token = old.issue(&who()).unwrap();
+        let rotated = TokenIssuer::with_previous(
+            b"fedcba9876543210fedcba9876543210",
+            Some(b"0123456789abcdef0123456789abcdef"),
+            Duration::from_secs(60),
+        );
+        assert_eq!(
+            rotated.verify(&token).unwrap(),
+            who(),
+            "old tokens still verify"
+        );
+        let fresh = rotated.issue(&who()).unwrap();
+        assert!(old.verify(&fresh).is_err(), "new tokens use the new key");
+        let unrelated =
+            TokenIssuer::new(b"another secret another secret!!!", Duration::from_secs(60));
+        assert!(unrelated.verify(&token).is_err());
     }
 
     #[test]

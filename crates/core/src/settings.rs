@@ -131,6 +131,28 @@ pub struct AuthSettings {
     pub refresh_token_ttl: Duration,
     /// Name of the environment variable holding the JWT signing secret.
     pub jwt_secret_env: String,
+    /// The signing secret from that variable, if set (at least 32 bytes).
+    pub jwt_secret: Option<Redacted>,
+    /// The previous secret (`auth.jwt_previous_secret_env`), still accepted for
+    /// verification so rotating the key logs nobody out.
+    pub jwt_previous_secret: Option<Redacted>,
+}
+
+/// A setting that must never be printed: `Debug` shows `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redacted(String);
+
+impl Redacted {
+    /// The value, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 /// Log output format.
@@ -188,6 +210,7 @@ struct RawAuth {
     access_token_ttl: Option<String>,
     refresh_token_ttl: Option<String>,
     jwt_secret_env: Option<String>,
+    jwt_previous_secret_env: Option<String>,
     oidc: Option<FigValue>,
 }
 
@@ -237,13 +260,14 @@ impl Settings {
         let file = dir.join(SETTINGS_FILE);
         let mut figment = Figment::new().merge(Toml::file(&file));
         let mut env_origin = HashMap::new();
-        for (name, value) in vars {
+        let vars: HashMap<String, String> = vars.into_iter().collect();
+        for (name, value) in &vars {
             let Some(key) = name.strip_prefix(ENV_PREFIX).and_then(map_env_key) else {
                 continue;
             };
             let parsed: FigValue = value.parse().unwrap_or_else(|e| match e {});
             figment = figment.merge(Serialized::default(&key, parsed));
-            env_origin.insert(key, name);
+            env_origin.insert(key, name.clone());
         }
         let origin_of = |key: &str| -> String {
             if let Some(var) = env_origin.get(key) {
@@ -320,6 +344,14 @@ impl Settings {
             cors_origins: raw.server.cors_origins.unwrap_or_default(),
         };
         let _ = raw.auth.oidc;
+        let jwt_secret_env = raw
+            .auth
+            .jwt_secret_env
+            .unwrap_or_else(|| "BRIGADE_JWT_SECRET".to_string());
+        let jwt_previous_secret_env = raw
+            .auth
+            .jwt_previous_secret_env
+            .unwrap_or_else(|| "BRIGADE_JWT_PREVIOUS_SECRET".to_string());
         let auth = AuthSettings {
             allow_registration: raw.auth.allow_registration.unwrap_or(false),
             access_token_ttl: duration("auth.access_token_ttl", &raw.auth.access_token_ttl, "15m")?,
@@ -328,10 +360,9 @@ impl Settings {
                 &raw.auth.refresh_token_ttl,
                 "30d",
             )?,
-            jwt_secret_env: raw
-                .auth
-                .jwt_secret_env
-                .unwrap_or_else(|| "BRIGADE_JWT_SECRET".to_string()),
+            jwt_secret: secret_from(&vars, &jwt_secret_env)?,
+            jwt_previous_secret: secret_from(&vars, &jwt_previous_secret_env)?,
+            jwt_secret_env,
         };
         let format = match raw.log.format.as_deref() {
             None | Some("human") | Some("text") => LogFormat::Human,
@@ -393,6 +424,25 @@ pub fn parse_rate(text: &str) -> Result<Option<Rate>, String> {
         _ => return Err(bad()),
     };
     Ok((count > 0).then_some(Rate { count, period }))
+}
+
+/// A signing secret from the environment: unset is fine (one is generated and stored),
+/// too short is an error.
+fn secret_from(
+    vars: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<Redacted>, SettingsError> {
+    match vars.get(name).map(|v| v.trim()) {
+        None | Some("") => Ok(None),
+        Some(v) if v.len() >= 32 => Ok(Some(Redacted(v.to_string()))),
+        Some(_) => Err(SettingsError {
+            origin: name.to_string(),
+            key: name.to_string(),
+            message:
+                "a JWT secret must be at least 32 bytes; generate one with `openssl rand -hex 32`"
+                    .into(),
+        }),
+    }
 }
 
 fn default_pool_size() -> usize {

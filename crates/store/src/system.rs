@@ -111,3 +111,15 @@ pub(crate) async fn kv_get_or_insert(
         .await?
         .ok_or_else(|| StoreError::Internal(format!("kv `{key}` vanished")))
 }
+
+/// Sets `key` to `value`, replacing any previous value.
+pub(crate) async fn kv_set(conn: &mut dyn Conn, key: &str, value: &str) -> Result<(), StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("INSERT INTO _kv (key, value) VALUES (")
+        .bind(Value::Text(key.into()))
+        .push(", ")
+        .bind(Value::Text(value.into()))
+        .push(") ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+    conn.execute(&sql).await?;
+    Ok(())
+}

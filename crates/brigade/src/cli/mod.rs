@@ -1,6 +1,7 @@
 //! Command-line interface: one module per command, each assembling the library crates.
 
 mod init;
+mod jwt;
 mod migrate;
 mod serve;
 mod superuser;
@@ -59,6 +60,9 @@ enum Command {
     /// Manage superusers (role `admin`).
     #[command(subcommand)]
     Superuser(superuser::SuperuserCommand),
+    /// Manage the signing key of access tokens.
+    #[command(subcommand)]
+    Jwt(jwt::JwtCommand),
 }
 
 /// Runs the parsed command.
@@ -76,6 +80,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Superuser(cmd) => {
             let settings = load_settings(&cli.dir)?;
             superuser::run(settings, cmd).await
+        }
+        Command::Jwt(cmd) => {
+            let settings = load_settings(&cli.dir)?;
+            jwt::run(settings, cmd).await
         }
     }
 }

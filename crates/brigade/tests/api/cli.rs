@@ -294,3 +294,49 @@ async fn migrations_from_sqlite_reproduce_the_schema_on_postgres() {
         .await;
     expect_problem(res, 409, Some("email")).await;
 }
+
+#[tokio::test]
+async fn jwt_rotate_replaces_the_stored_key_and_refuses_env_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/data/brigade.db", dir.path().display());
+    let args = |extra: &[&str]| {
+        let mut a = vec!["jwt", "rotate", "--dir"];
+        a.push(dir.path().to_str().unwrap());
+        a.extend_from_slice(extra);
+        a.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let out = run_cli(args(&[]), &[("BRIGADE_DATABASE_URL", &db)], None).await;
+    assert_success(&out, "brigade jwt rotate");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Rotated"));
+    let secret = "0123456789abcdef0123456789abcdef";
+    let out = run_cli(
+        args(&[]),
+        &[
+            ("BRIGADE_DATABASE_URL", &db),
+            ("BRIGADE_JWT_SECRET", secret),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "rotating an env secret is a usage error"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BRIGADE_JWT_PREVIOUS_SECRET"));
+    let out = run_cli(
+        args(&[]),
+        &[
+            ("BRIGADE_DATABASE_URL", &db),
+            ("BRIGADE_JWT_SECRET", "short"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a short secret is a configuration error"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("32 bytes"));
+}

@@ -332,4 +332,32 @@ impl Store {
         tx.commit().await?;
         Ok(Some(user_id))
     }
+
+    /// A persistent value if set.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn stored_value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.db.read().await?;
+        system::kv_get(conn.as_mut(), key).await
+    }
+
+    /// Moves the value of `key` to `previous_key` and stores `next` under `key`, atomically
+    /// (key rotation).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn rotate_value(
+        &self,
+        key: &str,
+        previous_key: &str,
+        next: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        if let Some(current) = system::kv_get(tx.as_mut(), key).await? {
+            system::kv_set(tx.as_mut(), previous_key, &current).await?;
+        }
+        system::kv_set(tx.as_mut(), key, next).await?;
+        tx.commit().await
+    }
 }
