@@ -19,6 +19,8 @@ pub enum PasswordError {
     TooShort,
     #[error("must be at most {MAX_LENGTH} bytes")]
     TooLong,
+    #[error("is too easy to guess (a common password or a simple pattern); choose another")]
+    TooCommon,
     #[error("hashing failed: {0}")]
     Hash(String),
 }
@@ -40,10 +42,28 @@ pub fn hash(password: &Secret) -> Result<String, PasswordError> {
     if p.len() > MAX_LENGTH {
         return Err(PasswordError::TooLong);
     }
+    if is_common(p) {
+        return Err(PasswordError::TooCommon);
+    }
     argon2()
         .hash_password(p.as_bytes())
         .map(|h| h.to_string())
         .map_err(|e| PasswordError::Hash(e.to_string()))
+}
+
+/// The bundled list of common passwords, one per line.
+const COMMON: &str = include_str!("common_passwords.txt");
+
+/// Whether a password is on the bundled list or is a trivial pattern: one repeated
+/// character, or a run of consecutive characters (`abcdefghij`, `9876543210`).
+fn is_common(password: &str) -> bool {
+    let lower = password.to_lowercase();
+    if COMMON.lines().any(|l| !l.starts_with('#') && l == lower) {
+        return true;
+    }
+    let chars: Vec<char> = lower.chars().collect();
+    let steps: Vec<i64> = chars.windows(2).map(|w| i64::from(u32::from(w[1])) - i64::from(u32::from(w[0]))).collect();
+    steps.iter().all(|d| *d == 0) || steps.iter().all(|d| *d == 1) || steps.iter().all(|d| *d == -1)
 }
 
 /// Whether `password` matches the PHC `hash`. A malformed hash never matches.
@@ -80,6 +100,14 @@ mod tests {
         assert!(verify(&pw, &a));
         assert!(!verify(&Secret::new("wrong horse battery"), &a));
         assert!(!verify(&pw, "not a hash"));
+    }
+
+    #[test]
+    fn common_passwords_and_patterns_are_refused() {
+        for weak in ["Password123", "qwertyuiop", "aaaaaaaaaaaa", "abcdefghijkl", "9876543210", "CorrectHorseBatteryStaple"] {
+            assert!(matches!(hash(&Secret::new(weak)), Err(PasswordError::TooCommon)), "{weak}");
+        }
+        assert!(hash(&Secret::new("long enough password")).is_ok());
     }
 
     #[test]
