@@ -57,6 +57,13 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub audit: AuditSettings,
     pub mail: MailSettings,
+    pub redis: RedisSettings,
+}
+
+/// `[redis]`: optional; when set, rate limits are shared by every process using it.
+#[derive(Debug, Clone, Default)]
+pub struct RedisSettings {
+    pub url: Option<String>,
 }
 
 /// `[mail]`: outgoing email (password resets). Messages are written as `.eml` files to
@@ -179,7 +186,7 @@ struct RawSettings {
     rate_limit: RawRateLimit,
     audit: RawAudit,
     mail: RawMail,
-    redis: Option<FigValue>,
+    redis: RawRedis,
     search: Option<FigValue>,
     llm: Option<FigValue>,
     endpoints: Option<FigValue>,
@@ -212,6 +219,12 @@ struct RawAuth {
     jwt_secret_env: Option<String>,
     jwt_previous_secret_env: Option<String>,
     oidc: Option<FigValue>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRedis {
+    url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -395,6 +408,19 @@ impl Settings {
             log: LogSettings { format },
             rate_limit,
             audit: AuditSettings { retention },
+            redis: RedisSettings {
+                url: match raw.redis.url {
+                    Some(u) if u.starts_with("redis://") => Some(u),
+                    Some(u) if u.is_empty() => None,
+                    Some(u) => {
+                        return Err(fail(
+                            "redis.url",
+                            format!("`{u}` is not a redis://HOST:PORT URL"),
+                        ));
+                    }
+                    None => None,
+                },
+            },
             mail: MailSettings {
                 from: raw
                     .mail
