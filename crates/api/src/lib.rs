@@ -41,6 +41,8 @@ pub enum AppError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Redis(String),
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -86,6 +88,12 @@ impl App {
             Some(url) => url.clone(),
             None => format!("http://{}", listener.local_addr().unwrap_or(addr)),
         };
+        let limits = match &settings.redis.url {
+            Some(url) => ratelimit::Limits::redis(&settings.rate_limit, url)
+                .await
+                .map_err(AppError::Redis)?,
+            None => ratelimit::Limits::local(&settings.rate_limit),
+        };
         let (auditor, audit_writer) =
             audit::Auditor::start(store.clone(), settings.audit.retention);
         let state = state::AppState::new(
@@ -95,6 +103,7 @@ impl App {
             telemetry::prometheus(),
             auditor,
             public_url,
+            limits,
         );
         let limits = state.limits().clone();
         tokio::spawn(async move {

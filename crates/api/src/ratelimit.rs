@@ -1,14 +1,20 @@
-//! Rate limits (GCRA, via governor): a strict budget per client IP on the endpoints that
-//! take passwords and tokens, and a default budget per user or API key (per IP when
-//! anonymous) everywhere else. Over budget → 429 problem+json with `Retry-After`.
-//! Operations endpoints (`/healthz`, `/readyz`, `/metrics`) are never limited, and neither
-//! are superusers and `admin` keys outside the auth endpoints: they are the operators, and
-//! throttling an admin ETL key at an end-user budget would only break imports.
+//! Rate limits: a strict budget per client IP on the endpoints that take passwords and
+//! tokens, and a default budget per user or API key (per IP when anonymous) everywhere else.
+//! Over budget → 429 problem+json with `Retry-After`. Operations endpoints (`/healthz`,
+//! `/readyz`, `/metrics`) are never limited, and neither are superusers and `admin` keys
+//! outside the auth endpoints: they are the operators, and throttling an admin ETL key at an
+//! end-user budget would only break imports.
+//!
+//! In one process the budgets are GCRA limiters in memory (governor). With `[redis] url`,
+//! every process charges the same counters in Redis (a fixed window per period, incremented
+//! atomically by a script), so a client cannot multiply its budget by spreading requests
+//! over instances. If Redis is unreachable the request is let through and counted in
+//! `rate_limit_errors_total`: a rate limiter must not take the API down with it.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
@@ -20,17 +26,18 @@ use brigade_core::settings::{Rate, RateLimitSettings};
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
+use redis::aio::ConnectionManager;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
 type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
 
-/// The process's limiters.
-pub(crate) struct Limits {
-    default: Option<Keyed>,
-    auth: Option<Keyed>,
-}
+/// Increments a window counter and sets its expiry on first use, in one round trip.
+const WINDOW_SCRIPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n";
 
 /// Paths with the strict `auth` budget.
 const AUTH_PATHS: &[&str] = &[
@@ -44,6 +51,39 @@ const AUTH_PATHS: &[&str] = &[
 /// Paths never limited.
 const EXEMPT: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
+/// Which budget a request is charged to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Default,
+    Auth,
+}
+
+impl Class {
+    fn name(self) -> &'static str {
+        match self {
+            Class::Default => "default",
+            Class::Auth => "auth",
+        }
+    }
+}
+
+enum Backend {
+    Local {
+        default: Option<Keyed>,
+        auth: Option<Keyed>,
+    },
+    Redis {
+        conn: ConnectionManager,
+        script: redis::Script,
+    },
+}
+
+/// The process's limiters.
+pub(crate) struct Limits {
+    settings: RateLimitSettings,
+    backend: Backend,
+}
+
 fn keyed(rate: Rate) -> Keyed {
     let count = NonZeroU32::new(rate.count).unwrap_or(NonZeroU32::MIN);
     let interval = (rate.period / count.get()).max(Duration::from_nanos(1));
@@ -54,18 +94,98 @@ fn keyed(rate: Rate) -> Keyed {
 }
 
 impl Limits {
-    pub(crate) fn new(settings: &RateLimitSettings) -> Arc<Self> {
+    /// In-process limiters.
+    pub(crate) fn local(settings: &RateLimitSettings) -> Arc<Self> {
         Arc::new(Limits {
-            default: settings.default.map(keyed),
-            auth: settings.auth.map(keyed),
+            settings: settings.clone(),
+            backend: Backend::Local {
+                default: settings.default.map(keyed),
+                auth: settings.auth.map(keyed),
+            },
         })
+    }
+
+    /// Limiters shared through Redis at `url`.
+    ///
+    /// # Errors
+    /// A message when Redis cannot be reached at start.
+    pub(crate) async fn redis(
+        settings: &RateLimitSettings,
+        url: &str,
+    ) -> Result<Arc<Self>, String> {
+        let client =
+            redis::Client::open(url).map_err(|e| format!("invalid Redis URL `{url}`: {e}"))?;
+        let conn = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))
+            .await
+            .map_err(|_| format!("Redis at {url} did not answer within 5 s"))?
+            .map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
+        Ok(Arc::new(Limits {
+            settings: settings.clone(),
+            backend: Backend::Redis {
+                conn,
+                script: redis::Script::new(WINDOW_SCRIPT),
+            },
+        }))
+    }
+
+    fn rate(&self, class: Class) -> Option<Rate> {
+        match class {
+            Class::Default => self.settings.default,
+            Class::Auth => self.settings.auth,
+        }
     }
 
     /// Forgets idle keys so memory stays bounded; call periodically.
     pub(crate) fn retain_recent(&self) {
-        for limiter in [&self.default, &self.auth].into_iter().flatten() {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
+        if let Backend::Local { default, auth } = &self.backend {
+            for limiter in [default, auth].into_iter().flatten() {
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Charges one request to `key`; `Err(wait)` when over budget.
+    async fn check(&self, class: Class, key: &str) -> Result<(), Duration> {
+        let Some(rate) = self.rate(class) else {
+            return Ok(());
+        };
+        match &self.backend {
+            Backend::Local { default, auth } => {
+                let limiter = if class == Class::Auth { auth } else { default };
+                match limiter.as_ref().map(|l| l.check_key(&key.to_string())) {
+                    Some(Err(not_until)) => {
+                        Err(not_until.wait_time_from(DefaultClock::default().now()))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Backend::Redis { conn, script } => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis();
+                let period = rate.period.as_millis().max(1);
+                let window = now / period;
+                let redis_key = format!("brigade:rl:{}:{key}:{window}", class.name());
+                let mut conn = conn.clone();
+                let count: Result<u64, _> = script
+                    .key(&redis_key)
+                    .arg(period as u64)
+                    .invoke_async(&mut conn)
+                    .await;
+                match count {
+                    Ok(n) if n > u64::from(rate.count) => {
+                        Err(Duration::from_millis(((window + 1) * period - now) as u64))
+                    }
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        metrics::counter!("rate_limit_errors_total").increment(1);
+                        tracing::warn!(error = %e, "Redis rate limiter unavailable; request let through.");
+                        Ok(())
+                    }
+                }
+            }
         }
     }
 }
@@ -100,10 +220,10 @@ pub(crate) async fn limit(State(state): State<AppState>, req: Request, next: Nex
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
-    let limits = state.limits();
-    let (limiter, key, class) = if AUTH_PATHS.contains(&path) {
-        (limits.auth.as_ref(), Some(format!("ip:{ip}")), "auth")
-    } else if limits.default.is_some() {
+    let limits = state.limits().clone();
+    let (class, key) = if AUTH_PATHS.contains(&path) {
+        (Class::Auth, Some(format!("ip:{ip}")))
+    } else if limits.rate(Class::Default).is_some() {
         let bearer = req
             .headers()
             .get(AUTHORIZATION)
@@ -113,23 +233,24 @@ pub(crate) async fn limit(State(state): State<AppState>, req: Request, next: Nex
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .map(|v| v.trim().to_string());
-        let key = client_key(&state, bearer.as_deref(), &ip).await;
-        (limits.default.as_ref(), key, "default")
+        (
+            Class::Default,
+            client_key(&state, bearer.as_deref(), &ip).await,
+        )
     } else {
-        (None, None, "default")
+        (Class::Default, None)
     };
-    if let (Some(limiter), Some(key)) = (limiter, key)
-        && let Err(not_until) = limiter.check_key(&key)
+    if let Some(key) = key
+        && let Err(wait) = limits.check(class, &key).await
     {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        metrics::counter!("rate_limited_total", "class" => class).increment(1);
-        tracing::info!(class, ip = %ip, "Rate limited.");
+        let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        metrics::counter!("rate_limited_total", "class" => class.name()).increment(1);
+        tracing::info!(class = class.name(), ip = %ip, "Rate limited.");
         let mut err = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!("Too many requests; retry in {secs} s."),
         );
-        err.retry_after = Some(secs.max(1));
+        err.retry_after = Some(secs);
         return err.into_response();
     }
     next.run(req).await

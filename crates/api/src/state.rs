@@ -35,8 +35,8 @@ impl AppState {
         metrics: PrometheusHandle,
         auditor: Auditor,
         public_url: String,
+        limits: Arc<Limits>,
     ) -> Self {
-        let limits = Limits::new(&settings.rate_limit);
         let mailer = Mailer::new(settings.mail.from.clone(), settings.mail.outbox.clone());
         AppState(Arc::new(Inner {
             auditor,

@@ -95,3 +95,39 @@ async fn the_default_budget_is_per_user_or_per_ip() {
         expect_json(app.get("/api/collections").await, 200).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_several_instances_share_one_budget() {
+    let Some(redis) = crate::helpers::redis::start() else {
+        return;
+    };
+    // An hour-long window, so the test never straddles a window boundary.
+    let settings = format!(
+        "[rate_limit]\nauth = \"5/h\"\n[redis]\nurl = \"{}\"\n",
+        redis.url
+    );
+    // Two processes (each with its own database) share the Redis counters; their own
+    // harness logins use 2 of the 5 attempts.
+    let a = spawn_app_with_config(Backend::Sqlite, &settings)
+        .await
+        .expect("app a");
+    let b = spawn_app_with_config(Backend::Sqlite, &settings)
+        .await
+        .expect("app b");
+    let attempt = |app: &TestApp| {
+        app.client
+            .post(app.url("/api/auth/login"))
+            .json(&json!({"email": "x@example.com", "password": "wrong password!"}))
+            .send()
+    };
+    expect_problem(attempt(&a).await.unwrap(), 401, None).await;
+    expect_problem(attempt(&b).await.unwrap(), 401, None).await;
+    expect_problem(attempt(&a).await.unwrap(), 401, None).await;
+    let res = attempt(&b).await.unwrap();
+    assert!(res.headers().contains_key("retry-after"));
+    expect_problem(res, 429, None).await;
+    expect_problem(attempt(&a).await.unwrap(), 429, None).await;
+    // Without its Redis the limiter lets requests through instead of failing them.
+    drop(redis);
+    expect_problem(attempt(&a).await.unwrap(), 401, None).await;
+}

@@ -7,6 +7,7 @@
 //! The server is killed when the [`TestApp`] drops.
 
 pub(crate) mod postgres;
+pub(crate) mod redis;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
