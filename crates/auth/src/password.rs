@@ -62,7 +62,10 @@ fn is_common(password: &str) -> bool {
         return true;
     }
     let chars: Vec<char> = lower.chars().collect();
-    let steps: Vec<i64> = chars.windows(2).map(|w| i64::from(u32::from(w[1])) - i64::from(u32::from(w[0]))).collect();
+    let steps: Vec<i64> = chars
+        .windows(2)
+        .map(|w| i64::from(u32::from(w[1])) - i64::from(u32::from(w[0])))
+        .collect();
     steps.iter().all(|d| *d == 0) || steps.iter().all(|d| *d == 1) || steps.iter().all(|d| *d == -1)
 }
 
@@ -104,8 +107,18 @@ mod tests {
 
     #[test]
     fn common_passwords_and_patterns_are_refused() {
-        for weak in ["Password123", "qwertyuiop", "aaaaaaaaaaaa", "abcdefghijkl", "9876543210", "CorrectHorseBatteryStaple"] {
-            assert!(matches!(hash(&Secret::new(weak)), Err(PasswordError::TooCommon)), "{weak}");
+        for weak in [
+            "Password123",
+            "qwertyuiop",
+            "aaaaaaaaaaaa",
+            "abcdefghijkl",
+            "9876543210",
+            "CorrectHorseBatteryStaple",
+        ] {
+            assert!(
+                matches!(hash(&Secret::new(weak)), Err(PasswordError::TooCommon)),
+                "{weak}"
+            );
         }
         assert!(hash(&Secret::new("long enough password")).is_ok());
     }

@@ -6,7 +6,7 @@ use super::Store;
 use crate::api_keys::{self, ApiKeyRow};
 use crate::audit::{self, AuditEntry};
 use crate::error::StoreError;
-use crate::query::{ListParams, parse_sort};
+use crate::query::{ListParams, parse_fields, parse_sort};
 use crate::records;
 use crate::sessions::{self, Rotation};
 use crate::store::Page;
@@ -249,7 +249,8 @@ impl Store {
             None => None,
         };
         let mut conn = self.db.read().await?;
-        let (items, total) = records::list(
+        let fields = parse_fields(&c, params.fields.as_deref())?;
+        let (mut items, total) = records::list(
             conn.as_mut(),
             &c,
             filter,
@@ -259,6 +260,9 @@ impl Store {
             !skip_total,
         )
         .await?;
+        if let Some(fields) = &fields {
+            items.iter_mut().for_each(|r| records::project(r, fields));
+        }
         Ok(Page {
             items,
             page,
