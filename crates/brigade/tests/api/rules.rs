@@ -397,3 +397,95 @@ both_backends!(registration_is_closed_by_default, |app| async move {
         .unwrap();
     expect_problem(res, 403, None).await;
 });
+
+both_backends!(role_rules_match_any_role_of_the_caller, |app| async move {
+    use reqwest::Method;
+    app.must_create_collection(json!({
+        "name": "drafts",
+        "fields": [{"name": "title", "type": "text"}],
+        "rules": {"list": "@request.auth.roles = 'editor'", "view": "@request.auth.roles = 'editor'",
+                  "create": "@request.auth.roles ~ 'edit' && @request.auth.roles != 'banned'",
+                  "update": null, "delete": null}
+    }))
+    .await;
+    let key = |roles: Value| {
+        let app = &app;
+        async move {
+            let created = expect_json(
+                app.post("/api/auth/keys", json!({"name": "k", "roles": roles}))
+                    .await,
+                201,
+            )
+            .await;
+            created["key"].as_str().unwrap().to_string()
+        }
+    };
+    let editor = key(json!(["reader", "editor"])).await;
+    let reader = key(json!(["reader"])).await;
+    let banned = key(json!(["editor", "banned"])).await;
+    let body = Some(json!({"title": "t"}));
+    expect_json(
+        call(
+            &app,
+            Some(&editor),
+            Method::POST,
+            "/api/collections/drafts/records",
+            body.clone(),
+        )
+        .await,
+        201,
+    )
+    .await;
+    expect_problem(
+        call(
+            &app,
+            Some(&reader),
+            Method::POST,
+            "/api/collections/drafts/records",
+            body.clone(),
+        )
+        .await,
+        403,
+        None,
+    )
+    .await;
+    expect_problem(
+        call(
+            &app,
+            Some(&banned),
+            Method::POST,
+            "/api/collections/drafts/records",
+            body,
+        )
+        .await,
+        403,
+        None,
+    )
+    .await;
+    let seen = expect_json(
+        call(
+            &app,
+            Some(&editor),
+            Method::GET,
+            "/api/collections/drafts/records",
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(seen["total_items"], 1);
+    let hidden = expect_json(
+        call(
+            &app,
+            Some(&reader),
+            Method::GET,
+            "/api/collections/drafts/records",
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(hidden["total_items"], 0);
+});

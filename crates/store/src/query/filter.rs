@@ -63,6 +63,9 @@ pub(crate) fn compile_filter(
 enum Operandish<'e> {
     Field(&'e [String], Span),
     Value(Literal, Span, bool),
+    /// An array from `@request` (e.g. `@request.auth.roles`): `=` and `~` mean "has an
+    /// element that matches", `!=` and `!~` "has none".
+    List(Vec<Literal>, Span),
 }
 
 impl Compiler<'_> {
@@ -110,7 +113,14 @@ impl Compiler<'_> {
                         self.error(*span, "`@request` can only be used in collection rules")
                     );
                 };
-                Operandish::Value(request_value(request, path), *span, false)
+                match request_json(request, path) {
+                    Some(serde_json::Value::Array(items)) => {
+                        Operandish::List(items.iter().map(json_literal).collect(), *span)
+                    }
+                    value => {
+                        Operandish::Value(value.map_or(Literal::Null, json_literal), *span, false)
+                    }
+                }
             }
         })
     }
@@ -142,6 +152,51 @@ impl Compiler<'_> {
             }
             (Operandish::Field(a, aspan), Operandish::Field(b, bspan)) => {
                 self.field_field(c, a, aspan, op, b, bspan)
+            }
+            (Operandish::List(items, span), Operandish::Value(v, ..))
+            | (Operandish::Value(v, ..), Operandish::List(items, span)) => {
+                let any = match op {
+                    CmpOp::Eq | CmpOp::Like => true,
+                    CmpOp::Ne | CmpOp::NotLike => false,
+                    _ => return Err(self.error(span, "lists compare only with = != ~ !~")),
+                };
+                let holds = if any {
+                    items.iter().any(|i| const_cmp(i, op, &v))
+                } else {
+                    items.iter().all(|i| const_cmp(i, op, &v))
+                };
+                let mut sql = Sql::new(self.dialect);
+                sql.push(if holds { "1 = 1" } else { "1 = 0" });
+                Ok(sql)
+            }
+            (Operandish::List(items, span), Operandish::Field(path, fspan))
+            | (Operandish::Field(path, fspan), Operandish::List(items, span)) => {
+                let (joiner, empty) = match op {
+                    CmpOp::Eq => (" OR ", "1 = 0"),
+                    CmpOp::Ne => (" AND ", "1 = 1"),
+                    _ => {
+                        return Err(
+                            self.error(span, "a field compares with a list only with = or !=")
+                        );
+                    }
+                };
+                let mut sql = Sql::new(self.dialect);
+                if items.is_empty() {
+                    sql.push(empty);
+                    return Ok(sql);
+                }
+                sql.push("(");
+                for (n, item) in items.iter().enumerate() {
+                    if n > 0 {
+                        sql.push(joiner);
+                    }
+                    sql.append(self.field_cmp(c, path, fspan, op, item, span, false, depth)?);
+                }
+                sql.push(")");
+                Ok(sql)
+            }
+            (Operandish::List(_, span), Operandish::List(..)) => {
+                Err(self.error(span, "two lists cannot be compared"))
             }
             (Operandish::Value(a, ..), Operandish::Value(b, ..)) => {
                 let mut sql = Sql::new(self.dialect);
@@ -377,30 +432,28 @@ fn escape_like(s: &str) -> String {
     out
 }
 
-fn request_value(request: &RequestContext, path: &[String]) -> Literal {
+fn request_json<'a>(request: &'a RequestContext, path: &[String]) -> Option<&'a serde_json::Value> {
     let root = match path.first().map(String::as_str) {
         Some("auth") => &request.auth,
         Some("body") => &request.body,
-        _ => return Literal::Null,
+        _ => return None,
     };
     let mut value = path.get(1).and_then(|k| root.get(k));
     for key in path.iter().skip(2) {
         value = value.and_then(|v| v.get(key));
     }
+    value
+}
+
+fn json_literal(value: &serde_json::Value) -> Literal {
     match value {
-        Some(serde_json::Value::String(s)) => Literal::Str(s.clone()),
-        Some(serde_json::Value::Bool(b)) => Literal::Bool(*b),
-        Some(serde_json::Value::Number(n)) => n
+        serde_json::Value::String(s) => Literal::Str(s.clone()),
+        serde_json::Value::Bool(b) => Literal::Bool(*b),
+        serde_json::Value::Number(n) => n
             .as_i64()
             .map_or_else(|| Literal::Float(n.as_f64().unwrap_or(0.0)), Literal::Int),
-        Some(serde_json::Value::Array(items)) => Literal::Str(
-            items
-                .iter()
-                .filter_map(|i| i.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        _ => Literal::Null,
+        serde_json::Value::Null => Literal::Null,
+        other => Literal::Str(other.to_string()),
     }
 }
 
