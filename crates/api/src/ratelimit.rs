@@ -21,7 +21,7 @@ use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use brigade_auth::opaque;
+use brigade_auth::{Principal, opaque};
 use brigade_core::settings::{Rate, RateLimitSettings};
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
@@ -29,6 +29,7 @@ use governor::{Quota, RateLimiter};
 use redis::aio::ConnectionManager;
 
 use crate::error::ApiError;
+use crate::extract::Verified;
 use crate::state::AppState;
 
 type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
@@ -191,27 +192,34 @@ impl Limits {
 }
 
 /// Who a request is charged to: the user or key behind a valid credential, else the IP;
-/// `None` for superusers (not limited).
-async fn client_key(state: &AppState, bearer: Option<&str>, ip: &str) -> Option<String> {
+/// `None` for superusers (not limited). A verified JWT principal is returned too, so the
+/// handler does not verify the token a second time.
+async fn client_key(
+    state: &AppState,
+    bearer: Option<&str>,
+    ip: &str,
+) -> (Option<String>, Option<Principal>) {
     match bearer {
         Some(key) if key.starts_with(opaque::API_KEY_PREFIX) => {
             let hash = opaque::hash_token(key);
             match state.store().api_key_by_hash(&hash).await {
-                Ok(Some(k)) if k.roles.iter().any(|r| r == brigade_auth::ADMIN_ROLE) => None,
-                _ => Some(format!("k:{hash}")),
+                Ok(Some(k)) if k.roles.iter().any(|r| r == brigade_auth::ADMIN_ROLE) => {
+                    (None, None)
+                }
+                _ => (Some(format!("k:{hash}")), None),
             }
         }
         Some(token) => match state.tokens().verify(token) {
-            Ok(p) if p.is_admin() => None,
-            Ok(p) => Some(format!("u:{}", p.id)),
-            Err(_) => Some(format!("ip:{ip}")),
+            Ok(p) if p.is_admin() => (None, Some(p)),
+            Ok(p) => (Some(format!("u:{}", p.id)), Some(p)),
+            Err(_) => (Some(format!("ip:{ip}")), None),
         },
-        None => Some(format!("ip:{ip}")),
+        None => (Some(format!("ip:{ip}")), None),
     }
 }
 
 /// The middleware.
-pub(crate) async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if EXEMPT.contains(&path) {
         return next.run(req).await;
@@ -233,10 +241,11 @@ pub(crate) async fn limit(State(state): State<AppState>, req: Request, next: Nex
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .map(|v| v.trim().to_string());
-        (
-            Class::Default,
-            client_key(&state, bearer.as_deref(), &ip).await,
-        )
+        let (key, principal) = client_key(&state, bearer.as_deref(), &ip).await;
+        if let Some(p) = principal {
+            req.extensions_mut().insert(Verified(p));
+        }
+        (Class::Default, key)
     } else {
         (Class::Default, None)
     };
