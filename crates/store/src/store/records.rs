@@ -172,15 +172,9 @@ impl Store {
             collection: name.into(),
             body: body.clone(),
         };
-        match self
-            .write(vec![op], access)
-            .await
-            .map_err(|(_, e)| e)?
-            .into_iter()
-            .next()
-        {
-            Some(BatchOutcome::Created(r)) => Ok(r),
-            _ => Err(StoreError::Internal("create returned nothing".into())),
+        match self.write_single(op, access).await? {
+            BatchOutcome::Created(r) => Ok(r),
+            _ => Err(StoreError::Internal("create returned no record".into())),
         }
     }
 
@@ -200,15 +194,9 @@ impl Store {
             id: id.into(),
             body: body.clone(),
         };
-        match self
-            .write(vec![op], access)
-            .await
-            .map_err(|(_, e)| e)?
-            .into_iter()
-            .next()
-        {
-            Some(BatchOutcome::Updated(r)) => Ok(r),
-            _ => Err(StoreError::Internal("update returned nothing".into())),
+        match self.write_single(op, access).await? {
+            BatchOutcome::Updated(r) => Ok(r),
+            _ => Err(StoreError::Internal("update returned no record".into())),
         }
     }
 
@@ -226,8 +214,18 @@ impl Store {
             collection: name.into(),
             id: id.into(),
         };
-        self.write(vec![op], access).await.map_err(|(_, e)| e)?;
+        self.write_single(op, access).await?;
         Ok(())
+    }
+
+    /// One write in its own transaction.
+    async fn write_single(&self, op: BatchOp, access: &Access) -> Result<BatchOutcome, StoreError> {
+        self.write(vec![op], access)
+            .await
+            .map_err(|(_, e)| e)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Internal("write returned nothing".into()))
     }
 
     /// Runs writes in one transaction: all succeed or none is kept. Each write is checked
