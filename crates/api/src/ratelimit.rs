@@ -49,6 +49,8 @@ const AUTH_PATHS: &[&str] = &[
     "/api/auth/password-reset",
     "/api/auth/password-reset/confirm",
 ];
+/// Path prefixes with the strict `auth` budget (OpenID Connect login and callback).
+const AUTH_PREFIXES: &[&str] = &["/api/auth/oidc/"];
 /// Paths never limited.
 const EXEMPT: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
@@ -229,7 +231,8 @@ pub(crate) async fn limit(State(state): State<AppState>, mut req: Request, next:
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
     let limits = state.limits().clone();
-    let (class, key) = if AUTH_PATHS.contains(&path) {
+    let auth_path = AUTH_PATHS.contains(&path) || AUTH_PREFIXES.iter().any(|p| path.starts_with(p));
+    let (class, key) = if auth_path {
         (Class::Auth, Some(format!("ip:{ip}")))
     } else if limits.rate(Class::Default).is_some() {
         let bearer = req

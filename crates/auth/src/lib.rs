@@ -4,8 +4,10 @@
 //! - [`password`]: Argon2id hashing and verification.
 //! - [`tokens`]: short-lived JWT access tokens (HS256 pinned) and the [`Principal`] they carry.
 //! - [`opaque`]: refresh tokens and API keys, stored hashed.
+//! - [`oidc`]: OpenID Connect login (authorization code + PKCE) against configured providers.
 //! - [`Secret`]: a string that never prints, for passwords and tokens.
 
+pub mod oidc;
 pub mod opaque;
 pub mod password;
 pub mod tokens;

@@ -15,6 +15,7 @@ pub mod conn;
 mod ddl;
 pub mod error;
 pub mod migrations;
+pub mod oidc_state;
 mod postgres;
 pub mod query;
 mod records;

@@ -45,6 +45,13 @@ const STEPS: &[(i64, &str)] = &[
          user_id TEXT NOT NULL REFERENCES _users (id) ON DELETE CASCADE, expires TEXT NOT NULL,
          used TEXT, created TEXT NOT NULL);",
     ),
+    (
+        7,
+        "CREATE TABLE IF NOT EXISTS _oidc_states (state_hash TEXT PRIMARY KEY NOT NULL,
+         provider TEXT NOT NULL, pkce_verifier TEXT NOT NULL, nonce TEXT NOT NULL,
+         redirect_to TEXT, expires TEXT NOT NULL, created TEXT NOT NULL);
+     CREATE INDEX IF NOT EXISTS _oidc_states_expires ON _oidc_states (expires);",
+    ),
 ];
 
 /// Brings the system tables up to date. On PostgreSQL an advisory lock makes concurrent

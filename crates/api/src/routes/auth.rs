@@ -150,13 +150,13 @@ pub(super) fn user_json(user: &UserRow) -> Value {
     })
 }
 
-fn refresh_expiry(state: &AppState) -> String {
+pub(super) fn refresh_expiry(state: &AppState) -> String {
     let ttl = chrono::Duration::from_std(state.settings().auth.refresh_token_ttl)
         .unwrap_or(chrono::Duration::days(30));
     brigade_core::time::format_datetime(chrono::Utc::now() + ttl)
 }
 
-fn token_pair(
+pub(super) fn token_pair(
     state: &AppState,
     user: &UserRow,
     refresh_token: &Secret,

@@ -8,6 +8,7 @@ mod batch;
 mod collections;
 mod docs;
 mod keys;
+mod oidc;
 mod ops;
 mod records;
 
@@ -40,6 +41,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(auth::router().layer(DefaultBodyLimit::max(AUTH_BODY_LIMIT)))
         .merge(keys::router())
+        .merge(oidc::router())
         .merge(collections::router())
         .merge(records::router())
         .merge(batch::router())

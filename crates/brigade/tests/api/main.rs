@@ -17,6 +17,7 @@ mod concurrency;
 mod hostile;
 mod limits;
 mod list;
+mod oidc;
 mod ops;
 mod reconnect;
 mod records;

@@ -22,6 +22,7 @@ use crate::{ChangeEvent, system};
 mod accounts;
 mod collections;
 mod counts;
+mod oidc;
 mod records;
 
 /// A page of a list request.

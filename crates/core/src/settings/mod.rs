@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
@@ -143,6 +143,27 @@ pub struct AuthSettings {
     /// The previous secret (`auth.jwt_previous_secret_env`), still accepted for
     /// verification so rotating the key logs nobody out.
     pub jwt_previous_secret: Option<Redacted>,
+    /// `[auth.oidc.NAME]`: OpenID Connect providers users may log in with, sorted by name.
+    pub oidc: Vec<OidcProvider>,
+}
+
+/// `[auth.oidc.NAME]`: one OpenID Connect provider (authorization code + PKCE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcProvider {
+    /// The `NAME` of the section; the provider's segment in `/api/auth/oidc/{name}`.
+    pub name: String,
+    /// The issuer URL (http or https, no trailing slash); discovery is fetched from
+    /// `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// From the variable named by `client_secret_env`; `None` makes Brigade a public client
+    /// that proves itself with PKCE only.
+    pub client_secret: Option<Redacted>,
+    /// Always contains `openid`.
+    pub scopes: Vec<String>,
+    /// The callback URL registered at the provider; default
+    /// `{server.public_url}/api/auth/oidc/{name}/callback`.
+    pub redirect_url: Option<String>,
 }
 
 /// A setting that must never be printed: `Debug` shows `[redacted]`.
@@ -218,7 +239,17 @@ struct RawAuth {
     refresh_token_ttl: Option<String>,
     jwt_secret_env: Option<String>,
     jwt_previous_secret_env: Option<String>,
-    oidc: Option<FigValue>,
+    oidc: BTreeMap<String, RawOidc>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawOidc {
+    issuer: Option<String>,
+    client_id: Option<String>,
+    client_secret_env: Option<String>,
+    scopes: Option<Vec<String>>,
+    redirect_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -356,7 +387,12 @@ impl Settings {
             },
             cors_origins: raw.server.cors_origins.unwrap_or_default(),
         };
-        let _ = raw.auth.oidc;
+        let oidc = raw
+            .auth
+            .oidc
+            .into_iter()
+            .map(|(name, p)| oidc_provider(&vars, name, p).map_err(|(k, m)| fail(&k, m)))
+            .collect::<Result<Vec<_>, _>>()?;
         let jwt_secret_env = raw
             .auth
             .jwt_secret_env
@@ -376,6 +412,7 @@ impl Settings {
             jwt_secret: secret_from(&vars, &jwt_secret_env)?,
             jwt_previous_secret: secret_from(&vars, &jwt_previous_secret_env)?,
             jwt_secret_env,
+            oidc,
         };
         let format = match raw.log.format.as_deref() {
             None | Some("human") | Some("text") => LogFormat::Human,
@@ -471,6 +508,91 @@ fn secret_from(
     }
 }
 
+/// Validates one `[auth.oidc.NAME]` section; errors are `(dotted key, message)`.
+fn oidc_provider(
+    vars: &HashMap<String, String>,
+    name: String,
+    raw: RawOidc,
+) -> Result<OidcProvider, (String, String)> {
+    let key = |k: &str| format!("auth.oidc.{name}.{k}");
+    let valid_name = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid_name {
+        return Err((
+            format!("auth.oidc.{name}"),
+            "a provider name is 1-64 characters of a-z, 0-9, `-` and `_` (it appears in URLs)"
+                .into(),
+        ));
+    }
+    let http_url = |k: &str, v: Option<String>| -> Result<Option<String>, (String, String)> {
+        match v.map(|u| u.trim().trim_end_matches('/').to_string()) {
+            None => Ok(None),
+            Some(u)
+                if (u.starts_with("http://") || u.starts_with("https://"))
+                    && u.len() > "https://".len()
+                    && !u.contains(char::is_whitespace) =>
+            {
+                Ok(Some(u))
+            }
+            Some(u) => Err((key(k), format!("`{u}` is not an http(s) URL"))),
+        }
+    };
+    let issuer = http_url("issuer", raw.issuer)?.ok_or_else(|| {
+        (
+            key("issuer"),
+            "required: the provider's issuer URL, e.g. \"https://accounts.example.com\"".into(),
+        )
+    })?;
+    let client_id = match raw.client_id.map(|c| c.trim().to_string()) {
+        Some(c) if !c.is_empty() => c,
+        _ => {
+            return Err((
+                key("client_id"),
+                "required: the client id registered at the provider".into(),
+            ));
+        }
+    };
+    let client_secret = match raw.client_secret_env {
+        None => None,
+        Some(var) => match vars.get(&var).map(|v| v.trim()) {
+            Some(v) if !v.is_empty() => Some(Redacted(v.to_string())),
+            _ => {
+                return Err((
+                    key("client_secret_env"),
+                    format!(
+                        "the environment variable `{var}` is not set; set it, or remove the key \
+                         to log in as a public client (PKCE only)"
+                    ),
+                ));
+            }
+        },
+    };
+    let scopes = raw
+        .scopes
+        .unwrap_or_else(|| ["openid", "email", "profile"].map(String::from).to_vec());
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err((key("scopes"), "must include \"openid\"".into()));
+    }
+    if scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
+        return Err((
+            key("scopes"),
+            "scopes are non-empty words without spaces".into(),
+        ));
+    }
+    let redirect_url = http_url("redirect_url", raw.redirect_url)?;
+    Ok(OidcProvider {
+        name,
+        issuer,
+        client_id,
+        client_secret,
+        scopes,
+        redirect_url,
+    })
+}
+
 fn default_pool_size() -> usize {
     std::thread::available_parallelism().map_or(4, |n| n.get().max(2) * 2)
 }
@@ -554,113 +676,4 @@ fn parse_bytes(v: &FigValue) -> Result<usize, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(SETTINGS_FILE), toml).unwrap();
-        let vars = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-        Settings::load_from(dir.path(), vars)
-    }
-
-    #[test]
-    fn defaults_are_sqlite_on_8090() {
-        let s = load("", &[]).unwrap();
-        assert_eq!(s.server.addr.to_string(), "127.0.0.1:8090");
-        assert!(
-            matches!(s.database.url, DatabaseUrl::Sqlite(ref p) if p.ends_with("data/brigade.db"))
-        );
-        assert_eq!(s.server.body_limit, 1024 * 1024);
-        assert_eq!(s.auth.access_token_ttl, Duration::from_secs(900));
-    }
-
-    #[test]
-    fn bad_addr_in_file_names_file_and_key() {
-        let e = load("[server]\naddr = \"not an address\"\n", &[]).unwrap_err();
-        assert_eq!(e.key, "server.addr");
-        assert!(e.origin.ends_with("brigade.toml"), "{e}");
-    }
-
-    #[test]
-    fn unknown_key_is_rejected_with_its_name() {
-        let e = load("[server]\nadr = \"127.0.0.1:1\"\n", &[]).unwrap_err();
-        assert!(e.to_string().contains("adr"), "{e}");
-    }
-
-    #[test]
-    fn toml_syntax_error_names_the_file() {
-        let e = load("[server\n", &[]).unwrap_err();
-        assert!(e.to_string().contains("brigade.toml"), "{e}");
-    }
-
-    #[test]
-    fn env_overrides_the_file_and_is_named_in_errors() {
-        let s = load(
-            "[server]\naddr = \"127.0.0.1:1\"\n",
-            &[("BRIGADE_SERVER_ADDR", "0.0.0.0:9")],
-        )
-        .unwrap();
-        assert_eq!(s.server.addr.to_string(), "0.0.0.0:9");
-        let s = load("", &[("BRIGADE_AUTH_ALLOW_REGISTRATION", "true")]).unwrap();
-        assert!(s.auth.allow_registration);
-        let e = load("", &[("BRIGADE_SERVER_ADDR", "nope")]).unwrap_err();
-        assert_eq!(e.origin, "BRIGADE_SERVER_ADDR");
-        assert_eq!(e.key, "server.addr");
-        let e = load("", &[("BRIGADE_DATABASE_URL", "mysql://x")]).unwrap_err();
-        assert_eq!(e.origin, "BRIGADE_DATABASE_URL");
-    }
-
-    #[test]
-    fn env_key_mapping() {
-        assert_eq!(map_env_key("SERVER_ADDR").as_deref(), Some("server.addr"));
-        assert_eq!(
-            map_env_key("RATE_LIMIT_DEFAULT").as_deref(),
-            Some("rate_limit.default")
-        );
-        assert_eq!(
-            map_env_key("AUTH_ALLOW_REGISTRATION").as_deref(),
-            Some("auth.allow_registration")
-        );
-        assert_eq!(map_env_key("JWT_SECRET"), None);
-        assert_eq!(map_env_key("LOG"), None);
-    }
-
-    #[test]
-    fn rates() {
-        assert_eq!(
-            parse_rate("600/min").unwrap(),
-            Some(Rate {
-                count: 600,
-                period: Duration::from_secs(60)
-            })
-        );
-        assert_eq!(parse_rate("off").unwrap(), None);
-        assert!(parse_rate("many").is_err());
-        assert!(parse_rate("5/fortnight").is_err());
-        let e = load("[rate_limit]\nauth = \"lots\"\n", &[]).unwrap_err();
-        assert_eq!(e.key, "rate_limit.auth");
-        let s = load("", &[("BRIGADE_RATE_LIMIT_DEFAULT", "off")]).unwrap();
-        assert!(s.rate_limit.default.is_none());
-        assert_eq!(s.rate_limit.auth.map(|r| r.count), Some(10));
-    }
-
-    #[test]
-    fn durations_and_sizes() {
-        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert!(parse_duration("soon").is_err());
-        assert_eq!(parse_bytes(&FigValue::from("1MiB")).unwrap(), 1 << 20);
-        assert!(parse_bytes(&FigValue::from("lots")).is_err());
-    }
-
-    #[test]
-    fn relative_sqlite_path_is_under_the_app_dir() {
-        let dir = Path::new("/app");
-        assert_eq!(
-            parse_database_url(dir, "sqlite://db/x.db").unwrap(),
-            DatabaseUrl::Sqlite(PathBuf::from("/app/db/x.db"))
-        );
-        assert!(parse_database_url(dir, "mysql://x").is_err());
-    }
-}
+mod tests;

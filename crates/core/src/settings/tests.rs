@@ -1,0 +1,164 @@
+//! Tests of settings loading: defaults, provenance of errors, env overrides, parsers.
+use super::*;
+
+fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(SETTINGS_FILE), toml).unwrap();
+    let vars = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    Settings::load_from(dir.path(), vars)
+}
+
+#[test]
+fn defaults_are_sqlite_on_8090() {
+    let s = load("", &[]).unwrap();
+    assert_eq!(s.server.addr.to_string(), "127.0.0.1:8090");
+    assert!(matches!(s.database.url, DatabaseUrl::Sqlite(ref p) if p.ends_with("data/brigade.db")));
+    assert_eq!(s.server.body_limit, 1024 * 1024);
+    assert_eq!(s.auth.access_token_ttl, Duration::from_secs(900));
+}
+
+#[test]
+fn bad_addr_in_file_names_file_and_key() {
+    let e = load("[server]\naddr = \"not an address\"\n", &[]).unwrap_err();
+    assert_eq!(e.key, "server.addr");
+    assert!(e.origin.ends_with("brigade.toml"), "{e}");
+}
+
+#[test]
+fn unknown_key_is_rejected_with_its_name() {
+    let e = load("[server]\nadr = \"127.0.0.1:1\"\n", &[]).unwrap_err();
+    assert!(e.to_string().contains("adr"), "{e}");
+}
+
+#[test]
+fn toml_syntax_error_names_the_file() {
+    let e = load("[server\n", &[]).unwrap_err();
+    assert!(e.to_string().contains("brigade.toml"), "{e}");
+}
+
+#[test]
+fn env_overrides_the_file_and_is_named_in_errors() {
+    let s = load(
+        "[server]\naddr = \"127.0.0.1:1\"\n",
+        &[("BRIGADE_SERVER_ADDR", "0.0.0.0:9")],
+    )
+    .unwrap();
+    assert_eq!(s.server.addr.to_string(), "0.0.0.0:9");
+    let s = load("", &[("BRIGADE_AUTH_ALLOW_REGISTRATION", "true")]).unwrap();
+    assert!(s.auth.allow_registration);
+    let e = load("", &[("BRIGADE_SERVER_ADDR", "nope")]).unwrap_err();
+    assert_eq!(e.origin, "BRIGADE_SERVER_ADDR");
+    assert_eq!(e.key, "server.addr");
+    let e = load("", &[("BRIGADE_DATABASE_URL", "mysql://x")]).unwrap_err();
+    assert_eq!(e.origin, "BRIGADE_DATABASE_URL");
+}
+
+#[test]
+fn env_key_mapping() {
+    assert_eq!(map_env_key("SERVER_ADDR").as_deref(), Some("server.addr"));
+    assert_eq!(
+        map_env_key("RATE_LIMIT_DEFAULT").as_deref(),
+        Some("rate_limit.default")
+    );
+    assert_eq!(
+        map_env_key("AUTH_ALLOW_REGISTRATION").as_deref(),
+        Some("auth.allow_registration")
+    );
+    assert_eq!(map_env_key("JWT_SECRET"), None);
+    assert_eq!(map_env_key("LOG"), None);
+}
+
+#[test]
+fn rates() {
+    assert_eq!(
+        parse_rate("600/min").unwrap(),
+        Some(Rate {
+            count: 600,
+            period: Duration::from_secs(60)
+        })
+    );
+    assert_eq!(parse_rate("off").unwrap(), None);
+    assert!(parse_rate("many").is_err());
+    assert!(parse_rate("5/fortnight").is_err());
+    let e = load("[rate_limit]\nauth = \"lots\"\n", &[]).unwrap_err();
+    assert_eq!(e.key, "rate_limit.auth");
+    let s = load("", &[("BRIGADE_RATE_LIMIT_DEFAULT", "off")]).unwrap();
+    assert!(s.rate_limit.default.is_none());
+    assert_eq!(s.rate_limit.auth.map(|r| r.count), Some(10));
+}
+
+#[test]
+fn durations_and_sizes() {
+    assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+    assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+    assert!(parse_duration("soon").is_err());
+    assert_eq!(parse_bytes(&FigValue::from("1MiB")).unwrap(), 1 << 20);
+    assert!(parse_bytes(&FigValue::from("lots")).is_err());
+}
+
+#[test]
+fn oidc_providers_are_typed_and_validated() {
+    let s = load(
+        "[auth.oidc.example]\nissuer = \"https://id.example.com/\"\nclient_id = \"brigade\"\n\
+         client_secret_env = \"EX_SECRET\"\n\
+         [auth.oidc.local]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"c\"\n\
+         scopes = [\"openid\"]\nredirect_url = \"http://app.test/cb\"\n",
+        &[("EX_SECRET", "s3cret")],
+    )
+    .unwrap();
+    let [example, local] = &s.auth.oidc[..] else {
+        panic!("{:?}", s.auth.oidc)
+    };
+    assert_eq!(example.name, "example");
+    assert_eq!(example.issuer, "https://id.example.com");
+    assert_eq!(
+        example.client_secret.as_ref().map(Redacted::expose),
+        Some("s3cret")
+    );
+    assert_eq!(example.scopes, ["openid", "email", "profile"]);
+    assert!(!format!("{example:?}").contains("s3cret"));
+    assert_eq!(local.client_secret, None);
+    assert_eq!(local.redirect_url.as_deref(), Some("http://app.test/cb"));
+    assert!(load("", &[]).unwrap().auth.oidc.is_empty());
+}
+
+#[test]
+fn oidc_errors_name_the_key() {
+    let key_of = |toml: &str| load(toml, &[]).unwrap_err().key;
+    let base = "[auth.oidc.ex]\nclient_id = \"c\"\n";
+    assert_eq!(key_of(base), "auth.oidc.ex.issuer");
+    assert_eq!(
+        key_of(&format!("{base}issuer = \"ftp://x\"\n")),
+        "auth.oidc.ex.issuer"
+    );
+    let ok = "[auth.oidc.ex]\nissuer = \"https://x.test\"\n";
+    assert_eq!(key_of(ok), "auth.oidc.ex.client_id");
+    let ok = format!("{ok}client_id = \"c\"\n");
+    assert_eq!(
+        key_of(&format!("{ok}client_secret_env = \"NOT_SET_ANYWHERE\"\n")),
+        "auth.oidc.ex.client_secret_env"
+    );
+    assert_eq!(
+        key_of(&format!("{ok}scopes = [\"email\"]\n")),
+        "auth.oidc.ex.scopes"
+    );
+    assert_eq!(
+        key_of(&format!("{ok}redirect_url = \"/cb\"\n")),
+        "auth.oidc.ex.redirect_url"
+    );
+    assert!(key_of(&format!("{ok}secret = \"x\"\n")).contains("secret"));
+    assert_eq!(
+        key_of("[auth.oidc.\"Bad Name\"]\nissuer = \"https://x.test\"\nclient_id = \"c\"\n"),
+        "auth.oidc.Bad Name"
+    );
+}
+
+#[test]
+fn relative_sqlite_path_is_under_the_app_dir() {
+    let dir = Path::new("/app");
+    assert_eq!(
+        parse_database_url(dir, "sqlite://db/x.db").unwrap(),
+        DatabaseUrl::Sqlite(PathBuf::from("/app/db/x.db"))
+    );
+    assert!(parse_database_url(dir, "mysql://x").is_err());
+}
