@@ -8,10 +8,8 @@
 //! `azp`, `exp`, `nonce`). Persisting the pending login and deciding who the user is belong to
 //! the caller; this module only speaks the protocol.
 //!
-//! The HTTP client has no TLS backend on purpose (one binary, no TLS stack to keep patched),
-//! so it reaches providers over plain `http` only: real providers are `https`, and their
-//! endpoints fail with [`OidcError::TlsUnsupported`], which says so, until Brigade gets a TLS
-//! client or the provider is reached through a local TLS-terminating proxy.
+//! Providers are reached over https (rustls, the system's root certificates) or, for local
+//! development and tests, plain http.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,12 +43,6 @@ pub enum OidcError {
     /// The provider could not be reached, or answered with something that is not the protocol.
     #[error("the identity provider could not be reached or answered badly: {0}")]
     Unreachable(String),
-    /// A provider endpoint is `https`, and this build has no TLS client.
-    #[error(
-        "`{0}` is an https URL, but Brigade's HTTP client has no TLS support; reach the \
-         provider through a local TLS-terminating proxy over http"
-    )]
-    TlsUnsupported(String),
     /// The token endpoint refused the code (expired, reused, or a PKCE mismatch).
     #[error("the identity provider refused the authorization code: {0}")]
     CodeRejected(String),
@@ -156,7 +148,7 @@ impl OidcClient {
     /// The discovery document, fetched once an hour and checked to name the configured issuer.
     ///
     /// # Errors
-    /// [`OidcError::Unreachable`] or [`OidcError::TlsUnsupported`].
+    /// [`OidcError::Unreachable`].
     pub async fn discovery(&self) -> Result<Arc<Discovery>, OidcError> {
         if let Some(fresh) = cached(&self.discovery, CACHE_TTL) {
             return Ok(fresh);
@@ -426,13 +418,9 @@ async fn read_body(response: reqwest::Response) -> Result<Vec<u8>, OidcError> {
     Ok(body.to_vec())
 }
 
-/// A URL Brigade itself will request: plain http only (see the module docs).
+/// A URL Brigade itself will request.
 fn checked_url(url: &str) -> Result<Url, OidcError> {
-    let parsed = http_url(url)?;
-    if parsed.scheme() == "https" {
-        return Err(OidcError::TlsUnsupported(url.to_string()));
-    }
-    Ok(parsed)
+    http_url(url)
 }
 
 /// An http(s) URL (the browser follows https ones).
@@ -521,13 +509,8 @@ mod tests {
     #[test]
     fn form_encoding_and_urls() {
         assert_eq!(form_encode("a b:c/é"), "a%20b%3Ac%2F%C3%A9");
-        assert!(matches!(
-            checked_url("https://id.example.com/token"),
-            Err(OidcError::TlsUnsupported(_))
-        ));
+        assert!(checked_url("https://id.example.com/token").is_ok());
         assert!(checked_url("http://127.0.0.1:1/token").is_ok());
         assert!(http_url("javascript:alert(1)").is_err());
-        let message = OidcError::TlsUnsupported("https://x".into()).to_string();
-        assert!(message.contains("no TLS support"), "{message}");
     }
 }

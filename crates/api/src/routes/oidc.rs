@@ -285,10 +285,6 @@ fn provider_error(name: &str, e: OidcError) -> ApiError {
                 ),
             )
         }
-        OidcError::TlsUnsupported(_) => {
-            tracing::error!(provider = %name, error = %e, "OIDC provider needs TLS.");
-            ApiError::new(StatusCode::BAD_GATEWAY, format!("{e}."))
-        }
         OidcError::CodeRejected(_) | OidcError::InvalidToken(_) => {
             tracing::warn!(provider = %name, error = %e, "OIDC login refused.");
             ApiError::unauthorized(format!("Login with `{name}` failed: {e}."))
