@@ -22,6 +22,7 @@ use crate::{ChangeEvent, system};
 mod accounts;
 mod collections;
 mod counts;
+mod group_commit;
 mod oidc;
 mod records;
 
@@ -70,7 +71,9 @@ pub struct Store {
     migrations_dir: PathBuf,
     changes: broadcast::Sender<ChangeEvent>,
     /// Cached list totals, invalidated by every write.
-    counts: counts::CountCache,
+    counts: Arc<counts::CountCache>,
+    /// SQLite only: the queue that commits concurrent writes together.
+    group_commit: Option<group_commit::GroupCommit>,
 }
 
 impl Store {
@@ -101,17 +104,22 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let dialect = db.dialect();
         system::upgrade(db.as_ref()).await?;
+        // SQLite has one writer (us); on PostgreSQL other processes may write too.
+        let counts = Arc::new(counts::CountCache::new(match dialect {
+            Dialect::Sqlite => std::time::Duration::from_secs(60),
+            Dialect::Postgres => std::time::Duration::from_secs(1),
+        }));
+        let changes = broadcast::channel(1024).0;
+        let group_commit = (dialect == Dialect::Sqlite)
+            .then(|| group_commit::GroupCommit::start(db.clone(), counts.clone(), changes.clone()));
         let store = Store {
             db,
             schema: RwLock::new(Arc::new(Vec::new())),
             schema_change: tokio::sync::Mutex::new(()),
             migrations_dir: migrations_dir.to_path_buf(),
-            changes: broadcast::channel(1024).0,
-            // SQLite has one writer (us); on PostgreSQL other processes may write too.
-            counts: counts::CountCache::new(match dialect {
-                Dialect::Sqlite => std::time::Duration::from_secs(60),
-                Dialect::Postgres => std::time::Duration::from_secs(1),
-            }),
+            changes,
+            counts,
+            group_commit,
         };
         store.reload_schema().await?;
         Ok(store)

@@ -238,7 +238,6 @@ impl Store {
         ops: Vec<BatchOp>,
         access: &Access,
     ) -> Result<Vec<BatchOutcome>, (usize, StoreError)> {
-        let lookup = self.lookup();
         // Validate everything and compile the rules before taking the write lock.
         let mut prepared = Vec::with_capacity(ops.len());
         for (i, op) in ops.into_iter().enumerate() {
@@ -272,25 +271,16 @@ impl Store {
             };
             prepared.push((c, op, input, rule));
         }
-        let mut tx = self.db.begin().await.map_err(|e| (0, e))?;
-        let mut outcomes = Vec::with_capacity(prepared.len());
-        let mut events = Vec::new();
-        for (i, (c, op, input, rule)) in prepared.into_iter().enumerate() {
-            let conn: &mut dyn Conn = tx.as_mut();
-            let outcome = self
-                .write_one(conn, &c, op, input, rule, access, &lookup)
-                .await
-                .map_err(|e| (i, e))?;
-            let event = match &outcome.0 {
-                BatchOutcome::Created(r) => ChangeEvent::new(&c.name, "create", r.clone()),
-                BatchOutcome::Updated(r) => ChangeEvent::new(&c.name, "update", r.clone()),
-                BatchOutcome::Deleted => {
-                    ChangeEvent::new(&c.name, "delete", outcome.1.clone().unwrap_or_default())
-                }
-            };
-            events.push(event);
-            outcomes.push(outcome.0);
+        let job = WriteJob {
+            prepared,
+            access: access.clone(),
+            schema: self.schema(),
+        };
+        if let Some(queue) = &self.group_commit {
+            return queue.submit(job).await;
         }
+        let mut tx = self.db.begin().await.map_err(|e| (0, e))?;
+        let (outcomes, events) = apply_job(tx.as_mut(), job).await?;
         tx.commit().await.map_err(|e| (0, e))?;
         self.counts.bump();
         for event in events {
@@ -298,48 +288,87 @@ impl Store {
         }
         Ok(outcomes)
     }
+}
 
-    /// One write inside the batch transaction; returns the outcome and, for deletes, the
-    /// deleted record.
-    #[allow(clippy::too_many_arguments)]
-    async fn write_one(
-        &self,
-        conn: &mut dyn Conn,
-        c: &Collection,
-        op: BatchOp,
-        input: Option<brigade_core::schema::input::RecordInput>,
-        rule: Option<Sql>,
-        access: &Access,
-        lookup: crate::query::Lookup<'_>,
-    ) -> Result<(BatchOutcome, Option<Record>), StoreError> {
-        match (op, input) {
-            (BatchOp::Create { .. }, Some(input)) => {
-                let record = records::insert(conn, c, input, lookup).await?;
-                // The create rule holds for the record as stored, so `owner = @request.auth.id`
-                // means what it says; a refused insert is rolled back with the batch.
-                if let (Some(rule), Some(id)) = (rule, record.get("id").and_then(Json::as_str))
-                    && records::get(conn, c, id, Some(rule)).await.is_err()
-                {
-                    return Err(access.refused(format!(
-                        "the create rule of `{}` refuses this record",
-                        c.name
-                    )));
-                }
-                Ok((BatchOutcome::Created(record), None))
+/// Validated writes of one request, ready to run inside a transaction.
+pub(super) struct WriteJob {
+    pub(super) prepared: Vec<Prepared>,
+    pub(super) access: Access,
+    pub(super) schema: crate::migrations::Schema,
+}
+
+/// One validated write: its collection, the operation, the checked input and the rule SQL.
+pub(super) type Prepared = (
+    std::sync::Arc<Collection>,
+    BatchOp,
+    Option<brigade_core::schema::input::RecordInput>,
+    Option<Sql>,
+);
+
+/// Runs a job's writes on `conn` (inside the caller's transaction) and returns their outcomes
+/// and the change events to publish after commit.
+pub(super) async fn apply_job(
+    conn: &mut dyn Conn,
+    job: WriteJob,
+) -> Result<(Vec<BatchOutcome>, Vec<ChangeEvent>), (usize, StoreError)> {
+    let schema = job.schema;
+    let lookup = move |name: &str| schema.iter().find(|c| c.name == name).cloned();
+    let mut outcomes = Vec::with_capacity(job.prepared.len());
+    let mut events = Vec::with_capacity(job.prepared.len());
+    for (i, (c, op, input, rule)) in job.prepared.into_iter().enumerate() {
+        let (outcome, deleted) = write_one(&mut *conn, &c, op, input, rule, &job.access, &lookup)
+            .await
+            .map_err(|e| (i, e))?;
+        events.push(match &outcome {
+            BatchOutcome::Created(r) => ChangeEvent::new(&c.name, "create", r.clone()),
+            BatchOutcome::Updated(r) => ChangeEvent::new(&c.name, "update", r.clone()),
+            BatchOutcome::Deleted => {
+                ChangeEvent::new(&c.name, "delete", deleted.unwrap_or_default())
             }
-            (BatchOp::Update { id, .. }, Some(input)) => {
-                records::get(conn, c, &id, rule).await?;
-                Ok((
-                    BatchOutcome::Updated(records::update(conn, c, &id, input, lookup).await?),
-                    None,
-                ))
+        });
+        outcomes.push(outcome);
+    }
+    Ok((outcomes, events))
+}
+
+/// One write inside the batch transaction; returns the outcome and, for deletes, the
+/// deleted record.
+async fn write_one(
+    conn: &mut dyn Conn,
+    c: &Collection,
+    op: BatchOp,
+    input: Option<brigade_core::schema::input::RecordInput>,
+    rule: Option<Sql>,
+    access: &Access,
+    lookup: crate::query::Lookup<'_>,
+) -> Result<(BatchOutcome, Option<Record>), StoreError> {
+    match (op, input) {
+        (BatchOp::Create { .. }, Some(input)) => {
+            let record = records::insert(conn, c, input, lookup).await?;
+            // The create rule holds for the record as stored, so `owner = @request.auth.id`
+            // means what it says; a refused insert is rolled back with the batch.
+            if let (Some(rule), Some(id)) = (rule, record.get("id").and_then(Json::as_str))
+                && records::get(conn, c, id, Some(rule)).await.is_err()
+            {
+                return Err(access.refused(format!(
+                    "the create rule of `{}` refuses this record",
+                    c.name
+                )));
             }
-            (BatchOp::Delete { id, .. }, _) => {
-                let old = records::get(conn, c, &id, rule).await?;
-                records::delete(conn, c, &id).await?;
-                Ok((BatchOutcome::Deleted, Some(old)))
-            }
-            _ => Err(StoreError::Internal("batch operation without input".into())),
+            Ok((BatchOutcome::Created(record), None))
         }
+        (BatchOp::Update { id, .. }, Some(input)) => {
+            records::get(conn, c, &id, rule).await?;
+            Ok((
+                BatchOutcome::Updated(records::update(conn, c, &id, input, lookup).await?),
+                None,
+            ))
+        }
+        (BatchOp::Delete { id, .. }, _) => {
+            let old = records::get(conn, c, &id, rule).await?;
+            records::delete(conn, c, &id).await?;
+            Ok((BatchOutcome::Deleted, Some(old)))
+        }
+        _ => Err(StoreError::Internal("batch operation without input".into())),
     }
 }

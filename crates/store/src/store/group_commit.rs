@@ -1,0 +1,123 @@
+//! Group commit for SQLite. SQLite has one writer; when many requests write at once, handing
+//! the write lock from task to task costs more than the writes. Instead, one task drains the
+//! queue of pending writes and runs them all in one transaction, each inside its own
+//! savepoint: a write that fails (a unique conflict, a refusing rule) is rolled back alone and
+//! answered with its error, the others commit together. PostgreSQL does not need this (its
+//! writers run concurrently) and writes directly.
+
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::BatchOutcome;
+use super::counts::CountCache;
+use super::records::{WriteJob, apply_job};
+use crate::ChangeEvent;
+use crate::conn::Database;
+use crate::error::StoreError;
+
+/// Most requests committed in one transaction.
+const MAX_GROUP: usize = 256;
+
+type Reply = oneshot::Sender<Result<Vec<BatchOutcome>, (usize, StoreError)>>;
+
+/// The sending side of the write queue.
+pub(super) struct GroupCommit {
+    tx: mpsc::Sender<(WriteJob, Reply)>,
+}
+
+impl GroupCommit {
+    /// Starts the committing task.
+    pub(super) fn start(
+        db: Arc<dyn Database>,
+        counts: Arc<CountCache>,
+        changes: broadcast::Sender<ChangeEvent>,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
+        tokio::spawn(commit_groups(db, counts, changes, rx));
+        GroupCommit { tx }
+    }
+
+    /// Queues a job and waits for its outcome (after its group committed).
+    pub(super) async fn submit(
+        &self,
+        job: WriteJob,
+    ) -> Result<Vec<BatchOutcome>, (usize, StoreError)> {
+        let (reply, answer) = oneshot::channel();
+        let closed = || {
+            (
+                0,
+                StoreError::Unavailable("the store is shutting down".into()),
+            )
+        };
+        self.tx.send((job, reply)).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+}
+
+async fn commit_groups(
+    db: Arc<dyn Database>,
+    counts: Arc<CountCache>,
+    changes: broadcast::Sender<ChangeEvent>,
+    mut rx: mpsc::Receiver<(WriteJob, Reply)>,
+) {
+    let mut jobs = Vec::with_capacity(MAX_GROUP);
+    while rx.recv_many(&mut jobs, MAX_GROUP).await > 0 {
+        let mut tx = match db.begin().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                let message = e.to_string();
+                for (_, reply) in jobs.drain(..) {
+                    let _ = reply.send(Err((0, StoreError::Unavailable(message.clone()))));
+                }
+                continue;
+            }
+        };
+        let mut done = Vec::with_capacity(jobs.len());
+        for (job, reply) in jobs.drain(..) {
+            if let Err(e) = tx.execute_script("SAVEPOINT brigade_write").await {
+                done.push((reply, Err((0, e)), Vec::new()));
+                continue;
+            }
+            match apply_job(tx.as_mut(), job).await {
+                Ok((outcomes, events)) => match tx.execute_script("RELEASE brigade_write").await {
+                    Ok(()) => done.push((reply, Ok(outcomes), events)),
+                    Err(e) => done.push((reply, Err((0, e)), Vec::new())),
+                },
+                Err(failure) => {
+                    let undo = tx
+                        .execute_script("ROLLBACK TO brigade_write; RELEASE brigade_write")
+                        .await;
+                    if let Err(e) = undo {
+                        tracing::error!(error = %e, "Could not roll back a failed write in a group.");
+                    }
+                    done.push((reply, Err(failure), Vec::new()));
+                }
+            }
+        }
+        match tx.commit().await {
+            Ok(()) => {
+                counts.bump();
+                for (reply, result, events) in done {
+                    for event in events {
+                        let _ = changes.send(event);
+                    }
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for (reply, result, _) in done {
+                    // Writes that had already failed keep their own error.
+                    let answer = match result {
+                        Ok(_) => {
+                            Err((0, StoreError::Internal(format!("commit failed: {message}"))))
+                        }
+                        failed => failed,
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+    }
+}
