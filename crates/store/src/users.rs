@@ -163,3 +163,49 @@ pub(crate) async fn set_profile(
     conn.execute(&sql).await?;
     Ok(())
 }
+
+pub(crate) async fn set_roles(
+    conn: &mut dyn Conn,
+    id: &str,
+    roles: &[String],
+) -> Result<bool, StoreError> {
+    let roles = serde_json::to_string(roles).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("UPDATE _users SET roles = ")
+        .bind(Value::Text(roles))
+        .push(", updated = ")
+        .bind(Value::Text(brigade_core::time::now()))
+        .push(" WHERE id = ")
+        .bind(Value::Text(id.into()));
+    Ok(conn.execute(&sql).await? > 0)
+}
+
+pub(crate) async fn page(
+    conn: &mut dyn Conn,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<UserRow>, i64), StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push(&format!("SELECT {COLUMNS} FROM _users ORDER BY id LIMIT "))
+        .bind(Value::Int(limit))
+        .push(" OFFSET ")
+        .bind(Value::Int(offset));
+    let users = conn
+        .query(&sql, TYPES)
+        .await?
+        .into_iter()
+        .filter_map(to_user)
+        .collect();
+    let mut count = Sql::new(conn.dialect());
+    count.push("SELECT COUNT(*) FROM _users");
+    let total = match conn
+        .query(&count, &[ColType::Int])
+        .await?
+        .first()
+        .and_then(|r| r.first())
+    {
+        Some(Value::Int(n)) => *n,
+        _ => 0,
+    };
+    Ok((users, total))
+}

@@ -11,6 +11,7 @@ mod keys;
 mod oidc;
 mod ops;
 mod records;
+mod users;
 
 use std::time::Duration;
 
@@ -45,6 +46,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(collections::router())
         .merge(records::router())
         .merge(batch::router())
+        .merge(users::router())
         .merge(docs::router())
         .merge(ops::router())
         .method_not_allowed_fallback(method_not_allowed)

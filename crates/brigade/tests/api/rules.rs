@@ -489,3 +489,109 @@ both_backends!(role_rules_match_any_role_of_the_caller, |app| async move {
     .await;
     assert_eq!(hidden["total_items"], 0);
 });
+
+open_backends!(superusers_grant_roles_that_rules_see, |app| async move {
+    use reqwest::Method;
+    app.must_create_collection(json!({
+        "name": "drafts",
+        "fields": [{"name": "title", "type": "text"}],
+        "rules": {"list": "@request.auth.roles = 'editor'", "view": null, "create": "@request.auth.roles = 'editor'", "update": null, "delete": null}
+    }))
+    .await;
+    let (uid, token) = user(&app, "ed@example.com").await;
+    let body = Some(json!({"title": "t"}));
+    expect_problem(
+        call(
+            &app,
+            Some(&token),
+            Method::POST,
+            "/api/collections/drafts/records",
+            body.clone(),
+        )
+        .await,
+        403,
+        None,
+    )
+    .await;
+    // Users cannot grant themselves roles.
+    let grant = Some(json!({"roles": ["editor"]}));
+    expect_problem(
+        call(
+            &app,
+            Some(&token),
+            Method::PATCH,
+            &format!("/api/users/{uid}"),
+            grant.clone(),
+        )
+        .await,
+        403,
+        None,
+    )
+    .await;
+    // A superuser can; the next login carries the role.
+    let updated = expect_json(
+        app.patch(&format!("/api/users/{uid}"), json!({"roles": ["editor"]}))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(updated["roles"], json!(["editor"]));
+    let (_, token) = login_again(&app, "ed@example.com").await;
+    expect_json(
+        call(
+            &app,
+            Some(&token),
+            Method::POST,
+            "/api/collections/drafts/records",
+            body,
+        )
+        .await,
+        201,
+    )
+    .await;
+    let users = expect_json(app.get("/api/users?per_page=10").await, 200).await;
+    assert_eq!(users["total_items"], 2);
+    // The last superuser keeps the admin role.
+    let admin_id = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["roles"] == json!(["admin"]))
+        .unwrap()["id"]
+        .clone();
+    let res = app
+        .patch(
+            &format!("/api/users/{}", admin_id.as_str().unwrap()),
+            json!({"roles": []}),
+        )
+        .await;
+    expect_problem(res, 409, Some("roles")).await;
+    expect_problem(
+        app.patch(&format!("/api/users/{uid}"), json!({"roles": ["a b"]}))
+            .await,
+        400,
+        Some("roles"),
+    )
+    .await;
+    expect_problem(
+        app.patch("/api/users/nobody", json!({"roles": []})).await,
+        404,
+        None,
+    )
+    .await;
+});
+
+async fn login_again(app: &TestApp, email: &str) -> (String, String) {
+    let res = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .json(&json!({"email": email, "password": "long enough password"}))
+        .send()
+        .await
+        .unwrap();
+    let login = expect_json(res, 200).await;
+    (
+        login["user"]["id"].as_str().unwrap().to_string(),
+        login["access_token"].as_str().unwrap().to_string(),
+    )
+}

@@ -364,4 +364,48 @@ impl Store {
         system::kv_set(tx.as_mut(), key, next).await?;
         tx.commit().await
     }
+
+    /// A page of accounts (by id) and the total.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn list_users(
+        &self,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<UserRow>, i64), StoreError> {
+        let mut conn = self.db.read().await?;
+        users::page(conn.as_mut(), offset, limit).await
+    }
+
+    /// Replaces a user's roles. Refuses to take `admin` from the last superuser.
+    ///
+    /// # Errors
+    /// [`StoreError::RecordNotFound`] for an unknown user, [`StoreError::Conflict`] for the
+    /// last superuser.
+    pub async fn set_user_roles(&self, id: &str, roles: &[String]) -> Result<UserRow, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let Some(user) = users::by_id(tx.as_mut(), id).await? else {
+            return Err(StoreError::RecordNotFound {
+                collection: "users".into(),
+                id: id.into(),
+            });
+        };
+        let admin = "admin".to_string();
+        if user.roles.contains(&admin)
+            && !roles.contains(&admin)
+            && users::count_with_role(tx.as_mut(), "admin").await? <= 1
+        {
+            return Err(StoreError::conflict(
+                "roles",
+                "this is the last superuser; make another one first",
+            ));
+        }
+        users::set_roles(tx.as_mut(), id, roles).await?;
+        let updated = users::by_id(tx.as_mut(), id)
+            .await?
+            .ok_or_else(|| StoreError::Internal("user vanished".into()))?;
+        tx.commit().await?;
+        Ok(updated)
+    }
 }
