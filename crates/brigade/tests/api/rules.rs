@@ -47,18 +47,9 @@ async fn user(app: &TestApp, email: &str) -> (String, String) {
         .unwrap();
     let created = expect_json(res, 201).await;
     assert_eq!(created["user"]["roles"], json!([]));
-    let res = app
-        .client
-        .post(app.url("/api/auth/login"))
-        .json(&json!({"email": email, "password": "long enough password"}))
-        .send()
-        .await
-        .unwrap();
-    let login = expect_json(res, 200).await;
-    (
-        created["user"]["id"].as_str().unwrap().to_string(),
-        login["access_token"].as_str().unwrap().to_string(),
-    )
+    let (id, token) = login_again(app, email).await;
+    assert_eq!(created["user"]["id"], id.as_str());
+    (id, token)
 }
 
 async fn call(
@@ -581,6 +572,7 @@ open_backends!(superusers_grant_roles_that_rules_see, |app| async move {
     .await;
 });
 
+/// Logs a registered user in: `(id, access token)`.
 async fn login_again(app: &TestApp, email: &str) -> (String, String) {
     let res = app
         .client
