@@ -12,7 +12,8 @@
 #   insert  POST /api/collections/posts/records with a unique title
 # Every request carries the superuser token (Brigade: "Bearer <jwt>"; PocketBase: bare token;
 # PocketBase's collection keeps its default superuser-only rules).
-# wrk: -t2 -c64 -d15s --latency. Peak RSS of the server = VmHWM after its runs.
+# wrk: -t2 -c64 -d15s --latency. Peak RSS of the server: VmHWM at the end of seeding, then
+# (high-water mark reset before each scenario) VmHWM over each scenario's runs.
 # Raw wrk output and a TSV per server land in bench/results/<server>/; bench/report.py turns
 # them into bench/results/summary.md (medians, ratios vs PocketBase).
 #
@@ -174,6 +175,8 @@ fi
   echo "noise: quiet window < $QUIET_PCT% (wait <= ${QUIET_MAX_WAIT}s), runs with others > $MAX_OTHER_PCT% CPU repeated <= $RETRIES times, nice $NICE"
 } > "$RESULTS_DIR/env-$TARGET.txt"
 cat "$RESULTS_DIR/env-$TARGET.txt" >&2
+# a full run supersedes the records of single-server runs
+if [[ "$TARGET" == all ]]; then rm -f "$RESULTS_DIR"/env-{brigade-sqlite,brigade-postgres,pocketbase}.txt; fi
 
 # --- helpers ---------------------------------------------------------------------------
 free_port() {
@@ -311,9 +314,16 @@ bench_server() {
     | tee "$RESULTS_DIR/$server/seed.json" >&2
   printf '%s\n' "$TSV_HEADER" > "$RESULTS_DIR/$server/runs.tsv"
   printf '%s\n' "$TSV_HEADER" > "$RESULTS_DIR/$server/runs-discarded.tsv"
+  # Peak RSS so far (start, login, seeding 1000-record batches); then reset the high-water
+  # mark (clear_refs 5) so the peak read at the end covers the load phases only.
+  local seed_hwm
+  seed_hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+  echo 5 > "/proc/$SERVER_PID/clear_refs"
   local records="$base/api/collections/posts/records"
   local scenario script url rep
+  local scenario_peaks="" load_hwm=0 h
   for scenario in get list insert; do
+    echo 5 > "/proc/$SERVER_PID/clear_refs"   # per-scenario peak RSS
     # a fresh token per scenario (Brigade's access tokens live 15 minutes by default)
     AUTH=$(BENCH_EMAIL=$EMAIL BENCH_PASSWORD=$PASSWORD python3 "$BENCH_DIR/seed.py" token --kind "$kind" --base "$base")
     case $scenario in
@@ -327,15 +337,23 @@ bench_server() {
     for rep in $(seq "$REPEATS"); do
       run_wrk "$server" "$scenario" "run$rep" "$script" "$url" "${extra[@]}"
     done
+    h=$(awk '/^VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+    scenario_peaks+="load_peak_rss_${scenario}_kb=$h"$'\n'
+    if (( h > load_hwm )); then load_hwm=$h; fi
   done
   # one sample response of the list scenario, to show what was measured
   curl -s -H "Authorization: $AUTH" "$records?filter=views%3E500&$per_page=2" \
     | head -c 2000 > "$RESULTS_DIR/$server/list-sample.json"
   local hwm rss
   hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+  if (( hwm > load_hwm )); then load_hwm=$hwm; fi
+  hwm=$load_hwm
   rss=$(awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status")
   {
-    echo "peak_rss_kb=$hwm"
+    echo "peak_rss_kb=$(( hwm > seed_hwm ? hwm : seed_hwm ))"
+    echo "load_peak_rss_kb=$hwm"
+    printf '%s' "$scenario_peaks"
+    echo "seed_peak_rss_kb=$seed_hwm"
     echo "rss_at_end_kb=$rss"
     awk '/^(RssAnon|RssFile|RssShmem|Threads):/ { sub(":", "", $1); print tolower($1) ($1 == "Threads" ? "" : "_kb") "=" $2 }' "/proc/$SERVER_PID/status"
     if [[ -n "$PG_STARTED" ]]; then
@@ -347,7 +365,7 @@ bench_server() {
       echo "postgres_pss_kb_at_end=$pss"
     fi
   } > "$RESULTS_DIR/$server/rss.txt"
-  log "$server: peak RSS $((hwm / 1024)) MiB"
+  log "$server: peak RSS $((hwm / 1024)) MiB under load, $((seed_hwm / 1024)) MiB up to the end of seeding"
 }
 
 start_brigade() { # SERVER DATABASE_URL
@@ -367,6 +385,7 @@ start_brigade() { # SERVER DATABASE_URL
 run_brigade_sqlite() {
   local server=brigade-sqlite
   rm -rf "${RESULTS_DIR:?}/$server"; mkdir -p "$RESULTS_DIR/$server"
+  cp "$RESULTS_DIR/env-$TARGET.txt" "$RESULTS_DIR/$server/env.txt"
   log "$server: starting"
   start_brigade "$server" "sqlite://$WORK/$server/data/brigade.db"
   bench_server "$server" brigade "$BASE" per_page
@@ -377,6 +396,7 @@ run_brigade_sqlite() {
 run_brigade_postgres() {
   local server=brigade-postgres pgport
   rm -rf "${RESULTS_DIR:?}/$server"; mkdir -p "$RESULTS_DIR/$server"
+  cp "$RESULTS_DIR/env-$TARGET.txt" "$RESULTS_DIR/$server/env.txt"
   log "$server: starting a PostgreSQL cluster"
   PGROOT=$(mktemp -d /tmp/brigade-load-pg.XXXXXX)
   chown postgres: "$PGROOT"
@@ -400,6 +420,7 @@ run_brigade_postgres() {
 run_pocketbase() {
   local server=pocketbase dir="$WORK/pocketbase" port
   rm -rf "${RESULTS_DIR:?}/$server"; mkdir -p "$RESULTS_DIR/$server" "$dir"
+  cp "$RESULTS_DIR/env-$TARGET.txt" "$RESULTS_DIR/$server/env.txt"
   log "$server: starting"
   port=$(free_port)
   "$PB_BIN" superuser upsert "$EMAIL" "$PASSWORD" --dir "$dir/pb_data" > "$dir/superuser.log" 2>&1 \
