@@ -6,22 +6,6 @@ use crate::helpers::*;
 
 const RECORDS: &str = "/api/collections/posts/records";
 
-async fn create_posts(app: &TestApp) {
-    app.must_create_collection(json!({
-        "name": "posts",
-        "fields": [
-            { "name": "title", "type": "text", "required": true },
-            { "name": "slug", "type": "text", "unique": true },
-            { "name": "views", "type": "integer" },
-        ],
-    }))
-    .await;
-}
-
-fn record_url(record: &Value) -> String {
-    format!("{RECORDS}/{}", record["id"].as_str().expect("string id"))
-}
-
 async fn batch(app: &TestApp, requests: Value) -> reqwest::Response {
     app.post("/api/batch", json!({ "requests": requests }))
         .await
@@ -46,8 +30,8 @@ both_backends!(batch_applies_every_request_in_order, |app| async move {
         json!([
             { "method": "POST", "url": RECORDS, "body": { "title": "a", "slug": "a" } },
             { "method": "POST", "url": RECORDS, "body": { "title": "b", "slug": "b", "views": 2 } },
-            { "method": "PATCH", "url": record_url(&x), "body": { "title": "x2" } },
-            { "method": "DELETE", "url": record_url(&y) },
+            { "method": "PATCH", "url": posts_record_path(&x), "body": { "title": "x2" } },
+            { "method": "DELETE", "url": posts_record_path(&y) },
         ]),
     )
     .await;
@@ -68,10 +52,10 @@ both_backends!(batch_applies_every_request_in_order, |app| async move {
     assert_eq!(results[2]["body"]["id"], x["id"]);
 
     assert_eq!(titles(&app).await, ["a", "b", "x2"]);
-    expect_problem(app.get(&record_url(&y)).await, 404, None).await;
+    expect_problem(app.get(&posts_record_path(&y)).await, 404, None).await;
     let created = &results[0]["body"];
     assert_eq!(
-        &expect_json(app.get(&record_url(created)).await, 200).await,
+        &expect_json(app.get(&posts_record_path(created)).await, 200).await,
         created
     );
 });
@@ -84,7 +68,7 @@ both_backends!(batch_rolls_back_on_an_invalid_record, |app| async move {
     let res = batch(
         &app,
         json!([
-            { "method": "PATCH", "url": record_url(&x), "body": { "title": "changed" } },
+            { "method": "PATCH", "url": posts_record_path(&x), "body": { "title": "changed" } },
             { "method": "POST", "url": RECORDS, "body": { "title": "new", "slug": "new" } },
             { "method": "POST", "url": RECORDS, "body": { "slug": "no-title" } },
         ]),
@@ -119,7 +103,7 @@ both_backends!(batch_rolls_back_on_a_missing_record, |app| async move {
         &app,
         json!([
             { "method": "POST", "url": RECORDS, "body": { "title": "new" } },
-            { "method": "DELETE", "url": record_url(&x) },
+            { "method": "DELETE", "url": posts_record_path(&x) },
             { "method": "PATCH", "url": missing, "body": { "title": "q" } },
         ]),
     )
@@ -137,7 +121,7 @@ both_backends!(batch_rolls_back_on_a_missing_record, |app| async move {
     expect_problem(res, 404, None).await;
 
     assert_eq!(titles(&app).await, ["x"]);
-    expect_json(app.get(&record_url(&x)).await, 200).await;
+    expect_json(app.get(&posts_record_path(&x)).await, 200).await;
 });
 
 both_backends!(batch_rolls_back_on_a_unique_conflict, |app| async move {
@@ -148,7 +132,7 @@ both_backends!(batch_rolls_back_on_a_unique_conflict, |app| async move {
     let res = batch(
         &app,
         json!([
-            { "method": "PATCH", "url": record_url(&x), "body": { "title": "changed" } },
+            { "method": "PATCH", "url": posts_record_path(&x), "body": { "title": "changed" } },
             { "method": "POST", "url": RECORDS, "body": { "title": "d1", "slug": "dup" } },
             { "method": "POST", "url": RECORDS, "body": { "title": "d2", "slug": "dup" } },
         ]),
@@ -164,7 +148,7 @@ both_backends!(batch_rolls_back_on_a_unique_conflict, |app| async move {
     expect_problem(res, 409, Some("requests.0.slug")).await;
 
     assert_eq!(titles(&app).await, ["x"]);
-    let fetched = expect_json(app.get(&record_url(&x)).await, 200).await;
+    let fetched = expect_json(app.get(&posts_record_path(&x)).await, 200).await;
     assert_eq!(
         fetched["title"], "x",
         "the PATCH inside the failed batch was rolled back"

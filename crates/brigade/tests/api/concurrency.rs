@@ -14,25 +14,6 @@ const RECORDS: &str = "/api/collections/posts/records";
 /// No request of these tests may take longer than this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-async fn create_posts(app: &TestApp) {
-    app.must_create_collection(json!({
-        "name": "posts",
-        "fields": [
-            { "name": "title", "type": "text", "required": true },
-            { "name": "slug", "type": "text", "unique": true },
-            { "name": "views", "type": "integer" },
-        ],
-    }))
-    .await;
-}
-
-fn record_path(record: &Value) -> String {
-    let id = record["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string id in {record}"));
-    format!("{RECORDS}/{id}")
-}
-
 /// Sends all `requests` (method, path, body) at the same moment, each from its own task on its
 /// own connection, and returns `(status, JSON body)` in the order given.
 async fn send_all(app: &TestApp, requests: Vec<(Method, String, Value)>) -> Vec<(u16, Value)> {
@@ -92,7 +73,7 @@ both_backends!(racing_creates_of_one_unique_value, |app| async move {
         );
     }
     assert_eq!(app.count("posts").await, 1);
-    let stored = expect_json(app.get(&record_path(winners[0])).await, 200).await;
+    let stored = expect_json(app.get(&posts_record_path(winners[0])).await, 200).await;
     assert_eq!(&stored, winners[0]);
     assert_eq!(stored["slug"], "same");
 });
@@ -152,7 +133,7 @@ both_backends!(racing_patches_of_one_record, |app| async move {
     let record = app
         .must_post_record("posts", json!({ "title": "start", "views": -1 }))
         .await;
-    let path = record_path(&record);
+    let path = posts_record_path(&record);
     let requests = (0..10)
         .map(|i| {
             let body = json!({ "title": format!("v{i}"), "views": i });
@@ -233,6 +214,6 @@ both_backends!(large_batch_failing_at_the_last_request, |app| async move {
         let page = app.must_list("posts", &[("filter", "slug ~ 'b'")]).await;
         assert_eq!(page["items"], json!([]), "{case}");
     }
-    let stored = expect_json(app.get(&record_path(&existing)).await, 200).await;
+    let stored = expect_json(app.get(&posts_record_path(&existing)).await, 200).await;
     assert_eq!(stored, existing);
 });

@@ -559,3 +559,25 @@ pub(crate) fn internal_errors(log: &str) -> Vec<String> {
     causes.dedup();
     causes
 }
+
+/// The `posts` collection the batch and concurrency tests share: `title` (required),
+/// `slug` (unique), `views` (integer).
+pub(crate) async fn create_posts(app: &TestApp) {
+    app.must_create_collection(json!({
+        "name": "posts",
+        "fields": [
+            { "name": "title", "type": "text", "required": true },
+            { "name": "slug", "type": "text", "unique": true },
+            { "name": "views", "type": "integer" },
+        ],
+    }))
+    .await;
+}
+
+/// `/api/collections/posts/records/{id}` of a record.
+pub(crate) fn posts_record_path(record: &Value) -> String {
+    let id = record["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string id in {record}"));
+    format!("/api/collections/posts/records/{id}")
+}
