@@ -89,21 +89,22 @@ pub(crate) async fn by_email(
     if email.contains('\0') {
         return Ok(None); // no stored address contains NUL, and PostgreSQL rejects it in text
     }
-    let mut sql = Sql::new(conn.dialect());
-    sql.push(&format!("SELECT {COLUMNS} FROM _users WHERE email = "))
-        .bind(Value::Text(email.to_lowercase()));
-    Ok(conn
-        .query(&sql, TYPES)
-        .await?
-        .into_iter()
-        .next()
-        .and_then(to_user))
+    select_one(conn, "email", email.to_lowercase()).await
 }
 
 pub(crate) async fn by_id(conn: &mut dyn Conn, id: &str) -> Result<Option<UserRow>, StoreError> {
+    select_one(conn, "id", id.to_string()).await
+}
+
+/// The user whose `column` (a constant of ours) equals `value`.
+async fn select_one(
+    conn: &mut dyn Conn,
+    column: &'static str,
+    value: String,
+) -> Result<Option<UserRow>, StoreError> {
     let mut sql = Sql::new(conn.dialect());
-    sql.push(&format!("SELECT {COLUMNS} FROM _users WHERE id = "))
-        .bind(Value::Text(id.into()));
+    sql.push(&format!("SELECT {COLUMNS} FROM _users WHERE {column} = "))
+        .bind(Value::Text(value));
     Ok(conn
         .query(&sql, TYPES)
         .await?
