@@ -127,7 +127,7 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 /// Resolves an API key to its principal and records its use (at most once a minute).
-async fn api_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
+pub(crate) async fn api_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
     let Some(row) = state
         .store()
         .api_key_by_hash(&opaque::hash_token(key))

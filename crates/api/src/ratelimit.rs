@@ -29,7 +29,7 @@ use governor::{Quota, RateLimiter};
 use redis::aio::ConnectionManager;
 
 use crate::error::ApiError;
-use crate::extract::Verified;
+use crate::extract::{Verified, api_key};
 use crate::state::AppState;
 
 type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
@@ -194,23 +194,19 @@ impl Limits {
 }
 
 /// Who a request is charged to: the user or key behind a valid credential, else the IP;
-/// `None` for superusers (not limited). A verified JWT principal is returned too, so the
-/// handler does not verify the token a second time.
+/// `None` for superusers (not limited). The verified principal (JWT or API key) is returned
+/// too, so the handler does not verify the credential a second time.
 async fn client_key(
     state: &AppState,
     bearer: Option<&str>,
     ip: &str,
 ) -> (Option<String>, Option<Principal>) {
     match bearer {
-        Some(key) if key.starts_with(opaque::API_KEY_PREFIX) => {
-            let hash = opaque::hash_token(key);
-            match state.store().api_key_by_hash(&hash).await {
-                Ok(Some(k)) if k.roles.iter().any(|r| r == brigade_auth::ADMIN_ROLE) => {
-                    (None, None)
-                }
-                _ => (Some(format!("k:{hash}")), None),
-            }
-        }
+        Some(key) if key.starts_with(opaque::API_KEY_PREFIX) => match api_key(state, key).await {
+            Ok(p) if p.is_admin() => (None, Some(p)),
+            Ok(p) => (Some(format!("k:{}", p.id)), Some(p)),
+            Err(_) => (Some(format!("ip:{ip}")), None),
+        },
         Some(token) => match state.tokens().verify(token) {
             Ok(p) if p.is_admin() => (None, Some(p)),
             Ok(p) => (Some(format!("u:{}", p.id)), Some(p)),
