@@ -9,7 +9,7 @@ use brigade_core::schema::FieldType;
 use brigade_core::value::Value;
 
 use crate::error::StoreError;
-use crate::sql::{Dialect, Sql};
+use crate::sql::{Dialect, Ident, Sql};
 
 /// How to decode a result column, so both backends return the same [`Value`]s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,9 @@ impl From<FieldType> for ColType {
 /// A row decoded per the requested [`ColType`]s.
 pub type Row = Vec<Value>;
 
+/// A row of a query with columns unknown in advance, by column name.
+pub type JsonRow = serde_json::Map<String, serde_json::Value>;
+
 /// A connection inside a transaction (writes) or in autocommit mode (reads).
 #[async_trait]
 pub trait Conn: Send {
@@ -50,6 +53,22 @@ pub trait Conn: Send {
 
     /// Runs statements without parameters (DDL), separated by `;`.
     async fn execute_script(&mut self, script: &str) -> Result<(), StoreError>;
+
+    /// Inserts many rows into `table` as fast as the backend allows (SQLite: multi-row
+    /// prepared inserts; PostgreSQL: `COPY FROM STDIN`). Each row is followed by `suffix`
+    /// (constant columns such as a batch id), so `columns` lists the row's columns and then
+    /// the suffix's.
+    async fn insert_rows(
+        &mut self,
+        table: &Ident,
+        columns: &[Ident],
+        rows: &[Row],
+        suffix: &[Value],
+    ) -> Result<u64, StoreError>;
+
+    /// Runs a query whose columns are not known in advance (user-written SQL) and returns
+    /// each row as a JSON object, column order kept.
+    async fn query_json(&mut self, sql: &Sql) -> Result<Vec<JsonRow>, StoreError>;
 
     /// Commits a write transaction (a no-op for read connections). Dropping a connection
     /// without committing rolls back.

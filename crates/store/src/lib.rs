@@ -6,6 +6,7 @@
 //! - `sqlite/`, `postgres/`: the two backends; the only code that knows a driver.
 //! - [`sql`]: identifier quoting and parameter binding; `ddl`: tables and indexes per dialect.
 //! - `query/`: the filter language compiled to SQL, sort/fields/expand/paging.
+//! - [`warehouse`]: pipeline tables — staging loads, model materialization, run records.
 //! - `records`, `migrations`, `system`, `users`: SQL of each area, written once for both dialects.
 
 pub mod access;
@@ -25,6 +26,7 @@ mod sqlite;
 pub mod store;
 mod system;
 mod users;
+pub mod warehouse;
 
 pub use access::{Access, RuleOp};
 pub use api_keys::ApiKeyRow;

@@ -52,6 +52,19 @@ const STEPS: &[(i64, &str)] = &[
          redirect_to TEXT, expires TEXT NOT NULL, created TEXT NOT NULL);
      CREATE INDEX IF NOT EXISTS _oidc_states_expires ON _oidc_states (expires);",
     ),
+    (
+        8,
+        "CREATE TABLE IF NOT EXISTS _pipeline_runs (id TEXT PRIMARY KEY NOT NULL,
+         pipeline TEXT NOT NULL, status TEXT NOT NULL, trigger TEXT NOT NULL,
+         options TEXT NOT NULL, created TEXT NOT NULL, started TEXT, finished TEXT,
+         error TEXT, steps TEXT NOT NULL, heartbeat TEXT);
+     CREATE INDEX IF NOT EXISTS _pipeline_runs_pipeline ON _pipeline_runs (pipeline, created);
+     CREATE INDEX IF NOT EXISTS _pipeline_runs_status ON _pipeline_runs (status);
+     CREATE TABLE IF NOT EXISTS _pipeline_state (pipeline TEXT NOT NULL, node TEXT NOT NULL,
+         cursor TEXT NOT NULL, updated TEXT NOT NULL, PRIMARY KEY (pipeline, node));
+     CREATE TABLE IF NOT EXISTS _pipeline_schedule (pipeline TEXT PRIMARY KEY NOT NULL,
+         last_fire TEXT NOT NULL);",
+    ),
 ];
 
 /// Brings the system tables up to date. On PostgreSQL an advisory lock makes concurrent

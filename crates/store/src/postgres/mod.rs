@@ -2,6 +2,7 @@
 //! statements. A broken connection is discarded by the pool's recycle check, so the store
 //! recovers by itself after the server restarts.
 
+mod bulk;
 mod value;
 
 use std::str::FromStr;
@@ -12,9 +13,11 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
-use crate::conn::{ColType, Conn, Database, Row};
+use brigade_core::value::Value;
+
+use crate::conn::{ColType, Conn, Database, JsonRow, Row};
 use crate::error::StoreError;
-use crate::sql::{Dialect, Sql};
+use crate::sql::{Dialect, Ident, Sql};
 use value::{Bind, decode, map_error};
 
 /// A pool of connections to one PostgreSQL database.
@@ -167,6 +170,20 @@ impl Conn for PgConn {
             .batch_execute(script)
             .await
             .map_err(map_error)
+    }
+
+    async fn insert_rows(
+        &mut self,
+        table: &Ident,
+        columns: &[Ident],
+        rows: &[Row],
+        suffix: &[Value],
+    ) -> Result<u64, StoreError> {
+        bulk::copy_in(self.client()?, table, columns, rows, suffix).await
+    }
+
+    async fn query_json(&mut self, sql: &Sql) -> Result<Vec<JsonRow>, StoreError> {
+        bulk::query_json(self.client()?, sql).await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {

@@ -4,6 +4,7 @@
 //! rusqlite is synchronous; statements run inline on the calling task (they take
 //! microseconds; handing the thread off per call costs more than it saves).
 
+mod bulk;
 mod value;
 
 use std::path::{Path, PathBuf};
@@ -14,9 +15,11 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
-use crate::conn::{ColType, Conn, Database, Row};
+use brigade_core::value::Value;
+
+use crate::conn::{ColType, Conn, Database, JsonRow, Row};
 use crate::error::StoreError;
-use crate::sql::{Dialect, Sql};
+use crate::sql::{Dialect, Ident, Sql};
 use value::{Bind, decode, map_error};
 
 const WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
@@ -230,6 +233,28 @@ impl Conn for SqliteConn {
 
     async fn execute_script(&mut self, script: &str) -> Result<(), StoreError> {
         self.run(|c| c.execute_batch(script)).map_err(map_error)
+    }
+
+    async fn insert_rows(
+        &mut self,
+        table: &Ident,
+        columns: &[Ident],
+        rows: &[Row],
+        suffix: &[Value],
+    ) -> Result<u64, StoreError> {
+        let connection = self.connection();
+        // A bulk insert takes milliseconds per batch: let the runtime move other tasks off
+        // this worker while it runs.
+        let insert = || bulk::insert(connection, table, columns, rows, suffix);
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(insert),
+            _ => insert(),
+        }
+        .map_err(map_error)
+    }
+
+    async fn query_json(&mut self, sql: &Sql) -> Result<Vec<JsonRow>, StoreError> {
+        self.run(|c| bulk::query_json(c, sql)).map_err(map_error)
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {

@@ -64,7 +64,7 @@ pub enum BatchOutcome {
 
 /// The store of one app.
 pub struct Store {
-    db: Arc<dyn Database>,
+    pub(crate) db: Arc<dyn Database>,
     schema: RwLock<Schema>,
     /// Serialises schema changes (file + transaction + cache).
     schema_change: tokio::sync::Mutex<()>,

@@ -1,0 +1,383 @@
+//! Bronze loads: rows go into a staging table in short transactions (so API writes keep
+//! flowing on SQLite's single writer), then one transaction publishes them — replace, append
+//! or merge on a key — together with the incremental cursor and the step record. A killed
+//! process leaves only a staging table, which the next run drops.
+
+use std::sync::Arc;
+
+use brigade_core::value::Value;
+
+use super::runs::{self, StateUpdate};
+use super::tables::{self, Column, ColumnType, STAGING_PREFIX, create_table, ident};
+use crate::conn::{Conn, Database, Row};
+use crate::error::StoreError;
+use crate::sql::{Dialect, Ident};
+use crate::store::Store;
+
+/// How a step's rows reach its table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Add the rows.
+    Append,
+    /// Replace the table's contents.
+    Replace,
+    /// Insert or update by these key columns (the last row of a key in one load wins).
+    Merge(Vec<String>),
+}
+
+/// What to commit with the data.
+#[derive(Debug, Default)]
+pub struct Finish {
+    /// The incremental cursor after this load.
+    pub state: Option<StateUpdate>,
+    /// The run's steps (JSON) as they stand once this step succeeds.
+    pub run_steps: Option<(String, serde_json::Value)>,
+}
+
+/// A load in progress: rows written so far sit in a staging table.
+pub struct Staging {
+    db: Arc<dyn Database>,
+    target: String,
+    table: Ident,
+    columns: Vec<Column>,
+    idents: Vec<Ident>,
+    rows: u64,
+}
+
+/// The lineage columns every bronze row carries, after its data columns.
+pub const LINEAGE: [(&str, ColumnType); 3] = [
+    ("_loaded_at", ColumnType::Timestamp),
+    ("_batch_id", ColumnType::Text),
+    ("_source", ColumnType::Text),
+];
+
+impl Store {
+    /// Starts loading `target` with `columns` (the data columns; lineage columns are added).
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a bad table or column name.
+    pub async fn begin_load(
+        &self,
+        target: &str,
+        columns: &[Column],
+        batch_id: &str,
+    ) -> Result<Staging, StoreError> {
+        ident(target)?;
+        let short: String = batch_id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(12)
+            .collect();
+        let staging = ident(
+            &format!("{STAGING_PREFIX}{short}_{target}")
+                .chars()
+                .take(63)
+                .collect::<String>(),
+        )?;
+        let mut all = columns.to_vec();
+        all.extend(LINEAGE.iter().map(|(name, ty)| Column {
+            name: (*name).to_string(),
+            ty: *ty,
+        }));
+        let typed: Vec<(Ident, ColumnType)> = all
+            .iter()
+            .map(|c| Ok((ident(&c.name)?, c.ty)))
+            .collect::<Result<_, StoreError>>()?;
+        let mut tx = self.db.begin().await?;
+        tx.execute_script(&format!("DROP TABLE IF EXISTS {staging}"))
+            .await?;
+        let unlogged = if tx.dialect() == Dialect::Postgres {
+            "UNLOGGED "
+        } else {
+            ""
+        };
+        let ddl = create_table(tx.dialect(), &staging, &typed).replacen(
+            "CREATE TABLE",
+            &format!("CREATE {unlogged}TABLE"),
+            1,
+        );
+        tx.execute_script(&ddl).await?;
+        tx.commit().await?;
+        Ok(Staging {
+            db: self.db.clone(),
+            target: target.to_string(),
+            table: staging,
+            idents: typed.into_iter().map(|(i, _)| i).collect(),
+            columns: all,
+            rows: 0,
+        })
+    }
+}
+
+impl Staging {
+    /// Rows staged so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Stages `rows` (data columns only) from `source`, loaded at `loaded_at` by `batch_id`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unprocessable`] when the database refuses a value.
+    pub async fn write(&mut self, rows: &[Row], lineage: [&str; 3]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let suffix: Vec<Value> = lineage
+            .iter()
+            .map(|s| Value::Text((*s).to_string()))
+            .collect();
+        let mut tx = self.db.begin().await?;
+        let n = tx
+            .insert_rows(&self.table, &self.idents, rows, &suffix)
+            .await
+            .map_err(super::user_sql)?;
+        tx.commit().await?;
+        self.rows += n;
+        Ok(())
+    }
+
+    /// Publishes the staged rows into the target in one transaction, with `finish`.
+    /// Returns the target's columns after the load.
+    ///
+    /// # Errors
+    /// [`StoreError::Unprocessable`] when the new columns clash with the table's (a changed
+    /// type), or the merge key is missing; nothing is changed then.
+    pub async fn publish(self, mode: &WriteMode, finish: Finish) -> Result<u64, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let result =
+            publish_table(tx.as_mut(), &self.table, &self.target, &self.columns, mode).await;
+        match result {
+            Ok(()) => {
+                runs::finish_in(tx.as_mut(), finish).await?;
+                tx.commit().await?;
+                Ok(self.rows)
+            }
+            Err(e) => {
+                drop(tx);
+                self.discard().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops the staging table.
+    pub async fn discard(self) {
+        if let Ok(mut tx) = self.db.begin().await {
+            let _ = tx
+                .execute_script(&format!("DROP TABLE IF EXISTS {}", self.table))
+                .await;
+            let _ = tx.commit().await;
+        }
+    }
+}
+
+/// Moves the rows of `staging` (with `columns`) into `target` per `mode`, evolving the
+/// target's columns; `staging` is gone afterwards. Shared by bronze loads and models.
+pub(super) async fn publish_table(
+    tx: &mut dyn Conn,
+    staging: &Ident,
+    target_name: &str,
+    columns: &[Column],
+    mode: &WriteMode,
+) -> Result<(), StoreError> {
+    let target = ident(target_name)?;
+    let dialect = tx.dialect();
+    let existing = tables::columns(tx, target_name).await?;
+    if existing.is_some() && tables::is_view(tx, target_name).await? {
+        tx.execute_script(&format!("DROP VIEW {target}"))
+            .await
+            .map_err(super::user_sql)?;
+        return rename(tx, staging, &target).await;
+    }
+    let Some(existing) = existing else {
+        // A new table: the staging table becomes it.
+        rename(tx, staging, &target).await?;
+        if let WriteMode::Merge(keys) = mode {
+            unique_index(tx, &target, target_name, keys).await?;
+        }
+        return Ok(());
+    };
+    if *mode == WriteMode::Replace {
+        return replace(tx, staging, &target, target_name, columns, &existing).await;
+    }
+    evolve(tx, &target, target_name, columns, &existing).await?;
+    let names: Vec<String> = columns
+        .iter()
+        .map(|c| ident(&c.name).map(|i| i.to_string()))
+        .collect::<Result<_, _>>()?;
+    let list = names.join(", ");
+    let sql = match mode {
+        WriteMode::Merge(keys) => {
+            unique_index(tx, &target, target_name, keys).await?;
+            let key_list = keys
+                .iter()
+                .map(|k| ident(k).map(|i| i.to_string()))
+                .collect::<Result<Vec<_>, _>>()?
+                .join(", ");
+            let order = if dialect == Dialect::Sqlite {
+                "rowid"
+            } else {
+                "ctid"
+            };
+            let updates: Vec<String> = names
+                .iter()
+                .filter(|n| !keys.iter().any(|k| format!("\"{k}\"") == **n))
+                .map(|n| format!("{n} = excluded.{n}"))
+                .collect();
+            let action = if updates.is_empty() {
+                "NOTHING".to_string()
+            } else {
+                format!("UPDATE SET {}", updates.join(", "))
+            };
+            format!(
+                "INSERT INTO {target} ({list}) SELECT {list} FROM (SELECT {list}, row_number() OVER \
+                 (PARTITION BY {key_list} ORDER BY {order} DESC) AS _brigade_rank FROM {staging}) s \
+                 WHERE _brigade_rank = 1 ON CONFLICT ({key_list}) DO {action}"
+            )
+        }
+        _ => format!("INSERT INTO {target} ({list}) SELECT {list} FROM {staging}"),
+    };
+    tx.execute_script(&sql).await.map_err(super::user_sql)?;
+    tx.execute_script(&format!("DROP TABLE {staging}")).await
+}
+
+/// Adds columns the target lacks; refuses a column whose type changed.
+async fn evolve(
+    tx: &mut dyn Conn,
+    target: &Ident,
+    target_name: &str,
+    columns: &[Column],
+    existing: &[Column],
+) -> Result<(), StoreError> {
+    for column in columns {
+        match existing.iter().find(|c| c.name == column.name) {
+            Some(old) if compatible(old.ty, column.ty) => {}
+            Some(old) => {
+                return Err(StoreError::Unprocessable(format!(
+                    "column `{}` of `{target_name}` is {} but the new data is {}; declare its type \
+                     (columns = {{ {} = \"{}\" }}) or rebuild the table with --full-refresh",
+                    column.name,
+                    old.ty.name(),
+                    column.ty.name(),
+                    column.name,
+                    old.ty.name(),
+                )));
+            }
+            None => {
+                let name = ident(&column.name)?;
+                tx.execute_script(&format!(
+                    "ALTER TABLE {target} ADD COLUMN {name} {}",
+                    column.ty.sql(tx.dialect())
+                ))
+                .await?;
+                tracing::info!(table = target_name, column = %column.name, "Added a new source column.");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether values of type `new` fit a column of type `old` without loss.
+fn compatible(old: ColumnType, new: ColumnType) -> bool {
+    old == new
+        || old == ColumnType::Text
+        || (old == ColumnType::Number && new == ColumnType::Integer)
+        || (old == ColumnType::Json)
+}
+
+/// Replaces the target's rows. A plain drop + rename is cheapest; when other objects (views
+/// of downstream models) depend on the target, PostgreSQL refuses the drop, and the rows are
+/// swapped inside the existing table instead.
+async fn replace(
+    tx: &mut dyn Conn,
+    staging: &Ident,
+    target: &Ident,
+    target_name: &str,
+    columns: &[Column],
+    existing: &[Column],
+) -> Result<(), StoreError> {
+    match tx.dialect() {
+        Dialect::Sqlite => {
+            // Views over the target are resolved by name when used; the legacy flag stops
+            // the rename from checking them while the target is briefly missing.
+            tx.execute_script(&format!(
+                "PRAGMA legacy_alter_table = ON; DROP TABLE {target}; \
+                 ALTER TABLE {staging} RENAME TO {target}; PRAGMA legacy_alter_table = OFF;"
+            ))
+            .await
+        }
+        Dialect::Postgres => {
+            tx.execute_script("SAVEPOINT brigade_replace").await?;
+            match tx.execute_script(&format!("DROP TABLE {target}")).await {
+                Ok(()) => {
+                    tx.execute_script("RELEASE SAVEPOINT brigade_replace")
+                        .await?;
+                    rename(tx, staging, target).await
+                }
+                Err(_) => {
+                    tx.execute_script("ROLLBACK TO SAVEPOINT brigade_replace")
+                        .await?;
+                    let same = existing.len() == columns.len()
+                        && existing.iter().zip(columns).all(|(a, b)| a.name == b.name);
+                    if same {
+                        tx.execute_script(&format!(
+                            "TRUNCATE {target}; INSERT INTO {target} SELECT * FROM {staging}; DROP TABLE {staging}"
+                        ))
+                        .await
+                        .map_err(super::user_sql)
+                    } else {
+                        tracing::warn!(
+                            table = target_name,
+                            "Columns changed: dropping dependent views; their models rebuild them."
+                        );
+                        tx.execute_script(&format!("DROP TABLE {target} CASCADE"))
+                            .await?;
+                        rename(tx, staging, target).await
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn rename(tx: &mut dyn Conn, staging: &Ident, target: &Ident) -> Result<(), StoreError> {
+    let logged = if tx.dialect() == Dialect::Postgres {
+        format!("; ALTER TABLE {target} SET LOGGED")
+    } else {
+        String::new()
+    };
+    tx.execute_script(&format!(
+        "ALTER TABLE {staging} RENAME TO {}{logged}",
+        target
+    ))
+    .await
+}
+
+async fn unique_index(
+    tx: &mut dyn Conn,
+    target: &Ident,
+    target_name: &str,
+    keys: &[String],
+) -> Result<(), StoreError> {
+    let index = ident(
+        &format!("{target_name}__key")
+            .chars()
+            .take(63)
+            .collect::<String>(),
+    )?;
+    let list = keys
+        .iter()
+        .map(|k| ident(k).map(|i| i.to_string()))
+        .collect::<Result<Vec<_>, _>>()?
+        .join(", ");
+    tx.execute_script(&format!("CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {target} ({list})"))
+        .await
+        .map_err(|e| match e {
+            StoreError::Internal(m) | StoreError::Unprocessable(m) => StoreError::Unprocessable(format!(
+                "cannot key `{target_name}` on ({}): {m}; the rows already there repeat the key — rebuild with --full-refresh",
+                keys.join(", ")
+            )),
+            other => other,
+        })
+}

@@ -1,0 +1,27 @@
+//! The tables pipelines write: bronze loads through staging tables, model materialization,
+//! run records and incremental state. Everything that must be all-or-nothing (publishing a
+//! step's table, its incremental cursor and its step record) commits in one transaction here.
+//!
+//! Users' model SQL is the one place SQL written outside this crate reaches the database
+//! (see DESIGN.md); it only ever runs inside a statement this module wraps
+//! (`CREATE TABLE .. AS`, `CREATE VIEW .. AS`, `WHERE (..) IS NOT TRUE`).
+
+mod load;
+mod models;
+mod runs;
+mod tables;
+
+pub use load::{Finish, LINEAGE, Staging, WriteMode};
+pub use models::{ExpectationAction, ExpectationOutcome, Materialize, ModelOutcome, ModelPlan};
+pub use runs::{RunRecord, StateUpdate};
+pub use tables::{Column, ColumnType, STAGING_PREFIX};
+
+use crate::error::StoreError;
+
+/// Errors of user-written SQL are shown to the user: they name their own mistake.
+fn user_sql(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Internal(message) => StoreError::Unprocessable(message),
+        other => other,
+    }
+}

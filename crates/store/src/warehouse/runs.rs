@@ -1,0 +1,315 @@
+//! Run records, incremental cursors and schedule claims of pipelines. Runs are rows, so
+//! history survives restarts; a step's record and cursor commit with its data.
+
+use brigade_core::value::Value;
+
+use super::load::Finish;
+use crate::conn::{ColType, Conn, Row};
+use crate::error::StoreError;
+use crate::sql::Sql;
+use crate::store::Store;
+
+/// A pipeline run as stored. `steps` and `options` are JSON documents owned by the runner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub id: String,
+    pub pipeline: String,
+    pub status: String,
+    pub trigger: String,
+    pub options: serde_json::Value,
+    pub created: String,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    pub error: Option<String>,
+    pub steps: serde_json::Value,
+}
+
+/// The incremental cursor of one extract after a load.
+#[derive(Debug, Clone)]
+pub struct StateUpdate {
+    pub pipeline: String,
+    pub node: String,
+    /// The cursor as JSON (a number or a string).
+    pub cursor: serde_json::Value,
+}
+
+const COLUMNS: &str =
+    "id, pipeline, status, trigger, options, created, started, finished, error, steps";
+const TYPES: &[ColType] = &[
+    ColType::Text,
+    ColType::Text,
+    ColType::Text,
+    ColType::Text,
+    ColType::Json,
+    ColType::Text,
+    ColType::Text,
+    ColType::Text,
+    ColType::Text,
+    ColType::Json,
+];
+
+fn text(v: Value) -> Option<String> {
+    match v {
+        Value::Text(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn json(v: Value) -> serde_json::Value {
+    match v {
+        Value::Json(j) => j,
+        Value::Text(s) => serde_json::from_str(&s).unwrap_or(serde_json::Value::Null),
+        _ => serde_json::Value::Null,
+    }
+}
+
+fn decode(row: Row) -> RunRecord {
+    let mut it = row.into_iter();
+    let mut next = || it.next().unwrap_or(Value::Null);
+    RunRecord {
+        id: text(next()).unwrap_or_default(),
+        pipeline: text(next()).unwrap_or_default(),
+        status: text(next()).unwrap_or_default(),
+        trigger: text(next()).unwrap_or_default(),
+        options: json(next()),
+        created: text(next()).unwrap_or_default(),
+        started: text(next()),
+        finished: text(next()),
+        error: text(next()),
+        steps: json(next()),
+    }
+}
+
+fn opt(v: &Option<String>) -> Value {
+    v.clone().map_or(Value::Null, Value::Text)
+}
+
+/// Writes `finish` inside the caller's transaction.
+pub(super) async fn finish_in(tx: &mut dyn Conn, finish: Finish) -> Result<(), StoreError> {
+    if let Some(state) = finish.state {
+        let mut sql = Sql::new(tx.dialect());
+        sql.push("INSERT INTO _pipeline_state (pipeline, node, cursor, updated) VALUES (")
+            .bind(Value::Text(state.pipeline))
+            .push(", ")
+            .bind(Value::Text(state.node))
+            .push(", ")
+            .bind(Value::Text(state.cursor.to_string()))
+            .push(", ")
+            .bind(Value::Text(brigade_core::time::now()))
+            .push(
+                ") ON CONFLICT (pipeline, node) DO UPDATE SET cursor = excluded.cursor, \
+                 updated = excluded.updated",
+            );
+        tx.execute(&sql).await?;
+    }
+    if let Some((run_id, steps)) = finish.run_steps {
+        let mut sql = Sql::new(tx.dialect());
+        sql.push("UPDATE _pipeline_runs SET steps = ")
+            .bind(Value::Text(steps.to_string()))
+            .push(", heartbeat = ")
+            .bind(Value::Text(brigade_core::time::now()))
+            .push(" WHERE id = ")
+            .bind(Value::Text(run_id));
+        tx.execute(&sql).await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Stores a new run.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn run_insert(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        let mut sql = Sql::new(tx.dialect());
+        sql.push("INSERT INTO _pipeline_runs (")
+            .push(COLUMNS)
+            .push(", heartbeat) VALUES (");
+        let values = [
+            Value::Text(run.id.clone()),
+            Value::Text(run.pipeline.clone()),
+            Value::Text(run.status.clone()),
+            Value::Text(run.trigger.clone()),
+            Value::Text(run.options.to_string()),
+            Value::Text(run.created.clone()),
+            opt(&run.started),
+            opt(&run.finished),
+            opt(&run.error),
+            Value::Text(run.steps.to_string()),
+            Value::Text(brigade_core::time::now()),
+        ];
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(v);
+        }
+        sql.push(")");
+        tx.execute(&sql).await?;
+        tx.commit().await
+    }
+
+    /// Updates a run's status, times, error and steps.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn run_update(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        let mut sql = Sql::new(tx.dialect());
+        sql.push("UPDATE _pipeline_runs SET status = ")
+            .bind(Value::Text(run.status.clone()))
+            .push(", started = ")
+            .bind(opt(&run.started))
+            .push(", finished = ")
+            .bind(opt(&run.finished))
+            .push(", error = ")
+            .bind(opt(&run.error))
+            .push(", steps = ")
+            .bind(Value::Text(run.steps.to_string()))
+            .push(", heartbeat = ")
+            .bind(Value::Text(brigade_core::time::now()))
+            .push(" WHERE id = ")
+            .bind(Value::Text(run.id.clone()));
+        tx.execute(&sql).await?;
+        tx.commit().await
+    }
+
+    /// One run by id.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn run_get(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let mut conn = self.db.read().await?;
+        let mut sql = Sql::new(conn.dialect());
+        sql.push("SELECT ")
+            .push(COLUMNS)
+            .push(" FROM _pipeline_runs WHERE id = ")
+            .bind(Value::Text(id.into()));
+        Ok(conn.query(&sql, TYPES).await?.pop().map(decode))
+    }
+
+    /// The runs of `pipeline` (all pipelines when `None`), newest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn runs_list(
+        &self,
+        pipeline: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let mut conn = self.db.read().await?;
+        let mut sql = Sql::new(conn.dialect());
+        sql.push("SELECT ")
+            .push(COLUMNS)
+            .push(" FROM _pipeline_runs");
+        if let Some(p) = pipeline {
+            sql.push(" WHERE pipeline = ").bind(Value::Text(p.into()));
+        }
+        sql.push(" ORDER BY created DESC, id DESC LIMIT ")
+            .bind(Value::Int(limit))
+            .push(" OFFSET ")
+            .bind(Value::Int(offset));
+        Ok(conn
+            .query(&sql, TYPES)
+            .await?
+            .into_iter()
+            .map(decode)
+            .collect())
+    }
+
+    /// Marks runs left `queued` or `running` with a heartbeat older than `stale_before`
+    /// (a process that died) as failed. Returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn runs_fail_stale(&self, stale_before: &str) -> Result<u64, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let mut sql = Sql::new(tx.dialect());
+        sql.push("UPDATE _pipeline_runs SET status = 'failed', finished = ")
+            .bind(Value::Text(brigade_core::time::now()))
+            .push(", error = 'the process running it stopped before the run finished; start a new run or retry it' WHERE status IN ('queued', 'running') AND (heartbeat IS NULL OR heartbeat < ")
+            .bind(Value::Text(stale_before.into()))
+            .push(")");
+        let n = tx.execute(&sql).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Refreshes the heartbeat of a running run.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn run_heartbeat(&self, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        let mut sql = Sql::new(tx.dialect());
+        sql.push("UPDATE _pipeline_runs SET heartbeat = ")
+            .bind(Value::Text(brigade_core::time::now()))
+            .push(" WHERE id = ")
+            .bind(Value::Text(id.into()));
+        tx.execute(&sql).await?;
+        tx.commit().await
+    }
+
+    /// The incremental cursor of `node` in `pipeline`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn pipeline_state(
+        &self,
+        pipeline: &str,
+        node: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let mut conn = self.db.read().await?;
+        let mut sql = Sql::new(conn.dialect());
+        sql.push("SELECT cursor FROM _pipeline_state WHERE pipeline = ")
+            .bind(Value::Text(pipeline.into()))
+            .push(" AND node = ")
+            .bind(Value::Text(node.into()));
+        Ok(conn
+            .query(&sql, &[ColType::Json])
+            .await?
+            .pop()
+            .and_then(|r| r.into_iter().next())
+            .map(json))
+    }
+
+    /// Forgets the incremental cursors of `pipeline` (a full refresh).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn pipeline_state_clear(&self, pipeline: &str) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        let mut sql = Sql::new(tx.dialect());
+        sql.push("DELETE FROM _pipeline_state WHERE pipeline = ")
+            .bind(Value::Text(pipeline.into()));
+        tx.execute(&sql).await?;
+        tx.commit().await
+    }
+
+    /// Claims the scheduled firing of `pipeline` at `fire` (RFC 3339). Exactly one caller
+    /// per firing gets `true`, however many processes share the database: the claim is one
+    /// conditional `UPDATE` of the pipeline's schedule row.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn claim_schedule(&self, pipeline: &str, fire: &str) -> Result<bool, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let mut sql = Sql::new(tx.dialect());
+        sql.push("INSERT INTO _pipeline_schedule (pipeline, last_fire) VALUES (")
+            .bind(Value::Text(pipeline.into()))
+            .push(", '')  ON CONFLICT (pipeline) DO NOTHING");
+        tx.execute(&sql).await?;
+        let mut sql = Sql::new(tx.dialect());
+        sql.push("UPDATE _pipeline_schedule SET last_fire = ")
+            .bind(Value::Text(fire.into()))
+            .push(" WHERE pipeline = ")
+            .bind(Value::Text(pipeline.into()))
+            .push(" AND last_fire < ")
+            .bind(Value::Text(fire.into()));
+        let claimed = tx.execute(&sql).await? == 1;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+}

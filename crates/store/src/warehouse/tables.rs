@@ -1,0 +1,237 @@
+//! Column types of pipeline tables, per dialect, and reading a table's columns back.
+
+use brigade_core::value::Value;
+
+use crate::conn::{ColType, Conn};
+use crate::error::StoreError;
+use crate::sql::{Dialect, Ident, Sql};
+use crate::store::Store;
+
+/// Staging tables start with this; leftovers of a killed run are dropped by the next one.
+pub const STAGING_PREFIX: &str = "_stg_";
+
+/// The type of a pipeline table column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    Integer,
+    Number,
+    Bool,
+    Text,
+    Timestamp,
+    Json,
+}
+
+impl ColumnType {
+    /// All names, for messages.
+    pub const NAMES: &'static [&'static str] =
+        &["integer", "number", "bool", "text", "timestamp", "json"];
+
+    /// Parses a type name as written in pipeline files (`int`, `float`, `boolean`, ... too).
+    pub fn parse(name: &str) -> Option<ColumnType> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "integer" | "int" | "bigint" => ColumnType::Integer,
+            "number" | "float" | "double" | "real" => ColumnType::Number,
+            "bool" | "boolean" => ColumnType::Bool,
+            "text" | "string" => ColumnType::Text,
+            "timestamp" | "datetime" | "timestamptz" => ColumnType::Timestamp,
+            "json" => ColumnType::Json,
+            _ => return None,
+        })
+    }
+
+    /// The name used in messages and the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Integer => "integer",
+            ColumnType::Number => "number",
+            ColumnType::Bool => "bool",
+            ColumnType::Text => "text",
+            ColumnType::Timestamp => "timestamp",
+            ColumnType::Json => "json",
+        }
+    }
+
+    /// The column type in DDL. On SQLite the declared names map back through
+    /// [`ColumnType::from_declared`] and give the right affinity.
+    pub(crate) fn sql(self, dialect: Dialect) -> &'static str {
+        match (self, dialect) {
+            (ColumnType::Integer, Dialect::Sqlite) => "INTEGER",
+            (ColumnType::Integer, Dialect::Postgres) => "BIGINT",
+            (ColumnType::Number, Dialect::Sqlite) => "REAL",
+            (ColumnType::Number, Dialect::Postgres) => "DOUBLE PRECISION",
+            (ColumnType::Bool, Dialect::Sqlite) => "BOOLEAN",
+            (ColumnType::Bool, Dialect::Postgres) => "BOOLEAN",
+            (ColumnType::Text, _) => "TEXT",
+            (ColumnType::Timestamp, Dialect::Sqlite) => "DATETIME",
+            (ColumnType::Timestamp, Dialect::Postgres) => "TIMESTAMPTZ",
+            (ColumnType::Json, Dialect::Sqlite) => "JSON_TEXT",
+            (ColumnType::Json, Dialect::Postgres) => "JSONB",
+        }
+    }
+
+    /// Maps a declared column type (SQLite) or `information_schema` data type (PostgreSQL)
+    /// back. SQLite columns of `CREATE TABLE .. AS` over expressions declare nothing or
+    /// `NUM`; those read as numbers.
+    pub(crate) fn from_declared(declared: &str) -> ColumnType {
+        let d = declared.to_ascii_uppercase();
+        if d.starts_with("JSON") {
+            ColumnType::Json
+        } else if d.contains("INT") {
+            ColumnType::Integer
+        } else if d.starts_with("BOOL") {
+            ColumnType::Bool
+        } else if d.contains("TIMESTAMP") || d.starts_with("DATE") {
+            ColumnType::Timestamp
+        } else if d.contains("CHAR") || d.contains("TEXT") || d.contains("CLOB") || d == "UUID" {
+            ColumnType::Text
+        } else {
+            ColumnType::Number
+        }
+    }
+}
+
+/// A named, typed column.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Column {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: ColumnType,
+}
+
+pub(crate) fn ident(name: &str) -> Result<Ident, StoreError> {
+    Ident::parse(name).map_err(|n| {
+        StoreError::invalid(
+            "name",
+            format!(
+                "`{n}` is not a valid table or column name (letters, digits and `_`, at most 63)"
+            ),
+        )
+    })
+}
+
+/// The columns of `table`, or `None` when it does not exist.
+pub(crate) async fn columns(
+    conn: &mut dyn Conn,
+    table: &str,
+) -> Result<Option<Vec<Column>>, StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    match conn.dialect() {
+        Dialect::Sqlite => sql
+            .push("SELECT name, type FROM pragma_table_info(")
+            .bind(Value::Text(table.into()))
+            .push(") ORDER BY cid"),
+        Dialect::Postgres => sql
+            .push(
+                "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = ",
+            )
+            .bind(Value::Text(table.into()))
+            .push(" ORDER BY ordinal_position"),
+    };
+    let rows = conn.query(&sql, &[ColType::Text, ColType::Text]).await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        rows.into_iter()
+            .filter_map(|row| match row.as_slice() {
+                [Value::Text(name), Value::Text(declared)] => Some(Column {
+                    name: name.clone(),
+                    ty: ColumnType::from_declared(declared),
+                }),
+                [Value::Text(name), Value::Null] => Some(Column {
+                    name: name.clone(),
+                    ty: ColumnType::Number,
+                }),
+                _ => None,
+            })
+            .collect(),
+    ))
+}
+
+/// Whether `name` is a view (views are replaced, never merged into).
+pub(crate) async fn is_view(conn: &mut dyn Conn, name: &str) -> Result<bool, StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    match conn.dialect() {
+        Dialect::Sqlite => sql
+            .push("SELECT count(*) FROM sqlite_master WHERE type = 'view' AND name = ")
+            .bind(Value::Text(name.into())),
+        Dialect::Postgres => sql
+            .push(
+                "SELECT count(*) FROM information_schema.views \
+                 WHERE table_schema = current_schema() AND table_name = ",
+            )
+            .bind(Value::Text(name.into())),
+    };
+    let rows = conn.query(&sql, &[ColType::Int]).await?;
+    Ok(matches!(rows.first().and_then(|r| r.first()), Some(Value::Int(n)) if *n > 0))
+}
+
+/// `CREATE TABLE` text for `columns` in `table`.
+pub(crate) fn create_table(
+    dialect: Dialect,
+    table: &Ident,
+    columns: &[(Ident, ColumnType)],
+) -> String {
+    let defs: Vec<String> = columns
+        .iter()
+        .map(|(name, ty)| format!("{name} {}", ty.sql(dialect)))
+        .collect();
+    format!("CREATE TABLE {table} ({})", defs.join(", "))
+}
+
+impl Store {
+    /// The columns of a table or view, or `None` when there is none by that name.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn table_columns(&self, table: &str) -> Result<Option<Vec<Column>>, StoreError> {
+        let mut conn = self.db.read().await?;
+        columns(conn.as_mut(), table).await
+    }
+
+    /// Drops staging tables left behind by killed runs whose names start with `prefix`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn drop_staging(&self, prefix: &str) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        let mut sql = Sql::new(tx.dialect());
+        let pattern = format!("{}%", prefix.replace('_', "\\_"));
+        match tx.dialect() {
+            Dialect::Sqlite => sql
+                .push("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ")
+                .bind(Value::Text(pattern))
+                .push(" ESCAPE '\\'"),
+            Dialect::Postgres => sql
+                .push(
+                    "SELECT table_name::text FROM information_schema.tables \
+                     WHERE table_schema = current_schema() AND table_name LIKE ",
+                )
+                .bind(Value::Text(pattern))
+                .push(" ESCAPE '\\'"),
+        };
+        let rows = tx.query(&sql, &[ColType::Text]).await?;
+        for row in rows {
+            if let Some(Value::Text(name)) = row.first()
+                && let Ok(table) = Ident::parse(name)
+            {
+                tx.execute_script(&format!("DROP TABLE IF EXISTS {table}"))
+                    .await?;
+            }
+        }
+        tx.commit().await
+    }
+
+    /// Runs a read-only query of user SQL (e.g. over a quarantine table) and returns JSON rows.
+    ///
+    /// # Errors
+    /// [`StoreError::Unprocessable`] with the database's message when the SQL is wrong.
+    pub async fn query_json(&self, text: &str) -> Result<Vec<crate::conn::JsonRow>, StoreError> {
+        let mut conn = self.db.read().await?;
+        let mut sql = Sql::new(conn.dialect());
+        sql.push(text);
+        conn.query_json(&sql).await.map_err(super::user_sql)
+    }
+}
