@@ -1,0 +1,23 @@
+//! Brigade's pipelines: declarative ELT inside the store.
+//!
+//! A pipeline file ([`spec`]) declares extracts (sources landing in bronze tables) and SQL
+//! models (silver and gold) that refer to each other with `ref`. Loading a file validates it
+//! and builds its [`dag`]; a [`run`] executes the nodes in dependency order, each step one
+//! transaction in the store, recording runs and steps as rows.
+//!
+//! - [`spec`]: the file format and its validation (errors name file, line and key).
+//! - [`template`]: Jinja rendering of model SQL (`ref`, `this`, `is_incremental`).
+//! - [`dag`]: dependency order, cycles, dot and Mermaid drawings.
+//! - [`extract`]: file, http, html and sql sources streaming typed rows.
+//! - [`run`]: the runner, its events, retries and cancellation.
+//! - [`schedule`]: cron parsing and next firings.
+
+pub mod dag;
+pub mod error;
+pub mod extract;
+pub mod schedule;
+pub mod spec;
+pub mod template;
+
+pub use error::{ConfigError, PipelineError};
+pub use spec::{Pipeline, load_dir};

@@ -1,0 +1,103 @@
+//! Finds the line of a key path such as `extract[1].format` in a pipeline file, so errors
+//! found after parsing (an unknown `ref`, a bad cron) still point at a line. It reads the
+//! TOML shapes pipeline files use: `[[array]]` blocks, nested `[[a.b]]` blocks, `key = ..`.
+
+/// The 1-based line of `path` in `text`; the closest enclosing block's line when the key
+/// itself is absent, 0 when nothing matches.
+pub fn line_of(text: &str, path: &str) -> usize {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut start = 0;
+    let mut end = lines.len();
+    let mut prefix = String::new();
+    let mut found = 0;
+    for segment in path.split('.') {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        let table = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        match index {
+            Some(i) => {
+                let header = format!("[[{table}]]");
+                let blocks: Vec<usize> = (start..end)
+                    .filter(|&l| lines[l].trim() == header)
+                    .collect();
+                let Some(&block) = blocks.get(i) else {
+                    return found;
+                };
+                // The block runs until the next header that is not nested in it.
+                let nested = format!("[[{table}.");
+                let nested_table = format!("[{table}.");
+                let block_end = (block + 1..end)
+                    .find(|&l| {
+                        let t = lines[l].trim();
+                        t.starts_with('[')
+                            && !t.starts_with(&nested)
+                            && !t.starts_with(&nested_table)
+                    })
+                    .unwrap_or(end);
+                found = block + 1;
+                start = block + 1;
+                end = block_end;
+                prefix = table;
+            }
+            None => {
+                let line = (start..end).find(|&l| {
+                    let t = lines[l].trim_start();
+                    t.strip_prefix(name).is_some_and(|rest| {
+                        let rest = rest.trim_start();
+                        rest.starts_with('=') || rest.starts_with('.')
+                    })
+                });
+                match line {
+                    Some(l) => {
+                        found = l + 1;
+                        start = l;
+                    }
+                    None => return found,
+                }
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_of;
+
+    const TEXT: &str = r#"name = "x"
+
+[[extract]]
+name = "a"
+from = "file"
+
+[[extract]]
+name = "b"
+format = "csv"
+
+[[model]]
+name = "m"
+[[model.expect]]
+name = "e1"
+check = "x"
+[[model.expect]]
+name = "e2"
+check = "y"
+"#;
+
+    #[test]
+    fn finds_keys_in_array_blocks() {
+        assert_eq!(line_of(TEXT, "name"), 1);
+        assert_eq!(line_of(TEXT, "extract[0].from"), 5);
+        assert_eq!(line_of(TEXT, "extract[1].format"), 9);
+        assert_eq!(line_of(TEXT, "model[0].expect[1].check"), 18);
+        // A missing key points at its block.
+        assert_eq!(line_of(TEXT, "extract[1].path"), 7);
+        assert_eq!(line_of(TEXT, "nothing"), 0);
+    }
+}

@@ -1,0 +1,352 @@
+//! Pipeline files (`pipelines/*.toml`): their shape, parsed strictly (an unknown key is an
+//! error, not a silent no-op), and validated before anything runs. Every error names the
+//! file, the line and the key. See API.md, section Pipelines, for the format.
+
+mod locate;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+pub use locate::line_of;
+pub use validate::format_of;
+
+/// A source kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    File,
+    Http,
+    Html,
+    Sql,
+}
+
+/// A file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Ndjson,
+    Json,
+    Parquet,
+}
+
+/// How an extract writes its bronze table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Write {
+    Append,
+    Replace,
+    Merge,
+}
+
+/// What to do with a row that does not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BadRows {
+    /// Stop the step, naming file and line.
+    #[default]
+    Fail,
+    /// Keep the row's text, the line and the reason in `<table>__rejected`.
+    Quarantine,
+    /// Count and log it.
+    Skip,
+}
+
+/// Incremental loading by a cursor column.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Incremental {
+    pub cursor: String,
+}
+
+/// Pagination of an HTTP source.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paginate {
+    /// `page`, `offset`, `cursor` or `link_header`.
+    pub kind: String,
+    /// First page number or offset (default 1 for pages, 0 for offsets).
+    pub start: Option<i64>,
+    /// Page size for `offset` (the `{limit}` placeholder and the step).
+    pub size: Option<i64>,
+    /// Where the next cursor is in each response, e.g. `meta.next` (kind `cursor`).
+    pub next: Option<String>,
+}
+
+/// Where a run's failure is reported.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnFailure {
+    pub webhook: String,
+}
+
+/// One `[[extract]]`: a source landing in one bronze table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Extract {
+    pub name: String,
+    pub from: SourceKind,
+    pub description: Option<String>,
+    // file
+    pub path: Option<String>,
+    pub format: Option<Format>,
+    pub null_values: Option<Vec<String>>,
+    pub delimiter: Option<String>,
+    pub header: Option<bool>,
+    pub sample_rows: Option<usize>,
+    // http, html
+    pub url: Option<String>,
+    pub records: Option<String>,
+    pub paginate: Option<Paginate>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub timeout_secs: Option<u64>,
+    pub max_pages: Option<u32>,
+    pub item: Option<String>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    pub follow: Option<String>,
+    pub delay_ms: Option<u64>,
+    pub user_agent: Option<String>,
+    pub robots: Option<bool>,
+    // sql
+    pub connection: Option<String>,
+    pub query: Option<String>,
+    // loading
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+    pub incremental: Option<Incremental>,
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    pub write: Option<Write>,
+    #[serde(default)]
+    pub on_bad_row: BadRows,
+}
+
+/// Materialization of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Materialized {
+    #[default]
+    Table,
+    View,
+    Incremental,
+}
+
+/// The layer of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    Bronze,
+    #[default]
+    Silver,
+    Gold,
+}
+
+impl Layer {
+    /// The name in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Bronze => "bronze",
+            Layer::Silver => "silver",
+            Layer::Gold => "gold",
+        }
+    }
+}
+
+/// What an expectation does with failing rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFail {
+    #[default]
+    Warn,
+    Drop,
+    Fail,
+}
+
+/// Schema contract of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Contract {
+    #[default]
+    Evolve,
+    Freeze,
+}
+
+/// One `[[model.expect]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub name: String,
+    pub check: String,
+    #[serde(default)]
+    pub on_fail: OnFail,
+}
+
+/// A key of one or several columns, written `"id"` or `["a", "b"]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Key {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Key {
+    /// The columns.
+    pub fn columns(&self) -> Vec<String> {
+        match self {
+            Key::One(c) => vec![c.clone()],
+            Key::Many(cs) => cs.clone(),
+        }
+    }
+}
+
+/// One `[[model]]`: SQL run inside the store.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    pub name: String,
+    #[serde(default)]
+    pub layer: Layer,
+    pub description: Option<String>,
+    /// A model file relative to the app directory.
+    pub sql: Option<String>,
+    /// Inline SQL.
+    pub query: Option<String>,
+    #[serde(default)]
+    pub materialized: Materialized,
+    pub unique_key: Option<Key>,
+    #[serde(default)]
+    pub expose: bool,
+    #[serde(default)]
+    pub contract: Contract,
+    #[serde(default)]
+    pub expect: Vec<Expect>,
+    /// Read rule of the exposed collection (filter language; default: superusers only).
+    pub list_rule: Option<String>,
+    /// The model's SQL text (from `sql` or `query`), filled in on load.
+    #[serde(skip)]
+    pub text: String,
+    /// Where the SQL came from, for messages.
+    #[serde(skip)]
+    pub origin: String,
+}
+
+/// A parsed, validated pipeline.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    #[serde(default)]
+    pub name: String,
+    pub description: Option<String>,
+    pub schedule: Option<String>,
+    #[serde(default)]
+    pub retries: u32,
+    /// First retry delay in milliseconds, doubled each time (default 1000).
+    pub retry_backoff_ms: Option<u64>,
+    pub on_failure: Option<OnFailure>,
+    #[serde(default)]
+    pub extract: Vec<Extract>,
+    #[serde(default)]
+    pub model: Vec<Model>,
+    /// The pipeline file, relative to the app directory.
+    #[serde(skip)]
+    pub file: String,
+    /// The dependency graph, computed on load.
+    #[serde(skip)]
+    pub graph: crate::dag::Graph,
+}
+
+impl Pipeline {
+    /// Parses and validates `text`, the content of `file` (relative to `dir`, the app
+    /// directory, which model files are read from).
+    ///
+    /// # Errors
+    /// The first problem found, with file, line and key.
+    pub fn parse(dir: &Path, file: &str, text: &str) -> Result<Pipeline, ConfigError> {
+        let deserializer = toml::Deserializer::new(text);
+        let mut pipeline: Pipeline =
+            serde_path_to_error::deserialize(deserializer).map_err(|e| {
+                let key = e.path().to_string();
+                let inner = e.into_inner();
+                let line = inner.span().map_or(0, |span| {
+                    text[..span.start.min(text.len())].lines().count().max(1)
+                });
+                let key = if key == "." { String::new() } else { key };
+                ConfigError::new(file, line, &key, inner.message().trim().to_string())
+            })?;
+        pipeline.file = file.to_string();
+        if pipeline.name.is_empty() {
+            pipeline.name = Path::new(file)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+        }
+        validate::pipeline(dir, text, &mut pipeline)?;
+        Ok(pipeline)
+    }
+
+    /// The extract or model called `name`.
+    pub fn node(&self, name: &str) -> Option<Node<'_>> {
+        self.extract
+            .iter()
+            .find(|e| e.name == name)
+            .map(Node::Extract)
+            .or_else(|| self.model.iter().find(|m| m.name == name).map(Node::Model))
+    }
+}
+
+/// An extract or a model.
+#[derive(Debug, Clone, Copy)]
+pub enum Node<'a> {
+    Extract(&'a Extract),
+    Model(&'a Model),
+}
+
+/// Loads every `pipelines/*.toml` of the app directory `dir`, sorted by name.
+///
+/// # Errors
+/// The first invalid file, or two pipelines with one name.
+pub fn load_dir(dir: &Path) -> Result<Vec<Pipeline>, ConfigError> {
+    let folder = dir.join("pipelines");
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&folder) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(ConfigError::new("pipelines", 0, "", e.to_string())),
+    };
+    files.sort();
+    let mut pipelines: Vec<Pipeline> = Vec::with_capacity(files.len());
+    for path in files {
+        let file = format!(
+            "pipelines/{}",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        );
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::new(&file, 0, "", format!("cannot read: {e}")))?;
+        let pipeline = Pipeline::parse(dir, &file, &text)?;
+        if let Some(other) = pipelines.iter().find(|p| p.name == pipeline.name) {
+            return Err(ConfigError::new(
+                &file,
+                line_of(&text, "name"),
+                "name",
+                format!(
+                    "pipeline `{}` is already defined in {}",
+                    pipeline.name, other.file
+                ),
+            ));
+        }
+        pipelines.push(pipeline);
+    }
+    pipelines.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(pipelines)
+}

@@ -1,0 +1,361 @@
+//! Checks a parsed pipeline beyond its shape: names, the keys each source kind needs, type
+//! names, the cron, model files and their templates, and the graph (unknown refs, cycles).
+
+use std::path::Path;
+
+use brigade_store::warehouse::ColumnType;
+
+use super::{Extract, Format, Materialized, Model, OnFail, Pipeline, SourceKind, Write, line_of};
+use crate::dag::{Graph, GraphNode};
+use crate::error::ConfigError;
+use crate::template;
+
+struct Checker<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn err(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::new(self.file, line_of(self.text, key), key, message)
+    }
+}
+
+/// Validates `p` (parsed from `text`) and fills in model SQL and the graph.
+pub(super) fn pipeline(dir: &Path, text: &str, p: &mut Pipeline) -> Result<(), ConfigError> {
+    let c = Checker {
+        file: &p.file.clone(),
+        text,
+    };
+    if !valid_name(&p.name) {
+        return Err(c.err(
+            "name",
+            format!(
+                "`{}` is not a valid pipeline name (letters, digits, `_` and `-`)",
+                p.name
+            ),
+        ));
+    }
+    if let Some(schedule) = &p.schedule {
+        crate::schedule::parse(schedule).map_err(|m| c.err("schedule", m))?;
+    }
+    if let Some(on_failure) = &p.on_failure
+        && !(on_failure.webhook.starts_with("http://")
+            || on_failure.webhook.starts_with("https://"))
+    {
+        return Err(c.err("on_failure.webhook", "must be an http:// or https:// URL"));
+    }
+    if p.extract.is_empty() && p.model.is_empty() {
+        return Err(c.err("", "a pipeline needs at least one [[extract]] or [[model]]"));
+    }
+    let mut names: Vec<String> = Vec::new();
+    for (i, e) in p.extract.iter().enumerate() {
+        let key = |k: &str| format!("extract[{i}].{k}");
+        node_name(&c, &key("name"), &e.name, &names)?;
+        names.push(e.name.clone());
+        extract(&c, i, e)?;
+    }
+    for (i, m) in p.model.iter().enumerate() {
+        node_name(&c, &format!("model[{i}].name"), &m.name, &names)?;
+        names.push(m.name.clone());
+    }
+    for (i, m) in p.model.iter_mut().enumerate() {
+        model(&c, dir, i, m)?;
+    }
+    p.graph = graph(&c, p, &names)?;
+    Ok(())
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+}
+
+fn node_name(c: &Checker<'_>, key: &str, name: &str, seen: &[String]) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 48
+        && name.as_bytes()[0].is_ascii_lowercase()
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+        && !name.contains("__");
+    if !ok {
+        return Err(c.err(key, format!("`{name}` is not a valid table name: use lowercase letters, digits and single `_`, starting with a letter, at most 48 characters")));
+    }
+    if seen.iter().any(|s| s == name) {
+        return Err(c.err(key, format!("`{name}` is defined twice in this pipeline")));
+    }
+    Ok(())
+}
+
+fn extract(c: &Checker<'_>, i: usize, e: &Extract) -> Result<(), ConfigError> {
+    let key = |k: &str| format!("extract[{i}].{k}");
+    let require = |value: bool, k: &str, what: &str| {
+        if value {
+            Ok(())
+        } else {
+            Err(c.err(
+                &key(k),
+                format!("`from = \"{}\"` needs `{k}` ({what})", kind_name(e.from)),
+            ))
+        }
+    };
+    match e.from {
+        SourceKind::File => {
+            require(
+                e.path.is_some(),
+                "path",
+                "a file or glob relative to the app directory",
+            )?;
+            let path = e.path.as_deref().unwrap_or_default();
+            if e.format.is_none() && format_of(path).is_none() {
+                return Err(c.err(&key("format"), format!("cannot tell the format of `{path}` from its extension; set format = \"csv\" | \"ndjson\" | \"json\" | \"parquet\"")));
+            }
+            if let Some(d) = &e.delimiter
+                && (d.len() != 1 || !d.is_ascii())
+            {
+                return Err(c.err(
+                    &key("delimiter"),
+                    "must be a single ASCII character, e.g. \",\" or \";\" or \"\\t\"",
+                ));
+            }
+        }
+        SourceKind::Http => {
+            require(e.url.is_some(), "url", "the API endpoint")?;
+            http_url(c, &key("url"), e.url.as_deref().unwrap_or_default())?;
+            if let Some(p) = &e.paginate {
+                match p.kind.as_str() {
+                    "page" | "offset" | "link_header" => {}
+                    "cursor" if p.next.is_some() => {}
+                    "cursor" => return Err(c.err(&key("paginate.next"), "cursor pagination needs `next`, the path of the next cursor in each response (e.g. \"meta.next\")")),
+                    other => return Err(c.err(&key("paginate.kind"), format!("unknown pagination `{other}`; use page | offset | cursor | link_header"))),
+                }
+            }
+        }
+        SourceKind::Html => {
+            require(e.url.is_some(), "url", "the first page")?;
+            http_url(c, &key("url"), e.url.as_deref().unwrap_or_default())?;
+            require(
+                e.item.is_some(),
+                "item",
+                "a CSS selector matching one element per row",
+            )?;
+            require(
+                !e.fields.is_empty(),
+                "fields",
+                "a CSS selector per column, e.g. { title = \"h2 a\", link = \"h2 a@href\" }",
+            )?;
+            let mut selectors: Vec<(String, &str)> =
+                vec![(key("item"), e.item.as_deref().unwrap_or_default())];
+            for (name, sel) in &e.fields {
+                selectors.push((
+                    format!("{}.{name}", key("fields")),
+                    sel.split('@').next().unwrap_or_default(),
+                ));
+            }
+            if let Some(f) = &e.follow {
+                selectors.push((key("follow"), f.split('@').next().unwrap_or_default()));
+            }
+            for (k, sel) in selectors {
+                if !sel.trim().is_empty() {
+                    crate::extract::html::check_selector(sel).map_err(|m| c.err(&k, m))?;
+                }
+            }
+        }
+        SourceKind::Sql => {
+            require(
+                e.connection.is_some(),
+                "connection",
+                "a sqlite://PATH or postgres:// URL",
+            )?;
+            require(e.query.is_some(), "query", "a SELECT")?;
+            let conn = e.connection.as_deref().unwrap_or_default();
+            if !(conn.starts_with("sqlite://")
+                || conn.starts_with("postgres://")
+                || conn.starts_with("postgresql://")
+                || conn.starts_with("${"))
+            {
+                return Err(c.err(
+                    &key("connection"),
+                    "must start with sqlite:// or postgres://",
+                ));
+            }
+        }
+    }
+    for (column, ty) in &e.columns {
+        if ColumnType::parse(ty).is_none() {
+            return Err(c.err(
+                &format!("{}.{column}", key("columns")),
+                format!(
+                    "unknown type `{ty}`; use one of {}",
+                    ColumnType::NAMES.join(", ")
+                ),
+            ));
+        }
+    }
+    if e.write == Some(Write::Merge) && e.primary_key.is_empty() {
+        return Err(c.err(&key("write"), "write = \"merge\" needs primary_key"));
+    }
+    if e.primary_key.iter().any(String::is_empty) {
+        return Err(c.err(&key("primary_key"), "column names cannot be empty"));
+    }
+    if let Some(inc) = &e.incremental
+        && inc.cursor.is_empty()
+    {
+        return Err(c.err(&key("incremental.cursor"), "name the cursor column"));
+    }
+    Ok(())
+}
+
+fn http_url(c: &Checker<'_>, key: &str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("http://") || url.starts_with("https://") || url.starts_with("${") {
+        Ok(())
+    } else {
+        Err(c.err(key, format!("`{url}` is not an http:// or https:// URL")))
+    }
+}
+
+fn kind_name(k: SourceKind) -> &'static str {
+    match k {
+        SourceKind::File => "file",
+        SourceKind::Http => "http",
+        SourceKind::Html => "html",
+        SourceKind::Sql => "sql",
+    }
+}
+
+/// The format of `path` by extension (`.gz` looked through).
+pub fn format_of(path: &str) -> Option<Format> {
+    let lower = path.to_ascii_lowercase();
+    let stem = lower.strip_suffix(".gz").unwrap_or(&lower);
+    let ext = stem.rsplit('.').next()?;
+    Some(match ext {
+        "csv" | "tsv" | "txt" => Format::Csv,
+        "ndjson" | "jsonl" => Format::Ndjson,
+        "json" => Format::Json,
+        "parquet" => Format::Parquet,
+        _ => return None,
+    })
+}
+
+fn model(c: &Checker<'_>, dir: &Path, i: usize, m: &mut Model) -> Result<(), ConfigError> {
+    let key = |k: &str| format!("model[{i}].{k}");
+    match (&m.sql, &m.query) {
+        (Some(_), Some(_)) => {
+            return Err(c.err(
+                &key("query"),
+                "set either `sql` (a file) or `query` (inline SQL), not both",
+            ));
+        }
+        (None, None) => {
+            return Err(c.err(
+                &key("sql"),
+                "a model needs `sql = \"models/NAME.sql\"` or `query = \"SELECT ...\"`",
+            ));
+        }
+        (Some(path), None) => {
+            let full = dir.join(path);
+            m.text = std::fs::read_to_string(&full)
+                .map_err(|e| c.err(&key("sql"), format!("cannot read `{path}`: {e}")))?;
+            m.origin = path.clone();
+        }
+        (None, Some(q)) => {
+            m.text = q.clone();
+            m.origin = c.file.to_string();
+        }
+    }
+    if m.text.trim().is_empty() {
+        return Err(c.err(&key("sql"), format!("the SQL of `{}` is empty", m.name)));
+    }
+    if m.materialized != Materialized::Incremental && m.unique_key.is_some() {
+        return Err(c.err(
+            &key("unique_key"),
+            "unique_key applies to materialized = \"incremental\" only",
+        ));
+    }
+    if let Some(k) = &m.unique_key
+        && k.columns().iter().any(String::is_empty)
+    {
+        return Err(c.err(&key("unique_key"), "column names cannot be empty"));
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for (j, x) in m.expect.iter().enumerate() {
+        let k = |s: &str| format!("model[{i}].expect[{j}].{s}");
+        if x.name.is_empty() || seen.contains(&x.name.as_str()) {
+            return Err(c.err(
+                &k("name"),
+                format!(
+                    "expectation names must be non-empty and unique within the model (`{}`)",
+                    x.name
+                ),
+            ));
+        }
+        seen.push(&x.name);
+        if x.check.trim().is_empty() {
+            return Err(c.err(
+                &k("check"),
+                "a check is a SQL boolean over each row, e.g. \"dep_time IS NOT NULL\"",
+            ));
+        }
+        if x.check.contains(';') {
+            return Err(c.err(
+                &k("check"),
+                "a check is one SQL expression; `;` is not allowed",
+            ));
+        }
+        if x.on_fail == OnFail::Drop && m.materialized == Materialized::View {
+            return Err(c.err(
+                &k("on_fail"),
+                "a view cannot drop rows; use warn or fail, or materialize the model as a table",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn graph(c: &Checker<'_>, p: &Pipeline, names: &[String]) -> Result<Graph, ConfigError> {
+    let mut nodes: Vec<GraphNode> = p
+        .extract
+        .iter()
+        .map(|e| GraphNode {
+            name: e.name.clone(),
+            kind: "extract",
+            layer: "bronze",
+            depends_on: Vec::new(),
+        })
+        .collect();
+    for (i, m) in p.model.iter().enumerate() {
+        let cx = template::Context {
+            nodes: names,
+            this: &m.name,
+            incremental: false,
+            env: &|_| Some(String::new()),
+        };
+        let rendered = template::render(&m.text, &cx).map_err(|e| {
+            if m.query.is_some() {
+                c.err(&format!("model[{i}].query"), e.message)
+            } else {
+                ConfigError::new(&m.origin, e.line, "", e.message)
+            }
+        })?;
+        if rendered.refs.contains(&m.name) {
+            return Err(c.err(
+                &format!("model[{i}].name"),
+                format!(
+                    "`{}` refers to itself; use {{{{ this }}}} inside an incremental model",
+                    m.name
+                ),
+            ));
+        }
+        nodes.push(GraphNode {
+            name: m.name.clone(),
+            kind: "model",
+            layer: m.layer.name(),
+            depends_on: rendered.refs.into_iter().collect(),
+        });
+    }
+    Graph::build(nodes).map_err(|cycle| c.err("model", format!("the models form a cycle: {cycle}")))
+}

@@ -1,0 +1,189 @@
+//! Rendering model SQL: Jinja (minijinja) with dbt's vocabulary — `{{ ref('name') }}`,
+//! `{{ this }}`, `{% if is_incremental() %}` and `{{ env_var('NAME', 'default') }}`.
+//! Rendering with a recording `ref` is also how a model's dependencies are found.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use minijinja::value::Value as JinjaValue;
+use minijinja::{Environment, Error as JinjaError, ErrorKind, UndefinedBehavior};
+
+/// What a model's SQL is rendered against.
+pub struct Context<'a> {
+    /// Names `ref` accepts (the pipeline's extracts and models).
+    pub nodes: &'a [String],
+    /// The model itself, for `this`.
+    pub this: &'a str,
+    /// Whether `is_incremental()` is true (incremental model, table exists, no full refresh).
+    pub incremental: bool,
+    /// Values `env_var` may read.
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// The rendered SQL and the nodes it refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub sql: String,
+    pub refs: BTreeSet<String>,
+}
+
+/// A template error with its 1-based line in the model's SQL (0 when unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    pub line: usize,
+    pub message: String,
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{name}\"")
+}
+
+/// Renders `text`, a model's SQL.
+///
+/// # Errors
+/// A syntax error, an unknown `ref`, an unset `env_var` without default.
+pub fn render(text: &str, cx: &Context<'_>) -> Result<Rendered, TemplateError> {
+    let refs = Arc::new(Mutex::new(BTreeSet::new()));
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // SQL is not HTML: no auto-escaping.
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    let known: Vec<String> = cx.nodes.to_vec();
+    let seen = refs.clone();
+    env.add_function(
+        "ref",
+        move |name: String| -> Result<JinjaValue, JinjaError> {
+            if !known.contains(&name) {
+                let mut names = known.clone();
+                names.sort();
+                return Err(JinjaError::new(
+                    ErrorKind::InvalidOperation,
+                    format!(
+                        "unknown ref `{name}`; this pipeline has: {}",
+                        names.join(", ")
+                    ),
+                ));
+            }
+            if let Ok(mut seen) = seen.lock() {
+                seen.insert(name.clone());
+            }
+            Ok(JinjaValue::from_safe_string(quote(&name)))
+        },
+    );
+    let incremental = cx.incremental;
+    env.add_function("is_incremental", move || incremental);
+    let lookup: Arc<dyn Fn(&str) -> Option<String> + Send + Sync> = {
+        let snapshot: Vec<(String, Option<String>)> = env_names(text)
+            .into_iter()
+            .map(|n| {
+                let v = (cx.env)(&n);
+                (n, v)
+            })
+            .collect();
+        Arc::new(move |name: &str| {
+            snapshot
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| v.clone())
+        })
+    };
+    env.add_function(
+        "env_var",
+        move |name: String, default: Option<String>| -> Result<String, JinjaError> {
+            lookup(&name).or(default).ok_or_else(|| {
+                JinjaError::new(
+                    ErrorKind::InvalidOperation,
+                    format!("environment variable `{name}` is not set and has no default"),
+                )
+            })
+        },
+    );
+    let this = JinjaValue::from_safe_string(quote(cx.this));
+    let sql = env
+        .render_str(text, minijinja::context! { this => this })
+        .map_err(|e| TemplateError {
+            line: e.line().unwrap_or(0),
+            message: describe(&e),
+        })?;
+    let refs = refs.lock().map(|r| r.clone()).unwrap_or_default();
+    Ok(Rendered { sql, refs })
+}
+
+/// The names passed to `env_var('..')` in `text`, so only those are read from the
+/// environment.
+fn env_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("env_var(") {
+        rest = &rest[i + 8..];
+        let trimmed = rest.trim_start();
+        if let Some(q) = trimmed.chars().next().filter(|c| *c == '\'' || *c == '"')
+            && let Some(end) = trimmed[1..].find(q)
+        {
+            names.push(trimmed[1..1 + end].to_string());
+        }
+    }
+    names
+}
+
+fn describe(e: &JinjaError) -> String {
+    let mut message = e
+        .detail()
+        .map_or_else(|| e.kind().to_string(), str::to_string);
+    if e.kind() == ErrorKind::UndefinedError {
+        message = format!(
+            "{message} (models know `ref('name')`, `this`, `is_incremental()` and `env_var('NAME')`)"
+        );
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cx<'a>(nodes: &'a [String], incremental: bool) -> Context<'a> {
+        Context {
+            nodes,
+            this: "gold",
+            incremental,
+            env: &|name| (name == "MIN_YEAR").then(|| "2013".to_string()),
+        }
+    }
+
+    #[test]
+    fn renders_refs_this_and_incremental() {
+        let nodes = vec!["raw".to_string(), "silver".to_string()];
+        let text = "SELECT * FROM {{ ref('silver') }} JOIN {{ ref(\"raw\") }}\n\
+                    {% if is_incremental() %}WHERE t > (SELECT max(t) FROM {{ this }}){% endif %}";
+        let full = render(text, &cx(&nodes, false)).unwrap();
+        assert_eq!(full.sql.trim(), "SELECT * FROM \"silver\" JOIN \"raw\"");
+        assert_eq!(full.refs.len(), 2);
+        let inc = render(text, &cx(&nodes, true)).unwrap();
+        assert!(inc.sql.contains("FROM \"gold\")"));
+    }
+
+    #[test]
+    fn unknown_refs_and_syntax_errors_name_the_line() {
+        let nodes = vec!["raw".to_string()];
+        let e = render("SELECT 1\nFROM {{ ref('nope') }}", &cx(&nodes, false)).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("unknown ref `nope`"), "{}", e.message);
+        let e = render("SELECT {{ ", &cx(&nodes, false)).unwrap_err();
+        assert!(e.line >= 1);
+        let e = render("SELECT {{ nothing }}", &cx(&nodes, false)).unwrap_err();
+        assert!(e.message.contains("ref('name')"), "{}", e.message);
+    }
+
+    #[test]
+    fn env_var_reads_the_environment_or_a_default() {
+        let nodes = vec![];
+        let r = render(
+            "WHERE y >= {{ env_var('MIN_YEAR') }} AND {{ env_var('X', '1') }}",
+            &cx(&nodes, false),
+        )
+        .unwrap();
+        assert_eq!(r.sql, "WHERE y >= 2013 AND 1");
+        assert!(render("{{ env_var('UNSET') }}", &cx(&nodes, false)).is_err());
+    }
+}
