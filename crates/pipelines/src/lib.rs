@@ -15,9 +15,11 @@
 pub mod dag;
 pub mod error;
 pub mod extract;
+pub mod run;
 pub mod schedule;
 pub mod spec;
 pub mod template;
 
 pub use error::{ConfigError, PipelineError};
+pub use run::{RunOptions, RunView, Runner, Trigger};
 pub use spec::{Pipeline, load_dir};

@@ -3,6 +3,7 @@
 mod init;
 mod jwt;
 mod migrate;
+mod pipeline;
 mod serve;
 mod superuser;
 
@@ -57,6 +58,9 @@ enum Command {
     /// Schema migrations of the app directory.
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),
+    /// Pipelines: list, run, retry, graph.
+    #[command(subcommand)]
+    Pipeline(pipeline::PipelineCommand),
     /// Manage superusers (role `admin`).
     #[command(subcommand)]
     Superuser(superuser::SuperuserCommand),
@@ -76,6 +80,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Migrate(cmd) => {
             let settings = load_settings(&cli.dir)?;
             migrate::run(settings, cmd).await
+        }
+        Command::Pipeline(cmd) => {
+            let settings = load_settings(&cli.dir)?;
+            pipeline::run(settings, cmd).await
         }
         Command::Superuser(cmd) => {
             let settings = load_settings(&cli.dir)?;

@@ -25,9 +25,20 @@ pub enum WriteMode {
     Merge(Vec<String>),
 }
 
+/// Source rows that did not parse, kept in `<table>__rejected` (`on_bad_row = "quarantine"`).
+#[derive(Debug, Default)]
+pub struct RejectedRows {
+    pub table: String,
+    pub run_id: String,
+    /// `(source, line, error, raw text)`.
+    pub rows: Vec<(String, i64, String, String)>,
+}
+
 /// What to commit with the data.
 #[derive(Debug, Default)]
 pub struct Finish {
+    /// Rows to keep in the rejected table.
+    pub rejected: Option<RejectedRows>,
     /// The incremental cursor after this load.
     pub state: Option<StateUpdate>,
     /// The run's steps (JSON) as they stand once this step succeeds.
@@ -113,6 +124,27 @@ impl Staging {
     /// Rows staged so far.
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// Adds data columns that appeared after the load started (a later JSON record).
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a bad column name.
+    pub async fn add_columns(&mut self, columns: &[Column]) -> Result<(), StoreError> {
+        let data = self.columns.len() - LINEAGE.len();
+        let mut tx = self.db.begin().await?;
+        for (i, column) in columns.iter().enumerate() {
+            let name = ident(&column.name)?;
+            tx.execute_script(&format!(
+                "ALTER TABLE {} ADD COLUMN {name} {}",
+                self.table,
+                column.ty.sql(tx.dialect())
+            ))
+            .await?;
+            self.idents.insert(data + i, name);
+            self.columns.insert(data + i, column.clone());
+        }
+        tx.commit().await
     }
 
     /// Stages `rows` (data columns only) from `source`, loaded at `loaded_at` by `batch_id`.

@@ -11,7 +11,7 @@ mod models;
 mod runs;
 mod tables;
 
-pub use load::{Finish, LINEAGE, Staging, WriteMode};
+pub use load::{Finish, LINEAGE, RejectedRows, Staging, WriteMode};
 pub use models::{ExpectationAction, ExpectationOutcome, Materialize, ModelOutcome, ModelPlan};
 pub use runs::{RunRecord, StateUpdate};
 pub use tables::{Column, ColumnType, STAGING_PREFIX};

@@ -86,6 +86,9 @@ fn opt(v: &Option<String>) -> Value {
 
 /// Writes `finish` inside the caller's transaction.
 pub(super) async fn finish_in(tx: &mut dyn Conn, finish: Finish) -> Result<(), StoreError> {
+    if let Some(rejected) = finish.rejected.filter(|r| !r.rows.is_empty()) {
+        keep_rejected(tx, rejected).await?;
+    }
     if let Some(state) = finish.state {
         let mut sql = Sql::new(tx.dialect());
         sql.push("INSERT INTO _pipeline_state (pipeline, node, cursor, updated) VALUES (")
@@ -312,4 +315,44 @@ impl Store {
         tx.commit().await?;
         Ok(claimed)
     }
+}
+
+async fn keep_rejected(
+    tx: &mut dyn Conn,
+    rejected: super::load::RejectedRows,
+) -> Result<(), StoreError> {
+    let table = super::tables::ident(&rejected.table)?;
+    tx.execute_script(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} (_run_id TEXT NOT NULL, _source TEXT NOT NULL, \
+         _line BIGINT NOT NULL, _error TEXT NOT NULL, _raw TEXT NOT NULL, _rejected_at TEXT NOT NULL)"
+    ))
+    .await?;
+    let now = brigade_core::time::now();
+    let columns: Vec<crate::sql::Ident> = [
+        "_run_id",
+        "_source",
+        "_line",
+        "_error",
+        "_raw",
+        "_rejected_at",
+    ]
+    .iter()
+    .map(|c| super::tables::ident(c))
+    .collect::<Result<_, _>>()?;
+    let rows: Vec<Row> = rejected
+        .rows
+        .into_iter()
+        .map(|(source, line, error, raw)| {
+            vec![
+                Value::Text(rejected.run_id.clone()),
+                Value::Text(source),
+                Value::Int(line),
+                Value::Text(error),
+                Value::Text(raw.replace('\0', "")),
+                Value::Text(now.clone()),
+            ]
+        })
+        .collect();
+    tx.insert_rows(&table, &columns, &rows, &[]).await?;
+    Ok(())
 }

@@ -191,34 +191,36 @@ impl Store {
         columns(conn.as_mut(), table).await
     }
 
-    /// Drops staging tables left behind by killed runs whose names start with `prefix`.
+    /// Drops staging tables of `targets` left behind by killed runs.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn drop_staging(&self, prefix: &str) -> Result<(), StoreError> {
+    pub async fn drop_staging(&self, targets: &[String]) -> Result<(), StoreError> {
         let mut tx = self.db.begin().await?;
-        let mut sql = Sql::new(tx.dialect());
-        let pattern = format!("{}%", prefix.replace('_', "\\_"));
-        match tx.dialect() {
-            Dialect::Sqlite => sql
-                .push("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ")
-                .bind(Value::Text(pattern))
-                .push(" ESCAPE '\\'"),
-            Dialect::Postgres => sql
-                .push(
-                    "SELECT table_name::text FROM information_schema.tables \
-                     WHERE table_schema = current_schema() AND table_name LIKE ",
-                )
-                .bind(Value::Text(pattern))
-                .push(" ESCAPE '\\'"),
-        };
-        let rows = tx.query(&sql, &[ColType::Text]).await?;
-        for row in rows {
-            if let Some(Value::Text(name)) = row.first()
-                && let Ok(table) = Ident::parse(name)
-            {
-                tx.execute_script(&format!("DROP TABLE IF EXISTS {table}"))
-                    .await?;
+        for target in targets {
+            let mut sql = Sql::new(tx.dialect());
+            let pattern = format!("{STAGING_PREFIX}%_{target}").replace('_', "\\_");
+            match tx.dialect() {
+                Dialect::Sqlite => sql
+                    .push("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ")
+                    .bind(Value::Text(pattern))
+                    .push(" ESCAPE '\\'"),
+                Dialect::Postgres => sql
+                    .push(
+                        "SELECT table_name::text FROM information_schema.tables \
+                         WHERE table_schema = current_schema() AND table_name LIKE ",
+                    )
+                    .bind(Value::Text(pattern))
+                    .push(" ESCAPE '\\'"),
+            };
+            let rows = tx.query(&sql, &[ColType::Text]).await?;
+            for row in rows {
+                if let Some(Value::Text(name)) = row.first()
+                    && let Ok(table) = Ident::parse(name)
+                {
+                    tx.execute_script(&format!("DROP TABLE IF EXISTS {table}"))
+                        .await?;
+                }
             }
         }
         tx.commit().await

@@ -1,0 +1,339 @@
+//! `brigade pipeline list | run | retry | graph`: pipelines from the command line, with a
+//! progress bar per step and a summary table.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use brigade_core::settings::Settings;
+use brigade_pipelines::run::{Event, RunView, StartError};
+use brigade_pipelines::{Pipeline, RunOptions, Runner, Trigger};
+use brigade_store::Store;
+use clap::{Subcommand, ValueEnum};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use super::Failure;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PipelineCommand {
+    /// List the pipelines of the app directory with their schedules and last runs.
+    #[command(after_help = "Example:\n  brigade pipeline list --dir examples/flights")]
+    List,
+    /// Run a pipeline now and wait for it, with progress per step.
+    #[command(
+        after_help = "Examples:\n  brigade pipeline run flights --dir examples/flights\n  brigade pipeline run flights --full-refresh --dir examples/flights\n  brigade pipeline run flights --from silver_flights --dir examples/flights\n\nExit code 1 when the run fails; the summary names the step and the reason."
+    )]
+    Run {
+        /// The pipeline's name (its file stem unless the file sets `name`).
+        name: String,
+        /// Rebuild every table from scratch and forget incremental cursors.
+        #[arg(long)]
+        full_refresh: bool,
+        /// Start at this step (earlier steps are skipped).
+        #[arg(long, value_name = "STEP")]
+        from: Option<String>,
+    },
+    /// Run a failed or cancelled run again from the step that did not finish.
+    #[command(
+        after_help = "Example:\n  brigade pipeline retry 01934c1e-7d7a-7c1b-9a51-3f0e2b6c9d10 --dir examples/flights"
+    )]
+    Retry {
+        /// The id of the run to retry (`brigade pipeline runs NAME` lists them).
+        run_id: String,
+    },
+    /// List the recent runs of a pipeline.
+    #[command(after_help = "Example:\n  brigade pipeline runs flights --dir examples/flights")]
+    Runs {
+        name: String,
+        /// How many runs to show.
+        #[arg(long, default_value_t = 10)]
+        limit: i64,
+    },
+    /// Print the dependency graph of a pipeline (Graphviz dot or Mermaid).
+    #[command(
+        after_help = "Examples:\n  brigade pipeline graph flights --dir examples/flights | dot -Tsvg > flights.svg\n  brigade pipeline graph flights --format mermaid --dir examples/flights"
+    )]
+    Graph {
+        name: String,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+/// Loads the app's pipeline files; a bad file is a usage error (exit 2).
+pub(crate) fn load(settings: &Settings) -> Result<Vec<Pipeline>, Failure> {
+    brigade_pipelines::load_dir(&settings.dir).map_err(|e| Failure::Usage(e.to_string()))
+}
+
+pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), Failure> {
+    let pipelines = load(&settings)?;
+    let find = |name: &str| {
+        pipelines
+            .iter()
+            .find(|p| p.name == name)
+            .cloned()
+            .ok_or_else(|| {
+                let names: Vec<&str> = pipelines.iter().map(|p| p.name.as_str()).collect();
+                Failure::Usage(format!(
+                    "no pipeline `{name}` in {}/pipelines (found: {})",
+                    settings.dir.display(),
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            })
+    };
+    if let PipelineCommand::Graph { name, format } = &cmd {
+        let p = find(name)?;
+        match format {
+            GraphFormat::Dot => print!("{}", p.graph.to_dot(&p.name)),
+            GraphFormat::Mermaid => print!("{}", p.graph.to_mermaid()),
+        }
+        return Ok(());
+    }
+    let store = Arc::new(
+        Store::open(&settings)
+            .await
+            .context("opening the database")?,
+    );
+    store.migrate_up().await.context("applying migrations")?;
+    let runner = Runner::new(
+        store.clone(),
+        &settings.dir,
+        pipelines.clone(),
+        Arc::new(|name: &str| std::env::var(name).ok()),
+    );
+    let result = match cmd {
+        PipelineCommand::Graph { .. } => Ok(()),
+        PipelineCommand::List => list(&runner).await,
+        PipelineCommand::Runs { name, limit } => {
+            find(&name)?;
+            runs(&store, &name, limit).await
+        }
+        PipelineCommand::Run {
+            name,
+            full_refresh,
+            from,
+        } => {
+            find(&name)?;
+            let options = RunOptions {
+                full_refresh,
+                from_step: from,
+                retry_of: None,
+            };
+            execute(&runner, &name, options).await
+        }
+        PipelineCommand::Retry { run_id } => {
+            let options = runner
+                .retry(&run_id, Trigger::Cli)
+                .await
+                .map_err(start_failure)?;
+            let name = store
+                .run_get(&run_id)
+                .await
+                .context("reading the run")?
+                .map(|r| r.pipeline)
+                .unwrap_or_default();
+            execute(&runner, &name, options).await
+        }
+    };
+    store.close().await;
+    result
+}
+
+fn start_failure(e: StartError) -> Failure {
+    match e {
+        StartError::Store(e) => Failure::Runtime(e.into()),
+        other => Failure::Usage(other.to_string()),
+    }
+}
+
+async fn list(runner: &Arc<Runner>) -> Result<(), Failure> {
+    let pipelines = runner.pipelines();
+    if pipelines.is_empty() {
+        println!("No pipelines: add a pipelines/NAME.toml file (see `brigade init`).");
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<16} {:>6}  {:<10} {}",
+        "PIPELINE", "SCHEDULE", "STEPS", "LAST RUN", "FINISHED"
+    );
+    for p in pipelines.iter() {
+        let last = runner
+            .store()
+            .runs_list(Some(&p.name), 1, 0)
+            .await
+            .context("reading runs")?
+            .pop();
+        let (status, finished) = last.map_or(("-".to_string(), String::new()), |r| {
+            (r.status, r.finished.unwrap_or_default())
+        });
+        println!(
+            "{:<24} {:<16} {:>6}  {:<10} {}",
+            p.name,
+            p.schedule.as_deref().unwrap_or("-"),
+            p.graph.nodes.len(),
+            status,
+            finished
+        );
+    }
+    Ok(())
+}
+
+async fn runs(store: &Store, name: &str, limit: i64) -> Result<(), Failure> {
+    let runs = store
+        .runs_list(Some(name), limit, 0)
+        .await
+        .context("reading runs")?;
+    if runs.is_empty() {
+        println!("`{name}` has not run yet: brigade pipeline run {name}");
+    }
+    for r in runs {
+        let view = RunView::from(r);
+        println!(
+            "{}  {:<9} {:<8} {}  {}",
+            view.id,
+            view.status,
+            view.trigger,
+            view.created,
+            view.error.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+async fn execute(runner: &Arc<Runner>, name: &str, options: RunOptions) -> Result<(), Failure> {
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template("{spinner:.cyan} {prefix:<28} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let open: Arc<Mutex<HashMap<String, ProgressBar>>> = Arc::default();
+    let observe = {
+        let open = open.clone();
+        move |event: &Event| {
+            let Ok(mut open) = open.lock() else { return };
+            match event {
+                Event::StepStarted { step, attempt, .. } => {
+                    let bar = open.entry(step.clone()).or_insert_with(|| {
+                        let bar = bars.add(ProgressBar::new_spinner());
+                        bar.set_style(style.clone());
+                        bar.set_prefix(step.clone());
+                        bar.enable_steady_tick(Duration::from_millis(120));
+                        bar
+                    });
+                    bar.set_message(if *attempt > 1 {
+                        format!("retry {attempt}…")
+                    } else {
+                        "running…".to_string()
+                    });
+                }
+                Event::Progress {
+                    step,
+                    rows,
+                    rows_per_s,
+                    ..
+                } => {
+                    if let Some(bar) = open.get(step) {
+                        bar.set_message(format!(
+                            "{} rows  {}/s",
+                            group(*rows),
+                            group(*rows_per_s as u64)
+                        ));
+                    }
+                }
+                Event::StepFinished { step, .. } => {
+                    if let Some(bar) = open.get(&step.name) {
+                        let mark = if step.status == "succeeded" {
+                            "✔"
+                        } else {
+                            "✘"
+                        };
+                        bar.finish_with_message(format!(
+                            "{mark} {} rows in {:.2}s",
+                            group(step.rows_out),
+                            step.duration_ms as f64 / 1000.0
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+    };
+    let view = runner
+        .run(name, Trigger::Cli, options, Some(Arc::new(observe)))
+        .await
+        .map_err(start_failure)?;
+    summary(&view);
+    if view.status == "succeeded" {
+        Ok(())
+    } else {
+        Err(Failure::Runtime(anyhow::anyhow!(
+            "run {} {}: {}",
+            view.id,
+            view.status,
+            view.error.unwrap_or_default()
+        )))
+    }
+}
+
+fn summary(view: &RunView) {
+    println!();
+    println!(
+        "{:<28} {:<6} {:<6} {:<10} {:>10} {:>10} {:>8} {:>9}",
+        "STEP", "KIND", "LAYER", "STATUS", "ROWS IN", "ROWS OUT", "DROPPED", "SECONDS"
+    );
+    for s in &view.steps {
+        println!(
+            "{:<28} {:<6} {:<6} {:<10} {:>10} {:>10} {:>8} {:>9.2}",
+            s.name,
+            if s.kind == "extract" { "load" } else { "model" },
+            s.layer,
+            s.status,
+            group(s.rows_in),
+            group(s.rows_out),
+            group(s.rows_dropped),
+            s.duration_ms as f64 / 1000.0
+        );
+        for x in s.expectations.iter().filter(|x| x.status != "passed") {
+            println!(
+                "    expectation {:<24} {:<8} {} rows",
+                x.name,
+                x.status,
+                group(x.failing_rows)
+            );
+        }
+        if s.rows_rejected > 0 {
+            println!(
+                "    {} rejected source rows kept in {}__rejected",
+                group(s.rows_rejected),
+                s.name
+            );
+        }
+    }
+    println!();
+    match &view.error {
+        Some(e) => println!("Run {} {}: {e}", view.id, view.status),
+        None => println!("Run {} {}.", view.id, view.status),
+    }
+}
+
+/// `1234567` → `1,234,567`.
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

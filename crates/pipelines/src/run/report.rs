@@ -1,0 +1,145 @@
+//! The shapes of runs and steps as stored and as the API returns them (API.md, Pipelines),
+//! and the progress events `/api/runs/{id}/events` streams.
+
+use brigade_store::warehouse::{ExpectationOutcome, RunRecord};
+use serde::{Deserialize, Serialize};
+
+/// One step of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    pub name: String,
+    /// `extract` or `model`.
+    pub kind: String,
+    /// `bronze`, `silver` or `gold`.
+    pub layer: String,
+    /// `pending`, `running`, `succeeded`, `failed`, `skipped` or `cancelled`.
+    pub status: String,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub rows_dropped: u64,
+    pub duration_ms: u64,
+    pub expectations: Vec<ExpectationReport>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    /// Tries so far (1 unless retried).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Source rows that did not parse (`on_bad_row`).
+    #[serde(default)]
+    pub rows_rejected: u64,
+}
+
+/// The result of one expectation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpectationReport {
+    pub name: String,
+    /// `passed`, `warned`, `dropped` or `failed`.
+    pub status: String,
+    pub failing_rows: u64,
+}
+
+impl From<&ExpectationOutcome> for ExpectationReport {
+    fn from(e: &ExpectationOutcome) -> Self {
+        ExpectationReport {
+            name: e.name.clone(),
+            status: e.status.to_string(),
+            failing_rows: e.failing_rows,
+        }
+    }
+}
+
+/// Options a run was started with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// Rebuild every table and forget incremental cursors.
+    #[serde(default)]
+    pub full_refresh: bool,
+    /// Run only from this step on (a retry of a failed run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_step: Option<String>,
+    /// The run this one retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
+}
+
+/// A run as the API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunView {
+    pub id: String,
+    pub pipeline: String,
+    pub status: String,
+    pub trigger: String,
+    pub created: String,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub full_refresh: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
+    pub steps: Vec<StepReport>,
+}
+
+impl From<RunRecord> for RunView {
+    fn from(r: RunRecord) -> Self {
+        let options: RunOptions = serde_json::from_value(r.options).unwrap_or_default();
+        RunView {
+            id: r.id,
+            pipeline: r.pipeline,
+            status: r.status,
+            trigger: r.trigger,
+            created: r.created,
+            started: r.started,
+            finished: r.finished,
+            error: r.error,
+            full_refresh: options.full_refresh,
+            retry_of: options.retry_of,
+            steps: serde_json::from_value(r.steps).unwrap_or_default(),
+        }
+    }
+}
+
+/// A progress event of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        pipeline: String,
+        steps: Vec<String>,
+    },
+    StepStarted {
+        run_id: String,
+        step: String,
+        attempt: u32,
+    },
+    /// Rows loaded so far by an extract step.
+    Progress {
+        run_id: String,
+        step: String,
+        rows: u64,
+        rows_per_s: f64,
+    },
+    StepFinished {
+        run_id: String,
+        step: StepReport,
+    },
+    RunFinished {
+        run_id: String,
+        status: String,
+        error: Option<String>,
+    },
+}
+
+impl Event {
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::RunStarted { .. } => "run_started",
+            Event::StepStarted { .. } => "step_started",
+            Event::Progress { .. } => "progress",
+            Event::StepFinished { .. } => "step_finished",
+            Event::RunFinished { .. } => "run_finished",
+        }
+    }
+}
