@@ -43,6 +43,9 @@ pub enum AppError {
     },
     #[error("{0}")]
     Redis(String),
+    /// A pipeline file is invalid.
+    #[error("{0}")]
+    Pipeline(#[from] brigade_pipelines::ConfigError),
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -55,6 +58,8 @@ pub struct App {
     grace: std::time::Duration,
     /// Finishes once every audit entry queued before shutdown is stored.
     audit_writer: tokio::task::JoinHandle<()>,
+    /// The cron loop; stopped at shutdown.
+    scheduler: tokio::task::JoinHandle<()>,
 }
 
 impl App {
@@ -63,6 +68,7 @@ impl App {
     /// # Errors
     /// [`AppError`] when the database or the address cannot be used.
     pub async fn build(settings: Settings) -> Result<App, AppError> {
+        let pipelines = brigade_pipelines::load_dir(&settings.dir)?;
         let store = Arc::new(Store::open(&settings).await?);
         let applied = store.migrate_up().await?;
         if !applied.is_empty() {
@@ -96,6 +102,14 @@ impl App {
         };
         let (auditor, audit_writer) =
             audit::Auditor::start(store.clone(), settings.audit.retention);
+        let runner = brigade_pipelines::Runner::new(
+            store.clone(),
+            &settings.dir,
+            pipelines,
+            Arc::new(|name: &str| std::env::var(name).ok()),
+        );
+        runner.recover().await?;
+        let scheduler = brigade_pipelines::schedule::spawn(runner.clone());
         let state = state::AppState::new(
             store.clone(),
             tokens,
@@ -104,6 +118,7 @@ impl App {
             auditor,
             public_url,
             limits,
+            runner,
         );
         let limits = state.limits().clone();
         tokio::spawn(async move {
@@ -120,6 +135,7 @@ impl App {
             store,
             grace,
             audit_writer,
+            scheduler,
         })
     }
 
@@ -162,6 +178,7 @@ impl App {
             }
         };
         drop(stop_rx);
+        self.scheduler.abort();
         // The router (and with it every sender of the audit queue) is gone: drain the queue.
         if tokio::time::timeout(std::time::Duration::from_secs(5), self.audit_writer)
             .await

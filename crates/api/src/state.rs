@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use brigade_auth::TokenIssuer;
 use brigade_core::settings::Settings;
+use brigade_pipelines::Runner;
 use brigade_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -25,6 +26,7 @@ struct Inner {
     tokens: TokenIssuer,
     settings: Settings,
     metrics: PrometheusHandle,
+    runner: Arc<Runner>,
 }
 
 impl AppState {
@@ -36,6 +38,7 @@ impl AppState {
         auditor: Auditor,
         public_url: String,
         limits: Arc<Limits>,
+        runner: Arc<Runner>,
     ) -> Self {
         let mailer = Mailer::new(settings.mail.from.clone(), settings.mail.outbox.clone());
         AppState(Arc::new(Inner {
@@ -47,6 +50,7 @@ impl AppState {
             tokens,
             settings,
             metrics,
+            runner,
         }))
     }
 
@@ -72,6 +76,11 @@ impl AppState {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.0.store
+    }
+
+    /// The pipeline runner.
+    pub fn runner(&self) -> &Arc<Runner> {
+        &self.0.runner
     }
 
     /// The access-token issuer.

@@ -10,11 +10,13 @@
 //! - [`dag`]: dependency order, cycles, dot and Mermaid drawings.
 //! - [`extract`]: file, http, html and sql sources streaming typed rows.
 //! - [`run`]: the runner, its events, retries and cancellation.
-//! - [`schedule`]: cron parsing and next firings.
+//! - [`schedule`]: cron parsing, next firings and the scheduler loop.
+//! - [`lineage`]: table- and column-level lineage.
 
 pub mod dag;
 pub mod error;
 pub mod extract;
+pub mod lineage;
 pub mod run;
 pub mod schedule;
 pub mod spec;

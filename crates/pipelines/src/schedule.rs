@@ -1,4 +1,9 @@
-//! Cron schedules (UTC): parsing and the next firing time.
+//! Cron schedules (UTC): parsing, next firing times, and the scheduler loop inside
+//! `brigade serve`. Each firing is claimed in the store before it runs, so with several
+//! processes on one PostgreSQL a scheduled run starts exactly once.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use croner::Cron;
@@ -24,6 +29,61 @@ pub fn parse(expr: &str) -> Result<Cron, String> {
 /// The first firing strictly after `after`.
 pub fn next_after(cron: &Cron, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     cron.find_next_occurrence(&after, false).ok()
+}
+
+/// The next firing of `pipeline`'s schedule from now, RFC 3339; `None` without a schedule.
+pub fn next_run(pipeline: &crate::Pipeline) -> Option<String> {
+    let cron = parse(pipeline.schedule.as_deref()?).ok()?;
+    next_after(&cron, Utc::now()).map(brigade_core::time::format_datetime)
+}
+
+/// Runs the scheduled pipelines of `runner` until the task is aborted. Firings missed while
+/// no process was up are not caught up (like cron); start a run through the API instead.
+pub fn spawn(runner: Arc<crate::Runner>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let schedules: Vec<(String, Cron)> = runner
+            .pipelines()
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), parse(p.schedule.as_deref()?).ok()?)))
+            .collect();
+        if schedules.is_empty() {
+            return;
+        }
+        let mut after = Utc::now();
+        loop {
+            let next = schedules
+                .iter()
+                .filter_map(|(name, cron)| Some((name, next_after(cron, after)?)))
+                .min_by_key(|(_, at)| *at);
+            let Some((_, at)) = next else { return };
+            let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            tokio::time::sleep(wait).await;
+            for (name, cron) in &schedules {
+                if next_after(cron, after) != Some(at) {
+                    continue;
+                }
+                let fire = brigade_core::time::format_datetime(at);
+                match runner.store().claim_schedule(name, &fire).await {
+                    Ok(true) => {
+                        tracing::info!(pipeline = %name, at = %fire, "Starting a scheduled run.");
+                        if let Err(e) = runner
+                            .start(name, crate::Trigger::Schedule, crate::RunOptions::default())
+                            .await
+                        {
+                            tracing::error!(pipeline = %name, error = %e, "Could not start a scheduled run.");
+                        }
+                    }
+                    Ok(false) => {
+                        tracing::debug!(pipeline = %name, at = %fire, "Another process took this firing.")
+                    }
+                    Err(e) => {
+                        tracing::error!(pipeline = %name, error = %e, "Could not claim a scheduled run.")
+                    }
+                }
+            }
+            after = at;
+        }
+    })
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ const STEPS: &[(i64, &str)] = &[
         "CREATE TABLE IF NOT EXISTS _pipeline_runs (id TEXT PRIMARY KEY NOT NULL,
          pipeline TEXT NOT NULL, status TEXT NOT NULL, trigger TEXT NOT NULL,
          options TEXT NOT NULL, created TEXT NOT NULL, started TEXT, finished TEXT,
-         error TEXT, steps TEXT NOT NULL, heartbeat TEXT);
+         error TEXT, steps TEXT NOT NULL, heartbeat TEXT, cancel_requested TEXT);
      CREATE INDEX IF NOT EXISTS _pipeline_runs_pipeline ON _pipeline_runs (pipeline, created);
      CREATE INDEX IF NOT EXISTS _pipeline_runs_status ON _pipeline_runs (status);
      CREATE TABLE IF NOT EXISTS _pipeline_state (pipeline TEXT NOT NULL, node TEXT NOT NULL,

@@ -10,6 +10,7 @@ mod docs;
 mod keys;
 mod oidc;
 mod ops;
+mod pipelines;
 mod records;
 mod users;
 
@@ -49,6 +50,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(users::router())
         .merge(docs::router())
         .merge(ops::router())
+        .merge(pipelines::router())
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn(crate::telemetry::track))
         .fallback(not_found)

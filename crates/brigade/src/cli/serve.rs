@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use brigade_core::settings::Settings;
 use clap::Args;
 
@@ -19,9 +19,15 @@ pub(crate) async fn run(mut settings: Settings, args: &ServeArgs) -> Result<(), 
     if let Some(addr) = args.addr {
         settings.server.addr = addr;
     }
-    let app = brigade_api::App::build(settings)
-        .await
-        .context("starting the server")?;
+    let app = match brigade_api::App::build(settings).await {
+        Ok(app) => app,
+        Err(brigade_api::AppError::Pipeline(e)) => return Err(Failure::Usage(e.to_string())),
+        Err(e) => {
+            return Err(Failure::Runtime(
+                anyhow::Error::new(e).context("starting the server"),
+            ));
+        }
+    };
     tracing::info!(address = %app.local_addr(), "Listening.");
     app.run_until(shutdown_signal()).await.context("serving")?;
     Ok(())

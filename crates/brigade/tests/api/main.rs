@@ -19,6 +19,7 @@ mod limits;
 mod list;
 mod oidc;
 mod ops;
+mod pipelines;
 mod reconnect;
 mod records;
 mod relations;

@@ -201,18 +201,19 @@ impl Runner {
         })
     }
 
-    /// Asks a run to stop. Returns whether this process was running it or it was queued.
+    /// Asks a run to stop: at once when this process runs it, else through the store (the
+    /// process running it checks every few seconds). Extracts stop between batches; a
+    /// model's statement finishes first. Nothing half-written is published either way.
     ///
     /// # Errors
     /// The store's.
-    pub async fn cancel(&self, run_id: &str) -> Result<bool, brigade_store::StoreError> {
+    pub async fn cancel(&self, run_id: &str) -> Result<(), brigade_store::StoreError> {
         if let Ok(active) = self.active.lock()
             && let Some(a) = active.get(run_id)
         {
             a.cancelled.store(true, Ordering::Relaxed);
-            return Ok(true);
         }
-        Ok(false)
+        self.store.run_request_cancel(run_id).await
     }
 
     /// Progress events of a run this process is executing.
@@ -305,6 +306,9 @@ impl Runner {
             Some(x) => x,
             None => (Arc::new(AtomicBool::new(false)), broadcast::channel(1).0),
         };
+        if let Ok(true) = self.store.run_cancel_requested(&record.id).await {
+            cancelled.store(true, Ordering::Relaxed);
+        }
         let emit = move |e: Event| {
             if let Some(observe) = &observe {
                 observe(&e);
@@ -330,7 +334,7 @@ impl Runner {
             pipeline: pipeline.name.clone(),
             steps: steps.iter().map(|s| s.name.clone()).collect(),
         });
-        let heartbeat = self.heartbeat(&record.id);
+        let heartbeat = self.heartbeat(&record.id, &cancelled);
         let mut failure: Option<(String, PipelineError)> = None;
         let mut reached = options.from_step.is_none();
         for i in 0..steps.len() {
@@ -483,13 +487,23 @@ impl Runner {
         }
     }
 
-    fn heartbeat(&self, run_id: &str) -> tokio::task::JoinHandle<()> {
+    /// Keeps the run's heartbeat fresh (so other processes know it is alive) and picks up
+    /// cancellation requests made through another process.
+    fn heartbeat(&self, run_id: &str, cancelled: &Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
         let store = self.store.clone();
         let id = run_id.to_string();
+        let cancelled = cancelled.clone();
         tokio::spawn(async move {
+            let mut tick: u32 = 0;
             loop {
-                tokio::time::sleep(Duration::from_secs(15)).await;
-                let _ = store.run_heartbeat(&id).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                tick += 1;
+                if tick % 8 == 0 {
+                    let _ = store.run_heartbeat(&id).await;
+                }
+                if let Ok(true) = store.run_cancel_requested(&id).await {
+                    cancelled.store(true, Ordering::Relaxed);
+                }
             }
         })
     }

@@ -255,6 +255,39 @@ impl Store {
         tx.commit().await
     }
 
+    /// Asks whichever process runs `id` to cancel it (it polls [`Store::run_cancel_requested`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn run_request_cancel(&self, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        let mut sql = Sql::new(tx.dialect());
+        sql.push("UPDATE _pipeline_runs SET cancel_requested = ")
+            .bind(Value::Text(brigade_core::time::now()))
+            .push(" WHERE id = ")
+            .bind(Value::Text(id.into()));
+        tx.execute(&sql).await?;
+        tx.commit().await
+    }
+
+    /// Whether someone asked to cancel run `id`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn run_cancel_requested(&self, id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.db.read().await?;
+        let mut sql = Sql::new(conn.dialect());
+        sql.push("SELECT cancel_requested FROM _pipeline_runs WHERE id = ")
+            .bind(Value::Text(id.into()));
+        Ok(matches!(
+            conn.query(&sql, &[ColType::Text])
+                .await?
+                .pop()
+                .and_then(|r| r.into_iter().next()),
+            Some(Value::Text(_))
+        ))
+    }
+
     /// The incremental cursor of `node` in `pipeline`.
     ///
     /// # Errors

@@ -98,6 +98,32 @@ pub(crate) async fn spawn_app(backend: Backend) -> Option<TestApp> {
     Some(TestApp::start(dir, db_url, backend).await)
 }
 
+/// Like [`spawn_app`], with `files` (path relative to the app directory, content) written
+/// before the server starts.
+pub(crate) async fn spawn_app_with_files(
+    backend: Backend,
+    files: &[(&str, &[u8])],
+) -> Option<TestApp> {
+    let dir = tempfile::Builder::new()
+        .prefix("brigade-app-")
+        .tempdir()
+        .expect("create the app directory");
+    for (path, content) in files {
+        write_file(dir.path(), path, content);
+    }
+    let db_url = backend.fresh_database_url(dir.path()).await?;
+    Some(TestApp::start(dir, db_url, backend).await)
+}
+
+/// Writes `content` to `dir/path`, creating folders.
+pub(crate) fn write_file(dir: &Path, path: &str, content: &[u8]) {
+    let full = dir.join(path);
+    if let Some(parent) = full.parent() {
+        std::fs::create_dir_all(parent).expect("create folders");
+    }
+    std::fs::write(&full, content).expect("write file");
+}
+
 /// Like [`spawn_app`], with `config` as the app's `brigade.toml`.
 pub(crate) async fn spawn_app_with_config(backend: Backend, config: &str) -> Option<TestApp> {
     let dir = tempfile::Builder::new()

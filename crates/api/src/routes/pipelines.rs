@@ -1,0 +1,297 @@
+//! `/api/pipelines` and `/api/runs`: list pipelines, start, inspect, follow (SSE) and cancel
+//! runs. Superusers only: pipelines read files and write tables.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use brigade_pipelines::run::{Event, RunView, StartError};
+use brigade_pipelines::{RunOptions, Trigger};
+use bytes::Bytes;
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::extract::{Admin, ApiPath, ApiQuery};
+use crate::state::AppState;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/pipelines", get(list_pipelines))
+        .route("/api/pipelines/{name}", get(get_pipeline))
+        .route("/api/pipelines/{name}/runs", get(list_runs).post(start_run))
+        .route("/api/pipelines/{name}/lineage", get(lineage))
+        .route("/api/runs/{id}", get(get_run))
+        .route("/api/runs/{id}/events", get(run_events))
+        .route("/api/runs/{id}/cancel", post(cancel_run))
+}
+
+fn last_run(run: Option<&RunView>) -> Value {
+    run.map_or(
+        Value::Null,
+        |r| json!({ "id": r.id, "status": r.status, "finished": r.finished }),
+    )
+}
+
+async fn list_pipelines(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<Json<Value>, ApiError> {
+    let runner = state.runner();
+    let mut out = Vec::new();
+    for p in runner.pipelines().iter() {
+        let last = state
+            .store()
+            .runs_list(Some(&p.name), 1, 0)
+            .await?
+            .pop()
+            .map(RunView::from);
+        out.push(json!({
+            "name": p.name,
+            "description": p.description,
+            "schedule": p.schedule,
+            "next_run": brigade_pipelines::schedule::next_run(p),
+            "last_run": last_run(last.as_ref()),
+        }));
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+fn unknown_pipeline(name: &str) -> ApiError {
+    ApiError::not_found(format!("pipeline `{name}` not found"))
+}
+
+async fn get_pipeline(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = state
+        .runner()
+        .pipeline(&name)
+        .ok_or_else(|| unknown_pipeline(&name))?;
+    let last = state
+        .store()
+        .runs_list(Some(&p.name), 1, 0)
+        .await?
+        .pop()
+        .map(RunView::from);
+    Ok(Json(json!({
+        "name": p.name,
+        "description": p.description,
+        "file": p.file,
+        "schedule": p.schedule,
+        "next_run": brigade_pipelines::schedule::next_run(&p),
+        "retries": p.retries,
+        "nodes": p.graph.nodes,
+        "last_run": last_run(last.as_ref()),
+    })))
+}
+
+async fn lineage(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = state
+        .runner()
+        .pipeline(&name)
+        .ok_or_else(|| unknown_pipeline(&name))?;
+    let lineage = brigade_pipelines::lineage::of(&p, state.store()).await;
+    Ok(Json(serde_json::to_value(lineage).unwrap_or_default()))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    #[serde(default)]
+    full_refresh: bool,
+    /// Start at this step (a manual retry).
+    #[serde(default)]
+    from_step: Option<String>,
+}
+
+async fn start_run(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath(name): ApiPath<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
+        StartBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            let field = e.to_string();
+            let key = field
+                .split('`')
+                .nth(1)
+                .filter(|_| field.starts_with("unknown field"))
+                .unwrap_or("body")
+                .to_string();
+            ApiError::field(
+                &key,
+                format!("expected {{\"full_refresh\": bool, \"from_step\": string}}: {e}"),
+            )
+        })?
+    };
+    let options = RunOptions {
+        full_refresh: body.full_refresh,
+        from_step: body.from_step,
+        retry_of: None,
+    };
+    let id = state
+        .runner()
+        .start(&name, Trigger::Api, options)
+        .await
+        .map_err(start_error)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": id }))))
+}
+
+fn start_error(e: StartError) -> ApiError {
+    match e {
+        StartError::UnknownPipeline(name) => unknown_pipeline(&name),
+        StartError::UnknownRun(id) => ApiError::not_found(format!("run `{id}` not found")),
+        StartError::Invalid(m) => ApiError::field("from_step", m),
+        StartError::Store(e) => e.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RunsQuery {
+    page: Option<i64>,
+    #[serde(alias = "perPage")]
+    per_page: Option<i64>,
+}
+
+async fn list_runs(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<RunsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .runner()
+        .pipeline(&name)
+        .ok_or_else(|| unknown_pipeline(&name))?;
+    let page = q.page.unwrap_or(1);
+    let per_page = q.per_page.unwrap_or(20);
+    if page < 1 {
+        return Err(ApiError::field("page", "must be 1 or more"));
+    }
+    if !(1..=200).contains(&per_page) {
+        return Err(ApiError::field("per_page", "must be between 1 and 200"));
+    }
+    let runs = state
+        .store()
+        .runs_list(Some(&name), per_page, (page - 1).saturating_mul(per_page))
+        .await?;
+    let items: Vec<RunView> = runs.into_iter().map(RunView::from).collect();
+    Ok(Json(
+        json!({ "page": page, "per_page": per_page, "items": items }),
+    ))
+}
+
+async fn find_run(state: &AppState, id: &str) -> Result<RunView, ApiError> {
+    state
+        .store()
+        .run_get(id)
+        .await?
+        .map(RunView::from)
+        .ok_or_else(|| ApiError::not_found(format!("run `{id}` not found")))
+}
+
+async fn get_run(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<RunView>, ApiError> {
+    Ok(Json(find_run(&state, &id).await?))
+}
+
+async fn cancel_run(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let run = find_run(&state, &id).await?;
+    if !matches!(run.status.as_str(), "queued" | "running") {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("run `{id}` is already {}", run.status),
+        ));
+    }
+    state.runner().cancel(&id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "run_id": id, "status": "cancelling" })),
+    ))
+}
+
+fn sse(name: &str, data: &impl serde::Serialize) -> SseEvent {
+    SseEvent::default()
+        .event(name)
+        .data(serde_json::to_string(data).unwrap_or_default())
+}
+
+/// Streams a run: a `run` snapshot first, then its events until it finishes. Runs executing
+/// in another process (or finished ones) are followed by polling their record.
+async fn run_events(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let snapshot = find_run(&state, &id).await?;
+    let live = state.runner().subscribe(&id);
+    let stream = async_stream(state, id, snapshot, live);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn async_stream(
+    state: AppState,
+    id: String,
+    snapshot: RunView,
+    live: Option<tokio::sync::broadcast::Receiver<Event>>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(64);
+    tokio::spawn(async move {
+        let done = |s: &str| !matches!(s, "queued" | "running");
+        if tx.send(sse("run", &snapshot)).await.is_err() || done(&snapshot.status) {
+            return;
+        }
+        if let Some(mut live) = live {
+            loop {
+                match live.recv().await {
+                    Ok(event) => {
+                        let last = matches!(event, Event::RunFinished { .. });
+                        if tx.send(sse(event.name(), &event)).await.is_err() || last {
+                            break;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => break,
+                }
+            }
+        }
+        // Another process runs it, or we missed the end: follow the record.
+        loop {
+            let Ok(Some(run)) = state.store().run_get(&id).await else {
+                break;
+            };
+            let view = RunView::from(run);
+            let finished = done(&view.status);
+            if tx.send(sse("run", &view)).await.is_err() || finished {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
+}

@@ -1,0 +1,10 @@
+//! Pipelines end to end: pipeline files and models in a real app directory, runs started
+//! over the API and the CLI, tables checked in the real database.
+
+mod support;
+
+mod crash;
+mod files;
+mod loads;
+mod models;
+mod runs;
