@@ -435,7 +435,7 @@ fn fill(template: &str, values: &[(&str, String)]) -> String {
     out
 }
 
-fn parse_url(cx: &Context, text: &str) -> Result<Url, PipelineError> {
+pub(crate) fn parse_url(cx: &Context, text: &str) -> Result<Url, PipelineError> {
     let url = Url::parse(text).map_err(|e| {
         extract_error(
             cx,
