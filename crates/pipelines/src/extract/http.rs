@@ -202,7 +202,11 @@ impl PageSink {
         source: &str,
         out: &mut Vec<Message>,
     ) -> Result<(), PipelineError> {
-        if !self.settled {
+        if !self.settled && self.sample.is_empty() {
+            // No records: no columns. (The Shaper would look for the incremental cursor
+            // among them and fail, yet nothing new is the usual incremental outcome.)
+            out.push(Message::Columns(Vec::new()));
+        } else if !self.settled {
             self.shaper.finish(&mut self.batcher, out)?;
             self.split(source, out);
         }
@@ -1412,6 +1416,18 @@ max_pages = 3"#
         .await
         .unwrap();
         assert_eq!(got.column_messages, 1);
+        assert!(got.columns.is_empty() && got.rows.is_empty());
+        assert_eq!(got.done, Some(None));
+        // Nothing new is no error for an incremental extract either.
+        let got = run_env(
+            &format!(
+                "name = \"none\"\nfrom = \"http\"\nurl = \"{base}/none\"\nrecords = \"data\"\nincremental = {{ cursor = \"id\" }}"
+            ),
+            Some(json!(5)),
+            &[],
+        )
+        .await
+        .unwrap();
         assert!(got.columns.is_empty() && got.rows.is_empty());
         assert_eq!(got.done, Some(None));
     }
