@@ -5,7 +5,7 @@
 //! row lineage are shared with the JSON API extractor ([`super::http`]).
 //!
 //! `scraper::Html` is not `Send`: each page is parsed and read in one synchronous call
-//! ([`scrape`]) that returns owned records, so nothing of it lives across an `.await`.
+//! (`scrape`) that returns owned records, so nothing of it lives across an `.await`.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -60,7 +60,7 @@ pub async fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
         .user_agent
         .clone()
         .unwrap_or_else(default_user_agent);
-    let client = client(cx, &agent, None)?;
+    let client = client(cx, &agent)?;
     let mut headers = headers(cx)?;
     if !headers.contains_key(ACCEPT) {
         headers.insert(

@@ -5,7 +5,7 @@
 //!
 //! Secrets stay out of lineage, logs and errors: header values are never shown, and URLs
 //! are shown with passwords, secret-looking query parameters and the values of
-//! secret-looking `${VAR}`s masked (see [`Redactor`]).
+//! secret-looking `${VAR}`s masked (see `Redactor`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -46,7 +46,7 @@ const SNIPPET: usize = 200;
 pub async fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
     let template = cx.expand(cx.spec.url.as_deref().unwrap_or_default())?;
     let redactor = Redactor::new(cx);
-    let client = client(cx, &default_user_agent(), None)?;
+    let client = client(cx, &default_user_agent())?;
     let mut headers = headers(cx)?;
     if !headers.contains_key(ACCEPT) {
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -439,6 +439,10 @@ fn fill(template: &str, values: &[(&str, String)]) -> String {
     out
 }
 
+/// Parses an http(s) URL of the extract.
+///
+/// # Errors
+/// Not a URL, or not http:// or https://.
 pub(crate) fn parse_url(cx: &Context, text: &str) -> Result<Url, PipelineError> {
     let url = Url::parse(text).map_err(|e| {
         extract_error(
@@ -609,17 +613,12 @@ pub(crate) fn default_user_agent() -> String {
     format!("brigade/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// A client with the extract's timeout and `user_agent` (or `default`).
+/// A client with the extract's timeout and the user agent `agent`.
 ///
 /// # Errors
 /// An invalid user agent, or TLS that cannot be set up.
-pub(crate) fn client(
-    cx: &Context,
-    default: &str,
-    user_agent: Option<&str>,
-) -> Result<Client, PipelineError> {
+pub(crate) fn client(cx: &Context, agent: &str) -> Result<Client, PipelineError> {
     let timeout = Duration::from_secs(cx.spec.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS).max(1));
-    let agent = user_agent.unwrap_or(default);
     let agent = HeaderValue::from_str(agent).map_err(|_| {
         extract_error(
             cx,
@@ -1628,6 +1627,33 @@ headers = {{ Authorization = "Bearer ${{TOKEN}}" }}"#
             .unwrap_err()
             .to_string();
         assert!(err.contains("`TOKEN` is not set"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_run_stops_before_the_next_request() {
+        let hits = Hits::default();
+        let app = Router::new()
+            .route(
+                "/slow",
+                get(|State(h): State<Hits>| async move {
+                    h.next();
+                    axum::Json(json!([{"id": 1}]))
+                }),
+            )
+            .with_state(hits.clone());
+        let base = serve(app).await;
+        let cx = context(
+            &format!(
+                "name = \"slow\"\nfrom = \"http\"\nurl = \"{base}/slow\"\npaginate = {{ kind = \"page\" }}"
+            ),
+            &std::env::temp_dir(),
+            None,
+            &[],
+        );
+        cx.cancelled.store(true, Ordering::Relaxed);
+        let err = collect(cx, run).await.unwrap_err();
+        assert!(matches!(err, PipelineError::Cancelled), "{err}");
+        assert_eq!(hits.count(), 0);
     }
 
     #[test]

@@ -203,7 +203,7 @@ async fn pages(
     // PostgreSQL types the bound cursor from the column; it is bound as text and cast to
     // the column's type, which is asked first (no row: nothing to read).
     let mut cast = None;
-    let mut empty = false;
+    let mut more = true;
     if let (Dialect::Postgres, Some((column, _))) = (dialect, &filter) {
         let mut sql = Sql::new(dialect);
         sql.push("SELECT pg_typeof(q.")
@@ -230,12 +230,12 @@ async fn pages(
                     ),
                 ));
             }
-            None => empty = true,
+            None => more = false,
         }
     }
     let mut offset: usize = 0;
     let mut record_no: u64 = 0;
-    while !empty {
+    while more {
         if cx.is_cancelled() {
             return Err(PipelineError::Cancelled);
         }
@@ -255,9 +255,7 @@ async fn pages(
         }
         send_all(tx, out).await?;
         tracing::debug!(extract = %cx.spec.name, offset, rows = count, "Read a page of the query.");
-        if count < PAGE_ROWS {
-            break;
-        }
+        more = count == PAGE_ROWS;
         offset += PAGE_ROWS;
     }
     let mut out = Vec::new();
