@@ -110,16 +110,16 @@ impl App {
         );
         runner.recover().await?;
         let scheduler = brigade_pipelines::schedule::spawn(runner.clone());
-        let state = state::AppState::new(
-            store.clone(),
+        let state = state::AppState::new(state::Parts {
+            store: store.clone(),
             tokens,
             settings,
-            telemetry::prometheus(),
+            metrics: telemetry::prometheus(),
             auditor,
             public_url,
             limits,
             runner,
-        );
+        });
         let limits = state.limits().clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));

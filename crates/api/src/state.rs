@@ -29,17 +29,30 @@ struct Inner {
     runner: Arc<Runner>,
 }
 
+/// What the server is assembled from.
+pub(crate) struct Parts {
+    pub(crate) store: Arc<Store>,
+    pub(crate) tokens: TokenIssuer,
+    pub(crate) settings: Settings,
+    pub(crate) metrics: PrometheusHandle,
+    pub(crate) auditor: Auditor,
+    pub(crate) public_url: String,
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) runner: Arc<Runner>,
+}
+
 impl AppState {
-    pub(crate) fn new(
-        store: Arc<Store>,
-        tokens: TokenIssuer,
-        settings: Settings,
-        metrics: PrometheusHandle,
-        auditor: Auditor,
-        public_url: String,
-        limits: Arc<Limits>,
-        runner: Arc<Runner>,
-    ) -> Self {
+    pub(crate) fn new(parts: Parts) -> Self {
+        let Parts {
+            store,
+            tokens,
+            settings,
+            metrics,
+            auditor,
+            public_url,
+            limits,
+            runner,
+        } = parts;
         let mailer = Mailer::new(settings.mail.from.clone(), settings.mail.outbox.clone());
         AppState(Arc::new(Inner {
             auditor,

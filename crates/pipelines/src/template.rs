@@ -72,7 +72,7 @@ pub fn render(text: &str, cx: &Context<'_>) -> Result<Rendered, TemplateError> {
     );
     let incremental = cx.incremental;
     env.add_function("is_incremental", move || incremental);
-    let lookup: Arc<dyn Fn(&str) -> Option<String> + Send + Sync> = {
+    let lookup: crate::Env = {
         let snapshot: Vec<(String, Option<String>)> = env_names(text)
             .into_iter()
             .map(|n| {

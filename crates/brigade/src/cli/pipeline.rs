@@ -163,10 +163,7 @@ async fn list(runner: &Arc<Runner>) -> Result<(), Failure> {
         println!("No pipelines: add a pipelines/NAME.toml file (see `brigade init`).");
         return Ok(());
     }
-    println!(
-        "{:<24} {:<16} {:>6}  {:<10} {}",
-        "PIPELINE", "SCHEDULE", "STEPS", "LAST RUN", "FINISHED"
-    );
+    println!("PIPELINE                 SCHEDULE          STEPS  LAST RUN   FINISHED");
     for p in pipelines.iter() {
         let last = runner
             .store()
@@ -330,7 +327,7 @@ fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

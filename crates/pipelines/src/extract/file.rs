@@ -319,7 +319,7 @@ fn csv_file(
             Err(e) => return Err(extract_error(cx, &format!("{source}: {e}"))),
         }
         count += 1;
-        if count % 8192 == 0 && cx.is_cancelled() {
+        if count.is_multiple_of(8192) && cx.is_cancelled() {
             return Err(PipelineError::Cancelled);
         }
         let line = record.position().map_or(0, csv::Position::line);

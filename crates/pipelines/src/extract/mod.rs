@@ -64,7 +64,7 @@ pub struct Context {
     /// The cursor of the last load (incremental extracts), `None` for a full load.
     pub since: Option<serde_json::Value>,
     /// Resolves `${VAR}` in URLs, headers and connections.
-    pub env: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub env: crate::Env,
     pub cancelled: Arc<AtomicBool>,
 }
 

@@ -57,8 +57,10 @@ struct Active {
     events: broadcast::Sender<Event>,
 }
 
-/// Environment lookups (`${VAR}`, `env_var()`), injectable for tests.
-pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+pub use crate::Env;
+
+/// Receives every event of a run (the CLI's progress bars).
+pub type Observer = Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// Runs the pipelines of one app directory.
 pub struct Runner {
@@ -160,7 +162,7 @@ impl Runner {
         name: &str,
         trigger: Trigger,
         options: RunOptions,
-        observe: Option<Arc<dyn Fn(&Event) + Send + Sync>>,
+        observe: Option<Observer>,
     ) -> Result<RunView, StartError> {
         let (pipeline, record) = self.prepare(name, trigger, &options).await?;
         Ok(self.execute(pipeline, record, options, observe).await)
@@ -291,7 +293,7 @@ impl Runner {
         pipeline: Pipeline,
         mut record: RunRecord,
         options: RunOptions,
-        observe: Option<Arc<dyn Fn(&Event) + Send + Sync>>,
+        observe: Option<Observer>,
     ) -> RunView {
         let lock = self
             .locks
@@ -498,7 +500,7 @@ impl Runner {
             loop {
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 tick += 1;
-                if tick % 8 == 0 {
+                if tick.is_multiple_of(8) {
                     let _ = store.run_heartbeat(&id).await;
                 }
                 if let Ok(true) = store.run_cancel_requested(&id).await {

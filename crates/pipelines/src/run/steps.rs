@@ -25,7 +25,7 @@ pub(super) struct StepContext<'a> {
     pub pipeline: &'a Pipeline,
     pub run_id: &'a str,
     pub options: &'a RunOptions,
-    pub env: &'a Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub env: &'a crate::Env,
     pub cancelled: &'a Arc<std::sync::atomic::AtomicBool>,
     pub emit: &'a (dyn Fn(Event) + Send + Sync),
     /// The run's steps with this one marked succeeded, filled in by the step before it

@@ -379,11 +379,8 @@ async fn rename(tx: &mut dyn Conn, staging: &Ident, target: &Ident) -> Result<()
     } else {
         String::new()
     };
-    tx.execute_script(&format!(
-        "ALTER TABLE {staging} RENAME TO {}{logged}",
-        target
-    ))
-    .await
+    tx.execute_script(&format!("ALTER TABLE {staging} RENAME TO {target}{logged}"))
+        .await
 }
 
 async fn unique_index(
