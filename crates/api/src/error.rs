@@ -140,6 +140,9 @@ impl From<StoreError> for ApiError {
                 message,
             } => ApiError::forbidden(format!("Not allowed: {message}.")),
             StoreError::Unprocessable(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+            e @ StoreError::ReadOnly { .. } => {
+                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, e.to_string())
+            }
             StoreError::Unavailable(m) => {
                 tracing::error!(error = %m, "Database unavailable.");
                 ApiError {

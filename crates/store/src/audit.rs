@@ -67,6 +67,7 @@ pub(crate) fn collection() -> Arc<Collection> {
                 ],
                 indexes: Vec::new(),
                 rules: Rules::default(),
+                pipeline: None,
                 created: String::new(),
                 updated: String::new(),
             })

@@ -66,6 +66,10 @@ pub trait Conn: Send {
         suffix: &[Value],
     ) -> Result<u64, StoreError>;
 
+    /// The result columns of a query, `(name, declared type)`, without running it. The type
+    /// is SQLite's declared type (empty for expressions) or PostgreSQL's type name.
+    async fn describe(&mut self, sql: &Sql) -> Result<Vec<(String, String)>, StoreError>;
+
     /// Runs a query whose columns are not known in advance (user-written SQL) and returns
     /// each row as a JSON object, column order kept.
     async fn query_json(&mut self, sql: &Sql) -> Result<Vec<JsonRow>, StoreError>;

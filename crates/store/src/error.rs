@@ -30,6 +30,14 @@ pub enum StoreError {
     /// A migration file that cannot be read or applied.
     #[error("migration `{file}`: {message}")]
     Migration { file: String, message: String },
+    /// A write to a collection a pipeline maintains.
+    #[error(
+        "collection `{collection}` is maintained by pipeline `{pipeline}` and is read-only; change its model and run the pipeline"
+    )]
+    ReadOnly {
+        collection: String,
+        pipeline: String,
+    },
     /// The database could not be reached.
     #[error("database unavailable: {0}")]
     Unavailable(String),

@@ -102,7 +102,7 @@ pub(crate) async fn load_collections(conn: &mut dyn Conn) -> Result<Vec<Collecti
         .collect()
 }
 
-async fn save_definition(
+pub(crate) async fn save_definition(
     conn: &mut dyn Conn,
     c: &Collection,
     insert: bool,

@@ -116,6 +116,7 @@ pub fn parse_new_collection(
         rules,
         created: now.into(),
         updated: now.into(),
+        pipeline: None,
     })
 }
 

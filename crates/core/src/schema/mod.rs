@@ -30,6 +30,10 @@ pub struct Collection {
     pub rules: Rules,
     pub created: String,
     pub updated: String,
+    /// Set when a pipeline maintains the table (`expose = true` models): the collection is
+    /// read-only over the API and changes only when the pipeline runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
 }
 
 impl Collection {
@@ -168,6 +172,26 @@ pub struct Rules {
     pub update: Option<String>,
     #[serde(default)]
     pub delete: Option<String>,
+}
+
+impl Field {
+    /// A plain optional field of `kind` with a new id.
+    pub fn new(name: &str, kind: FieldType) -> Field {
+        Field {
+            id: short_id('f', 8),
+            name: name.to_string(),
+            kind,
+            required: false,
+            unique: false,
+            default: None,
+            options: FieldOptions::default(),
+        }
+    }
+}
+
+/// A new collection id.
+pub fn new_collection_id() -> String {
+    short_id('c', 12)
 }
 
 /// A short random id with a one-letter prefix.

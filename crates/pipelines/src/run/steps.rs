@@ -9,7 +9,7 @@ use std::time::Instant;
 use brigade_core::value::Value;
 use brigade_store::Store;
 use brigade_store::warehouse::{
-    ExpectationAction, Finish, Materialize, ModelPlan, RejectedRows, StateUpdate, WriteMode,
+    ExpectationAction, Expose, Finish, Materialize, ModelPlan, RejectedRows, StateUpdate, WriteMode,
 };
 
 use super::report::{Event, ExpectationReport, RunOptions, StepReport};
@@ -238,6 +238,15 @@ pub(super) async fn model(
             })
             .collect(),
         freeze: m.contract == Contract::Freeze,
+        expose: m.expose.then(|| Expose {
+            pipeline: cx.pipeline.name.clone(),
+            key: m
+                .unique_key
+                .as_ref()
+                .map(|k| k.columns())
+                .unwrap_or_default(),
+            rule: m.list_rule.clone(),
+        }),
     };
     // The step record that commits with the table says it succeeded; the runner stores the
     // counts right after.

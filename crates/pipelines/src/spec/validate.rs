@@ -270,11 +270,20 @@ fn model(c: &Checker<'_>, dir: &Path, i: usize, m: &mut Model) -> Result<(), Con
     if m.text.trim().is_empty() {
         return Err(c.err(&key("sql"), format!("the SQL of `{}` is empty", m.name)));
     }
-    if m.materialized != Materialized::Incremental && m.unique_key.is_some() {
-        return Err(c.err(
-            &key("unique_key"),
-            "unique_key applies to materialized = \"incremental\" only",
-        ));
+    if m.materialized != Materialized::Incremental && !m.expose && m.unique_key.is_some() {
+        return Err(c.err(&key("unique_key"), "unique_key applies to incremental models (the merge key) and exposed models (the record id)"));
+    }
+    if let Some(rule) = &m.list_rule {
+        if !m.expose {
+            return Err(c.err(
+                &key("list_rule"),
+                "list_rule applies to exposed models (expose = true)",
+            ));
+        }
+        if !rule.trim().is_empty() {
+            brigade_core::filter::parse(rule)
+                .map_err(|e| c.err(&key("list_rule"), format!("not a valid rule: {e}")))?;
+        }
     }
     if let Some(k) = &m.unique_key
         && k.columns().iter().any(String::is_empty)

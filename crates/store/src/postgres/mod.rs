@@ -182,6 +182,15 @@ impl Conn for PgConn {
         bulk::copy_in(self.client()?, table, columns, rows, suffix).await
     }
 
+    async fn describe(&mut self, sql: &Sql) -> Result<Vec<(String, String)>, StoreError> {
+        let stmt = self.client()?.prepare(&sql.text).await.map_err(map_error)?;
+        Ok(stmt
+            .columns()
+            .iter()
+            .map(|c| (c.name().to_string(), c.type_().name().to_string()))
+            .collect())
+    }
+
     async fn query_json(&mut self, sql: &Sql) -> Result<Vec<JsonRow>, StoreError> {
         bulk::query_json(self.client()?, sql).await
     }

@@ -253,6 +253,23 @@ impl Conn for SqliteConn {
         .map_err(map_error)
     }
 
+    async fn describe(&mut self, sql: &Sql) -> Result<Vec<(String, String)>, StoreError> {
+        self.run(|c| {
+            let stmt = c.prepare(&sql.text)?;
+            Ok(stmt
+                .columns()
+                .iter()
+                .map(|col| {
+                    (
+                        col.name().to_string(),
+                        col.decl_type().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect())
+        })
+        .map_err(map_error)
+    }
+
     async fn query_json(&mut self, sql: &Sql) -> Result<Vec<JsonRow>, StoreError> {
         self.run(|c| bulk::query_json(c, sql)).map_err(map_error)
     }

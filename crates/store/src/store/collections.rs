@@ -46,6 +46,7 @@ impl Store {
     ) -> Result<Arc<Collection>, StoreError> {
         let _guard = self.schema_change.lock().await;
         let current = self.collection(name)?;
+        read_only(&current)?;
         let others: Vec<Collection> = self
             .schema()
             .iter()
@@ -77,6 +78,7 @@ impl Store {
     pub async fn delete_collection(&self, name: &str) -> Result<(), StoreError> {
         let _guard = self.schema_change.lock().await;
         let c = self.collection(name)?;
+        read_only(&c)?;
         self.apply_change(
             Operation::DeleteCollection {
                 name: c.name.clone(),
@@ -241,5 +243,16 @@ fn definition_error(e: definition::DefinitionError) -> StoreError {
             }
         }
         definition::DefinitionError::Unprocessable(m) => StoreError::Unprocessable(m),
+    }
+}
+
+/// Collections of pipelines change only through their models.
+fn read_only(c: &Collection) -> Result<(), StoreError> {
+    match &c.pipeline {
+        Some(pipeline) => Err(StoreError::ReadOnly {
+            collection: c.name.clone(),
+            pipeline: pipeline.clone(),
+        }),
+        None => Ok(()),
     }
 }

@@ -154,7 +154,7 @@ impl Store {
         self.db.close().await;
     }
 
-    async fn reload_schema(&self) -> Result<(), StoreError> {
+    pub(crate) async fn reload_schema(&self) -> Result<(), StoreError> {
         self.counts.bump();
         let mut conn = self.db.read().await?;
         let collections = migrations::load_collections(conn.as_mut()).await?;

@@ -254,6 +254,12 @@ impl Store {
                 BatchOp::Delete { collection, id } => (collection, Some(id), RuleOp::Delete, None),
             };
             let c = self.collection(name).map_err(fail)?;
+            if let Some(pipeline) = &c.pipeline {
+                return Err(fail(StoreError::ReadOnly {
+                    collection: c.name.clone(),
+                    pipeline: pipeline.clone(),
+                }));
+            }
             let rule = self.rule(&c, rule_op, access, body).map_err(fail)?;
             if let Some(id) = id.filter(|id| !brigade_core::ids::is_plausible_id(id)) {
                 return Err((i, records::not_found(&c, id)));

@@ -6,11 +6,13 @@
 //! (see DESIGN.md); it only ever runs inside a statement this module wraps
 //! (`CREATE TABLE .. AS`, `CREATE VIEW .. AS`, `WHERE (..) IS NOT TRUE`).
 
+mod expose;
 mod load;
 mod models;
 mod runs;
 mod tables;
 
+pub use expose::Expose;
 pub use load::{Finish, LINEAGE, RejectedRows, Staging, WriteMode};
 pub use models::{ExpectationAction, ExpectationOutcome, Materialize, ModelOutcome, ModelPlan};
 pub use runs::{RunRecord, StateUpdate};

@@ -4,6 +4,7 @@
 
 use brigade_core::value::Value;
 
+use super::expose::{self, Expose};
 use super::load::{Finish, WriteMode, publish_table};
 use super::runs;
 use super::tables::{self, Column, STAGING_PREFIX, ident};
@@ -47,6 +48,8 @@ pub struct ModelPlan {
     pub expectations: Vec<(String, String, ExpectationAction)>,
     /// Fail when the columns differ from the existing table's.
     pub freeze: bool,
+    /// Make the table a read-only collection.
+    pub expose: Option<Expose>,
 }
 
 /// The result of one expectation.
@@ -86,13 +89,38 @@ impl Store {
         finish: Finish,
     ) -> Result<ModelOutcome, StoreError> {
         let target = ident(&plan.target)?;
+        let collection = self.collection(&plan.target).ok();
+        if plan.expose.is_some()
+            && let Some(c) = collection.as_ref().filter(|c| c.pipeline.is_none())
+        {
+            return Err(StoreError::Unprocessable(format!(
+                "cannot expose model `{}`: a collection with that name already exists; rename the model or the collection",
+                c.name
+            )));
+        }
+        let now = brigade_core::time::now();
         let mut tx = self.db.begin().await?;
         let select = plan.sql.trim().trim_end_matches(';').trim_end();
+        let wrapped;
+        let select = match &plan.expose {
+            Some(e) => {
+                wrapped = expose::wrap(tx.as_mut(), select, e, &now).await?;
+                wrapped.as_str()
+            }
+            None => select,
+        };
         if plan.materialize == Materialize::View {
             let outcome = view(tx.as_mut(), plan, &target, select).await?;
             if outcome.failure.is_none() {
+                if let Some(e) = &plan.expose {
+                    expose::register(tx.as_mut(), &plan.target, e, collection.as_deref(), &now)
+                        .await?;
+                }
                 runs::finish_in(tx.as_mut(), finish).await?;
                 tx.commit().await?;
+                if plan.expose.is_some() {
+                    self.reload_schema().await?;
+                }
             }
             return Ok(outcome);
         }
@@ -146,8 +174,24 @@ impl Store {
         };
         publish_table(tx.as_mut(), &staging, &plan.target, &columns, &mode).await?;
         outcome.columns = columns;
+        if let Some(e) = &plan.expose {
+            let index = ident(
+                &format!("{}__id", plan.target)
+                    .chars()
+                    .take(63)
+                    .collect::<String>(),
+            )?;
+            tx.execute_script(&format!(
+                "CREATE INDEX IF NOT EXISTS {index} ON {target} (id)"
+            ))
+            .await?;
+            expose::register(tx.as_mut(), &plan.target, e, collection.as_deref(), &now).await?;
+        }
         runs::finish_in(tx.as_mut(), finish).await?;
         tx.commit().await?;
+        if plan.expose.is_some() {
+            self.reload_schema().await?;
+        }
         Ok(outcome)
     }
 }
