@@ -7,7 +7,9 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber once.
 pub(crate) fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("BRIGADE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("BRIGADE_LOG")
+        // PostgreSQL NOTICEs ("table does not exist, skipping") are not news.
+        .unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres::connection=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
