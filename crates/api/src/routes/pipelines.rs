@@ -102,7 +102,7 @@ async fn lineage(
         .runner()
         .pipeline(&name)
         .ok_or_else(|| unknown_pipeline(&name))?;
-    let lineage = brigade_pipelines::lineage::of(&p, state.store()).await;
+    let lineage = brigade_pipelines::lineage::of(&p, state.store(), state.runner().env()).await;
     Ok(Json(serde_json::to_value(lineage).unwrap_or_default()))
 }
 

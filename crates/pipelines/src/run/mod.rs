@@ -91,6 +91,11 @@ impl Runner {
         })
     }
 
+    /// Environment lookups of this runner.
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
     /// The store runs write to.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
