@@ -66,6 +66,7 @@ pub(super) async fn extract(
         env: cx.env.clone(),
         cancelled: cx.cancelled.clone(),
     });
+    let mode = write_mode(e, cx.options.full_refresh);
     let loaded_at = brigade_core::time::now();
     let started = Instant::now();
     let mut staging = None;
@@ -78,7 +79,7 @@ pub(super) async fn extract(
                 Message::Columns(columns) => match &mut staging {
                     None => {
                         width = columns.len();
-                        staging = Some(cx.store.begin_load(&e.name, &columns, cx.run_id).await?);
+                        staging = Some(cx.store.begin_load(&e.name, &columns, cx.run_id, &mode).await?);
                     }
                     Some(s) => {
                         let new = &columns[width.min(columns.len())..];
@@ -148,7 +149,6 @@ pub(super) async fn extract(
             e.name
         )));
     };
-    let mode = write_mode(e, cx.options.full_refresh);
     let state = match (&e.incremental, cursor) {
         (Some(_), Some(cursor)) => Some(StateUpdate {
             pipeline: cx.pipeline.name.clone(),

@@ -72,6 +72,7 @@ impl Store {
         target: &str,
         columns: &[Column],
         batch_id: &str,
+        mode: &WriteMode,
     ) -> Result<Staging, StoreError> {
         ident(target)?;
         let short: String = batch_id
@@ -97,7 +98,9 @@ impl Store {
         let mut tx = self.db.begin().await?;
         tx.execute_script(&format!("DROP TABLE IF EXISTS {staging}"))
             .await?;
-        let unlogged = if tx.dialect() == Dialect::Postgres {
+        // A replacing load's staging table becomes the table: write it durably once rather
+        // than unlogged and then again by SET LOGGED.
+        let unlogged = if tx.dialect() == Dialect::Postgres && *mode != WriteMode::Replace {
             "UNLOGGED "
         } else {
             ""
@@ -374,13 +377,24 @@ async fn replace(
 }
 
 async fn rename(tx: &mut dyn Conn, staging: &Ident, target: &Ident) -> Result<(), StoreError> {
-    let logged = if tx.dialect() == Dialect::Postgres {
+    // Staging tables of appends and merges are UNLOGGED (their rows are copied on); one that
+    // becomes the table itself must be made durable.
+    let logged = if tx.dialect() == Dialect::Postgres && is_unlogged(tx, staging).await? {
         format!("; ALTER TABLE {target} SET LOGGED")
     } else {
         String::new()
     };
     tx.execute_script(&format!("ALTER TABLE {staging} RENAME TO {target}{logged}"))
         .await
+}
+
+async fn is_unlogged(tx: &mut dyn Conn, table: &Ident) -> Result<bool, StoreError> {
+    let mut sql = crate::sql::Sql::new(tx.dialect());
+    sql.push("SELECT relpersistence::text FROM pg_class WHERE oid = to_regclass(")
+        .bind(Value::Text(table.to_string()))
+        .push(")");
+    let rows = tx.query(&sql, &[crate::conn::ColType::Text]).await?;
+    Ok(matches!(rows.first().and_then(|r| r.first()), Some(Value::Text(p)) if p == "u"))
 }
 
 async fn unique_index(

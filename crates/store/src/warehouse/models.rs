@@ -256,8 +256,14 @@ async fn expectations(
     columns: &[Column],
     outcome: &mut ModelOutcome,
 ) -> Result<bool, StoreError> {
-    for (name, check, action) in &plan.expectations {
-        let failing = count(tx, table, Some(check)).await.map_err(|e| match e {
+    let counts = all_counts(tx, plan, table).await;
+    for (i, (name, check, action)) in plan.expectations.iter().enumerate() {
+        let counted = counts.as_ref().ok().and_then(|c| c.get(i).copied());
+        let failing = match counted {
+            Some(n) => Ok(n),
+            None => count(tx, table, Some(check)).await,
+        }
+        .map_err(|e| match e {
             StoreError::Unprocessable(m) | StoreError::Internal(m) => {
                 StoreError::Unprocessable(format!(
                     "expectation `{name}` of `{}`: `{check}` is not valid SQL here: {m}",
@@ -307,6 +313,56 @@ async fn expectations(
         }
     }
     Ok(false)
+}
+
+/// The failing rows of every expectation in one scan. Rows an earlier `drop` expectation
+/// removes do not count against later ones, exactly as when they run one by one.
+///
+/// # Errors
+/// The database's (a check that does not compile); callers fall back to one query per
+/// expectation to name it.
+async fn all_counts(tx: &mut dyn Conn, plan: &ModelPlan, table: &Ident) -> Result<Vec<u64>, StoreError> {
+    if plan.expectations.len() < 2 {
+        return Err(StoreError::Internal("one expectation: count it alone".into()));
+    }
+    let mut sums = Vec::new();
+    let mut kept = String::new();
+    for (_, check, action) in &plan.expectations {
+        sums.push(format!(
+            "COALESCE(SUM(CASE WHEN ({check}) IS NOT TRUE{kept} THEN 1 ELSE 0 END), 0)"
+        ));
+        if *action == ExpectationAction::Drop {
+            kept.push_str(&format!(" AND ({check}) IS TRUE"));
+        }
+    }
+    let mut sql = Sql::new(tx.dialect());
+    sql.push("SELECT ")
+        .push(&sums.join(", "))
+        .push(" FROM ")
+        .ident(table);
+    let types = vec![ColType::Int; sums.len()];
+    // A savepoint keeps the transaction usable on PostgreSQL if a check does not compile.
+    tx.execute_script("SAVEPOINT brigade_counts").await?;
+    match tx.query(&sql, &types).await {
+        Ok(rows) => {
+            tx.execute_script("RELEASE SAVEPOINT brigade_counts").await?;
+            Ok(rows
+                .first()
+                .map(|r| {
+                    r.iter()
+                        .map(|v| match v {
+                            Value::Int(n) => u64::try_from(*n).unwrap_or(0),
+                            _ => 0,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default())
+        }
+        Err(e) => {
+            tx.execute_script("ROLLBACK TO SAVEPOINT brigade_counts").await?;
+            Err(e)
+        }
+    }
 }
 
 async fn count(tx: &mut dyn Conn, table: &Ident, failing: Option<&str>) -> Result<u64, StoreError> {
