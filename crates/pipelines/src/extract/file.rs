@@ -1,4 +1,4 @@
-//! Files: CSV, NDJSON and JSON arrays, one file or a glob, gzip read transparently. Runs on
+//! Files: CSV, NDJSON, JSON arrays and Parquet, one file or a glob, gzip read transparently. Runs on
 //! a blocking thread and streams batches, so a 300 MB file costs no more memory than a
 //! small one. CSV columns are typed from a sample of the first file; every row is converted
 //! on the way, a row that does not fit is reported with its file and line.
@@ -47,7 +47,7 @@ pub fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
                 send(Message::Columns(Vec::new()))?;
             }
         }
-        Format::Ndjson | Format::Json => {
+        Format::Ndjson | Format::Json | Format::Parquet => {
             let cursor = cx
                 .spec
                 .incremental
@@ -56,7 +56,6 @@ pub fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
             let mut shaper = Shaper::new(cx.overrides(), cursor);
             for file in &files {
                 let source = display(cx, file);
-                let reader = open(file).map_err(|m| extract_error(cx, &m))?;
                 let mut out = Vec::new();
                 let mut each = |line: u64,
                                 value: serde_json::Value,
@@ -84,6 +83,11 @@ pub fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
                     }
                     Ok(())
                 };
+                if format == Format::Parquet {
+                    parquet_file(file, &source, &mut batcher, &mut each)?;
+                    continue;
+                }
+                let reader = open(file).map_err(|m| extract_error(cx, &m))?;
                 if format == Format::Ndjson {
                     ndjson(reader, &source, &mut batcher, &mut each)?;
                 } else {
@@ -95,12 +99,6 @@ pub fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
             for m in out {
                 send(m)?;
             }
-        }
-        Format::Parquet => {
-            return Err(extract_error(
-                cx,
-                "Parquet files are not supported yet; convert to CSV or NDJSON (e.g. with duckdb or pandas)",
-            ));
         }
     }
     for m in batcher.drain(
@@ -460,4 +458,248 @@ fn json_array(
             e.line()
         ))
     })
+}
+
+/// Streams the rows of a Parquet file, row group by row group. Timestamps become RFC 3339
+/// and dates `YYYY-MM-DD`, like every other source.
+fn parquet_file(
+    file: &Path,
+    source: &str,
+    batcher: &mut Batcher,
+    each: &mut dyn FnMut(u64, serde_json::Value, &mut Batcher) -> Result<(), PipelineError>,
+) -> Result<(), PipelineError> {
+    use parquet::file::reader::SerializedFileReader;
+    use parquet::record::Field;
+    let bad = |e: &dyn std::fmt::Display| {
+        PipelineError::Extract(format!("{source}: not a readable Parquet file: {e}"))
+    };
+    let handle = File::open(file)
+        .map_err(|e| PipelineError::Extract(format!("cannot open {source}: {e}")))?;
+    let reader = SerializedFileReader::new(handle).map_err(|e| bad(&e))?;
+    let utc = |micros: i64| {
+        chrono::DateTime::from_timestamp_micros(micros)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+    };
+    for (n, row) in reader.into_iter().enumerate() {
+        let row = row.map_err(|e| bad(&e))?;
+        let mut record = serde_json::Map::new();
+        for (name, field) in row.get_column_iter() {
+            let value = match field {
+                Field::TimestampMillis(ms) => {
+                    utc(ms.saturating_mul(1000)).map_or(serde_json::Value::Null, Into::into)
+                }
+                Field::TimestampMicros(us) => utc(*us).map_or(serde_json::Value::Null, Into::into),
+                Field::Date(days) => chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)
+                    .map_or(serde_json::Value::Null, |d| d.to_string().into()),
+                other => other.to_json_value(),
+            };
+            record.insert(name.clone(), value);
+        }
+        each(n as u64 + 1, serde_json::Value::Object(record), batcher)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use serde_json::json;
+
+    use crate::extract::test_support::{collect_started as collect, context};
+
+    fn write(dir: &std::path::Path, name: &str, content: &[u8]) {
+        std::fs::write(dir.join(name), content).expect("write fixture");
+    }
+
+    fn gzip(text: &str) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(text.as_bytes()).expect("gzip");
+        enc.finish().expect("gzip")
+    }
+
+    #[tokio::test]
+    async fn csv_options_globs_gzip_and_types() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "a.csv",
+            b"Zip;City Name;Pop;When\n01234;\"Semi;colon\";12;2013-01-01\n99999;-;NA;2013-01-02\n",
+        );
+        write(
+            dir.path(),
+            "b.csv.gz",
+            &gzip("Zip;City Name;Pop;When\n10001;\"New \"\"York\"\"\";8000000;2013-01-03\n"),
+        );
+        let cx = context(
+            "name = \"cities\"\nfrom = \"file\"\npath = \"*.csv*\"\nformat = \"csv\"\ndelimiter = \";\"\nnull_values = [\"NA\", \"-\"]",
+            dir.path(),
+            None,
+            &[],
+        );
+        let got = collect(cx).await.unwrap();
+        let names: Vec<(&str, &str)> = got
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.ty.name()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("zip", "text"),
+                ("city_name", "text"),
+                ("pop", "integer"),
+                ("when", "timestamp")
+            ]
+        );
+        assert_eq!(
+            got.column("zip"),
+            [json!("01234"), json!("99999"), json!("10001")],
+            "leading zeros kept"
+        );
+        assert_eq!(
+            got.column("city_name"),
+            [json!("Semi;colon"), json!(null), json!("New \"York\"")]
+        );
+        assert_eq!(got.column("pop"), [json!(12), json!(null), json!(8000000)]);
+        assert_eq!(got.sources, ["a.csv", "a.csv", "b.csv.gz"]);
+    }
+
+    #[tokio::test]
+    async fn bad_rows_fail_with_file_and_line_or_are_quarantined() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "d.csv", b"id,n\n1,10\n2,x\n3\n4,40\n");
+        let toml = |policy: &str| {
+            format!(
+                "name = \"d\"\nfrom = \"file\"\npath = \"d.csv\"\nsample_rows = 1\non_bad_row = \"{policy}\""
+            )
+        };
+        let e = collect(context(&toml("fail"), dir.path(), None, &[]))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("d.csv line 3") && e.contains("`x` is not an integer"),
+            "{e}"
+        );
+        let got = collect(context(&toml("quarantine"), dir.path(), None, &[]))
+            .await
+            .unwrap();
+        assert_eq!(got.column("id"), [json!(1), json!(4)]);
+        let lines: Vec<(u64, &str)> = got
+            .rejected
+            .iter()
+            .map(|r| (r.line, r.raw.as_str()))
+            .collect();
+        assert_eq!(lines, [(3, "2x"), (4, "3")], "{:?}", got.rejected);
+        assert!(
+            got.rejected[1]
+                .error
+                .contains("has 1 fields, the header has 2")
+        );
+        let got = collect(context(&toml("skip"), dir.path(), None, &[]))
+            .await
+            .unwrap();
+        assert_eq!(got.rows.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_missing_file_and_a_header_change_are_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = collect(context(
+            "name = \"x\"\nfrom = \"file\"\npath = \"nope/*.csv\"",
+            dir.path(),
+            None,
+            &[],
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no file matches `nope/*.csv`"), "{e}");
+        write(dir.path(), "1.csv", b"a,b\n1,2\n");
+        write(dir.path(), "2.csv", b"a,c\n1,2\n");
+        let e = collect(context(
+            "name = \"x\"\nfrom = \"file\"\npath = \"*.csv\"",
+            dir.path(),
+            None,
+            &[],
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("2.csv has columns (a, c) but 1.csv has (a, b)"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn json_arrays_stream_and_incremental_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "e.json", br#"[{"id": 1, "at": "2013-01-01T00:00:00Z"}, {"id": 2, "at": "2013-01-02T00:00:00Z", "extra": {"k": true}}]"#);
+        let cx = context(
+            "name = \"e\"\nfrom = \"file\"\npath = \"e.json\"\nincremental = { cursor = \"at\" }",
+            dir.path(),
+            Some(json!("2013-01-01T00:00:00Z")),
+            &[],
+        );
+        let got = collect(cx).await.unwrap();
+        assert_eq!(got.column("id"), [json!(2)]);
+        assert_eq!(got.column("extra_k"), [json!(true)]);
+        assert_eq!(got.done, Some(Some(json!("2013-01-02T00:00:00Z"))));
+        write(dir.path(), "bad.json", b"{\"not\": \"an array\"}");
+        let e = collect(context(
+            "name = \"b\"\nfrom = \"file\"\npath = \"bad.json\"",
+            dir.path(),
+            None,
+            &[],
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not a JSON array of objects"), "{e}");
+    }
+
+    /// Fixtures: `testdata/flights_sample*.parquet`, written by pyarrow (snappy with two row
+    /// groups; zstd) with int64, string, double, bool, timestamp[ms, UTC] and date32 columns.
+    #[tokio::test]
+    async fn parquet_files_with_snappy_and_zstd() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        for file in ["flights_sample.parquet", "flights_sample_zstd.parquet"] {
+            let cx = context(
+                &format!("name = \"p\"\nfrom = \"file\"\npath = \"{file}\""),
+                &dir,
+                None,
+                &[],
+            );
+            let got = collect(cx).await.unwrap();
+            let names: Vec<(&str, &str)> = got
+                .columns
+                .iter()
+                .map(|c| (c.name.as_str(), c.ty.name()))
+                .collect();
+            assert_eq!(
+                names,
+                [
+                    ("id", "integer"),
+                    ("carrier", "text"),
+                    ("delay", "number"),
+                    ("cancelled", "bool"),
+                    ("time_hour", "timestamp"),
+                    ("day", "timestamp")
+                ],
+                "{file}"
+            );
+            assert_eq!(
+                got.column("carrier"),
+                [json!("UA"), json!(null), json!("B6")]
+            );
+            assert_eq!(got.column("delay"), [json!(2.5), json!(null), json!(-1.0)]);
+            assert_eq!(
+                got.column("time_hour")[2],
+                json!("2013-01-02T05:30:00.000Z")
+            );
+            assert_eq!(got.column("day")[2], json!("2013-01-02"));
+        }
+    }
 }

@@ -496,8 +496,8 @@ mod tests {
     use axum::routing::get;
     use serde_json::json;
 
-    use super::super::http::test_support::{Collected, collect, context};
     use super::*;
+    use crate::extract::test_support::{Collected, collect, context};
 
     /// Request counts by path.
     #[derive(Clone, Default)]

@@ -15,6 +15,8 @@ pub mod http;
 pub mod infer;
 pub mod shape;
 pub mod sql;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use std::path::PathBuf;
 use std::sync::Arc;

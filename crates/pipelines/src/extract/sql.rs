@@ -389,8 +389,8 @@ fn without_password(connection: &str) -> String {
 mod tests {
     use serde_json::json;
 
-    use super::super::http::test_support::{Collected, collect, context};
     use super::*;
+    use crate::extract::test_support::{Collected, collect, context};
 
     const ROWS: i64 = 12_345;
 

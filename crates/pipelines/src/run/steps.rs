@@ -79,7 +79,11 @@ pub(super) async fn extract(
                 Message::Columns(columns) => match &mut staging {
                     None => {
                         width = columns.len();
-                        staging = Some(cx.store.begin_load(&e.name, &columns, cx.run_id, &mode).await?);
+                        staging = Some(
+                            cx.store
+                                .begin_load(&e.name, &columns, cx.run_id, &mode)
+                                .await?,
+                        );
                     }
                     Some(s) => {
                         let new = &columns[width.min(columns.len())..];

@@ -321,9 +321,15 @@ async fn expectations(
 /// # Errors
 /// The database's (a check that does not compile); callers fall back to one query per
 /// expectation to name it.
-async fn all_counts(tx: &mut dyn Conn, plan: &ModelPlan, table: &Ident) -> Result<Vec<u64>, StoreError> {
+async fn all_counts(
+    tx: &mut dyn Conn,
+    plan: &ModelPlan,
+    table: &Ident,
+) -> Result<Vec<u64>, StoreError> {
     if plan.expectations.len() < 2 {
-        return Err(StoreError::Internal("one expectation: count it alone".into()));
+        return Err(StoreError::Internal(
+            "one expectation: count it alone".into(),
+        ));
     }
     let mut sums = Vec::new();
     let mut kept = String::new();
@@ -345,7 +351,8 @@ async fn all_counts(tx: &mut dyn Conn, plan: &ModelPlan, table: &Ident) -> Resul
     tx.execute_script("SAVEPOINT brigade_counts").await?;
     match tx.query(&sql, &types).await {
         Ok(rows) => {
-            tx.execute_script("RELEASE SAVEPOINT brigade_counts").await?;
+            tx.execute_script("RELEASE SAVEPOINT brigade_counts")
+                .await?;
             Ok(rows
                 .first()
                 .map(|r| {
@@ -359,7 +366,8 @@ async fn all_counts(tx: &mut dyn Conn, plan: &ModelPlan, table: &Ident) -> Resul
                 .unwrap_or_default())
         }
         Err(e) => {
-            tx.execute_script("ROLLBACK TO SAVEPOINT brigade_counts").await?;
+            tx.execute_script("ROLLBACK TO SAVEPOINT brigade_counts")
+                .await?;
             Err(e)
         }
     }
