@@ -114,6 +114,9 @@ struct StartBody {
     /// Start at this step (a manual retry).
     #[serde(default)]
     from_step: Option<String>,
+    /// Reload `{"from": .., "to": ..}` of the incremental extracts' cursors.
+    #[serde(default)]
+    backfill: Option<brigade_pipelines::run::report::Backfill>,
 }
 
 async fn start_run(
@@ -135,7 +138,7 @@ async fn start_run(
                 .to_string();
             ApiError::field(
                 &key,
-                format!("expected {{\"full_refresh\": bool, \"from_step\": string}}: {e}"),
+                format!("expected {{\"full_refresh\": bool, \"from_step\": string, \"backfill\": {{\"from\": .., \"to\": ..}}}}: {e}"),
             )
         })?
     };
@@ -143,6 +146,7 @@ async fn start_run(
         full_refresh: body.full_refresh,
         from_step: body.from_step,
         retry_of: None,
+        backfill: body.backfill,
     };
     let id = state
         .runner()

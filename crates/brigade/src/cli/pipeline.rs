@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use brigade_core::settings::Settings;
+use brigade_pipelines::run::report::Backfill;
 use brigade_pipelines::run::{Event, RunView, StartError};
 use brigade_pipelines::{Pipeline, RunOptions, Runner, Trigger};
 use brigade_store::Store;
@@ -22,7 +23,7 @@ pub(crate) enum PipelineCommand {
     List,
     /// Run a pipeline now and wait for it, with progress per step.
     #[command(
-        after_help = "Examples:\n  brigade pipeline run flights --dir examples/flights\n  brigade pipeline run flights --full-refresh --dir examples/flights\n  brigade pipeline run flights --from silver_flights --dir examples/flights\n\nExit code 1 when the run fails; the summary names the step and the reason."
+        after_help = "Examples:\n  brigade pipeline run flights --dir examples/flights\n  brigade pipeline run flights --full-refresh --dir examples/flights\n  brigade pipeline run flights --from silver_flights --dir examples/flights\n  brigade pipeline run events --backfill-from 2013-06-01 --backfill-to 2013-07-01 --dir myapp\n\nExit code 1 when the run fails; the summary names the step and the reason."
     )]
     Run {
         /// The pipeline's name (its file stem unless the file sets `name`).
@@ -33,6 +34,13 @@ pub(crate) enum PipelineCommand {
         /// Start at this step (earlier steps are skipped).
         #[arg(long, value_name = "STEP")]
         from: Option<String>,
+        /// Backfill: reload the incremental extracts' rows with cursor >= FROM (with
+        /// --backfill-to); their cursors stay where they are.
+        #[arg(long, value_name = "FROM", requires = "backfill_to")]
+        backfill_from: Option<String>,
+        /// Backfill: ... and cursor < TO.
+        #[arg(long, value_name = "TO", requires = "backfill_from")]
+        backfill_to: Option<String>,
     },
     /// Run a failed or cancelled run again from the step that did not finish.
     #[command(
@@ -123,12 +131,26 @@ pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), 
             name,
             full_refresh,
             from,
+            backfill_from,
+            backfill_to,
         } => {
             find(&name)?;
+            let cursor = |s: String| {
+                s.parse::<i64>()
+                    .map_or_else(|_| serde_json::Value::String(s), Into::into)
+            };
+            let backfill = match (backfill_from, backfill_to) {
+                (Some(from), Some(to)) => Some(Backfill {
+                    from: cursor(from),
+                    to: cursor(to),
+                }),
+                _ => None,
+            };
             let options = RunOptions {
                 full_refresh,
                 from_step: from,
                 retry_of: None,
+                backfill,
             };
             execute(&runner, &name, options).await
         }

@@ -33,6 +33,7 @@ pub fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
         .or_else(|| format_of(&pattern))
         .unwrap_or(Format::Csv);
     let mut batcher = Batcher::new(&cx.spec.name, cx.spec.on_bad_row);
+    batcher.range = cx.range.clone();
     let send = |m: Message| {
         tx.blocking_send(Ok(m))
             .map_err(|_| PipelineError::Cancelled)
@@ -267,7 +268,8 @@ fn csv_file(
         if let Some(inc) = &cx.spec.incremental {
             batcher.cursor = Some(
                 CursorFilter::new(&inc.cursor, &columns, cx.since.as_ref())
-                    .map_err(|m| extract_error(cx, &m))?,
+                    .map_err(|m| extract_error(cx, &m))?
+                    .with_range(cx.range.as_ref(), &columns),
             );
         }
         send(Message::Columns(columns.clone()))?;

@@ -65,6 +65,8 @@ pub struct Context {
     pub spec: Extract,
     /// The cursor of the last load (incremental extracts), `None` for a full load.
     pub since: Option<serde_json::Value>,
+    /// A backfill: only rows with `from <= cursor < to` (incremental extracts).
+    pub range: Option<(serde_json::Value, serde_json::Value)>,
     /// Resolves `${VAR}` in URLs, headers and connections.
     pub env: crate::Env,
     pub cancelled: Arc<AtomicBool>,
@@ -200,6 +202,8 @@ pub fn normalize_all<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String
 pub struct CursorFilter {
     index: usize,
     since: Option<Value>,
+    /// Backfill bounds: `from <= cursor < to`.
+    range: Option<(Value, Value)>,
     pub max: Option<Value>,
 }
 
@@ -227,8 +231,25 @@ impl CursorFilter {
         Ok(CursorFilter {
             index,
             since: since.filter(|v| *v != Value::Null),
+            range: None,
             max: None,
         })
+    }
+
+    /// Restricts the filter to `from <= cursor < to` (a backfill).
+    pub fn with_range(
+        mut self,
+        range: Option<&(serde_json::Value, serde_json::Value)>,
+        columns: &[Column],
+    ) -> Self {
+        let ty = columns[self.index].ty;
+        self.range = range.map(|(from, to)| {
+            (
+                infer::json_to(from, ty).unwrap_or(Value::Null),
+                infer::json_to(to, ty).unwrap_or(Value::Null),
+            )
+        });
+        self
     }
 
     /// Whether `row` is past the cursor; updates the maximum.
@@ -239,6 +260,12 @@ impl CursorFilter {
         };
         if let Some(since) = &self.since
             && compare(value, since) != Some(std::cmp::Ordering::Greater)
+        {
+            return false;
+        }
+        if let Some((from, to)) = &self.range
+            && (compare(value, from) == Some(std::cmp::Ordering::Less)
+                || compare(value, to) != Some(std::cmp::Ordering::Less))
         {
             return false;
         }
@@ -277,6 +304,8 @@ pub struct Batcher {
     pub policy: BadRows,
     pub cursor: Option<CursorFilter>,
     pub skipped: u64,
+    /// Backfill bounds for the cursor filter, once the columns are known.
+    pub range: Option<(serde_json::Value, serde_json::Value)>,
     name: String,
 }
 
@@ -289,6 +318,7 @@ impl Batcher {
             policy,
             cursor: None,
             skipped: 0,
+            range: None,
             name: name.to_string(),
         }
     }
@@ -381,5 +411,14 @@ mod tests {
         assert!(!f.keep(&vec![Value::Null]));
         assert_eq!(f.max_json(), Some(serde_json::json!(7)));
         assert!(CursorFilter::new("nope", &cols, None).is_err());
+        let range = (serde_json::json!(10), serde_json::json!(20));
+        let mut b = CursorFilter::new("t", &cols, None)
+            .unwrap()
+            .with_range(Some(&range), &cols);
+        let kept: Vec<i64> = [9, 10, 15, 20, 21]
+            .into_iter()
+            .filter(|n| b.keep(&vec![Value::Int(*n)]))
+            .collect();
+        assert_eq!(kept, [10, 15], "from <= cursor < to");
     }
 }

@@ -115,7 +115,8 @@ impl Shaper {
         if let Some((name, since)) = &self.cursor {
             batcher.cursor = Some(
                 CursorFilter::new(name, &self.columns, since.as_ref())
-                    .map_err(PipelineError::Extract)?,
+                    .map_err(PipelineError::Extract)?
+                    .with_range(batcher.range.as_ref(), &self.columns),
             );
         }
         for (source, line, record) in std::mem::take(&mut self.sample) {

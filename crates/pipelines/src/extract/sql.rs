@@ -188,6 +188,7 @@ async fn pages(
         .map(|i| (i.cursor.clone(), cx.since.clone()));
     let mut shaper = Shaper::new(cx.overrides(), cursor);
     let mut batcher = Batcher::new(&cx.spec.name, cx.spec.on_bad_row);
+    batcher.range = cx.range.clone();
     let filter = match (&cx.spec.incremental, &cx.since) {
         (Some(inc), Some(since)) if !since.is_null() => {
             let column = Ident::parse(&inc.cursor).map_err(|name| {

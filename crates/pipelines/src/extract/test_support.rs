@@ -29,6 +29,7 @@ pub(crate) fn context(
         dir: dir.to_path_buf(),
         spec,
         since,
+        range: None,
         env: Arc::new(move |name| env.get(name).cloned()),
         cancelled: Arc::new(AtomicBool::new(false)),
     }

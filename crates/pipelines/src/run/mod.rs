@@ -205,6 +205,7 @@ impl Runner {
             full_refresh: view.full_refresh,
             from_step: from,
             retry_of: Some(view.id),
+            backfill: view.backfill,
         })
     }
 

@@ -60,6 +60,18 @@ pub struct RunOptions {
     /// The run this one retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_of: Option<String>,
+    /// Reload a cursor range of the incremental extracts (`from <= cursor < to`), replacing
+    /// those rows (merging them on `primary_key` when there is one); cursors stay as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<Backfill>,
+}
+
+/// A cursor range to reload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backfill {
+    pub from: serde_json::Value,
+    pub to: serde_json::Value,
 }
 
 /// A run as the API returns it.
@@ -77,6 +89,8 @@ pub struct RunView {
     pub full_refresh: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_of: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<Backfill>,
     pub steps: Vec<StepReport>,
 }
 
@@ -94,6 +108,7 @@ impl From<RunRecord> for RunView {
             error: r.error,
             full_refresh: options.full_refresh,
             retry_of: options.retry_of,
+            backfill: options.backfill,
             steps: serde_json::from_value(r.steps).unwrap_or_default(),
         }
     }

@@ -55,18 +55,38 @@ pub(super) async fn extract(
     e: &Extract,
     report: &mut StepReport,
 ) -> Result<(), PipelineError> {
-    let since = match (&e.incremental, cx.options.full_refresh) {
-        (Some(_), false) => cx.store.pipeline_state(&cx.pipeline.name, &e.name).await?,
+    let backfill = cx
+        .options
+        .backfill
+        .as_ref()
+        .filter(|_| e.incremental.is_some())
+        .map(|b| (b.from.clone(), b.to.clone()));
+    let since = match (&e.incremental, cx.options.full_refresh, &backfill) {
+        (Some(_), false, None) => cx.store.pipeline_state(&cx.pipeline.name, &e.name).await?,
         _ => None,
     };
     let mut rx = extract::start(extract::Context {
         dir: cx.dir.to_path_buf(),
         spec: e.clone(),
         since,
+        range: backfill.clone(),
         env: cx.env.clone(),
         cancelled: cx.cancelled.clone(),
     });
-    let mode = write_mode(e, cx.options.full_refresh);
+    let mode = match (
+        &backfill,
+        &e.incremental,
+        write_mode(e, cx.options.full_refresh),
+    ) {
+        (Some((from, to)), Some(inc), WriteMode::Append | WriteMode::Replace) => {
+            WriteMode::ReplaceRange {
+                column: crate::extract::normalize(&inc.cursor),
+                from: crate::extract::infer::from_json(from).1,
+                to: crate::extract::infer::from_json(to).1,
+            }
+        }
+        (_, _, mode) => mode,
+    };
     let loaded_at = brigade_core::time::now();
     let started = Instant::now();
     let mut staging = None;
@@ -154,6 +174,8 @@ pub(super) async fn extract(
         )));
     };
     let state = match (&e.incremental, cursor) {
+        // A backfill reloads the past; the cursor keeps pointing at the newest load.
+        (Some(_), Some(_)) if backfill.is_some() => None,
         (Some(_), Some(cursor)) => Some(StateUpdate {
             pipeline: cx.pipeline.name.clone(),
             node: e.name.clone(),

@@ -15,7 +15,7 @@ use crate::sql::{Dialect, Ident};
 use crate::store::Store;
 
 /// How a step's rows reach its table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum WriteMode {
     /// Add the rows.
     Append,
@@ -23,6 +23,12 @@ pub enum WriteMode {
     Replace,
     /// Insert or update by these key columns (the last row of a key in one load wins).
     Merge(Vec<String>),
+    /// Replace the rows with `from <= column < to` (a backfill of an incremental extract).
+    ReplaceRange {
+        column: String,
+        from: Value,
+        to: Value,
+    },
 }
 
 /// Source rows that did not parse, kept in `<table>__rejected` (`on_bad_row = "quarantine"`).
@@ -242,6 +248,36 @@ pub(super) async fn publish_table(
         .map(|c| ident(&c.name).map(|i| i.to_string()))
         .collect::<Result<_, _>>()?;
     let list = names.join(", ");
+    if let WriteMode::ReplaceRange { column, from, to } = mode {
+        let ty = columns
+            .iter()
+            .find(|c| c.name == *column)
+            .map_or(ColumnType::Text, |c| c.ty);
+        let mut sql = crate::sql::Sql::new(dialect);
+        sql.push("DELETE FROM ")
+            .ident(&target)
+            .push(" WHERE ")
+            .ident(&ident(column)?);
+        for (op, value) in [(" >= ", from), (" < ", to)] {
+            if op == " < " {
+                sql.push(" AND ").ident(&ident(column)?);
+            }
+            sql.push(op);
+            match dialect {
+                Dialect::Sqlite => {
+                    sql.bind(value.clone());
+                }
+                Dialect::Postgres => {
+                    sql.push("CAST(CAST(")
+                        .bind(value.clone())
+                        .push(" AS TEXT) AS ")
+                        .push(ty.sql(dialect))
+                        .push(")");
+                }
+            }
+        }
+        tx.execute(&sql).await.map_err(super::user_sql)?;
+    }
     let sql = match mode {
         WriteMode::Merge(keys) => {
             unique_index(tx, &target, target_name, keys).await?;

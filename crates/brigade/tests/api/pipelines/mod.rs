@@ -3,6 +3,7 @@
 
 mod support;
 
+mod backfill;
 mod crash;
 mod files;
 mod loads;

@@ -133,7 +133,10 @@ impl PageSink {
             .map(|i| (i.cursor.clone(), cx.since.clone()));
         PageSink {
             shaper: Shaper::new(cx.overrides(), cursor),
-            batcher: Batcher::new(&cx.spec.name, cx.spec.on_bad_row),
+            batcher: Batcher {
+                range: cx.range.clone(),
+                ..Batcher::new(&cx.spec.name, cx.spec.on_bad_row)
+            },
             sample: Vec::new(),
             sources: Vec::new(),
             settled: false,

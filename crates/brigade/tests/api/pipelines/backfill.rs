@@ -1,0 +1,103 @@
+//! Backfills of incremental extracts and lineage over the API.
+
+use serde_json::json;
+
+use super::support::*;
+use crate::helpers::{expect_json, write_file};
+
+const EVENTS: &str = "name = \"events\"\n\n[[extract]]\nname = \"raw_events\"\nfrom = \"file\"\npath = \"data/events.csv\"\nincremental = { cursor = \"day\" }\n";
+
+fn events_app() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        text("pipelines/events.toml", EVENTS),
+        text("data/events.csv", "day,value\n1,a\n2,b\n3,c\n4,d\n5,e\n"),
+    ]
+}
+
+pipeline_test!(
+    a_backfill_replaces_a_cursor_range_and_keeps_the_cursor,
+    events_app(),
+    |app| async move {
+        let first = run_pipeline(&app, "events", no_options()).await;
+        assert_eq!(first["status"], "succeeded", "{first}");
+        assert_eq!(count(&app, "raw_events").await, 5);
+
+        // The source corrects days 2 and 3 and gains day 6.
+        write_file(
+            app.dir.path(),
+            "data/events.csv",
+            b"day,value\n1,a\n2,B\n3,C\n4,d\n5,e\n6,f\n",
+        );
+        let backfill =
+            run_pipeline(&app, "events", json!({"backfill": {"from": 2, "to": 4}})).await;
+        assert_eq!(backfill["status"], "succeeded", "{backfill}");
+        assert_eq!(backfill["backfill"], json!({"from": 2, "to": 4}));
+        assert_eq!(step(&backfill, "raw_events")["rows_out"], 2, "{backfill}");
+        let rows = query(&app, "SELECT day, value FROM raw_events ORDER BY day").await;
+        let got: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{}{}", r["day"], r["value"].as_str().unwrap_or("?")))
+            .collect();
+        assert_eq!(
+            got,
+            ["1a", "2B", "3C", "4d", "5e"],
+            "days 2-3 replaced, day 6 not loaded"
+        );
+
+        // The cursor still points at day 5: the next run loads day 6 only.
+        let next = run_pipeline(&app, "events", no_options()).await;
+        assert_eq!(step(&next, "raw_events")["rows_out"], 1, "{next}");
+        assert_eq!(count(&app, "raw_events").await, 6);
+    }
+);
+
+pipeline_test!(
+    lineage_names_the_source_columns_of_each_gold_column,
+    flights_app(),
+    |app| async move {
+        let before = expect_json(app.get("/api/pipelines/flights/lineage").await, 200).await;
+        let gold = before["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == "gold_carrier")
+            .unwrap()
+            .clone();
+        assert_eq!(gold["depends_on"], json!(["silver_flights"]));
+
+        let run = run_pipeline(&app, "flights", no_options()).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        let lineage = expect_json(app.get("/api/pipelines/flights/lineage").await, 200).await;
+        let gold = lineage["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == "gold_carrier")
+            .unwrap();
+        let column = |name: &str| {
+            gold["columns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name)
+                .unwrap_or_else(|| panic!("{gold}"))
+                .clone()
+        };
+        assert_eq!(column("airline")["from"], json!(["silver_flights.airline"]));
+        assert_eq!(
+            column("airline")["sources"],
+            json!(["raw_airlines.name"]),
+            "followed through silver to bronze"
+        );
+        assert_eq!(
+            column("avg_dep_delay")["sources"],
+            json!(["raw_flights.dep_delay"])
+        );
+        assert_eq!(
+            column("flights")["sources"],
+            json!([]),
+            "COUNT(*) reads no column"
+        );
+        expect_json(app.get("/api/pipelines/nope/lineage").await, 404).await;
+    }
+);
