@@ -110,6 +110,7 @@ impl App {
         );
         runner.recover().await?;
         let scheduler = brigade_pipelines::schedule::spawn(runner.clone());
+        brigade_pipelines::schedule::run_on_start(&runner).await;
         let state = state::AppState::new(state::Parts {
             store: store.clone(),
             tokens,

@@ -37,6 +37,41 @@ pub fn next_run(pipeline: &crate::Pipeline) -> Option<String> {
     next_after(&cron, Utc::now()).map(brigade_core::time::format_datetime)
 }
 
+/// Starts the pipelines with `run_on_start` that never succeeded (once across processes).
+pub async fn run_on_start(runner: &Arc<crate::Runner>) {
+    for p in runner.pipelines().iter().filter(|p| p.run_on_start) {
+        let succeeded = match runner.store().runs_list(Some(&p.name), 100, 0).await {
+            Ok(runs) => runs.iter().any(|r| r.status == "succeeded"),
+            Err(e) => {
+                tracing::error!(pipeline = %p.name, error = %e, "Could not read runs.");
+                continue;
+            }
+        };
+        // Claimed like a firing at the dawn of time, so several processes start it once.
+        if !succeeded
+            && matches!(
+                runner
+                    .store()
+                    .claim_schedule(&p.name, "0000-01-01T00:00:00.000Z")
+                    .await,
+                Ok(true)
+            )
+        {
+            tracing::info!(pipeline = %p.name, "Running a pipeline that never ran (run_on_start).");
+            if let Err(e) = runner
+                .start(
+                    &p.name,
+                    crate::Trigger::Schedule,
+                    crate::RunOptions::default(),
+                )
+                .await
+            {
+                tracing::error!(pipeline = %p.name, error = %e, "Could not start the pipeline.");
+            }
+        }
+    }
+}
+
 /// Runs the scheduled pipelines of `runner` until the task is aborted. Firings missed while
 /// no process was up are not caught up (like cron); start a run through the API instead.
 pub fn spawn(runner: Arc<crate::Runner>) -> tokio::task::JoinHandle<()> {

@@ -249,6 +249,10 @@ pub struct Pipeline {
     /// First retry delay in milliseconds, doubled each time (default 1000).
     pub retry_backoff_ms: Option<u64>,
     pub on_failure: Option<OnFailure>,
+    /// `brigade serve` runs the pipeline at start when it never succeeded (demos, fresh
+    /// environments).
+    #[serde(default)]
+    pub run_on_start: bool,
     #[serde(default)]
     pub extract: Vec<Extract>,
     #[serde(default)]
