@@ -1,7 +1,7 @@
 //! SQL models: expectations that fail or warn, views, incremental models, frozen contracts,
 //! exposed models as read-only collections, invalid SQL, and resuming failed runs.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::support::*;
 use crate::helpers::{column, content_type, expect_json, status_and_text, write_file};
@@ -185,21 +185,13 @@ const LATEST_SQL: &str = "SELECT id, status, updated_at FROM {{ ref('raw_orders'
 {% if is_incremental() %}WHERE updated_at > (SELECT max(updated_at) FROM {{ this }}){% endif %}
 ";
 
-async fn statuses(app: &crate::helpers::TestApp) -> Vec<(i64, String)> {
+/// `id:status` of every row of `orders_latest`.
+async fn statuses(app: &crate::helpers::TestApp) -> Vec<String> {
     query(app, "SELECT id, status FROM orders_latest ORDER BY id")
         .await
         .iter()
-        .map(|r| {
-            (
-                r["id"].as_i64().unwrap(),
-                r["status"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|r| format!("{}:{}", r["id"], r["status"].as_str().unwrap_or_default()))
         .collect()
-}
-
-fn owned(pairs: &[(i64, &str)]) -> Vec<(i64, String)> {
-    pairs.iter().map(|(i, s)| (*i, (*s).to_string())).collect()
 }
 
 pipeline_test!(
@@ -215,10 +207,7 @@ pipeline_test!(
     |app| async move {
         let run = run_pipeline(&app, "latest", no_options()).await;
         assert_eq!(run["status"], "succeeded", "{run}");
-        assert_eq!(
-            statuses(&app).await,
-            owned(&[(1, "new"), (2, "new"), (3, "new")])
-        );
+        assert_eq!(statuses(&app).await, ["1:new", "2:new", "3:new"]);
 
         // Order 1 is gone from the source, 2 changed, 4 is new.
         write_file(
@@ -235,7 +224,7 @@ pipeline_test!(
         );
         assert_eq!(
             statuses(&app).await,
-            owned(&[(1, "new"), (2, "shipped"), (3, "new"), (4, "new")]),
+            ["1:new", "2:shipped", "3:new", "4:new"],
             "merged on id"
         );
 
@@ -243,7 +232,7 @@ pipeline_test!(
         assert_eq!(run["status"], "succeeded", "{run}");
         assert_eq!(
             statuses(&app).await,
-            owned(&[(2, "shipped"), (3, "new"), (4, "new")]),
+            ["2:shipped", "3:new", "4:new"],
             "rebuilt from the source"
         );
     }
@@ -449,27 +438,6 @@ layer = "gold"
 query = "SELECT COUNT(*) AS n, SUM(amount) AS total FROM {{ ref('payments') }}"
 "#;
 
-fn statuses_of(run: &Value) -> Vec<(String, String)> {
-    run["steps"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no steps in {run}"))
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_string(),
-                s["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn expected(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(a, b)| ((*a).to_string(), (*b).to_string()))
-        .collect()
-}
-
 pipeline_test!(
     a_failed_run_resumes_from_the_failed_step,
     vec![
@@ -480,12 +448,12 @@ pipeline_test!(
         let failed = run_pipeline(&app, "payments", no_options()).await;
         assert_eq!(failed["status"], "failed", "{failed}");
         assert_eq!(
-            statuses_of(&failed),
-            expected(&[
-                ("raw_payments", "succeeded"),
-                ("payments", "failed"),
-                ("payments_total", "skipped")
-            ]),
+            step_statuses(&failed),
+            [
+                "raw_payments:succeeded",
+                "payments:failed",
+                "payments_total:skipped"
+            ],
             "{failed}"
         );
         let failed_id = failed["id"].as_str().unwrap();
@@ -501,12 +469,12 @@ pipeline_test!(
         assert_eq!(retry["trigger"], "cli", "{retry}");
         assert_eq!(retry["status"], "succeeded", "{retry}");
         assert_eq!(
-            statuses_of(retry),
-            expected(&[
-                ("raw_payments", "skipped"),
-                ("payments", "succeeded"),
-                ("payments_total", "succeeded")
-            ]),
+            step_statuses(retry),
+            [
+                "raw_payments:skipped",
+                "payments:succeeded",
+                "payments_total:succeeded"
+            ],
             "{retry}"
         );
         let total = query(
@@ -537,12 +505,12 @@ pipeline_test!(
         let resumed = run_pipeline(&app, "payments", json!({ "from_step": "payments" })).await;
         assert_eq!(resumed["status"], "succeeded", "{resumed}");
         assert_eq!(
-            statuses_of(&resumed),
-            expected(&[
-                ("raw_payments", "skipped"),
-                ("payments", "succeeded"),
-                ("payments_total", "succeeded")
-            ]),
+            step_statuses(&resumed),
+            [
+                "raw_payments:skipped",
+                "payments:succeeded",
+                "payments_total:succeeded"
+            ],
             "{resumed}"
         );
     }

@@ -121,6 +121,22 @@ pub(crate) fn step<'a>(run: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no step {name} in {run}"))
 }
 
+/// `name:status` of every step of `run`, in order.
+pub(crate) fn step_statuses(run: &Value) -> Vec<String> {
+    run["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no steps in {run}"))
+        .iter()
+        .map(|s| {
+            format!(
+                "{}:{}",
+                s["name"].as_str().unwrap_or("?"),
+                s["status"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
 /// The expectation `name` of `step`.
 pub(crate) fn expectation<'a>(step: &'a Value, name: &str) -> &'a Value {
     step["expectations"]
