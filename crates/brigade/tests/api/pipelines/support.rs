@@ -176,7 +176,12 @@ pub(crate) async fn try_query_at(
 /// Runs `script` (statements without results) in one transaction on the app's database:
 /// a data engineer fixing rows by hand.
 pub(crate) async fn execute(app: &TestApp, script: &str) {
-    let db = open_db(app.backend, &app.db_url).await;
+    execute_at(app.backend, &app.db_url, script).await;
+}
+
+/// Like [`execute`], on the database at `db_url`.
+pub(crate) async fn execute_at(backend: Backend, db_url: &str, script: &str) {
+    let db = open_db(backend, db_url).await;
     let mut tx = db.begin().await.expect("begin");
     tx.execute_script(script)
         .await
