@@ -25,36 +25,6 @@ const SMALL: u64 = 1_000;
 /// Rows of the file the killed run reads; big enough that a load takes seconds.
 const BIG: u64 = 600_000;
 
-/// The staging tables in the database, with their row counts (`None`: not readable now).
-async fn staging(backend: Backend, url: &str) -> Vec<(String, Option<i64>)> {
-    let sql = match backend {
-        Backend::Sqlite => {
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '\\_stg\\_%' ESCAPE '\\'"
-        }
-        Backend::Postgres => {
-            "SELECT table_name AS name FROM information_schema.tables \
-             WHERE table_name LIKE '\\_stg\\_%' ESCAPE '\\' AND table_schema = current_schema()"
-        }
-    };
-    let Ok(rows) = try_query_at(backend, url, sql).await else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for row in rows {
-        let name = row["name"].as_str().unwrap_or_default().to_string();
-        let n = try_query_at(
-            backend,
-            url,
-            &format!("SELECT count(*) AS n FROM \"{name}\""),
-        )
-        .await
-        .ok()
-        .and_then(|r| r[0]["n"].as_i64());
-        out.push((name, n));
-    }
-    out
-}
-
 async fn bulk_count(backend: Backend, url: &str) -> i64 {
     query_at(backend, url, "SELECT count(*) AS n FROM bulk").await[0]["n"]
         .as_i64()
@@ -103,7 +73,7 @@ backend_test!(
         // Kill it once rows are being staged: in the middle of the load.
         let started = Instant::now();
         let staged = loop {
-            let tables = staging(backend, &url).await;
+            let tables = staging_tables(backend, &url).await;
             if let Some((_, Some(n))) = tables.iter().find(|(_, n)| n.is_some_and(|n| n > 0)) {
                 break *n;
             }
@@ -176,7 +146,7 @@ backend_test!(
         let distinct = query(&app, "SELECT count(DISTINCT id) AS n FROM bulk").await;
         assert_eq!(distinct[0]["n"], BIG, "no row twice");
         assert!(
-            staging(backend, &url).await.is_empty(),
+            staging_tables(backend, &url).await.is_empty(),
             "the killed run's staging table was dropped"
         );
     }

@@ -229,6 +229,19 @@ pipeline_test!(
         )
         .await;
         let id = started["run_id"].as_str().unwrap();
+        // Cancel in the middle of the load: once rows are being staged.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !staging_tables(app.backend, &app.db_url)
+            .await
+            .iter()
+            .any(|(_, n)| n.is_some_and(|n| n > 0))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no rows staged within 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         let cancel = expect_json(
             app.post(&format!("/api/runs/{id}/cancel"), no_options())
                 .await,
@@ -248,6 +261,8 @@ pipeline_test!(
             100,
             "the bronze table is as it was"
         );
+        let left = staging_tables(app.backend, &app.db_url).await;
+        assert!(left.is_empty(), "staged rows are discarded: {left:?}");
 
         let problem = expect_problem(
             app.post(&format!("/api/runs/{id}/cancel"), no_options())

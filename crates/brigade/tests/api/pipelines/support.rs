@@ -214,6 +214,36 @@ pub(crate) async fn count(app: &TestApp, table: &str) -> i64 {
         .unwrap_or_else(|| panic!("count of {table}: {rows:?}"))
 }
 
+/// The staging tables in the database, with their row counts (`None`: not readable now).
+pub(crate) async fn staging_tables(backend: Backend, url: &str) -> Vec<(String, Option<i64>)> {
+    let sql = match backend {
+        Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '\\_stg\\_%' ESCAPE '\\'"
+        }
+        Backend::Postgres => {
+            "SELECT table_name AS name FROM information_schema.tables \
+             WHERE table_name LIKE '\\_stg\\_%' ESCAPE '\\' AND table_schema = current_schema()"
+        }
+    };
+    let Ok(rows) = try_query_at(backend, url, sql).await else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for row in rows {
+        let name = row["name"].as_str().unwrap_or_default().to_string();
+        let n = try_query_at(
+            backend,
+            url,
+            &format!("SELECT count(*) AS n FROM \"{name}\""),
+        )
+        .await
+        .ok()
+        .and_then(|r| r[0]["n"].as_i64());
+        out.push((name, n));
+    }
+    out
+}
+
 /// Whether `table` (or a view of that name) exists in the app's database.
 pub(crate) async fn table_exists(app: &TestApp, table: &str) -> bool {
     let sql = match app.backend {
