@@ -361,7 +361,7 @@ pub(crate) fn app_dir(files: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
 /// `brigade pipeline ARGS --dir DIR` on the database at `db_url`.
 pub(crate) async fn pipeline_cli(dir: &Path, db_url: &str, args: &[&str]) -> Output {
     let mut all: Vec<&std::ffi::OsStr> = vec!["pipeline".as_ref()];
-    all.extend(args.iter().map(|a| std::ffi::OsStr::new(a)));
+    all.extend(args.iter().map(std::ffi::OsStr::new));
     all.push("--dir".as_ref());
     all.push(dir.as_os_str());
     run_cli(all, &[("BRIGADE_DATABASE_URL", db_url)], None).await
