@@ -19,6 +19,9 @@ pub struct Shaper {
     sample: Vec<(String, u64, Map<String, Json>)>,
     ready: bool,
     cursor: Option<(String, Option<Json>)>,
+    /// The source of the rows waiting in the batcher: they go out under it when the source
+    /// changes, so `_source` names each row's own file or page.
+    pending_source: Option<String>,
 }
 
 impl Shaper {
@@ -33,6 +36,7 @@ impl Shaper {
             sample: Vec::new(),
             ready: false,
             cursor,
+            pending_source: None,
         }
     }
 
@@ -75,6 +79,9 @@ impl Shaper {
     ) -> Result<(), PipelineError> {
         if !self.ready {
             self.settle(batcher, out)?;
+        }
+        if let Some(source) = self.pending_source.take() {
+            out.extend(batcher.drain(&source));
         }
         Ok(())
     }
@@ -133,6 +140,11 @@ impl Shaper {
         batcher: &mut Batcher,
         out: &mut Vec<Message>,
     ) -> Result<(), PipelineError> {
+        if self.pending_source.as_deref() != Some(source)
+            && let Some(previous) = self.pending_source.replace(source.to_string())
+        {
+            out.extend(batcher.drain(&previous));
+        }
         let mut added = false;
         for (key, value) in record {
             if !self.columns.iter().any(|c| c.name == *key) {

@@ -277,8 +277,9 @@ impl Pipeline {
             serde_path_to_error::deserialize(deserializer).map_err(|e| {
                 let key = e.path().to_string();
                 let inner = e.into_inner();
+                // The line the error starts on: newlines before it, plus one.
                 let line = inner.span().map_or(0, |span| {
-                    text[..span.start.min(text.len())].lines().count().max(1)
+                    text[..span.start.min(text.len())].matches('\n').count() + 1
                 });
                 let key = if key == "." { String::new() } else { key };
                 ConfigError::new(file, line, &key, inner.message().trim().to_string())

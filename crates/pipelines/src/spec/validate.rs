@@ -366,5 +366,14 @@ fn graph(c: &Checker<'_>, p: &Pipeline, names: &[String]) -> Result<Graph, Confi
             depends_on: rendered.refs.into_iter().collect(),
         });
     }
-    Graph::build(nodes).map_err(|cycle| c.err("model", format!("the models form a cycle: {cycle}")))
+    Graph::build(nodes).map_err(|cycle| {
+        // Point at the first model of the cycle.
+        let first = cycle.split(" -> ").next().unwrap_or_default();
+        let key = p
+            .model
+            .iter()
+            .position(|m| m.name == first)
+            .map_or_else(|| "model".to_string(), |i| format!("model[{i}].name"));
+        c.err(&key, format!("the models form a cycle: {cycle}"))
+    })
 }

@@ -233,6 +233,26 @@ pub(super) async fn publish_table(
     }
     let Some(existing) = existing else {
         // A new table: the staging table becomes it.
+        if let WriteMode::Merge(keys) = mode {
+            // As in a merge, the last row of a key wins (else the unique index fails).
+            let order = if dialect == Dialect::Sqlite {
+                "rowid"
+            } else {
+                "ctid"
+            };
+            let key_list = keys
+                .iter()
+                .map(|k| ident(k).map(|i| i.to_string()))
+                .collect::<Result<Vec<_>, _>>()?
+                .join(", ");
+            tx.execute_script(&format!(
+                "DELETE FROM {staging} WHERE {order} IN (SELECT {order} FROM (SELECT {order}, \
+                 row_number() OVER (PARTITION BY {key_list} ORDER BY {order} DESC) AS _brigade_rank \
+                 FROM {staging}) s WHERE _brigade_rank > 1)"
+            ))
+            .await
+            .map_err(super::user_sql)?;
+        }
         rename(tx, staging, &target).await?;
         if let WriteMode::Merge(keys) = mode {
             unique_index(tx, &target, target_name, keys).await?;

@@ -1,12 +1,14 @@
 //! Fixtures and checks shared by the pipeline tests.
 
+use std::path::Path;
+use std::process::Output;
 use std::time::Duration;
 
 use brigade_store::conn::{Database, JsonRow};
 use brigade_store::sql::Sql;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, expect_json};
+use crate::helpers::{Backend, TestApp, expect_json, run_cli, write_file};
 
 /// Defines `sqlite` and `postgres` tests of an app started with `$files`.
 macro_rules! pipeline_test {
@@ -46,6 +48,30 @@ macro_rules! pipeline_test {
     };
 }
 pub(crate) use pipeline_test;
+
+/// Defines `sqlite` and `postgres` tests that get the backend and set up the app themselves
+/// (tests that need the database before a server, or no server at all).
+macro_rules! backend_test {
+    ($name:ident, |$backend:ident| async move $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $backend = crate::helpers::Backend::Sqlite;
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let $backend = crate::helpers::Backend::Postgres;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use backend_test;
 
 /// `(path, content)` of a text file.
 pub(crate) fn text(path: &'static str, content: &str) -> (&'static str, Vec<u8>) {
@@ -95,6 +121,22 @@ pub(crate) fn step<'a>(run: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no step {name} in {run}"))
 }
 
+/// `name:status` of every step of `run`, in order.
+pub(crate) fn step_statuses(run: &Value) -> Vec<String> {
+    run["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no steps in {run}"))
+        .iter()
+        .map(|s| {
+            format!(
+                "{}:{}",
+                s["name"].as_str().unwrap_or("?"),
+                s["status"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
 /// The expectation `name` of `step`.
 pub(crate) fn expectation<'a>(step: &'a Value, name: &str) -> &'a Value {
     step["expectations"]
@@ -105,29 +147,63 @@ pub(crate) fn expectation<'a>(step: &'a Value, name: &str) -> &'a Value {
 
 /// Runs `sql` against the app's database directly (what a data engineer would do).
 pub(crate) async fn query(app: &TestApp, sql: &str) -> Vec<JsonRow> {
-    let db: Box<dyn Database> = match app.backend {
+    query_at(app.backend, &app.db_url, sql).await
+}
+
+/// Runs `sql` against the database at `db_url`.
+pub(crate) async fn query_at(backend: Backend, db_url: &str, sql: &str) -> Vec<JsonRow> {
+    try_query_at(backend, db_url, sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Like [`query_at`], with the database's error instead of a panic (for polling while
+/// another process writes).
+pub(crate) async fn try_query_at(
+    backend: Backend,
+    db_url: &str,
+    sql: &str,
+) -> Result<Vec<JsonRow>, String> {
+    let db = open_db(backend, db_url).await;
+    let mut conn = db.read().await.map_err(|e| e.to_string())?;
+    let mut q = Sql::new(db.dialect());
+    q.push(sql);
+    let rows = conn.query_json(&q).await.map_err(|e| e.to_string());
+    drop(conn);
+    rows
+}
+
+/// Runs `script` (statements without results) in one transaction on the app's database:
+/// a data engineer fixing rows by hand.
+pub(crate) async fn execute(app: &TestApp, script: &str) {
+    execute_at(app.backend, &app.db_url, script).await;
+}
+
+/// Like [`execute`], on the database at `db_url`.
+pub(crate) async fn execute_at(backend: Backend, db_url: &str, script: &str) {
+    let db = open_db(backend, db_url).await;
+    let mut tx = db.begin().await.expect("begin");
+    tx.execute_script(script)
+        .await
+        .unwrap_or_else(|e| panic!("{script}: {e}"));
+    tx.commit().await.expect("commit");
+}
+
+async fn open_db(backend: Backend, db_url: &str) -> Box<dyn Database> {
+    match backend {
         Backend::Sqlite => {
-            let path = app.db_url.strip_prefix("sqlite://").expect("sqlite url");
+            let path = db_url.strip_prefix("sqlite://").expect("sqlite url");
             Box::new(
                 brigade_store::SqliteDatabase::open(std::path::Path::new(path), 1)
                     .expect("open sqlite"),
             )
         }
         Backend::Postgres => Box::new(
-            brigade_store::PostgresDatabase::connect(&app.db_url, 2)
+            brigade_store::PostgresDatabase::connect(db_url, 2)
                 .await
                 .expect("connect"),
         ),
-    };
-    let mut conn = db.read().await.expect("read connection");
-    let mut q = Sql::new(db.dialect());
-    q.push(sql);
-    let rows = conn
-        .query_json(&q)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    drop(conn);
-    rows
+    }
 }
 
 /// `SELECT count(*)` of `table`.
@@ -136,6 +212,65 @@ pub(crate) async fn count(app: &TestApp, table: &str) -> i64 {
     rows[0]["n"]
         .as_i64()
         .unwrap_or_else(|| panic!("count of {table}: {rows:?}"))
+}
+
+/// The staging tables in the database, with their row counts (`None`: not readable now).
+pub(crate) async fn staging_tables(backend: Backend, url: &str) -> Vec<(String, Option<i64>)> {
+    let sql = match backend {
+        Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '\\_stg\\_%' ESCAPE '\\'"
+        }
+        Backend::Postgres => {
+            "SELECT table_name AS name FROM information_schema.tables \
+             WHERE table_name LIKE '\\_stg\\_%' ESCAPE '\\' AND table_schema = current_schema()"
+        }
+    };
+    let Ok(rows) = try_query_at(backend, url, sql).await else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for row in rows {
+        let name = row["name"].as_str().unwrap_or_default().to_string();
+        let n = try_query_at(
+            backend,
+            url,
+            &format!("SELECT count(*) AS n FROM \"{name}\""),
+        )
+        .await
+        .ok()
+        .and_then(|r| r[0]["n"].as_i64());
+        out.push((name, n));
+    }
+    out
+}
+
+/// Whether `table` (or a view of that name) exists in the app's database.
+pub(crate) async fn table_exists(app: &TestApp, table: &str) -> bool {
+    let sql = match app.backend {
+        Backend::Sqlite => {
+            format!("SELECT count(*) AS n FROM sqlite_master WHERE name = '{table}'")
+        }
+        Backend::Postgres => format!(
+            "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = '{table}' \
+             AND table_schema = current_schema()"
+        ),
+    };
+    query(app, &sql).await[0]["n"].as_i64() == Some(1)
+}
+
+/// The incremental cursor stored for extract `node` of `pipeline`, as text.
+pub(crate) async fn cursor(app: &TestApp, pipeline: &str, node: &str) -> Option<String> {
+    let rows = query(
+        app,
+        &format!(
+            "SELECT cursor FROM _pipeline_state WHERE pipeline = '{pipeline}' AND node = '{node}'"
+        ),
+    )
+    .await;
+    rows.first().map(|r| match &r["cursor"] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
 }
 
 /// A small flights-like dataset: 6 rows, one cancelled (no dep_time), one with `NA` tailnum.
@@ -209,4 +344,88 @@ pub(crate) fn flights_app() -> Vec<(&'static str, Vec<u8>)> {
 /// An empty JSON body.
 pub(crate) fn no_options() -> Value {
     json!({})
+}
+
+/// A temporary app directory with `files` written into it.
+pub(crate) fn app_dir(files: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("brigade-pipeline-")
+        .tempdir()
+        .expect("create the app directory");
+    for (path, content) in files {
+        write_file(dir.path(), path, content);
+    }
+    dir
+}
+
+/// `brigade pipeline ARGS --dir DIR` on the database at `db_url`.
+pub(crate) async fn pipeline_cli(dir: &Path, db_url: &str, args: &[&str]) -> Output {
+    let mut all: Vec<&std::ffi::OsStr> = vec!["pipeline".as_ref()];
+    all.extend(args.iter().map(std::ffi::OsStr::new));
+    all.push("--dir".as_ref());
+    all.push(dir.as_os_str());
+    run_cli(all, &[("BRIGADE_DATABASE_URL", db_url)], None).await
+}
+
+/// Stdout and stderr of a command, for assertion messages.
+pub(crate) fn output_text(out: &Output) -> String {
+    format!(
+        "exit {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A CSV `id,name` with ids `from..=to`.
+pub(crate) fn numbered_csv(from: u64, to: u64) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(((to + 1 - from) * 14) as usize + 8);
+    out.push_str("id,name\n");
+    for i in from..=to {
+        let _ = writeln!(out, "{i},n{i}");
+    }
+    out
+}
+
+/// The events of `GET /api/runs/{id}/events` as `(event, data)` until the stream ends (or
+/// 60 s pass).
+pub(crate) async fn run_events(app: &TestApp, id: &str) -> Vec<(String, Value)> {
+    let mut res = app.get(&format!("/api/runs/{id}/events")).await;
+    assert_eq!(res.status(), 200, "GET /api/runs/{id}/events");
+    let content_type = crate::helpers::content_type(&res);
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "content-type {content_type}"
+    );
+    let mut text = String::new();
+    let read = async {
+        while let Some(chunk) = res.chunk().await.expect("read the event stream") {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .is_err()
+    {
+        panic!("the event stream of run {id} did not end; so far:\n{text}");
+    }
+    let mut events = Vec::new();
+    for block in text.split("\n\n") {
+        let mut name = String::new();
+        let mut data = String::new();
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("event:") {
+                name = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.trim_start());
+            }
+        }
+        if !name.is_empty() {
+            let data = serde_json::from_str(&data)
+                .unwrap_or_else(|e| panic!("event {name} data is not JSON ({e}): {data}"));
+            events.push((name, data));
+        }
+    }
+    events
 }
