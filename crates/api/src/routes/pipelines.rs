@@ -161,6 +161,7 @@ fn start_error(e: StartError) -> ApiError {
         StartError::UnknownPipeline(name) => unknown_pipeline(&name),
         StartError::UnknownRun(id) => ApiError::not_found(format!("run `{id}` not found")),
         StartError::Invalid(m) => ApiError::field("from_step", m),
+        StartError::Config(e) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         StartError::Store(e) => e.into(),
     }
 }

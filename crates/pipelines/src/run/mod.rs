@@ -29,6 +29,9 @@ pub enum StartError {
     UnknownRun(String),
     #[error("{0}")]
     Invalid(String),
+    /// A pipeline or model file is invalid (files are read again at every run).
+    #[error("{0}")]
+    Config(#[from] crate::ConfigError),
     #[error(transparent)]
     Store(#[from] brigade_store::StoreError),
 }
@@ -239,6 +242,12 @@ impl Runner {
         trigger: Trigger,
         options: &RunOptions,
     ) -> Result<(Pipeline, RunRecord), StartError> {
+        // Files are read again at every run, so edits to models take effect without a
+        // restart; parsing takes milliseconds. (Schedules are read at start.)
+        let fresh = crate::spec::load_dir(&self.dir)?;
+        if let Ok(mut pipelines) = self.pipelines.write() {
+            *pipelines = Arc::new(fresh);
+        }
         let pipeline = self
             .pipeline(name)
             .ok_or_else(|| StartError::UnknownPipeline(name.to_string()))?;
@@ -359,6 +368,8 @@ impl Runner {
                 failure.get_or_insert((name, PipelineError::Cancelled));
                 continue;
             }
+            steps[i].status = "running".into();
+            self.save(&mut record, &steps).await;
             match self
                 .step(
                     &pipeline, &record.id, &options, &mut steps, i, &cancelled, &emit,
