@@ -79,6 +79,17 @@ pub trait Conn: Send {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
+/// Rows streamed into one table in one transaction (a pipeline's staging table), so the
+/// database works on one batch while the next is being prepared.
+#[async_trait]
+pub trait BulkWriter: Send {
+    /// Queues `rows`, each followed by `suffix`.
+    async fn write(&mut self, rows: Vec<Row>, suffix: Vec<Value>) -> Result<(), StoreError>;
+
+    /// Sends the rest and commits; returns the rows written.
+    async fn finish(self: Box<Self>) -> Result<u64, StoreError>;
+}
+
 /// A backend: hands out write transactions and read connections.
 #[async_trait]
 pub trait Database: Send + Sync {
@@ -90,6 +101,15 @@ pub trait Database: Send + Sync {
 
     /// A read connection in autocommit mode (each statement sees the latest commit).
     async fn read(&self) -> Result<Box<dyn Conn>, StoreError>;
+
+    /// A streaming writer into `table`, where the backend has one (PostgreSQL: one
+    /// `COPY` for the whole load). `None`: write batches with [`Conn::insert_rows`] in short
+    /// transactions (SQLite, where the single writer must stay available to the API).
+    async fn bulk_writer(
+        &self,
+        table: &Ident,
+        columns: &[Ident],
+    ) -> Result<Option<Box<dyn BulkWriter>>, StoreError>;
 
     /// Connections in use and idle, for `db_pool_connections`.
     fn pool_status(&self) -> (usize, usize);

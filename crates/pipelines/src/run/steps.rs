@@ -93,6 +93,7 @@ pub(super) async fn extract(
     let mut width = 0;
     let mut rejected: Vec<(String, i64, String, String)> = Vec::new();
     let mut last_progress = Instant::now();
+    let mut last_saved = Instant::now();
     let result: Result<Option<serde_json::Value>, PipelineError> = async {
         while let Some(message) = rx.recv().await {
             match message? {
@@ -121,9 +122,19 @@ pub(super) async fn extract(
                     for row in &mut rows {
                         row.resize(width, Value::Null);
                     }
-                    s.write(&rows, [&loaded_at, cx.run_id, &source]).await?;
+                    s.write(rows, [&loaded_at, cx.run_id, &source]).await?;
                     report.rows_in = s.rows();
                     report.rows_out = s.rows();
+                    if last_saved.elapsed().as_secs() >= 1 {
+                        // `GET /api/runs/{id}` shows the rows loaded so far.
+                        last_saved = Instant::now();
+                        let mut now = report.clone();
+                        now.status = "running".into();
+                        let _ = cx
+                            .store
+                            .run_set_steps(cx.run_id, &(cx.steps_after)(&now))
+                            .await;
+                    }
                     if last_progress.elapsed().as_millis() >= 250 {
                         last_progress = Instant::now();
                         (cx.emit)(Event::Progress {

@@ -89,6 +89,17 @@ impl Database for PostgresDatabase {
         }))
     }
 
+    async fn bulk_writer(
+        &self,
+        table: &Ident,
+        columns: &[Ident],
+    ) -> Result<Option<Box<dyn crate::conn::BulkWriter>>, StoreError> {
+        let client = self.client().await?;
+        Ok(Some(Box::new(bulk::CopyWriter::start(
+            client, table, columns,
+        ))))
+    }
+
     fn pool_status(&self) -> (usize, usize) {
         let s = self.pool.status();
         (s.size - s.available, s.available)

@@ -136,6 +136,14 @@ impl Database for SqliteDatabase {
         Ok(Box::new(conn))
     }
 
+    async fn bulk_writer(
+        &self,
+        _table: &Ident,
+        _columns: &[Ident],
+    ) -> Result<Option<Box<dyn crate::conn::BulkWriter>>, StoreError> {
+        Ok(None)
+    }
+
     fn pool_status(&self) -> (usize, usize) {
         let idle = self.readers.permits.available_permits();
         (self.readers.size - idle + 1, idle)

@@ -9,7 +9,7 @@ use brigade_core::value::Value;
 
 use super::runs::{self, StateUpdate};
 use super::tables::{self, Column, ColumnType, STAGING_PREFIX, create_table, ident};
-use crate::conn::{Conn, Database, Row};
+use crate::conn::{BulkWriter, Conn, Database, Row};
 use crate::error::StoreError;
 use crate::sql::{Dialect, Ident};
 use crate::store::Store;
@@ -59,6 +59,10 @@ pub struct Staging {
     columns: Vec<Column>,
     idents: Vec<Ident>,
     rows: u64,
+    /// The backend's streaming writer (PostgreSQL), opened on the first write.
+    stream: Option<Box<dyn BulkWriter>>,
+    /// The backend has no streaming writer: short transactions per batch (SQLite).
+    batched: bool,
 }
 
 /// The lineage columns every bronze row carries, after its data columns.
@@ -125,6 +129,8 @@ impl Store {
             idents: typed.into_iter().map(|(i, _)| i).collect(),
             columns: all,
             rows: 0,
+            stream: None,
+            batched: false,
         })
     }
 }
@@ -140,6 +146,7 @@ impl Staging {
     /// # Errors
     /// [`StoreError::Invalid`] for a bad column name.
     pub async fn add_columns(&mut self, columns: &[Column]) -> Result<(), StoreError> {
+        self.end_stream().await?;
         let data = self.columns.len() - LINEAGE.len();
         let mut tx = self.db.begin().await?;
         for (i, column) in columns.iter().enumerate() {
@@ -160,7 +167,7 @@ impl Staging {
     ///
     /// # Errors
     /// [`StoreError::Unprocessable`] when the database refuses a value.
-    pub async fn write(&mut self, rows: &[Row], lineage: [&str; 3]) -> Result<(), StoreError> {
+    pub async fn write(&mut self, rows: Vec<Row>, lineage: [&str; 3]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -168,14 +175,31 @@ impl Staging {
             .iter()
             .map(|s| Value::Text((*s).to_string()))
             .collect();
-        let mut tx = self.db.begin().await?;
-        let n = tx
-            .insert_rows(&self.table, &self.idents, rows, &suffix)
-            .await
-            .map_err(super::user_sql)?;
-        tx.commit().await?;
+        if self.stream.is_none() && !self.batched {
+            self.stream = self.db.bulk_writer(&self.table, &self.idents).await?;
+            self.batched = self.stream.is_none();
+        }
+        let n = rows.len() as u64;
+        match &mut self.stream {
+            Some(stream) => stream.write(rows, suffix).await.map_err(super::user_sql)?,
+            None => {
+                let mut tx = self.db.begin().await?;
+                tx.insert_rows(&self.table, &self.idents, &rows, &suffix)
+                    .await
+                    .map_err(super::user_sql)?;
+                tx.commit().await?;
+            }
+        }
         self.rows += n;
         Ok(())
+    }
+
+    /// Commits what the streaming writer holds.
+    async fn end_stream(&mut self) -> Result<(), StoreError> {
+        match self.stream.take() {
+            Some(stream) => stream.finish().await.map(|_| ()).map_err(super::user_sql),
+            None => Ok(()),
+        }
     }
 
     /// Publishes the staged rows into the target in one transaction, with `finish`.
@@ -184,7 +208,11 @@ impl Staging {
     /// # Errors
     /// [`StoreError::Unprocessable`] when the new columns clash with the table's (a changed
     /// type), or the merge key is missing; nothing is changed then.
-    pub async fn publish(self, mode: &WriteMode, finish: Finish) -> Result<u64, StoreError> {
+    pub async fn publish(mut self, mode: &WriteMode, finish: Finish) -> Result<u64, StoreError> {
+        if let Err(e) = self.end_stream().await {
+            self.discard().await;
+            return Err(e);
+        }
         let mut tx = self.db.begin().await?;
         let result =
             publish_table(tx.as_mut(), &self.table, &self.target, &self.columns, mode).await;
@@ -203,7 +231,8 @@ impl Staging {
     }
 
     /// Drops the staging table.
-    pub async fn discard(self) {
+    pub async fn discard(mut self) {
+        let _ = self.end_stream().await;
         if let Ok(mut tx) = self.db.begin().await {
             let _ = tx
                 .execute_script(&format!("DROP TABLE IF EXISTS {}", self.table))

@@ -240,6 +240,27 @@ impl Store {
         Ok(n)
     }
 
+    /// Stores the steps of a running run (progress of the current step).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn run_set_steps(
+        &self,
+        id: &str,
+        steps: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        finish_in(
+            tx.as_mut(),
+            Finish {
+                run_steps: Some((id.to_string(), steps.clone())),
+                ..Finish::default()
+            },
+        )
+        .await?;
+        tx.commit().await
+    }
+
     /// Refreshes the heartbeat of a running run.
     ///
     /// # Errors

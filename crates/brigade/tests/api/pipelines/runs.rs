@@ -229,12 +229,13 @@ pipeline_test!(
         )
         .await;
         let id = started["run_id"].as_str().unwrap();
-        // Cancel in the middle of the load: once rows are being staged.
+        // Cancel in the middle of the load: once the run reports rows loaded.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !staging_tables(app.backend, &app.db_url)
-            .await
-            .iter()
-            .any(|(_, n)| n.is_some_and(|n| n > 0))
+        while
+            expect_json(app.get(&format!("/api/runs/{id}")).await, 200).await["steps"][0]["rows_in"]
+                .as_u64()
+                .unwrap_or(0)
+                == 0
         {
             assert!(
                 std::time::Instant::now() < deadline,
