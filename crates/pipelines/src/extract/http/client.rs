@@ -1,0 +1,372 @@
+//! The HTTP client the API and HTML extractors share: default headers and user agent,
+//! secrets kept out of URLs shown to users (`Redactor`), and requests retried with
+//! exponential backoff on connection errors, timeouts, 429 and 5xx, honouring `Retry-After`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::{Client, StatusCode, Url};
+
+use super::super::{Context, Message, Sender};
+use super::{
+    BACKOFF_CAP, BACKOFF_START, DEFAULT_TIMEOUT_SECS, RETRIES, RETRY_AFTER_CAP, SNIPPET, encode,
+};
+use crate::error::PipelineError;
+
+/// Sends `messages` in order.
+///
+/// # Errors
+/// [`PipelineError::Cancelled`] when the receiver is gone.
+pub(crate) async fn send_all(tx: &Sender, messages: Vec<Message>) -> Result<(), PipelineError> {
+    for m in messages {
+        tx.send(Ok(m)).await.map_err(|_| PipelineError::Cancelled)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn extract_error(cx: &Context, message: &str) -> PipelineError {
+    PipelineError::Extract(format!("extract `{}`: {message}", cx.spec.name))
+}
+
+/// `brigade/<version>`.
+pub(crate) fn default_user_agent() -> String {
+    format!("brigade/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// A client with the extract's timeout and the user agent `agent`.
+///
+/// # Errors
+/// An invalid user agent, or TLS that cannot be set up.
+pub(crate) fn client(cx: &Context, agent: &str) -> Result<Client, PipelineError> {
+    let timeout = Duration::from_secs(cx.spec.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS).max(1));
+    let agent = HeaderValue::from_str(agent).map_err(|_| {
+        extract_error(
+            cx,
+            "`user_agent` must be printable ASCII without line breaks",
+        )
+    })?;
+    Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .user_agent(agent)
+        .build()
+        .map_err(|e| extract_error(cx, &format!("cannot set up the HTTP client: {}", chain(&e))))
+}
+
+/// The extract's `headers` with `${VAR}` expanded, marked sensitive.
+///
+/// # Errors
+/// An unset variable, or a name or value HTTP does not allow (the value is not shown).
+pub(crate) fn headers(cx: &Context) -> Result<HeaderMap, PipelineError> {
+    let mut map = HeaderMap::new();
+    for (name, value) in &cx.spec.headers {
+        let header = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+            extract_error(cx, &format!("`headers.{name}` is not a valid header name"))
+        })?;
+        let mut value = HeaderValue::from_str(cx.expand(value)?.trim()).map_err(|_| {
+            extract_error(
+                cx,
+                &format!("the value of `headers.{name}` (after ${{VAR}} expansion) has characters HTTP does not allow, such as a line break"),
+            )
+        })?;
+        value.set_sensitive(true);
+        map.insert(header, value);
+    }
+    Ok(map)
+}
+
+/// Masks secrets in URLs shown in lineage, logs and errors.
+pub(crate) struct Redactor {
+    /// (value, its `${VAR}`), longest first.
+    secrets: Vec<(String, String)>,
+}
+
+impl Redactor {
+    /// Collects the values of the `${VAR}`s of the extract's headers (all of them) and URL
+    /// (those whose name looks secret: `TOKEN`, `KEY`, `SECRET`, `PASS`...).
+    pub(crate) fn new(cx: &Context) -> Redactor {
+        let mut secrets: Vec<(String, String)> = Vec::new();
+        let mut collect = |text: &str, all: bool| {
+            for name in vars(text) {
+                if !(all || secret_name(&name)) {
+                    continue;
+                }
+                if let Some(value) = (cx.env)(&name)
+                    && value.len() >= 4
+                    && !secrets.iter().any(|(v, _)| *v == value)
+                {
+                    secrets.push((value, format!("${{{name}}}")));
+                }
+            }
+        };
+        for value in cx.spec.headers.values() {
+            collect(value, true);
+        }
+        collect(cx.spec.url.as_deref().unwrap_or_default(), false);
+        secrets.sort_by_key(|(v, _)| std::cmp::Reverse(v.len()));
+        Redactor { secrets }
+    }
+
+    /// `url` without its password and secret query values.
+    pub(crate) fn url(&self, url: &Url) -> String {
+        let mut url = url.clone();
+        if url.password().is_some() {
+            let _ = url.set_password(None);
+        }
+        if url.query_pairs().any(|(k, _)| secret_name(&k)) {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if secret_name(&k) {
+                        "***".to_string()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        self.text(url.as_str())
+    }
+
+    /// `text` with every known secret value replaced by its `${VAR}`.
+    pub(crate) fn text(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (value, var) in &self.secrets {
+            out = out.replace(value.as_str(), var);
+            let encoded = encode(value);
+            if encoded != *value {
+                out = out.replace(&encoded, var);
+            }
+        }
+        out
+    }
+}
+
+/// The names of the `${VAR}`s in `text`.
+fn vars(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        out.push(after[..end].to_string());
+        rest = &after[end + 1..];
+    }
+    out
+}
+
+/// Whether a variable or query parameter name suggests a credential.
+fn secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "token",
+        "key",
+        "secret",
+        "pass",
+        "pwd",
+        "auth",
+        "credential",
+        "signature",
+        "sig",
+        "session",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
+}
+
+/// A response read to the end.
+pub(crate) struct Fetched {
+    pub(crate) status: StatusCode,
+    /// The final URL, after redirects (the base for relative links).
+    pub(crate) url: Url,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
+}
+
+/// GETs `url` and reads the body, retrying connection errors, timeouts, 429 and 5xx up to
+/// five times with exponential backoff (200 ms doubling, at most 10 s, plus jitter), or
+/// after the server's `Retry-After` when it sends one. Other statuses, 4xx included, are
+/// returned for the caller to judge. `shown` is the URL as it may appear in logs.
+///
+/// # Errors
+/// Still failing after the retries (the message says "(transient)"), a request that cannot
+/// be built, or a cancelled run.
+pub(crate) async fn fetch(
+    cx: &Context,
+    client: &Client,
+    url: &Url,
+    headers: &HeaderMap,
+    shown: &str,
+) -> Result<Fetched, PipelineError> {
+    let mut retry: u32 = 0;
+    loop {
+        if cx.is_cancelled() {
+            return Err(PipelineError::Cancelled);
+        }
+        let (problem, wait) = match attempt(client, url, headers).await {
+            Ok(f) if !retryable(f.status) => return Ok(f),
+            Ok(f) => (
+                format!("HTTP {}: {}", f.status, snippet(&f.body)),
+                retry_after(&f.headers, SystemTime::now()),
+            ),
+            Err(e) if e.is_timeout() => (
+                format!(
+                    "timed out after {} s (raise `timeout_secs` if the server is slow)",
+                    cx.spec.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)
+                ),
+                None,
+            ),
+            Err(e) if e.is_connect() || e.is_request() || e.is_body() || e.is_decode() => {
+                (chain(&e.without_url()), None)
+            }
+            Err(e) => {
+                return Err(extract_error(
+                    cx,
+                    &format!("GET {shown} failed: {}", chain(&e.without_url())),
+                ));
+            }
+        };
+        if retry >= RETRIES {
+            return Err(extract_error(
+                cx,
+                &format!(
+                    "GET {shown} failed {} times, last with {problem} (transient)",
+                    retry + 1
+                ),
+            ));
+        }
+        let delay = wait.unwrap_or_else(|| backoff(retry, BACKOFF_START) + jitter());
+        retry += 1;
+        tracing::warn!(
+            extract = %cx.spec.name,
+            url = %shown,
+            problem = %problem,
+            retry,
+            delay_ms = delay.as_millis() as u64,
+            "Request failed; retrying."
+        );
+        pause(cx, delay).await?;
+    }
+}
+
+async fn attempt(
+    client: &Client,
+    url: &Url,
+    headers: &HeaderMap,
+) -> Result<Fetched, reqwest::Error> {
+    let response = client
+        .get(url.clone())
+        .headers(headers.clone())
+        .send()
+        .await?;
+    let status = response.status();
+    let final_url = response.url().clone();
+    let headers = response.headers().clone();
+    let body = response.text().await?;
+    Ok(Fetched {
+        status,
+        url: final_url,
+        headers,
+        body,
+    })
+}
+
+pub(super) fn retryable(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// The delay before retry number `retry + 1`: `start` doubled `retry` times, capped.
+pub(super) fn backoff(retry: u32, start: Duration) -> Duration {
+    start
+        .saturating_mul(2u32.saturating_pow(retry.min(16)))
+        .min(BACKOFF_CAP)
+}
+
+/// Up to 100 ms, so clients retrying together drift apart.
+pub(super) fn jitter() -> Duration {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    Duration::from_millis(u64::from(nanos.wrapping_mul(2_654_435_761) % 100))
+}
+
+/// `Retry-After` in seconds or as an HTTP date, capped.
+pub(super) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let delay = if let Ok(seconds) = text.parse::<u64>() {
+        Duration::from_secs(seconds)
+    } else {
+        let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+        let at = SystemTime::from(at.with_timezone(&chrono::Utc));
+        at.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(delay.min(RETRY_AFTER_CAP))
+}
+
+/// Sleeps `delay`, waking every 100 ms to notice a cancelled run.
+///
+/// # Errors
+/// [`PipelineError::Cancelled`].
+pub(crate) async fn pause(cx: &Context, delay: Duration) -> Result<(), PipelineError> {
+    let end = tokio::time::Instant::now() + delay;
+    loop {
+        if cx.is_cancelled() {
+            return Err(PipelineError::Cancelled);
+        }
+        let now = tokio::time::Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        tokio::time::sleep((end - now).min(Duration::from_millis(100))).await;
+    }
+}
+
+/// The error for a response that is not a success (and was not retried).
+pub(crate) fn status_error(cx: &Context, shown: &str, fetched: &Fetched) -> PipelineError {
+    let hint = match fetched.status.as_u16() {
+        401 | 403 => {
+            "; check the credentials in `headers` (e.g. Authorization = \"Bearer ${TOKEN}\")"
+        }
+        404 | 410 => "; check `url`",
+        300..=399 => "; the redirect was not followed, check `url`",
+        _ => "",
+    };
+    extract_error(
+        cx,
+        &format!(
+            "GET {shown} returned {}: {}{hint}",
+            fetched.status,
+            snippet(&fetched.body)
+        ),
+    )
+}
+
+/// The first characters of a body, on one line.
+pub(crate) fn snippet(body: &str) -> String {
+    let flat = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.is_empty() {
+        return "(empty body)".into();
+    }
+    if flat.chars().count() > SNIPPET {
+        format!("{}…", flat.chars().take(SNIPPET).collect::<String>())
+    } else {
+        flat
+    }
+}
+
+/// An error and its causes, `a: b: c`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
