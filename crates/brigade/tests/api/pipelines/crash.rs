@@ -44,6 +44,24 @@ async fn bulk_cursor(backend: Backend, url: &str) -> String {
     }
 }
 
+/// Rows the newest run reports loaded by its first step.
+async fn loaded_so_far(backend: Backend, url: &str) -> i64 {
+    let Ok(rows) = super::support::try_query_at(
+        backend,
+        url,
+        "SELECT steps FROM _pipeline_runs WHERE status = 'running' ORDER BY created DESC",
+    )
+    .await
+    else {
+        return 0;
+    };
+    rows.first()
+        .and_then(|r| r["steps"].as_str())
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .and_then(|steps| steps[0]["rows_in"].as_i64())
+        .unwrap_or(0)
+}
+
 backend_test!(
     a_killed_load_leaves_the_table_and_cursor_as_they_were,
     |backend| async move {
@@ -72,10 +90,16 @@ backend_test!(
 
         // Kill it once rows are being staged: in the middle of the load.
         let started = Instant::now();
+        // Staged rows are visible on SQLite (a transaction per batch); PostgreSQL streams
+        // one COPY, so there the run record's progress (saved every second) tells.
         let staged = loop {
             let tables = staging_tables(backend, &url).await;
             if let Some((_, Some(n))) = tables.iter().find(|(_, n)| n.is_some_and(|n| n > 0)) {
                 break *n;
+            }
+            let progress = loaded_so_far(backend, &url).await;
+            if progress > 0 {
+                break progress;
             }
             if let Some(status) = child.try_wait().expect("try_wait") {
                 panic!("the run ended ({status}) before it was seen loading");
