@@ -67,6 +67,22 @@ pub(crate) fn document(collections: &[Arc<Collection>]) -> Value {
                     "responses": {"204": {"description": "Deleted"}, "404": problem("No such record"), "409": problem("Still referenced")}}
             }),
         );
+        if let Some(pipeline) = &c.pipeline {
+            // Pipeline tables are read-only: only the reads are part of the API.
+            for path in [
+                format!("/api/collections/{name}/records"),
+                format!("/api/collections/{name}/records/{{id}}"),
+            ] {
+                if let Some(Value::Object(ops)) = paths.get_mut(&path) {
+                    ops.retain(|op, _| op == "get" || op == "parameters");
+                    ops.insert(
+                        "description".into(),
+                        format!("Read-only: the table is maintained by pipeline `{pipeline}`.")
+                            .into(),
+                    );
+                }
+            }
+        }
     }
     paths.insert("/api/collections".into(), json!({
         "get": {"tags": ["schema"], "summary": "List collections", "responses": {"200": {"description": "Collections"}}},

@@ -93,7 +93,8 @@ pub(super) async fn extract(
     let mut width = 0;
     let mut rejected: Vec<(String, i64, String, String)> = Vec::new();
     let mut last_progress = Instant::now();
-    let mut last_saved = Instant::now();
+    // The first batch is recorded at once (a run visibly loads), then every second.
+    let mut last_saved: Option<Instant> = None;
     let result: Result<Option<serde_json::Value>, PipelineError> = async {
         while let Some(message) = rx.recv().await {
             match message? {
@@ -125,9 +126,9 @@ pub(super) async fn extract(
                     s.write(rows, [&loaded_at, cx.run_id, &source]).await?;
                     report.rows_in = s.rows();
                     report.rows_out = s.rows();
-                    if last_saved.elapsed().as_secs() >= 1 {
+                    if last_saved.is_none_or(|t| t.elapsed().as_secs() >= 1) {
                         // `GET /api/runs/{id}` shows the rows loaded so far.
-                        last_saved = Instant::now();
+                        last_saved = Some(Instant::now());
                         let mut now = report.clone();
                         now.status = "running".into();
                         let _ = cx

@@ -380,6 +380,16 @@ pipeline_test!(
         assert_eq!(app.anon_get(private).await.status(), 401);
         let page = expect_json(app.get(private).await, 200).await;
         assert_eq!(page["total_items"], 3, "{page}");
+
+        // OpenAPI documents the reads only.
+        let doc = expect_json(app.anon_get("/api/openapi.json").await, 200).await;
+        let list = &doc["paths"]["/api/collections/private_totals/records"];
+        assert!(list["get"].is_object() && list["post"].is_null(), "{list}");
+        let one = &doc["paths"]["/api/collections/private_totals/records/{id}"];
+        assert!(
+            one["get"].is_object() && one["patch"].is_null() && one["delete"].is_null(),
+            "{one}"
+        );
     }
 );
 
