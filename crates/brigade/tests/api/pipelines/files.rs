@@ -381,3 +381,26 @@ async fn a_failing_run_exits_1_naming_the_step_and_the_reason() {
         assert!(stderr.contains(part), "no {part:?}:\n{}", output_text(&run));
     }
 }
+
+/// The shipped examples stay valid: `examples/flights` (and the demo app that links it).
+#[tokio::test]
+async fn the_example_pipelines_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for app in ["flights", "demo"] {
+        let dir = root.join(app);
+        let url = format!(
+            "sqlite://{}/brigade.db",
+            std::env::temp_dir().join("brigade-example-check").display()
+        );
+        let out = pipeline_cli(&dir, &url, &["graph", "flights", "--format", "mermaid"]).await;
+        assert_eq!(out.status.code(), Some(0), "{app}: {}", output_text(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        for edge in [
+            "raw_flights --> silver_flights",
+            "silver_flights --> gold_carrier_month",
+            "silver_weather --> gold_weather_impact",
+        ] {
+            assert!(text.contains(edge), "{app}: no {edge} in:\n{text}");
+        }
+    }
+}
