@@ -72,53 +72,75 @@ pub async fn run_on_start(runner: &Arc<crate::Runner>) {
     }
 }
 
-/// Runs the scheduled pipelines of `runner` until the task is aborted. Firings missed while
-/// no process was up are not caught up (like cron); start a run through the API instead.
+/// How often the scheduler reads the pipeline files again when no firing is due sooner.
+const RESCAN: Duration = Duration::from_secs(30);
+
+/// Runs the scheduled pipelines of `runner` until the task is aborted. The pipeline files
+/// are read again at least every 30 s, so a new or changed `schedule` needs no restart.
+/// Firings missed while no process was up are not caught up (like cron); start a run
+/// through the API instead.
 pub fn spawn(runner: Arc<crate::Runner>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let schedules: Vec<(String, Cron)> = runner
-            .pipelines()
-            .iter()
-            .filter_map(|p| Some((p.name.clone(), parse(p.schedule.as_deref()?).ok()?)))
-            .collect();
-        if schedules.is_empty() {
-            return;
-        }
         let mut after = Utc::now();
+        let mut broken = false;
         loop {
+            match runner.reload() {
+                Ok(()) => broken = false,
+                Err(e) if !broken => {
+                    broken = true;
+                    tracing::warn!(error = %e, "A pipeline file is invalid; schedules stay as they were until it is fixed.");
+                }
+                Err(_) => {}
+            }
+            let schedules: Vec<(String, Cron)> = runner
+                .pipelines()
+                .iter()
+                .filter_map(|p| Some((p.name.clone(), parse(p.schedule.as_deref()?).ok()?)))
+                .collect();
             let next = schedules
                 .iter()
-                .filter_map(|(name, cron)| Some((name, next_after(cron, after)?)))
-                .min_by_key(|(_, at)| *at);
-            let Some((_, at)) = next else { return };
-            let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-            tokio::time::sleep(wait).await;
-            for (name, cron) in &schedules {
-                if next_after(cron, after) != Some(at) {
-                    continue;
-                }
-                let fire = brigade_core::time::format_datetime(at);
-                match runner.store().claim_schedule(name, &fire).await {
-                    Ok(true) => {
-                        tracing::info!(pipeline = %name, at = %fire, "Starting a scheduled run.");
-                        if let Err(e) = runner
-                            .start(name, crate::Trigger::Schedule, crate::RunOptions::default())
-                            .await
-                        {
-                            tracing::error!(pipeline = %name, error = %e, "Could not start a scheduled run.");
+                .filter_map(|(_, cron)| next_after(cron, after))
+                .min();
+            let now = Utc::now();
+            let rescan = now + chrono::Duration::from_std(RESCAN).unwrap_or_default();
+            match next {
+                Some(at) if at <= rescan => {
+                    tokio::time::sleep((at - now).to_std().unwrap_or(Duration::ZERO)).await;
+                    for (name, cron) in &schedules {
+                        if next_after(cron, after) == Some(at) {
+                            fire(&runner, name, at).await;
                         }
                     }
-                    Ok(false) => {
-                        tracing::debug!(pipeline = %name, at = %fire, "Another process took this firing.")
-                    }
-                    Err(e) => {
-                        tracing::error!(pipeline = %name, error = %e, "Could not claim a scheduled run.")
-                    }
+                    after = at;
+                }
+                _ => {
+                    tokio::time::sleep(RESCAN).await;
+                    // Nothing was due before the rescan.
+                    after = after.max(now);
                 }
             }
-            after = at;
         }
     })
+}
+
+/// Claims the firing of `name` at `at` and starts the run when this process won it.
+async fn fire(runner: &Arc<crate::Runner>, name: &str, at: DateTime<Utc>) {
+    let fire = brigade_core::time::format_datetime(at);
+    match runner.store().claim_schedule(name, &fire).await {
+        Ok(true) => {
+            tracing::info!(pipeline = %name, at = %fire, "Starting a scheduled run.");
+            if let Err(e) = runner
+                .start(name, crate::Trigger::Schedule, crate::RunOptions::default())
+                .await
+            {
+                tracing::error!(pipeline = %name, error = %e, "Could not start a scheduled run.");
+            }
+        }
+        Ok(false) => {
+            tracing::debug!(pipeline = %name, at = %fire, "Another process took this firing.")
+        }
+        Err(e) => tracing::error!(pipeline = %name, error = %e, "Could not claim a scheduled run."),
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,10 @@ async fn list_pipelines(
     _admin: Admin,
 ) -> Result<Json<Value>, ApiError> {
     let runner = state.runner();
+    // New and edited pipeline files show up without a restart; a broken one is reported.
+    runner
+        .reload()
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let mut out = Vec::new();
     for p in runner.pipelines().iter() {
         let last = state

@@ -109,6 +109,19 @@ impl Runner {
         self.pipelines.read().map(|p| p.clone()).unwrap_or_default()
     }
 
+    /// Reads the pipeline files again (new, changed and removed pipelines, models and
+    /// schedules take effect); on an error the pipelines stay as they were.
+    ///
+    /// # Errors
+    /// The first invalid file.
+    pub fn reload(&self) -> Result<(), crate::ConfigError> {
+        let fresh = crate::spec::load_dir(&self.dir)?;
+        if let Ok(mut pipelines) = self.pipelines.write() {
+            *pipelines = Arc::new(fresh);
+        }
+        Ok(())
+    }
+
     /// The pipeline called `name`.
     pub fn pipeline(&self, name: &str) -> Option<Pipeline> {
         self.pipelines().iter().find(|p| p.name == name).cloned()
@@ -243,11 +256,8 @@ impl Runner {
         options: &RunOptions,
     ) -> Result<(Pipeline, RunRecord), StartError> {
         // Files are read again at every run, so edits to models take effect without a
-        // restart; parsing takes milliseconds. (Schedules are read at start.)
-        let fresh = crate::spec::load_dir(&self.dir)?;
-        if let Ok(mut pipelines) = self.pipelines.write() {
-            *pipelines = Arc::new(fresh);
-        }
+        // restart; parsing takes milliseconds.
+        self.reload()?;
         let pipeline = self
             .pipeline(name)
             .ok_or_else(|| StartError::UnknownPipeline(name.to_string()))?;

@@ -101,3 +101,61 @@ pipeline_test!(
         expect_json(app.get("/api/pipelines/nope/lineage").await, 404).await;
     }
 );
+
+pipeline_test!(
+    pipeline_files_added_or_broken_after_start_are_seen,
+    events_app(),
+    |app| async move {
+        let names = |list: &serde_json::Value| -> Vec<String> {
+            list.as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let list = expect_json(app.get("/api/pipelines").await, 200).await;
+        assert_eq!(names(&list), ["events"]);
+
+        write_file(app.dir.path(), "pipelines/more.toml", b"schedule = \"0 4 * * *\"\n\n[[extract]]\nname = \"raw_more\"\nfrom = \"file\"\npath = \"data/events.csv\"\n");
+        let list = expect_json(app.get("/api/pipelines").await, 200).await;
+        assert_eq!(
+            names(&list),
+            ["events", "more"],
+            "no restart needed: {list}"
+        );
+        assert!(
+            list[1]["next_run"]
+                .as_str()
+                .is_some_and(|t| t.contains("T04:00:00")),
+            "{list}"
+        );
+        let run = run_pipeline(&app, "more", no_options()).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+
+        write_file(
+            app.dir.path(),
+            "pipelines/more.toml",
+            b"[[extract]]\nname = \"raw_more\"\nfrom = \"nowhere\"\n",
+        );
+        let problem =
+            crate::helpers::expect_problem(app.get("/api/pipelines").await, 422, None).await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("pipelines/more.toml:3") && d.contains("from")),
+            "{problem}"
+        );
+        let refused = crate::helpers::expect_problem(
+            app.post("/api/pipelines/events/runs", no_options()).await,
+            422,
+            None,
+        )
+        .await;
+        assert!(
+            refused["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("pipelines/more.toml")),
+            "{refused}"
+        );
+    }
+);
