@@ -32,26 +32,32 @@ pub(crate) struct JsonBody(pub(crate) Value);
 #[derive(Debug)]
 pub(crate) struct JsonObject(pub(crate) Map<String, Value>);
 
+/// 415 unless the request says its body is JSON (`application/json` or `application/*+json`).
+pub(crate) fn require_json(headers: &http::HeaderMap) -> Result<(), ApiError> {
+    let is_json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| {
+            let m = m.trim().to_ascii_lowercase();
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+        .unwrap_or(false);
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Send the body as JSON with `Content-Type: application/json`.",
+        ))
+    }
+}
+
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let is_json = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|m| {
-                let m = m.trim().to_ascii_lowercase();
-                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
-            })
-            .unwrap_or(false);
-        if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Send the body as JSON with `Content-Type: application/json`.",
-            ));
-        }
+        require_json(req.headers())?;
         let bytes = Bytes::from_request(req, state).await?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::field(

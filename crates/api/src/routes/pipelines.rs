@@ -127,11 +127,14 @@ async fn start_run(
     State(state): State<AppState>,
     _admin: Admin,
     ApiPath(name): ApiPath<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // The body is optional: an empty POST starts a plain run.
     let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
         StartBody::default()
     } else {
+        crate::extract::require_json(&headers)?;
         serde_json::from_slice(&body).map_err(|e| {
             let field = e.to_string();
             let key = field
@@ -164,7 +167,7 @@ fn start_error(e: StartError) -> ApiError {
     match e {
         StartError::UnknownPipeline(name) => unknown_pipeline(&name),
         StartError::UnknownRun(id) => ApiError::not_found(format!("run `{id}` not found")),
-        StartError::Invalid(m) => ApiError::field("from_step", m),
+        StartError::Invalid { field, message } => ApiError::field(field, message),
         StartError::Config(e) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         StartError::Store(e) => e.into(),
     }

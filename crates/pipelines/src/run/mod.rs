@@ -27,8 +27,13 @@ pub enum StartError {
     UnknownPipeline(String),
     #[error("run `{0}` not found")]
     UnknownRun(String),
-    #[error("{0}")]
-    Invalid(String),
+    /// A run option that does not fit the pipeline or the run.
+    #[error("{message}")]
+    Invalid {
+        /// The option: `from_step`, `backfill`, `run_id`.
+        field: &'static str,
+        message: String,
+    },
     /// A pipeline or model file is invalid (files are read again at every run).
     #[error("{0}")]
     Config(#[from] crate::ConfigError),
@@ -205,10 +210,13 @@ impl Runner {
             .await?
             .ok_or_else(|| StartError::UnknownRun(run_id.to_string()))?;
         if !matches!(run.status.as_str(), "failed" | "cancelled") {
-            return Err(StartError::Invalid(format!(
-                "run `{run_id}` is {}; only failed or cancelled runs can be retried",
-                run.status
-            )));
+            return Err(StartError::Invalid {
+                field: "run_id",
+                message: format!(
+                    "run `{run_id}` is {}; only failed or cancelled runs can be retried",
+                    run.status
+                ),
+            });
         }
         let _ = trigger;
         let view = RunView::from(run);
@@ -264,9 +272,28 @@ impl Runner {
         if let Some(step) = &options.from_step
             && pipeline.node(step).is_none()
         {
-            return Err(StartError::Invalid(format!(
-                "pipeline `{name}` has no step `{step}`"
-            )));
+            return Err(StartError::Invalid {
+                field: "from_step",
+                message: format!("pipeline `{name}` has no step `{step}`"),
+            });
+        }
+        if let Some(backfill) = &options.backfill {
+            for (key, value) in [("from", &backfill.from), ("to", &backfill.to)] {
+                if !(value.is_number() || value.is_string()) {
+                    return Err(StartError::Invalid {
+                        field: "backfill",
+                        message: format!(
+                            "backfill.{key} must be a cursor value: a number or a string"
+                        ),
+                    });
+                }
+            }
+            if !pipeline.extract.iter().any(|e| e.incremental.is_some()) {
+                return Err(StartError::Invalid {
+                    field: "backfill",
+                    message: format!("pipeline `{name}` has no incremental extract to backfill"),
+                });
+            }
         }
         let steps: Vec<StepReport> = pipeline
             .graph

@@ -146,6 +146,36 @@ pipeline_test!(
         .await;
         let anon = app.anon_get("/api/pipelines").await;
         assert_eq!(anon.status(), 401);
+        // A backfill needs cursor values and an incremental extract to apply to.
+        expect_problem(
+            app.post(
+                "/api/pipelines/flights/runs",
+                json!({"backfill": {"from": [1], "to": {}}}),
+            )
+            .await,
+            400,
+            Some("backfill"),
+        )
+        .await;
+        expect_problem(
+            app.post(
+                "/api/pipelines/flights/runs",
+                json!({"backfill": {"from": 1, "to": 2}}),
+            )
+            .await,
+            400,
+            Some("backfill"),
+        )
+        .await;
+        // A body that is not declared JSON.
+        let res = app
+            .request(reqwest::Method::POST, "/api/pipelines/flights/runs")
+            .header("content-type", "text/plain")
+            .body("{}")
+            .send()
+            .await
+            .expect("the server answers");
+        assert_eq!(res.status(), 415);
     }
 );
 
