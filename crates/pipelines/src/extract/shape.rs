@@ -200,7 +200,14 @@ pub fn flatten(record: Map<String, Json>) -> Map<String, Json> {
             match value {
                 Json::Object(inner) if depth < 4 => walk(&name, inner, out, depth + 1),
                 other => {
-                    out.insert(name, other);
+                    // Keys that normalize alike (`a b`, `a_b`) keep both values.
+                    let mut unique = name.clone();
+                    let mut n = 2;
+                    while out.contains_key(&unique) {
+                        unique = format!("{name}_{n}");
+                        n += 1;
+                    }
+                    out.insert(unique, other);
                 }
             }
         }
@@ -256,5 +263,8 @@ mod tests {
                 .to_string()
                 .contains("s line 3: column `id`")
         );
+        let both = flatten(rec(serde_json::json!({"a b": 1, "a_b": 2})));
+        assert_eq!(both.get("a_b"), Some(&serde_json::json!(1)));
+        assert_eq!(both.get("a_b_2"), Some(&serde_json::json!(2)));
     }
 }
