@@ -183,7 +183,12 @@ pub(crate) struct Fetched {
     pub(crate) url: Url,
     pub(crate) headers: HeaderMap,
     pub(crate) body: String,
+    /// The body went past [`MAX_BODY`] and was not read further.
+    pub(crate) too_large: bool,
 }
+
+/// The largest response body read (a page or an API response, not a download).
+pub(crate) const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// GETs `url` and reads the body, retrying connection errors, timeouts, 429 and 5xx up to
 /// five times with exponential backoff (200 ms doubling, at most 10 s, plus jitter), or
@@ -206,6 +211,15 @@ pub(crate) async fn fetch(
             return Err(PipelineError::Cancelled);
         }
         let (problem, wait) = match attempt(client, url, headers).await {
+            Ok(f) if f.too_large => {
+                return Err(extract_error(
+                    cx,
+                    &format!(
+                        "GET {shown}: the response is larger than {} MiB; page through the API (`paginate`) instead",
+                        MAX_BODY / (1024 * 1024)
+                    ),
+                ));
+            }
             Ok(f) if !retryable(f.status) => return Ok(f),
             Ok(f) => (
                 format!("HTTP {}: {}", f.status, snippet(&f.body)),
@@ -256,7 +270,7 @@ async fn attempt(
     url: &Url,
     headers: &HeaderMap,
 ) -> Result<Fetched, reqwest::Error> {
-    let response = client
+    let mut response = client
         .get(url.clone())
         .headers(headers.clone())
         .send()
@@ -264,12 +278,22 @@ async fn attempt(
     let status = response.status();
     let final_url = response.url().clone();
     let headers = response.headers().clone();
-    let body = response.text().await?;
+    // Read by chunks so a huge or endless body stops at the cap instead of filling memory.
+    let mut bytes = Vec::new();
+    let mut too_large = false;
+    while let Some(chunk) = response.chunk().await? {
+        if bytes.len() + chunk.len() > MAX_BODY {
+            too_large = true;
+            break;
+        }
+        bytes.extend_from_slice(&chunk);
+    }
     Ok(Fetched {
         status,
         url: final_url,
         headers,
-        body,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        too_large,
     })
 }
 

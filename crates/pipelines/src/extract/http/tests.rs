@@ -654,3 +654,19 @@ fn dot_paths_and_placeholders() {
     set_param(&mut url, "cursor", "n");
     assert_eq!(url.as_str(), "http://h/x?a=1&cursor=n");
 }
+
+#[tokio::test]
+async fn a_response_past_the_size_cap_fails_clearly() {
+    let app = Router::new().route("/huge", get(|| async { "x".repeat(super::MAX_BODY + 1) }));
+    let base = serve(app).await;
+    let e = run_toml(&format!(
+        "name = \"big\"\nfrom = \"http\"\nurl = \"{base}/huge\"\n"
+    ))
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("larger than 64 MiB") && e.contains("paginate"),
+        "{e}"
+    );
+}
