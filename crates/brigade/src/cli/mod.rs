@@ -30,15 +30,17 @@ impl From<anyhow::Error> for Failure {
 #[command(
     name = "brigade",
     version,
-    about = "One binary for the data-aware backend: collections with a REST API, auth, migrations and operations.",
+    about = "One binary for the data-aware backend: collections with a REST API, auth, migrations, ELT pipelines and operations.",
     long_about = "Brigade serves typed collections over a REST API (filters, sorting, paging, OpenAPI), \
-on embedded SQLite by default or PostgreSQL in production.\n\n\
+on embedded SQLite by default or PostgreSQL in production, and runs ELT pipelines (pipelines/*.toml, \
+models/*.sql) that load files, APIs and web pages into bronze tables and build silver and gold tables \
+with SQL models and data-quality expectations.\n\n\
 Settings come from DIR/brigade.toml, and every key can be overridden by BRIGADE_<SECTION>_<KEY> \
 (for example BRIGADE_DATABASE_URL=postgres://user@host/db).",
-    after_help = "Examples:\n  brigade init myapp\n  brigade superuser create admin@example.com --dir myapp\n  brigade serve --dir myapp\n  BRIGADE_DATABASE_URL=postgres://brigade@localhost/brigade brigade migrate up --dir myapp"
+    after_help = "Examples:\n  brigade init myapp\n  brigade superuser create admin@example.com --dir myapp\n  brigade serve --dir myapp\n  brigade pipeline run flights --dir examples/flights\n  BRIGADE_DATABASE_URL=postgres://brigade@localhost/brigade brigade migrate up --dir myapp"
 )]
 pub(crate) struct Cli {
-    /// The app directory (brigade.toml, migrations/, data/).
+    /// The app directory (brigade.toml, migrations/, pipelines/, models/, data/).
     #[arg(long, global = true, default_value = ".", value_name = "DIR")]
     dir: PathBuf,
     #[command(subcommand)]
