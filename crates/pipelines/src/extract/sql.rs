@@ -189,15 +189,21 @@ async fn pages(
     let mut shaper = Shaper::new(cx.overrides(), cursor);
     let mut batcher = Batcher::new(&cx.spec.name, cx.spec.on_bad_row);
     batcher.range = cx.range.clone();
-    let filter = match (&cx.spec.incremental, &cx.since) {
-        (Some(inc), Some(since)) if !since.is_null() => {
+    // Past the cursor, or within a backfill's range: pushed into the query.
+    let bounds: Vec<(&'static str, Value)> = match (&cx.range, &cx.since) {
+        (Some((from, to)), _) => vec![(" >= ", value_of(from)), (" < ", value_of(to))],
+        (None, Some(since)) if !since.is_null() => vec![(" > ", value_of(since))],
+        _ => Vec::new(),
+    };
+    let filter = match &cx.spec.incremental {
+        Some(inc) if !bounds.is_empty() => {
             let column = Ident::parse(&inc.cursor).map_err(|name| {
                 extract_error(
                     cx,
                     &format!("the incremental cursor `{name}` must be a plain column name (letters, digits and _) of the query's result"),
                 )
             })?;
-            Some((column, value_of(since)))
+            Some((column, bounds))
         }
         _ => None,
     };
@@ -276,25 +282,29 @@ async fn pages(
 fn page_sql(
     dialect: Dialect,
     query: &str,
-    filter: Option<&(Ident, Value)>,
+    filter: Option<&(Ident, Vec<(&'static str, Value)>)>,
     cast: Option<&str>,
     offset: usize,
 ) -> Sql {
     let mut sql = Sql::new(dialect);
     // Newlines keep a trailing `-- comment` of the query from swallowing the wrapper.
     sql.push("SELECT * FROM (\n").push(query).push("\n) q");
-    if let Some((column, since)) = filter {
-        sql.push(" WHERE ").ident(column).push(" > ");
-        match cast {
-            Some(ty) => {
-                sql.push("CAST(CAST(")
-                    .bind(since.clone())
-                    .push(" AS text) AS ")
-                    .push(ty)
-                    .push(")");
-            }
-            None => {
-                sql.bind(since.clone());
+    if let Some((column, bounds)) = filter {
+        for (i, (op, value)) in bounds.iter().enumerate() {
+            sql.push(if i == 0 { " WHERE " } else { " AND " })
+                .ident(column)
+                .push(op);
+            match cast {
+                Some(ty) => {
+                    sql.push("CAST(CAST(")
+                        .bind(value.clone())
+                        .push(" AS text) AS ")
+                        .push(ty)
+                        .push(")");
+                }
+                None => {
+                    sql.bind(value.clone());
+                }
             }
         }
         sql.push(" ORDER BY ").ident(column);
@@ -579,7 +589,10 @@ incremental = {{ cursor = "{cursor}" }}"#,
             sql.text,
             "SELECT * FROM (\nSELECT * FROM t ORDER BY id\n) q LIMIT 5000 OFFSET 10000"
         );
-        let filter = (Ident::parse("ts").unwrap(), Value::Text("2024".into()));
+        let filter = (
+            Ident::parse("ts").unwrap(),
+            vec![(" > ", Value::Text("2024".into()))],
+        );
         let sql = page_sql(
             Dialect::Postgres,
             q,
@@ -592,6 +605,18 @@ incremental = {{ cursor = "{cursor}" }}"#,
             "SELECT * FROM (\nSELECT * FROM t ORDER BY id\n) q WHERE \"ts\" > CAST(CAST($1 AS text) AS timestamp with time zone) ORDER BY \"ts\" LIMIT 5000 OFFSET 0"
         );
         assert_eq!(sql.params, [Value::Text("2024".into())]);
+        let range = (
+            Ident::parse("n").unwrap(),
+            vec![(" >= ", Value::Int(10)), (" < ", Value::Int(20))],
+        );
+        let sql = page_sql(Dialect::Sqlite, q, Some(&range), None, 0);
+        assert!(
+            sql.text.ends_with(
+                ") q WHERE \"n\" >= ?1 AND \"n\" < ?2 ORDER BY \"n\" LIMIT 5000 OFFSET 0"
+            ),
+            "{}",
+            sql.text
+        );
         assert!(!is_type_name("int); DROP TABLE x; --"));
     }
 
