@@ -60,6 +60,8 @@ pub struct App {
     audit_writer: tokio::task::JoinHandle<()>,
     /// The cron loop; stopped at shutdown.
     scheduler: tokio::task::JoinHandle<()>,
+    /// Pipeline runs, stopped at shutdown.
+    runner: Arc<brigade_pipelines::Runner>,
 }
 
 impl App {
@@ -111,6 +113,7 @@ impl App {
         runner.recover().await?;
         let scheduler = brigade_pipelines::schedule::spawn(runner.clone());
         brigade_pipelines::schedule::run_on_start(&runner).await;
+        let app_runner = runner.clone();
         let state = state::AppState::new(state::Parts {
             store: store.clone(),
             tokens,
@@ -137,6 +140,7 @@ impl App {
             grace,
             audit_writer,
             scheduler,
+            runner: app_runner,
         })
     }
 
@@ -157,6 +161,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let runner = self.runner.clone();
         let server = axum::serve(
             self.listener,
             self.router
@@ -164,6 +169,8 @@ impl App {
         )
         .with_graceful_shutdown(async move {
             shutdown.await;
+            // Running pipelines stop too (their event streams end with them).
+            runner.cancel_all();
             let _ = stop_tx.send(true);
         });
         let mut stop_rx2 = stop_rx.clone();
@@ -180,6 +187,7 @@ impl App {
         };
         drop(stop_rx);
         self.scheduler.abort();
+        self.runner.drain(self.grace).await;
         // The router (and with it every sender of the audit queue) is gone: drain the queue.
         if tokio::time::timeout(std::time::Duration::from_secs(5), self.audit_writer)
             .await

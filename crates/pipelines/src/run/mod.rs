@@ -248,6 +248,46 @@ impl Runner {
         self.store.run_request_cancel(run_id).await
     }
 
+    /// Asks every run of this process to stop (the server is shutting down). Extracts stop
+    /// between batches and publish nothing; a model finishes its statement.
+    pub fn cancel_all(&self) {
+        if let Ok(active) = self.active.lock() {
+            for a in active.values() {
+                a.cancelled.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Waits up to `grace` for this process's runs to stop, then marks those still going as
+    /// failed, so no run is left `running` by a stopped server.
+    pub async fn drain(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let left: Vec<String> = self
+                .active
+                .lock()
+                .map(|a| a.keys().cloned().collect())
+                .unwrap_or_default();
+            if left.is_empty() {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                for id in left {
+                    tracing::warn!(run = %id, "A pipeline run did not stop within the shutdown grace period.");
+                    let _ = self
+                        .store
+                        .run_interrupt(
+                            &id,
+                            "the server stopped before the run finished; start it again",
+                        )
+                        .await;
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Progress events of a run this process is executing.
     pub fn subscribe(&self, run_id: &str) -> Option<broadcast::Receiver<Event>> {
         self.active

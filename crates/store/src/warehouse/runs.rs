@@ -261,6 +261,25 @@ impl Store {
         tx.commit().await
     }
 
+    /// Marks run `id` failed with `error` unless it already ended (a shutdown that could not
+    /// wait for it).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn run_interrupt(&self, id: &str, error: &str) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        let mut sql = Sql::new(tx.dialect());
+        sql.push("UPDATE _pipeline_runs SET status = 'failed', finished = ")
+            .bind(Value::Text(brigade_core::time::now()))
+            .push(", error = ")
+            .bind(Value::Text(error.into()))
+            .push(" WHERE id = ")
+            .bind(Value::Text(id.into()))
+            .push(" AND status IN ('queued', 'running')");
+        tx.execute(&sql).await?;
+        tx.commit().await
+    }
+
     /// Refreshes the heartbeat of a running run.
     ///
     /// # Errors

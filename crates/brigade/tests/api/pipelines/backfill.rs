@@ -159,3 +159,69 @@ pipeline_test!(
         );
     }
 );
+
+const SLOW: &str =
+    "retries = 0\n\n[[extract]]\nname = \"bulk\"\nfrom = \"file\"\npath = \"data/bulk.csv\"\n";
+
+pipeline_test!(
+    sigterm_stops_running_pipelines_and_leaves_no_run_running,
+    vec![
+        text("pipelines/slow.toml", SLOW),
+        text("data/bulk.csv", &numbered_csv(1, 50))
+    ],
+    |mut app| async move {
+        let first = run_pipeline(&app, "slow", no_options()).await;
+        assert_eq!(first["status"], "succeeded", "{first}");
+        write_file(
+            app.dir.path(),
+            "data/bulk.csv",
+            numbered_csv(1, 600_000).as_bytes(),
+        );
+        let started = expect_json(
+            app.post("/api/pipelines/slow/runs", no_options()).await,
+            202,
+        )
+        .await;
+        let id = started["run_id"].as_str().unwrap().to_string();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while
+            expect_json(app.get(&format!("/api/runs/{id}")).await, 200).await["steps"][0]["rows_in"]
+                .as_u64()
+                .unwrap_or(0)
+                == 0
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the load did not start within 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &app.pid().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(killed.success());
+        let status = app.wait_for_exit(std::time::Duration::from_secs(30)).await;
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "exit: {status:?}\n{}",
+            app.logs()
+        );
+        // Checked straight in the database, before any restart could recover it.
+        let rows = query(
+            &app,
+            &format!("SELECT status, error FROM _pipeline_runs WHERE id = '{id}'"),
+        )
+        .await;
+        assert!(
+            matches!(rows[0]["status"].as_str(), Some("cancelled" | "failed")),
+            "a stopped server left the run {:?}",
+            rows[0]
+        );
+        assert_eq!(
+            count(&app, "bulk").await,
+            50,
+            "nothing of the interrupted load was published"
+        );
+    }
+);
