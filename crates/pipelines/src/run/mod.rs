@@ -619,7 +619,7 @@ impl Runner {
     }
 }
 
-/// Retrying helps with sources and connections, not with mistakes in SQL or data.
+/// Retrying helps with sources and connections, not with mistakes in SQL, files or data.
 fn retryable(e: &PipelineError) -> bool {
     match e {
         PipelineError::Config(_) | PipelineError::Check(_) | PipelineError::Cancelled => false,
@@ -627,6 +627,8 @@ fn retryable(e: &PipelineError) -> bool {
             s,
             brigade_store::StoreError::Unavailable(_) | brigade_store::StoreError::Internal(_)
         ),
-        PipelineError::Extract(_) => true,
+        // Network trouble, timeouts, 5xx/429 after the extractor's own retries; not a bad row
+        // or a missing file, which fail the same way every time.
+        PipelineError::Extract(_) => e.is_transient(),
     }
 }
