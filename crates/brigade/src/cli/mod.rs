@@ -1,5 +1,6 @@
 //! Command-line interface: one module per command, each assembling the library crates.
 
+mod bench;
 mod init;
 mod jwt;
 mod migrate;
@@ -60,6 +61,9 @@ enum Command {
     /// Schema migrations of the app directory.
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),
+    /// Benchmarks: time full rebuilds of a pipeline.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Pipelines: list, run, retry, graph.
     #[command(subcommand)]
     Pipeline(pipeline::PipelineCommand),
@@ -82,6 +86,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Migrate(cmd) => {
             let settings = load_settings(&cli.dir)?;
             migrate::run(settings, cmd).await
+        }
+        Command::Bench(cmd) => {
+            let settings = load_settings(&cli.dir)?;
+            bench::run(settings, cmd).await
         }
         Command::Pipeline(cmd) => {
             let settings = load_settings(&cli.dir)?;

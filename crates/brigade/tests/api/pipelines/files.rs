@@ -404,3 +404,35 @@ async fn the_example_pipelines_are_valid() {
         }
     }
 }
+
+/// `brigade bench pipeline` rebuilds the pipeline and reports each step.
+#[tokio::test]
+async fn bench_pipeline_times_full_rebuilds() {
+    let dir = valid_app(ORDERS);
+    let url = sqlite_url(dir.path());
+    let args = ["bench", "pipeline", "shop", "--runs", "2", "--dir"];
+    let mut all: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    all.push(dir.path().as_os_str());
+    let out = crate::helpers::run_cli(all, &[("BRIGADE_DATABASE_URL", &url)], None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("run 2/2:"), "{text}");
+    assert!(
+        text.contains("orders_enriched") && text.contains("revenue"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2 full rebuilds") && text.contains("peak RSS"),
+        "{text}"
+    );
+    let missing = crate::helpers::run_cli(
+        ["bench", "pipeline", "nope", "--dir"]
+            .iter()
+            .map(std::ffi::OsStr::new)
+            .chain([dir.path().as_os_str()]),
+        &[("BRIGADE_DATABASE_URL", &url)],
+        None,
+    )
+    .await;
+    assert_eq!(missing.status.code(), Some(2), "{}", output_text(&missing));
+}
