@@ -2,7 +2,7 @@
 //! and checked (unknown refs, cycles) when the file is loaded; gives the run order and the
 //! `brigade pipeline graph` drawings (Graphviz dot, Mermaid).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -46,20 +46,6 @@ impl Graph {
         Ok(Graph {
             nodes: order.into_iter().filter_map(|i| sorted[i].take()).collect(),
         })
-    }
-
-    /// The nodes downstream of `name` (not including it).
-    pub fn downstream(&self, name: &str) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        let mut frontier = vec![name.to_string()];
-        while let Some(current) = frontier.pop() {
-            for node in &self.nodes {
-                if node.depends_on.contains(&current) && out.insert(node.name.clone()) {
-                    frontier.push(node.name.clone());
-                }
-            }
-        }
-        out
     }
 
     /// Graphviz dot, nodes grouped by layer.
@@ -181,7 +167,6 @@ mod tests {
         .unwrap();
         let names: Vec<&str> = g.nodes.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["raw", "silver", "gold"]);
-        assert_eq!(g.downstream("raw").len(), 2);
         let e = Graph::build(vec![
             node("a", &["b"]),
             node("b", &["c"]),

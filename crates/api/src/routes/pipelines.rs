@@ -31,13 +31,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/runs/{id}/cancel", post(cancel_run))
 }
 
-fn last_run(run: Option<&RunView>) -> Value {
-    run.map_or(
-        Value::Null,
-        |r| json!({ "id": r.id, "status": r.status, "finished": r.finished }),
-    )
-}
-
 async fn list_pipelines(
     State(state): State<AppState>,
     _admin: Admin,
@@ -49,18 +42,12 @@ async fn list_pipelines(
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let mut out = Vec::new();
     for p in runner.pipelines().iter() {
-        let last = state
-            .store()
-            .runs_list(Some(&p.name), 1, 0)
-            .await?
-            .pop()
-            .map(RunView::from);
         out.push(json!({
             "name": p.name,
             "description": p.description,
             "schedule": p.schedule,
             "next_run": brigade_pipelines::schedule::next_run(p),
-            "last_run": last_run(last.as_ref()),
+            "last_run": newest_run(&state, &p.name).await?,
         }));
     }
     Ok(Json(Value::Array(out)))
@@ -70,21 +57,29 @@ fn unknown_pipeline(name: &str) -> ApiError {
     ApiError::not_found(format!("pipeline `{name}` not found"))
 }
 
+/// The pipeline called `name`, or 404.
+fn find_pipeline(state: &AppState, name: &str) -> Result<brigade_pipelines::Pipeline, ApiError> {
+    state
+        .runner()
+        .pipeline(name)
+        .ok_or_else(|| unknown_pipeline(name))
+}
+
+/// `{id, status, finished}` of the newest run of `name`, or null.
+async fn newest_run(state: &AppState, name: &str) -> Result<Value, ApiError> {
+    let last = state.store().runs_list(Some(name), 1, 0).await?.pop();
+    Ok(last.map_or(
+        Value::Null,
+        |r| json!({ "id": r.id, "status": r.status, "finished": r.finished }),
+    ))
+}
+
 async fn get_pipeline(
     State(state): State<AppState>,
     _admin: Admin,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let p = state
-        .runner()
-        .pipeline(&name)
-        .ok_or_else(|| unknown_pipeline(&name))?;
-    let last = state
-        .store()
-        .runs_list(Some(&p.name), 1, 0)
-        .await?
-        .pop()
-        .map(RunView::from);
+    let p = find_pipeline(&state, &name)?;
     Ok(Json(json!({
         "name": p.name,
         "description": p.description,
@@ -93,7 +88,7 @@ async fn get_pipeline(
         "next_run": brigade_pipelines::schedule::next_run(&p),
         "retries": p.retries,
         "nodes": p.graph.nodes,
-        "last_run": last_run(last.as_ref()),
+        "last_run": newest_run(&state, &p.name).await?,
     })))
 }
 
@@ -102,10 +97,7 @@ async fn lineage(
     _admin: Admin,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let p = state
-        .runner()
-        .pipeline(&name)
-        .ok_or_else(|| unknown_pipeline(&name))?;
+    let p = find_pipeline(&state, &name)?;
     let lineage = brigade_pipelines::lineage::of(&p, state.store(), state.runner().env()).await;
     Ok(Json(serde_json::to_value(lineage).unwrap_or_default()))
 }
@@ -186,10 +178,7 @@ async fn list_runs(
     ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    state
-        .runner()
-        .pipeline(&name)
-        .ok_or_else(|| unknown_pipeline(&name))?;
+    find_pipeline(&state, &name)?;
     let page = q.page.unwrap_or(1);
     let per_page = q.per_page.unwrap_or(20);
     if page < 1 {

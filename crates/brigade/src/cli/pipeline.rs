@@ -155,10 +155,7 @@ pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), 
             execute(&runner, &name, options).await
         }
         PipelineCommand::Retry { run_id } => {
-            let options = runner
-                .retry(&run_id, Trigger::Cli)
-                .await
-                .map_err(start_failure)?;
+            let options = runner.retry(&run_id).await.map_err(start_failure)?;
             let name = store
                 .run_get(&run_id)
                 .await

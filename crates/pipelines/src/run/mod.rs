@@ -199,11 +199,7 @@ impl Runner {
     ///
     /// # Errors
     /// Unknown run, or a run that did not fail.
-    pub async fn retry(
-        self: &Arc<Self>,
-        run_id: &str,
-        trigger: Trigger,
-    ) -> Result<RunOptions, StartError> {
+    pub async fn retry(self: &Arc<Self>, run_id: &str) -> Result<RunOptions, StartError> {
         let run = self
             .store
             .run_get(run_id)
@@ -218,7 +214,6 @@ impl Runner {
                 ),
             });
         }
-        let _ = trigger;
         let view = RunView::from(run);
         let from = view
             .steps

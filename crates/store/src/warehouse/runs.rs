@@ -351,19 +351,6 @@ impl Store {
             .map(json))
     }
 
-    /// Forgets the incremental cursors of `pipeline` (a full refresh).
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn pipeline_state_clear(&self, pipeline: &str) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
-        let mut sql = Sql::new(tx.dialect());
-        sql.push("DELETE FROM _pipeline_state WHERE pipeline = ")
-            .bind(Value::Text(pipeline.into()));
-        tx.execute(&sql).await?;
-        tx.commit().await
-    }
-
     /// Claims the scheduled firing of `pipeline` at `fire` (RFC 3339). Exactly one caller
     /// per firing gets `true`, however many processes share the database: the claim is one
     /// conditional `UPDATE` of the pipeline's schedule row.

@@ -225,15 +225,4 @@ impl Store {
         }
         tx.commit().await
     }
-
-    /// Runs a read-only query of user SQL (e.g. over a quarantine table) and returns JSON rows.
-    ///
-    /// # Errors
-    /// [`StoreError::Unprocessable`] with the database's message when the SQL is wrong.
-    pub async fn query_json(&self, text: &str) -> Result<Vec<crate::conn::JsonRow>, StoreError> {
-        let mut conn = self.db.read().await?;
-        let mut sql = Sql::new(conn.dialect());
-        sql.push(text);
-        conn.query_json(&sql).await.map_err(super::user_sql)
-    }
 }
