@@ -497,7 +497,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::extract::test_support::{Collected, collect, context};
+    use crate::extract::test_support::{Collected, collect, context, serve};
 
     /// Request counts by path.
     #[derive(Clone, Default)]
@@ -513,15 +513,6 @@ mod tests {
         fn total(&self) -> usize {
             self.0.lock().unwrap().values().sum()
         }
-    }
-
-    async fn serve(app: Router) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        format!("http://{addr}")
     }
 
     async fn scrape_toml(toml: &str) -> Result<Collected, PipelineError> {

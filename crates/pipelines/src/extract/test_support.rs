@@ -121,3 +121,13 @@ pub(crate) async fn collect_started(cx: Context) -> Result<Collected, PipelineEr
     assert!(got.done.is_some(), "no Done message");
     Ok(got)
 }
+
+/// Serves `app` on 127.0.0.1 (a real socket) and returns its base URL.
+pub(crate) async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    format!("http://{addr}")
+}

@@ -14,7 +14,7 @@ use axum::routing::get;
 use serde_json::json;
 
 use super::*;
-use crate::extract::test_support::{collect, context};
+use crate::extract::test_support::{collect, context, serve};
 
 type Params = Query<std::collections::HashMap<String, String>>;
 
@@ -28,16 +28,6 @@ impl Hits {
     fn count(&self) -> usize {
         self.0.load(Ordering::SeqCst)
     }
-}
-
-/// Serves `app` on 127.0.0.1 and returns its base URL.
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    format!("http://{addr}")
 }
 
 fn param(q: &Params, name: &str) -> Option<i64> {
