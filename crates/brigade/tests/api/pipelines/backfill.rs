@@ -183,19 +183,7 @@ pipeline_test!(
         )
         .await;
         let id = started["run_id"].as_str().unwrap().to_string();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while
-            expect_json(app.get(&format!("/api/runs/{id}")).await, 200).await["steps"][0]["rows_in"]
-                .as_u64()
-                .unwrap_or(0)
-                == 0
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the load did not start within 30 s"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        wait_until_loading(&app, &id).await;
         let killed = std::process::Command::new("kill")
             .args(["-TERM", &app.pid().to_string()])
             .status()

@@ -260,19 +260,7 @@ pipeline_test!(
         .await;
         let id = started["run_id"].as_str().unwrap();
         // Cancel in the middle of the load: once the run reports rows loaded.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while
-            expect_json(app.get(&format!("/api/runs/{id}")).await, 200).await["steps"][0]["rows_in"]
-                .as_u64()
-                .unwrap_or(0)
-                == 0
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no rows staged within 30 s"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        wait_until_loading(&app, id).await;
         let cancel = expect_json(
             app.post(&format!("/api/runs/{id}/cancel"), no_options())
                 .await,

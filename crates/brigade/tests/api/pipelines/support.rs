@@ -113,6 +113,23 @@ pub(crate) async fn wait(app: &TestApp, id: &str) -> Value {
     );
 }
 
+/// Waits (at most 30 s) until run `id` reports rows loaded by its first step: a load is under
+/// way, with rows still to come when the source is large.
+pub(crate) async fn wait_until_loading(app: &TestApp, id: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while expect_json(app.get(&format!("/api/runs/{id}")).await, 200).await["steps"][0]["rows_in"]
+        .as_u64()
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run {id} loaded no rows within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The step called `name` of `run`.
 pub(crate) fn step<'a>(run: &'a Value, name: &str) -> &'a Value {
     run["steps"]
