@@ -1,0 +1,1 @@
+//! `openai:MODEL`: embeddings from any OpenAI-compatible `/v1/embeddings`.
