@@ -10,6 +10,8 @@ pub enum Value {
     Bool(bool),
     Text(String),
     Json(serde_json::Value),
+    /// Raw bytes (search vectors); not a field type, the API never sees them.
+    Blob(Vec<u8>),
 }
 
 impl Value {
@@ -24,6 +26,7 @@ impl Value {
             Value::Bool(b) => (*b).into(),
             Value::Text(s) => s.clone().into(),
             Value::Json(v) => v.clone(),
+            Value::Blob(b) => format!("<{} bytes>", b.len()).into(),
         }
     }
 }

@@ -19,6 +19,8 @@ pub enum ColType {
     Bool,
     Text,
     Json,
+    /// Raw bytes (`BLOB` / `bytea`).
+    Blob,
 }
 
 impl From<FieldType> for ColType {

@@ -6,6 +6,7 @@
 //! - `sqlite/`, `postgres/`: the two backends; the only code that knows a driver.
 //! - [`sql`]: identifier quoting and parameter binding; `ddl`: tables and indexes per dialect.
 //! - `query/`: the filter language compiled to SQL, sort/fields/expand/paging.
+//! - [`search`]: documents, chunks, cached vectors and keyword search of search indexes.
 //! - [`warehouse`]: pipeline tables — staging loads, model materialization, run records.
 //! - `records`, `migrations`, `system`, `users`: SQL of each area, written once for both dialects.
 
@@ -20,6 +21,7 @@ pub mod oidc_state;
 mod postgres;
 pub mod query;
 mod records;
+pub mod search;
 mod sessions;
 pub mod sql;
 mod sqlite;

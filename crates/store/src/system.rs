@@ -65,7 +65,11 @@ const STEPS: &[(i64, &str)] = &[
      CREATE TABLE IF NOT EXISTS _pipeline_schedule (pipeline TEXT PRIMARY KEY NOT NULL,
          last_fire TEXT NOT NULL);",
     ),
+    (9, crate::search::ddl::SQLITE),
 ];
+
+/// Steps whose SQL differs on PostgreSQL.
+const POSTGRES_STEPS: &[(i64, &str)] = &[(9, crate::search::ddl::POSTGRES)];
 
 /// Brings the system tables up to date. On PostgreSQL an advisory lock makes concurrent
 /// starts of several processes safe.
@@ -89,6 +93,13 @@ pub(crate) async fn upgrade(db: &dyn Database) -> Result<(), StoreError> {
         _ => 0,
     };
     for (version, script) in STEPS.iter().filter(|(v, _)| *v > current) {
+        let script = match db.dialect() {
+            Dialect::Postgres => POSTGRES_STEPS
+                .iter()
+                .find(|(v, _)| v == version)
+                .map_or(*script, |(_, s)| *s),
+            Dialect::Sqlite => *script,
+        };
         tx.execute_script(script).await?;
         let mut sql = Sql::new(db.dialect());
         sql.push("INSERT INTO _brigade_system (version) VALUES (")

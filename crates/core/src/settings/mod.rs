@@ -14,6 +14,9 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::value::Value as FigValue;
 use serde::Deserialize;
 
+mod search;
+pub use search::{IndexSettings, IndexSource, LlmSettings, SearchSettings};
+
 /// Name of the settings file inside an app directory.
 pub const SETTINGS_FILE: &str = "brigade.toml";
 /// Prefix of environment overrides.
@@ -58,6 +61,9 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub mail: MailSettings,
     pub redis: RedisSettings,
+    pub search: SearchSettings,
+    /// `None`: `/api/rag` answers extractively.
+    pub llm: Option<LlmSettings>,
 }
 
 /// `[redis]`: optional; when set, rate limits are shared by every process using it.
@@ -208,8 +214,8 @@ struct RawSettings {
     audit: RawAudit,
     mail: RawMail,
     redis: RawRedis,
-    search: Option<FigValue>,
-    llm: Option<FigValue>,
+    search: search::RawSearch,
+    llm: Option<search::RawLlm>,
     endpoints: Option<FigValue>,
 }
 
@@ -437,8 +443,12 @@ impl Settings {
                 parse_duration(other.unwrap_or("90d")).map_err(|m| fail("audit.retention", m))?,
             ),
         };
+        let search = search::search(raw.search).map_err(|(k, m)| fail(&k, m))?;
+        let llm = search::llm(raw.llm, &vars).map_err(|(k, m)| fail(&k, m))?;
         Ok(Settings {
             dir: dir.to_path_buf(),
+            search,
+            llm,
             database: DatabaseSettings { url, pool_size },
             server,
             auth,

@@ -162,3 +162,61 @@ fn relative_sqlite_path_is_under_the_app_dir() {
     );
     assert!(parse_database_url(dir, "mysql://x").is_err());
 }
+
+#[test]
+fn search_indexes_and_llm_are_validated_with_their_keys() {
+    let s = load(
+        "[[search.indexes]]\nname = \"docs\"\npath = \"docs/**/*.md\"\nchunk = { max_tokens = 200, overlap = 20 }\n\
+         [[search.indexes]]\nname = \"notes\"\ncollection = \"notes\"\nfields = [\"title\", \"body\"]\n\
+         embedder = \"local:models/minilm\"\n\
+         [llm]\nbase_url = \"http://127.0.0.1:11434/v1/\"\nmodel = \"llama3.1\"\napi_key_env = \"MY_KEY\"\n",
+        &[("MY_KEY", "sk-secret")],
+    )
+    .unwrap();
+    assert_eq!(s.search.indexes.len(), 2);
+    assert_eq!(
+        s.search.indexes[0].source,
+        IndexSource::Path("docs/**/*.md".into())
+    );
+    assert_eq!(
+        (s.search.indexes[0].max_tokens, s.search.indexes[0].overlap),
+        (200, 20)
+    );
+    assert_eq!(s.search.indexes[1].embedder, "local:models/minilm");
+    let llm = s.llm.unwrap();
+    assert_eq!(llm.base_url, "http://127.0.0.1:11434/v1");
+    assert_eq!(llm.api_key.unwrap().expose(), "sk-secret");
+    assert_eq!(llm.timeout, Duration::from_secs(30));
+
+    let e = load(
+        "[[search.indexes]]\nname = \"docs\"\nembedder = \"bert\"\n",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "search.indexes[0].embedder", "{e}");
+    let e = load("[[search.indexes]]\nname = \"Docs!\"\n", &[]).unwrap_err();
+    assert_eq!(e.key, "search.indexes[0].name", "{e}");
+    let e = load(
+        "[[search.indexes]]\nname = \"d\"\npath = \"x/*.md\"\nchunk = { max_tokens = 100, overlap = 60 }\n",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "search.indexes[0].chunk.overlap", "{e}");
+    let e = load(
+        "[[search.indexes]]\nname = \"d\"\ncollection = \"posts\"\n",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "search.indexes[0].fields", "{e}");
+    let e = load("[[search.indexes]]\nname = \"d\"\npaths = \"x\"\n", &[]).unwrap_err();
+    assert!(e.to_string().contains("paths"), "{e}");
+    let e = load(
+        "[llm]\nbase_url = \"http://x/v1\"\nmodel = \"m\"\napi_key_env = \"NOPE\"\n",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "llm.api_key_env", "{e}");
+    assert!(e.message.contains("NOPE"), "{e}");
+    let e = load("[llm]\nmodel = \"m\"\n", &[]).unwrap_err();
+    assert_eq!(e.key, "llm.base_url", "{e}");
+}

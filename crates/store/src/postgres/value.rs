@@ -31,6 +31,7 @@ impl ToSql for Bind<'_> {
             (Value::Float(f), &Type::FLOAT4) => (*f as f32).to_sql(ty, out),
             (Value::Float(f), &Type::INT8) if f.fract() == 0.0 => (*f as i64).to_sql(ty, out),
             (Value::Bool(b), &Type::BOOL) => b.to_sql(ty, out),
+            (Value::Blob(b), &Type::BYTEA) => b.as_slice().to_sql(ty, out),
             (Value::Json(j), &Type::JSONB | &Type::JSON) => Json(j).to_sql(ty, out),
             (Value::Text(s), &Type::JSONB | &Type::JSON) => {
                 Json(serde_json::Value::String(s.clone())).to_sql(ty, out)
@@ -62,6 +63,7 @@ fn text_of(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Text(s) => s.clone(),
         Value::Json(j) => j.to_string(),
+        Value::Blob(b) => format!("<{} bytes>", b.len()),
     }
 }
 
@@ -99,6 +101,10 @@ pub(super) fn decode(row: &tokio_postgres::Row, i: usize, t: ColType) -> Result<
             .try_get::<_, Option<Json<serde_json::Value>>>(i)
             .map_err(bad)?
             .map(|j| Value::Json(j.0)),
+        (_, &Type::BYTEA) => row
+            .try_get::<_, Option<Vec<u8>>>(i)
+            .map_err(bad)?
+            .map(Value::Blob),
         (_, &Type::NUMERIC) => None,
         _ => row.try_get::<_, Option<String>>(i).map_err(bad)?.map(|s| {
             if t == ColType::Json {

@@ -20,6 +20,7 @@ impl ToSql for Bind<'_> {
             Value::Bool(b) => ToSqlOutput::Owned(rusqlite::types::Value::Integer(i64::from(*b))),
             Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
             Value::Json(j) => ToSqlOutput::Owned(rusqlite::types::Value::Text(j.to_string())),
+            Value::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
         })
     }
 }
@@ -36,6 +37,7 @@ pub(super) fn decode(v: ValueRef<'_>, t: ColType) -> Value {
         (ValueRef::Real(f), ColType::Int) if f.fract() == 0.0 => Value::Int(f as i64),
         (ValueRef::Real(f), ColType::Text) => Value::Text(f.to_string()),
         (ValueRef::Real(f), _) => Value::Float(f),
+        (ValueRef::Text(b), ColType::Blob) => Value::Blob(b.to_vec()),
         (ValueRef::Text(b), ColType::Json) => {
             let s = String::from_utf8_lossy(b);
             serde_json::from_str(&s).map_or_else(
@@ -54,6 +56,7 @@ pub(super) fn decode(v: ValueRef<'_>, t: ColType) -> Value {
                 .map_or_else(|_| Value::Text(s.into_owned()), Value::Float)
         }
         (ValueRef::Text(b), _) => Value::Text(String::from_utf8_lossy(b).into_owned()),
+        (ValueRef::Blob(b), ColType::Blob) => Value::Blob(b.to_vec()),
         (ValueRef::Blob(b), _) => Value::Text(String::from_utf8_lossy(b).into_owned()),
     }
 }

@@ -186,7 +186,7 @@ impl Store {
             .ok_or_else(|| StoreError::CollectionNotFound(name.to_string()))
     }
 
-    fn lookup(&self) -> impl Fn(&str) -> Option<Arc<Collection>> + Send + Sync + use<> {
+    pub(crate) fn lookup(&self) -> impl Fn(&str) -> Option<Arc<Collection>> + Send + Sync + use<> {
         let schema = self.schema();
         move |name: &str| schema.iter().find(|c| c.name == name).cloned()
     }

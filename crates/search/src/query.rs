@@ -1,0 +1,222 @@
+//! Retrieval: keyword (the store's BM25), vector (the in-memory index) or hybrid, where the
+//! two ranked lists are fused by reciprocal rank fusion, a chunk's score being
+//! `Σ 1 / (60 + rank)` over the lists it appears in.
+
+use std::collections::{HashMap, HashSet};
+
+use brigade_store::Store;
+use brigade_store::search::Restriction;
+
+use crate::embed::Purpose;
+use crate::error::SearchError;
+use crate::index::Index;
+use crate::terms::{highlights, query_terms, stems};
+
+/// The RRF constant (Cormack et al.).
+const RRF_K: f64 = 60.0;
+/// Longest query, in characters.
+pub const MAX_QUERY_CHARS: usize = 2000;
+/// Most hits one search returns.
+pub const MAX_K: usize = 100;
+
+/// How to search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    Keyword,
+    Vector,
+    #[default]
+    Hybrid,
+}
+
+impl Mode {
+    /// `keyword`, `vector` or `hybrid`.
+    ///
+    /// # Errors
+    /// [`SearchError::Invalid`] on key `mode`.
+    pub fn parse(s: &str) -> Result<Mode, SearchError> {
+        match s {
+            "keyword" => Ok(Mode::Keyword),
+            "vector" => Ok(Mode::Vector),
+            "hybrid" => Ok(Mode::Hybrid),
+            other => Err(SearchError::invalid(
+                "mode",
+                format!("`{other}` is not one of hybrid, vector, keyword"),
+            )),
+        }
+    }
+}
+
+/// Where a hit comes from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HitSource {
+    pub document_id: String,
+    pub title: String,
+    pub path_or_url: String,
+    /// The chunk's position in its document (0-based).
+    pub chunk: i64,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Hit {
+    /// `document_id#chunk`.
+    pub id: String,
+    pub score: f64,
+    pub text: String,
+    pub source: HitSource,
+    /// Fragments of the text with the query's words in `<mark>`.
+    pub highlights: Vec<String>,
+    /// The heading path of the chunk.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub heading: String,
+}
+
+/// Validates a query.
+///
+/// # Errors
+/// [`SearchError::Invalid`] on `field` when empty or too long.
+pub fn check_query(field: &str, q: &str) -> Result<(), SearchError> {
+    if q.trim().is_empty() {
+        return Err(SearchError::invalid(
+            field,
+            "is required and must not be blank",
+        ));
+    }
+    let n = q.chars().count();
+    if n > MAX_QUERY_CHARS {
+        return Err(SearchError::invalid(
+            field,
+            format!("is {n} characters long; the limit is {MAX_QUERY_CHARS}"),
+        ));
+    }
+    if q.contains('\0') {
+        return Err(SearchError::invalid(
+            field,
+            "must not contain NUL characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Fuses ranked lists by reciprocal rank fusion, best first.
+pub fn rrf(lists: &[Vec<u64>]) -> Vec<(u64, f64)> {
+    let mut scores: HashMap<u64, f64> = HashMap::new();
+    for list in lists {
+        for (rank, id) in list.iter().enumerate() {
+            *scores.entry(*id).or_default() += 1.0 / (RRF_K + rank as f64 + 1.0);
+        }
+    }
+    let mut out: Vec<(u64, f64)> = scores.into_iter().collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out
+}
+
+/// Searches `index`; hits best first.
+///
+/// # Errors
+/// [`SearchError::Invalid`] for a bad query or `k`; store and embedder errors.
+pub async fn search(
+    store: &Store,
+    index: &Index,
+    q: &str,
+    k: usize,
+    mode: Mode,
+    restriction: Option<&Restriction>,
+) -> Result<Vec<Hit>, SearchError> {
+    check_query("q", q)?;
+    if k == 0 || k > MAX_K {
+        return Err(SearchError::invalid(
+            "k",
+            format!("{k} is not between 1 and {MAX_K}"),
+        ));
+    }
+    let terms = query_terms(q);
+    let fetch = if mode == Mode::Hybrid {
+        (k * 4).max(40)
+    } else {
+        k
+    };
+    let keyword = if mode == Mode::Vector {
+        Vec::new()
+    } else {
+        store
+            .search_keyword(index.name(), &terms, fetch, restriction)
+            .await?
+    };
+    let vector = if mode == Mode::Keyword {
+        Vec::new()
+    } else {
+        let query = index
+            .embedder
+            .embed(&[q.to_string()], Purpose::Query)
+            .await?
+            .pop()
+            .unwrap_or_default();
+        index.fresh(store).await?;
+        let allowed = match restriction {
+            Some(r) => Some(
+                store
+                    .search_allowed(index.name(), Some(r))
+                    .await?
+                    .into_iter()
+                    .collect::<HashSet<u64>>(),
+            ),
+            None => None,
+        };
+        index.nearest(&query, fetch, allowed.as_ref())
+    };
+    let ranked: Vec<(u64, f64)> = match mode {
+        Mode::Keyword => keyword,
+        Mode::Vector => vector
+            .into_iter()
+            .map(|(id, s)| (id, f64::from(s)))
+            .collect(),
+        Mode::Hybrid => rrf(&[
+            keyword.iter().map(|(id, _)| *id).collect(),
+            vector.iter().map(|(id, _)| *id).collect(),
+        ]),
+    };
+    let top: Vec<(u64, f64)> = ranked.into_iter().take(k).collect();
+    let ids: Vec<u64> = top.iter().map(|(id, _)| *id).collect();
+    let rows = store.search_chunks(index.name(), &ids).await?;
+    let scores: HashMap<u64, f64> = top.into_iter().collect();
+    let stems = stems(&terms);
+    Ok(rows
+        .into_iter()
+        .map(|c| Hit {
+            id: format!("{}#{}", c.document_id, c.ordinal),
+            score: scores.get(&c.seq).copied().unwrap_or(0.0),
+            highlights: highlights(&c.text, &stems, 3),
+            heading: c.heading,
+            source: HitSource {
+                document_id: c.document_id,
+                title: c.title,
+                path_or_url: c.path,
+                chunk: c.ordinal,
+            },
+            text: c.text,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rrf_rewards_agreement() {
+        let fused = rrf(&[vec![1, 2, 3], vec![3, 4, 1]]);
+        assert_eq!(fused[0].0, 1);
+        assert_eq!(fused[1].0, 3);
+        assert_eq!(fused.len(), 4);
+        assert!(rrf(&[]).is_empty());
+    }
+
+    #[test]
+    fn queries_are_checked() {
+        assert!(check_query("q", "  ").is_err());
+        assert!(check_query("q", &"x".repeat(MAX_QUERY_CHARS + 1)).is_err());
+        assert!(check_query("q", "vacuum").is_ok());
+        assert!(Mode::parse("semantic").is_err());
+    }
+}

@@ -1,0 +1,243 @@
+//! Keyword search per dialect. SQLite: a contentless FTS5 table per index, ranked by FTS5's
+//! `bm25()` with the title weighted over headings over text. PostgreSQL: a weighted
+//! `tsvector` per chunk matched through its GIN index, ranked by BM25 computed in SQL from
+//! per-index document frequencies (`_search_df`) kept in the same transaction as the chunks.
+
+use brigade_core::value::Value;
+
+use super::DocumentInput;
+use super::ddl::{PG_CONFIG, fts_table};
+use crate::conn::{ColType, Conn};
+use crate::error::StoreError;
+use crate::sql::{Dialect, Sql};
+
+/// BM25 weights of the title, heading and text columns.
+const WEIGHTS: (f64, f64, f64) = (3.0, 2.0, 1.0);
+/// BM25 parameters on PostgreSQL (FTS5 uses the same defaults).
+const K1: f64 = 1.2;
+const B: f64 = 0.75;
+
+/// The weighted `tsvector` expression of a chunk (PostgreSQL).
+pub(super) fn pg_tsvector(title: &str, heading: &str, text: &str) -> Sql {
+    let mut sql = Sql::new(Dialect::Postgres);
+    let part = |sql: &mut Sql, value: &str, weight: Option<&str>| {
+        if weight.is_some() {
+            sql.push("setweight(");
+        }
+        sql.push("to_tsvector('")
+            .push(PG_CONFIG)
+            .push("', ")
+            .bind(Value::Text(value.to_string()))
+            .push(")");
+        if let Some(w) = weight {
+            sql.push(", '").push(w).push("')");
+        }
+    };
+    part(&mut sql, title, Some("A"));
+    sql.push(" || ");
+    part(&mut sql, heading, Some("B"));
+    sql.push(" || ");
+    part(&mut sql, text, None);
+    sql
+}
+
+fn index_value(index: &str) -> Value {
+    Value::Text(index.to_string())
+}
+
+/// Indexes the chunks of `doc` that were just inserted as `added` (`(id, hash)` in the order
+/// of `doc.chunks`).
+pub(super) async fn add(
+    tx: &mut dyn Conn,
+    index: &str,
+    doc: &DocumentInput,
+    added: &[(u64, String)],
+) -> Result<(), StoreError> {
+    match tx.dialect() {
+        Dialect::Sqlite => {
+            let table = fts_table(index)?;
+            for (chunk, (id, _)) in doc.chunks.iter().zip(added) {
+                let mut sql = Sql::new(Dialect::Sqlite);
+                sql.push("INSERT INTO ")
+                    .ident(&table)
+                    .push(" (rowid, title, heading, text) VALUES (")
+                    .bind(Value::Int(i64::try_from(*id).unwrap_or(i64::MAX)))
+                    .push(", ")
+                    .bind(Value::Text(doc.title.clone()))
+                    .push(", ")
+                    .bind(Value::Text(chunk.heading.clone()))
+                    .push(", ")
+                    .bind(Value::Text(chunk.text.clone()))
+                    .push(")");
+                tx.execute(&sql).await?;
+            }
+        }
+        Dialect::Postgres => {
+            let mut sql = Sql::new(Dialect::Postgres);
+            sql.push("INSERT INTO _search_df (index_name, lexeme, df) SELECT ")
+                .bind(index_value(index))
+                .push(
+                    ", u.lexeme, COUNT(*) FROM _search_chunks c, unnest(c.tsv) u WHERE \
+                     c.index_name = ",
+                )
+                .bind(index_value(index))
+                .push(" AND c.document_id = ")
+                .bind(Value::Text(doc.id.clone()))
+                .push(
+                    " GROUP BY u.lexeme ON CONFLICT (index_name, lexeme) DO UPDATE SET df = \
+                     _search_df.df + excluded.df",
+                );
+            tx.execute(&sql).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the keyword entries of a document's chunks `ids` (before the chunks go).
+pub(super) async fn remove(
+    tx: &mut dyn Conn,
+    index: &str,
+    document: &str,
+    ids: &[u64],
+) -> Result<(), StoreError> {
+    match tx.dialect() {
+        Dialect::Sqlite => {
+            let table = fts_table(index)?;
+            for part in ids.chunks(500) {
+                let mut sql = Sql::new(Dialect::Sqlite);
+                sql.push("DELETE FROM ")
+                    .ident(&table)
+                    .push(" WHERE rowid IN (");
+                for (i, id) in part.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(", ");
+                    }
+                    sql.bind(Value::Int(i64::try_from(*id).unwrap_or(i64::MAX)));
+                }
+                sql.push(")");
+                tx.execute(&sql).await?;
+            }
+        }
+        Dialect::Postgres => {
+            let mut sql = Sql::new(Dialect::Postgres);
+            sql.push("UPDATE _search_df d SET df = d.df - x.n FROM (SELECT u.lexeme, COUNT(*) AS n FROM _search_chunks c, unnest(c.tsv) u WHERE c.index_name = ")
+                .bind(index_value(index))
+                .push(" AND c.document_id = ")
+                .bind(Value::Text(document.to_string()))
+                .push(" GROUP BY u.lexeme) x WHERE d.index_name = ")
+                .bind(index_value(index))
+                .push(" AND d.lexeme = x.lexeme");
+            tx.execute(&sql).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Empties the keyword index of `index`.
+pub(super) async fn clear(tx: &mut dyn Conn, index: &str) -> Result<(), StoreError> {
+    let mut sql = Sql::new(tx.dialect());
+    match tx.dialect() {
+        Dialect::Sqlite => {
+            sql.push("DELETE FROM ").ident(&fts_table(index)?);
+        }
+        Dialect::Postgres => {
+            sql.push("DELETE FROM _search_df WHERE index_name = ")
+                .bind(index_value(index));
+        }
+    }
+    tx.execute(&sql).await?;
+    Ok(())
+}
+
+/// `(chunk id, score)`, best first.
+pub(super) async fn search(
+    conn: &mut dyn Conn,
+    index: &str,
+    terms: &[String],
+    k: usize,
+    restriction: Option<&Sql>,
+) -> Result<Vec<(u64, f64)>, StoreError> {
+    let dialect = conn.dialect();
+    let limit = Value::Int(i64::try_from(k).unwrap_or(i64::MAX));
+    let mut sql = Sql::new(dialect);
+    match dialect {
+        Dialect::Sqlite => {
+            let table = fts_table(index)?;
+            let query = terms
+                .iter()
+                .map(|t| format!("\"{t}\""))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let (t, h, x) = WEIGHTS;
+            let rank = format!("bm25({table}, {t:.1}, {h:.1}, {x:.1})");
+            sql.push("SELECT rowid, -")
+                .push(&rank)
+                .push(" FROM ")
+                .ident(&table)
+                .push(" WHERE ")
+                .ident(&table)
+                .push(" MATCH ")
+                .bind(Value::Text(query));
+            if let Some(r) = restriction {
+                sql.push(" AND rowid IN (SELECT seq FROM _search_chunks WHERE index_name = ")
+                    .bind(index_value(index))
+                    .push(" AND ")
+                    .append(r.clone())
+                    .push(")");
+            }
+            sql.push(" ORDER BY ")
+                .push(&rank)
+                .push(" LIMIT ")
+                .bind(limit);
+        }
+        Dialect::Postgres => {
+            let query = terms.join(" | ");
+            let words = terms.join(" ");
+            let (t, h, x) = WEIGHTS;
+            sql.push("WITH q AS (SELECT to_tsquery('")
+                .push(PG_CONFIG)
+                .push("', ")
+                .bind(Value::Text(query))
+                .push(") AS q), terms AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('")
+                .push(PG_CONFIG)
+                .push("', ")
+                .bind(Value::Text(words))
+                .push("))), stats AS (SELECT GREATEST(chunks, 1)::float8 AS n, GREATEST(tokens, 1)::float8 / GREATEST(chunks, 1) AS avgdl FROM _search_indexes WHERE name = ")
+                .bind(index_value(index))
+                .push("), idf AS (SELECT d.lexeme, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS w FROM _search_df d, stats s WHERE d.index_name = ")
+                .bind(index_value(index))
+                .push(" AND d.lexeme IN (SELECT lexeme FROM terms)), cand AS (SELECT c.seq, c.tsv, c.tokens FROM _search_chunks c, q WHERE c.index_name = ")
+                .bind(index_value(index))
+                .push(" AND c.tsv @@ q.q");
+            if let Some(r) = restriction {
+                sql.push(" AND c.").append(r.clone());
+            }
+            sql.push(&format!(
+                "), tf AS (SELECT cand.seq, cand.tokens, u.lexeme, (SELECT SUM(CASE wt WHEN 'A' \
+                 THEN {t:.1} WHEN 'B' THEN {h:.1} ELSE {x:.1} END) FROM unnest(u.weights) wt) AS f \
+                 FROM cand, unnest(cand.tsv) u WHERE u.lexeme IN (SELECT lexeme FROM terms)) \
+                 SELECT tf.seq, SUM(idf.w * tf.f * {k1} / (tf.f + {K1:.2} * (1 - {B:.2} + {B:.2} * \
+                 tf.tokens / s.avgdl)))::float8 AS score FROM tf JOIN idf ON idf.lexeme = \
+                 tf.lexeme CROSS JOIN stats s GROUP BY tf.seq ORDER BY score DESC, tf.seq LIMIT ",
+                k1 = K1 + 1.0
+            ))
+            .bind(limit);
+        }
+    }
+    let rows = conn.query(&sql, &[ColType::Int, ColType::Float]).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let id = match r[0] {
+                Value::Int(i) => u64::try_from(i).unwrap_or(0),
+                _ => 0,
+            };
+            let score = match r[1] {
+                Value::Float(f) => f,
+                Value::Int(i) => i as f64,
+                _ => 0.0,
+            };
+            (id, score)
+        })
+        .collect())
+}
