@@ -46,6 +46,9 @@ pub enum AppError {
     /// A pipeline file is invalid.
     #[error("{0}")]
     Pipeline(#[from] brigade_pipelines::ConfigError),
+    /// A search index cannot be opened (e.g. its embedder does not load).
+    #[error("{0}")]
+    Search(#[from] brigade_search::SearchError),
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -62,6 +65,9 @@ pub struct App {
     scheduler: tokio::task::JoinHandle<()>,
     /// Pipeline runs, stopped at shutdown.
     runner: Arc<brigade_pipelines::Runner>,
+    /// Background search ingest and the collection follower; stopped at shutdown (each
+    /// document is its own transaction, so stopping between two is safe).
+    search_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl App {
@@ -114,6 +120,14 @@ impl App {
         let scheduler = brigade_pipelines::schedule::spawn(runner.clone());
         brigade_pipelines::schedule::run_on_start(&runner).await;
         let app_runner = runner.clone();
+        let search = Arc::new(brigade_search::Search::open(store.clone(), &settings).await?);
+        let search_tasks = vec![
+            tokio::spawn({
+                let search = search.clone();
+                async move { search.ingest_all().await }
+            }),
+            tokio::spawn(brigade_search::follow::follow(search.clone())),
+        ];
         let state = state::AppState::new(state::Parts {
             store: store.clone(),
             tokens,
@@ -123,6 +137,7 @@ impl App {
             public_url,
             limits,
             runner,
+            search,
         });
         let limits = state.limits().clone();
         tokio::spawn(async move {
@@ -141,6 +156,7 @@ impl App {
             audit_writer,
             scheduler,
             runner: app_runner,
+            search_tasks,
         })
     }
 
@@ -187,6 +203,9 @@ impl App {
         };
         drop(stop_rx);
         self.scheduler.abort();
+        for task in &self.search_tasks {
+            task.abort();
+        }
         self.runner.drain(self.grace).await;
         // The router (and with it every sender of the audit queue) is gone: drain the queue.
         if tokio::time::timeout(std::time::Duration::from_secs(5), self.audit_writer)

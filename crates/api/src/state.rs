@@ -27,6 +27,7 @@ struct Inner {
     settings: Settings,
     metrics: PrometheusHandle,
     runner: Arc<Runner>,
+    search: Arc<brigade_search::Search>,
 }
 
 /// What the server is assembled from.
@@ -39,6 +40,7 @@ pub(crate) struct Parts {
     pub(crate) public_url: String,
     pub(crate) limits: Arc<Limits>,
     pub(crate) runner: Arc<Runner>,
+    pub(crate) search: Arc<brigade_search::Search>,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
             public_url,
             limits,
             runner,
+            search,
         } = parts;
         let mailer = Mailer::new(settings.mail.from.clone(), settings.mail.outbox.clone());
         AppState(Arc::new(Inner {
@@ -64,6 +67,7 @@ impl AppState {
             settings,
             metrics,
             runner,
+            search,
         }))
     }
 
@@ -94,6 +98,11 @@ impl AppState {
     /// The pipeline runner.
     pub fn runner(&self) -> &Arc<Runner> {
         &self.0.runner
+    }
+
+    /// The search indexes.
+    pub fn search(&self) -> &Arc<brigade_search::Search> {
+        &self.0.search
     }
 
     /// The access-token issuer.

@@ -167,14 +167,19 @@ pub fn extractive(question: &str, hits: &[Hit]) -> String {
     let mut parts = Vec::new();
     for (i, hit) in hits.iter().take(3).enumerate() {
         let sents = sentences(&hit.text);
-        let Some(best) = sents
+        let Some((score, best)) = sents
             .iter()
             .enumerate()
-            .max_by_key(|(j, s)| (overlap(s, &stems, &stemmer), std::cmp::Reverse(*j)))
-            .map(|(_, s)| *s)
+            .map(|(j, s)| (overlap(s, &stems, &stemmer), j, *s))
+            .max_by_key(|(score, j, _)| (*score, std::cmp::Reverse(*j)))
+            .map(|(score, _, s)| (score, s))
         else {
             continue;
         };
+        // Passages after the best one must share a word with the question to be quoted.
+        if i > 0 && score == 0 {
+            continue;
+        }
         let text: String = if best.chars().count() > 400 {
             best.chars().take(400).collect::<String>() + "…"
         } else {

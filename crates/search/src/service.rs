@@ -61,7 +61,7 @@ struct Llm {
 
 /// The search indexes of one app.
 pub struct Search {
-    store: Store,
+    store: Arc<Store>,
     dir: PathBuf,
     indexes: BTreeMap<String, Arc<Index>>,
     llm: Option<Llm>,
@@ -101,7 +101,7 @@ impl Search {
     ///
     /// # Errors
     /// [`SearchError::Embed`] for an embedder that cannot load; store errors.
-    pub async fn open(store: Store, settings: &Settings) -> Result<Search, SearchError> {
+    pub async fn open(store: Arc<Store>, settings: &Settings) -> Result<Search, SearchError> {
         let mut indexes = BTreeMap::new();
         for spec in &settings.search.indexes {
             let embedder = embedder(spec, &settings.dir, settings.llm.as_ref())

@@ -12,6 +12,7 @@ mod oidc;
 mod ops;
 mod pipelines;
 mod records;
+mod search;
 mod users;
 
 use std::time::Duration;
@@ -51,6 +52,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(docs::router())
         .merge(ops::router())
         .merge(pipelines::router())
+        .merge(search::router())
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn(crate::telemetry::track))
         .fallback(not_found)

@@ -5,6 +5,7 @@ mod init;
 mod jwt;
 mod migrate;
 mod pipeline;
+mod search;
 mod serve;
 mod superuser;
 
@@ -35,7 +36,8 @@ impl From<anyhow::Error> for Failure {
     long_about = "Brigade serves typed collections over a REST API (filters, sorting, paging, OpenAPI), \
 on embedded SQLite by default or PostgreSQL in production, and runs ELT pipelines (pipelines/*.toml, \
 models/*.sql) that load files, APIs and web pages into bronze tables and build silver and gold tables \
-with SQL models and data-quality expectations.\n\n\
+with SQL models and data-quality expectations. Search indexes ([[search.indexes]]) make documents and \
+collections searchable by keywords and meaning, and answer questions with their sources.\n\n\
 Settings come from DIR/brigade.toml, and every key can be overridden by BRIGADE_<SECTION>_<KEY> \
 (for example BRIGADE_DATABASE_URL=postgres://user@host/db).",
     after_help = "Examples:\n  brigade init myapp\n  brigade superuser create admin@example.com --dir myapp\n  brigade serve --dir myapp\n  brigade pipeline run flights --dir examples/flights\n  BRIGADE_DATABASE_URL=postgres://brigade@localhost/brigade brigade migrate up --dir myapp"
@@ -67,6 +69,9 @@ enum Command {
     /// Pipelines: list, run, retry, graph.
     #[command(subcommand)]
     Pipeline(pipeline::PipelineCommand),
+    /// Search indexes: ingest documents, query, ask questions.
+    #[command(subcommand)]
+    Search(search::SearchCommand),
     /// Manage superusers (role `admin`).
     #[command(subcommand)]
     Superuser(superuser::SuperuserCommand),
@@ -94,6 +99,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Pipeline(cmd) => {
             let settings = load_settings(&cli.dir)?;
             pipeline::run(settings, cmd).await
+        }
+        Command::Search(cmd) => {
+            let settings = load_settings(&cli.dir)?;
+            search::run(settings, cmd).await
         }
         Command::Superuser(cmd) => {
             let settings = load_settings(&cli.dir)?;

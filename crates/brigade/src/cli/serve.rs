@@ -22,6 +22,9 @@ pub(crate) async fn run(mut settings: Settings, args: &ServeArgs) -> Result<(), 
     let app = match brigade_api::App::build(settings).await {
         Ok(app) => app,
         Err(brigade_api::AppError::Pipeline(e)) => return Err(Failure::Usage(e.to_string())),
+        Err(brigade_api::AppError::Search(e @ brigade_search::SearchError::Embed(_))) => {
+            return Err(Failure::Usage(e.to_string()));
+        }
         Err(e) => {
             return Err(Failure::Runtime(
                 anyhow::Error::new(e).context("starting the server"),

@@ -1,0 +1,376 @@
+//! `/api/search` and `/api/rag`: search an index by keywords, meaning or both, manage its
+//! documents (superusers), and answer questions with their sources. Who may search an index
+//! is its rule (path and API indexes) or its collection's list rule (collection indexes).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use brigade_search::SearchError;
+use brigade_search::document::Format;
+use brigade_search::ingest::NewDocument;
+use brigade_search::query::Mode;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::error::ApiError;
+use crate::extract::{Admin, ApiPath, ApiQuery, Caller, JsonBody, JsonObject};
+use crate::state::AppState;
+
+/// Documents accepted in one request.
+const MAX_DOCUMENTS: usize = 1000;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/search", get(list_indexes))
+        .route("/api/search/{index}", get(search))
+        .route(
+            "/api/search/{index}/documents",
+            get(list_documents).post(post_documents),
+        )
+        .route(
+            "/api/search/{index}/documents/{*id}",
+            delete(delete_document),
+        )
+        .route("/api/rag/{index}", post(answer))
+}
+
+impl From<SearchError> for ApiError {
+    fn from(e: SearchError) -> Self {
+        match e {
+            SearchError::Invalid { field, message } => ApiError::field(&field, message),
+            e @ (SearchError::UnknownIndex(_) | SearchError::UnknownDocument(_)) => {
+                ApiError::not_found(e.to_string())
+            }
+            e @ SearchError::Document { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            }
+            SearchError::Embed(m) => {
+                tracing::error!(error = %m, "Embedder failed.");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "The embedder failed: {m}. Retry, or check the embedding model or server."
+                    ),
+                )
+            }
+            e @ SearchError::LlmTimeout(_) => {
+                tracing::warn!(error = %e, "Language model timed out.");
+                ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("{e}; retry, or raise llm.timeout_s in brigade.toml."),
+                )
+            }
+            e @ SearchError::Llm(_) => {
+                tracing::warn!(error = %e, "Language model failed.");
+                ApiError::new(StatusCode::BAD_GATEWAY, format!("{e}."))
+            }
+            SearchError::Store(e) => e.into(),
+        }
+    }
+}
+
+async fn list_indexes(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "items": state.search().list().await? })))
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchQuery {
+    q: Option<String>,
+    k: Option<String>,
+    mode: Option<String>,
+    filter: Option<String>,
+}
+
+fn number(field: &str, value: Option<&str>, default: usize) -> Result<usize, ApiError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| ApiError::field(field, format!("`{v}` is not a positive whole number"))),
+    }
+}
+
+async fn search(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(index): ApiPath<String>,
+    ApiQuery(q): ApiQuery<SearchQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let search = state.search();
+    search.index(&index)?;
+    let k = number("k", q.k.as_deref(), 10)?;
+    let mode = match q.mode.as_deref().map(str::trim) {
+        None | Some("") => Mode::Hybrid,
+        Some(m) => Mode::parse(m)?,
+    };
+    let text = q.q.unwrap_or_default();
+    let hits = search
+        .search(
+            &index,
+            &text,
+            k,
+            mode,
+            q.filter.as_deref(),
+            &caller.access(),
+        )
+        .await?;
+    Ok(Json(json!({ "hits": hits })))
+}
+
+fn string(doc: &Map<String, Value>, key: &str, at: &str) -> Result<Option<String>, ApiError> {
+    match doc.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::field(&format!("{at}{key}"), "must be a string")),
+    }
+}
+
+/// One posted document: `{id?, title?, text | content_base64, format?, path_or_url?,
+/// metadata?}`.
+fn new_document(doc: &Value, at: &str) -> Result<NewDocument, ApiError> {
+    let Value::Object(doc) = doc else {
+        return Err(ApiError::field(
+            at.trim_end_matches('.'),
+            "must be an object",
+        ));
+    };
+    const KEYS: &[&str] = &[
+        "id",
+        "title",
+        "text",
+        "content_base64",
+        "format",
+        "path_or_url",
+        "url",
+        "metadata",
+    ];
+    if let Some(k) = doc.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(ApiError::field(
+            &format!("{at}{k}"),
+            format!("unknown key; a document has {}", KEYS.join(", ")),
+        ));
+    }
+    let format = match string(doc, "format", at)? {
+        None => Format::Markdown,
+        Some(f) => Format::from_name(&f).ok_or_else(|| {
+            ApiError::field(
+                &format!("{at}format"),
+                format!("`{f}` is not one of markdown, text, html, pdf"),
+            )
+        })?,
+    };
+    let body = match (string(doc, "text", at)?, string(doc, "content_base64", at)?) {
+        (Some(t), None) => t.into_bytes(),
+        (None, Some(b)) => base64::engine::general_purpose::STANDARD
+            .decode(b.trim())
+            .map_err(|e| {
+                ApiError::field(
+                    &format!("{at}content_base64"),
+                    format!("is not base64: {e}"),
+                )
+            })?,
+        (Some(_), Some(_)) => {
+            return Err(ApiError::field(
+                &format!("{at}text"),
+                "send `text` or `content_base64`, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::field(
+                &format!("{at}text"),
+                "is required (or `content_base64` for a PDF)",
+            ));
+        }
+    };
+    if format == Format::Pdf && doc.contains_key("text") {
+        return Err(ApiError::field(
+            &format!("{at}content_base64"),
+            "a PDF is sent as `content_base64`",
+        ));
+    }
+    let id = match string(doc, "id", at)? {
+        Some(id) if id.trim().is_empty() || id.len() > 512 || id.contains('\0') => {
+            return Err(ApiError::field(
+                &format!("{at}id"),
+                "must be 1 to 512 characters",
+            ));
+        }
+        Some(id) => id,
+        None => uuid::Uuid::now_v7().to_string(),
+    };
+    let metadata = match doc.get("metadata") {
+        None | Some(Value::Null) => Value::Null,
+        Some(m @ Value::Object(_)) => m.clone(),
+        Some(_) => {
+            return Err(ApiError::field(
+                &format!("{at}metadata"),
+                "must be an object",
+            ));
+        }
+    };
+    let path_or_url = string(doc, "path_or_url", at)?
+        .or(string(doc, "url", at)?)
+        .unwrap_or_else(|| id.clone());
+    Ok(NewDocument {
+        title: string(doc, "title", at)?,
+        path_or_url,
+        format,
+        body,
+        metadata,
+        id,
+    })
+}
+
+async fn post_documents(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath(index): ApiPath<String>,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let search = state.search();
+    search.index(&index)?;
+    let (items, at): (Vec<Value>, &str) = match body {
+        Value::Array(items) => (items, ""),
+        Value::Object(mut map) if map.contains_key("documents") => match map.remove("documents") {
+            Some(Value::Array(items)) => (items, "documents."),
+            _ => {
+                return Err(ApiError::field(
+                    "documents",
+                    "must be an array of documents",
+                ));
+            }
+        },
+        doc @ Value::Object(_) => (vec![doc], ""),
+        _ => {
+            return Err(ApiError::field(
+                "body",
+                "send a document object, an array, or {\"documents\": [...]}",
+            ));
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::field("documents", "is empty"));
+    }
+    if items.len() > MAX_DOCUMENTS {
+        return Err(ApiError::field(
+            "documents",
+            format!(
+                "{} documents; send at most {MAX_DOCUMENTS} per request",
+                items.len()
+            ),
+        ));
+    }
+    let many = items.len() > 1 || !at.is_empty();
+    let docs = items
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let at = if many {
+                format!("{at}{i}.")
+            } else {
+                String::new()
+            };
+            new_document(d, &at)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let ids: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
+    let report = search.put_documents(&index, docs).await?;
+    let status = if report.indexed > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({
+            "ids": ids,
+            "indexed": report.indexed,
+            "skipped": report.skipped,
+            "chunks": report.chunks,
+        })),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct Paging {
+    page: Option<String>,
+    per_page: Option<String>,
+}
+
+async fn list_documents(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath(index): ApiPath<String>,
+    ApiQuery(p): ApiQuery<Paging>,
+) -> Result<Json<Value>, ApiError> {
+    let page = number("page", p.page.as_deref(), 1)?.max(1);
+    let per_page = number("per_page", p.per_page.as_deref(), 50)?;
+    if !(1..=500).contains(&per_page) {
+        return Err(ApiError::field("per_page", "must be between 1 and 500"));
+    }
+    let (items, total) = state
+        .search()
+        .documents(&index, page as i64, per_page as i64)
+        .await?;
+    Ok(Json(json!({
+        "page": page,
+        "per_page": per_page,
+        "total_items": total,
+        "items": items,
+    })))
+}
+
+async fn delete_document(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath((index, id)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    if state.search().delete_document(&index, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(SearchError::UnknownDocument(id).into())
+    }
+}
+
+async fn answer(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(index): ApiPath<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let search = state.search();
+    search.index(&index)?;
+    if let Some(k) = body
+        .keys()
+        .find(|k| !["question", "k"].contains(&k.as_str()))
+    {
+        return Err(ApiError::field(
+            k,
+            "unknown key; send {\"question\": \"...\", \"k\": 5}",
+        ));
+    }
+    let question = match body.get("question") {
+        Some(Value::String(q)) => q.clone(),
+        None | Some(Value::Null) => return Err(ApiError::field("question", "is required")),
+        Some(_) => return Err(ApiError::field("question", "must be a string")),
+    };
+    let k = match body.get("k") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(k) => Some(usize::try_from(k).unwrap_or(usize::MAX)),
+            None => return Err(ApiError::field("k", "must be a positive whole number")),
+        },
+        Some(_) => return Err(ApiError::field("k", "must be a number")),
+    };
+    let answer = search
+        .answer(&index, &question, k, &caller.access())
+        .await?;
+    Ok(Json(
+        serde_json::to_value(answer).map_err(ApiError::internal)?,
+    ))
+}
