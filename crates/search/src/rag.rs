@@ -232,13 +232,13 @@ mod tests {
                 "Tables are rows. VACUUM reclaims storage occupied by dead tuples. Other text.",
             ),
             hit("b", "Nothing relevant here. ANALYZE collects statistics."),
+            hit("c", "Some intro. Autovacuum runs VACUUM by itself."),
         ];
         let a = extractive("What does VACUUM reclaim?", &hits);
-        assert!(
-            a.starts_with("VACUUM reclaims storage occupied by dead tuples. [1]"),
-            "{a}"
+        assert_eq!(
+            a,
+            "VACUUM reclaims storage occupied by dead tuples. [1] Autovacuum runs VACUUM by itself. [3]"
         );
-        assert!(a.contains("[2]"), "{a}");
     }
 
     #[test]
