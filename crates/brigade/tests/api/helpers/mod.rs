@@ -58,6 +58,67 @@ macro_rules! both_backends {
     };
 }
 
+/// Defines `sqlite` and `postgres` tests of an app started with `$files`.
+macro_rules! files_test {
+    ($name:ident, $files:expr, |$app:pat_param| async move $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let files: Vec<(&str, Vec<u8>)> = $files;
+                let files: Vec<(&str, &[u8])> =
+                    files.iter().map(|(p, c)| (*p, c.as_slice())).collect();
+                let Some($app) =
+                    crate::helpers::spawn_app_with_files(crate::helpers::Backend::Sqlite, &files)
+                        .await
+                else {
+                    return;
+                };
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let files: Vec<(&str, Vec<u8>)> = $files;
+                let files: Vec<(&str, &[u8])> =
+                    files.iter().map(|(p, c)| (*p, c.as_slice())).collect();
+                let Some($app) =
+                    crate::helpers::spawn_app_with_files(crate::helpers::Backend::Postgres, &files)
+                        .await
+                else {
+                    return;
+                };
+                $body
+            }
+        }
+    };
+}
+
+/// Defines `sqlite` and `postgres` tests that get the backend and set up the app themselves
+/// (tests that need the database before a server, or no server at all).
+macro_rules! backend_test {
+    ($name:ident, |$backend:ident| async move $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $backend = crate::helpers::Backend::Sqlite;
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let $backend = crate::helpers::Backend::Postgres;
+                $body
+            }
+        }
+    };
+}
+
 /// The database a test app runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Backend {

@@ -14,7 +14,7 @@ fn events_app() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-pipeline_test!(
+files_test!(
     a_backfill_replaces_a_cursor_range_and_keeps_the_cursor,
     events_app(),
     |app| async move {
@@ -51,7 +51,7 @@ pipeline_test!(
     }
 );
 
-pipeline_test!(
+files_test!(
     lineage_names_the_source_columns_of_each_gold_column,
     flights_app(),
     |app| async move {
@@ -102,7 +102,7 @@ pipeline_test!(
     }
 );
 
-pipeline_test!(
+files_test!(
     pipeline_files_added_or_broken_after_start_are_seen,
     events_app(),
     |app| async move {
@@ -163,7 +163,7 @@ pipeline_test!(
 const SLOW: &str =
     "retries = 0\n\n[[extract]]\nname = \"bulk\"\nfrom = \"file\"\npath = \"data/bulk.csv\"\n";
 
-pipeline_test!(
+files_test!(
     sigterm_stops_running_pipelines_and_leaves_no_run_running,
     vec![
         text("pipelines/slow.toml", SLOW),

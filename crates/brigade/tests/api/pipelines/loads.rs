@@ -20,7 +20,7 @@ const EVENTS_CSV: &str = "id,kind,at
 3,view,2024-01-01T12:00:00Z
 ";
 
-pipeline_test!(
+files_test!(
     an_incremental_extract_loads_only_rows_past_its_cursor,
     vec![
         text("pipelines/events.toml", EVENTS),
@@ -93,7 +93,7 @@ path = "data/customers.csv"
 primary_key = ["id"]
 "#;
 
-pipeline_test!(
+files_test!(
     a_primary_key_upserts_and_the_last_duplicate_wins,
     vec![
         text("pipelines/customers.toml", CUSTOMERS),
@@ -154,7 +154,7 @@ path = "data/people.csv"
 primary_key = ["id"]
 "#;
 
-pipeline_test!(
+files_test!(
     new_source_columns_are_added_and_changed_types_fail_cleanly,
     vec![
         text("pipelines/people.toml", PEOPLE),
@@ -209,7 +209,7 @@ fn bad_rows_pipeline(name: &str, policy: &str) -> String {
     )
 }
 
-pipeline_test!(
+files_test!(
     bad_rows_fail_the_step_or_are_quarantined_or_skipped,
     vec![
         text("pipelines/strict.toml", &bad_rows_pipeline("strict", "")),
@@ -305,7 +305,7 @@ from = "file"
 path = "data/items.json"
 "#;
 
-pipeline_test!(
+files_test!(
     globs_gzip_overrides_ndjson_and_json_arrays_load,
     vec![
         text("pipelines/formats.toml", FORMATS),

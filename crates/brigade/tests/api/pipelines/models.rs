@@ -27,7 +27,7 @@ check = "amount < 1000"
 on_fail = "warn"
 "#;
 
-pipeline_test!(
+files_test!(
     a_failed_expectation_names_rows_and_keeps_the_previous_table,
     vec![
         text("pipelines/orders.toml", ORDERS),
@@ -118,7 +118,7 @@ check = "name IS NOT NULL"
 on_fail = "fail"
 "#;
 
-pipeline_test!(
+files_test!(
     a_view_model_is_a_view_over_the_latest_data,
     vec![
         text("pipelines/scores.toml", SCORES),
@@ -194,7 +194,7 @@ async fn statuses(app: &crate::helpers::TestApp) -> Vec<String> {
         .collect()
 }
 
-pipeline_test!(
+files_test!(
     an_incremental_model_merges_new_rows_and_rebuilds_on_full_refresh,
     vec![
         text("pipelines/latest.toml", LATEST),
@@ -315,7 +315,7 @@ expose = true
 unique_key = "region"
 "#;
 
-pipeline_test!(
+files_test!(
     exposed_models_are_read_only_collections_with_rules,
     vec![
         text("pipelines/sales.toml", EXPOSED),
@@ -404,7 +404,7 @@ name = "broken"
 query = "SELECT nope FROM {{ ref('raw') }}"
 "#;
 
-pipeline_test!(
+files_test!(
     invalid_model_sql_fails_with_the_database_message,
     vec![
         text("pipelines/broken.toml", BROKEN),
@@ -448,7 +448,7 @@ layer = "gold"
 query = "SELECT COUNT(*) AS n, SUM(amount) AS total FROM {{ ref('payments') }}"
 "#;
 
-pipeline_test!(
+files_test!(
     a_failed_run_resumes_from_the_failed_step,
     vec![
         text("pipelines/payments.toml", PAYMENTS),

@@ -5,7 +5,7 @@ use serde_json::json;
 use super::support::*;
 use crate::helpers::{expect_json, expect_problem};
 
-pipeline_test!(
+files_test!(
     a_run_loads_bronze_builds_models_and_records_everything,
     flights_app(),
     |app| async move {
@@ -119,7 +119,7 @@ pipeline_test!(
     }
 );
 
-pipeline_test!(
+files_test!(
     unknown_pipelines_runs_and_bad_bodies_are_clear_errors,
     flights_app(),
     |app| async move {
@@ -189,7 +189,7 @@ from = "file"
 path = "data/bulk.csv"
 "#;
 
-pipeline_test!(
+files_test!(
     run_events_stream_the_run_until_it_finishes,
     vec![
         text("pipelines/bulk.toml", BULK),
@@ -237,7 +237,7 @@ pipeline_test!(
     }
 );
 
-pipeline_test!(
+files_test!(
     cancelling_a_long_run_leaves_the_table_unchanged,
     vec![
         text("pipelines/bulk.toml", BULK),
@@ -378,7 +378,7 @@ backend_test!(
     }
 );
 
-pipeline_test!(
+files_test!(
     metrics_count_runs_and_rows,
     flights_app(),
     |app| async move {
