@@ -12,6 +12,8 @@ pub mod chunk;
 pub mod document;
 pub mod embed;
 pub mod error;
+#[cfg(any(test, feature = "fake-openai"))]
+pub mod fake_openai;
 pub mod llm;
 pub mod vector;
 
