@@ -21,6 +21,8 @@ pub mod error;
 pub mod follow;
 pub mod index;
 pub mod ingest;
+#[cfg(any(test, feature = "fake-openai"))]
+pub mod fake_openai;
 pub mod llm;
 pub mod query;
 pub mod rag;
