@@ -18,11 +18,11 @@ pub mod chunk;
 pub mod document;
 pub mod embed;
 pub mod error;
+#[cfg(any(test, feature = "fake-openai"))]
+pub mod fake_openai;
 pub mod follow;
 pub mod index;
 pub mod ingest;
-#[cfg(any(test, feature = "fake-openai"))]
-pub mod fake_openai;
 pub mod llm;
 pub mod query;
 pub mod rag;

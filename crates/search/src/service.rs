@@ -13,9 +13,11 @@ use brigade_store::{Access, Store};
 use crate::cache::{self, AnswerCache};
 use crate::embed::Embedder;
 use crate::embed::builtin::Builtin;
+use crate::embed::openai::OpenAiEmbedder;
 use crate::error::SearchError;
 use crate::index::Index;
 use crate::ingest::{self, IngestReport, NewDocument, Progress};
+use crate::llm::{ChatMessage, LlmClient, LlmConfig};
 use crate::query::{self, Hit, Mode};
 use crate::rag::{self, Answer, Usage};
 use crate::redact::redact;
@@ -57,6 +59,7 @@ pub struct IndexInfo {
 /// A model answers questions.
 struct Llm {
     settings: LlmSettings,
+    client: LlmClient,
 }
 
 /// The search indexes of one app.
@@ -87,13 +90,38 @@ pub fn embedder(
     dir: &Path,
     llm: Option<&LlmSettings>,
 ) -> Result<Arc<dyn Embedder>, SearchError> {
-    let _ = (dir, llm);
+    let _ = dir;
     match index.embedder.split_once(':') {
-        None => Ok(Arc::new(Builtin)),
+        Some(("openai", model)) => {
+            let url = index
+                .embedder_url
+                .clone()
+                .or_else(|| llm.map(|l| l.base_url.clone()))
+                .ok_or_else(|| {
+                    SearchError::Embed(format!(
+                        "`{}` needs a server: set embedder_url on the index or [llm] base_url",
+                        index.embedder
+                    ))
+                })?;
+            let key = llm
+                .and_then(|l| l.api_key.as_ref())
+                .map(|k| k.expose().to_string());
+            let timeout = llm.map_or(crate::llm::DEFAULT_TIMEOUT, |l| l.timeout);
+            Ok(Arc::new(OpenAiEmbedder::new(&url, model, key, timeout)?))
+        }
         Some((kind, _)) => Err(SearchError::Embed(format!(
             "`{kind}:` embedders are not available in this build"
         ))),
+        None => Ok(Arc::new(Builtin)),
     }
+}
+
+fn llm_client(settings: &LlmSettings) -> Result<LlmClient, SearchError> {
+    let mut config = LlmConfig::new(settings.base_url.clone(), settings.model.clone());
+    config.api_key = settings.api_key.as_ref().map(|k| k.expose().to_string());
+    config.timeout = settings.timeout;
+    config.max_retries = settings.max_retries;
+    LlmClient::new(config)
 }
 
 impl Search {
@@ -114,7 +142,13 @@ impl Search {
             store,
             dir: settings.dir.clone(),
             indexes,
-            llm: settings.llm.clone().map(|settings| Llm { settings }),
+            llm: match &settings.llm {
+                Some(l) => Some(Llm {
+                    settings: l.clone(),
+                    client: llm_client(l)?,
+                }),
+                None => None,
+            },
             cache: AnswerCache::default(),
             jobs: Mutex::new(HashMap::new()),
         })
@@ -528,10 +562,21 @@ impl Search {
         question: &str,
         hits: &[Hit],
     ) -> Result<(String, String, Usage), SearchError> {
-        let _ = (rag::user_prompt(question, hits), rag::SYSTEM_PROMPT);
-        Err(SearchError::Llm(format!(
-            "no client for {}",
-            llm.settings.base_url
-        )))
+        let messages = [
+            ChatMessage::system(rag::SYSTEM_PROMPT),
+            ChatMessage::user(rag::user_prompt(question, hits)),
+        ];
+        let done = llm
+            .client
+            .chat(&messages, llm.settings.max_answer_tokens)
+            .await?;
+        Ok((
+            done.text,
+            done.model,
+            Usage {
+                prompt_tokens: done.prompt_tokens,
+                completion_tokens: done.completion_tokens,
+            },
+        ))
     }
 }

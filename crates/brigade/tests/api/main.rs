@@ -24,3 +24,4 @@ mod reconnect;
 mod records;
 mod relations;
 mod rules;
+mod search;

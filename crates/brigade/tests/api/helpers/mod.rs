@@ -498,7 +498,8 @@ pub(crate) fn migration_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-async fn send(request: reqwest::RequestBuilder) -> Response {
+/// Sends a request, panicking only when the server does not answer.
+pub(crate) async fn send(request: reqwest::RequestBuilder) -> Response {
     request.send().await.expect("the server answers")
 }
 

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, expect_json, run_cli, write_file};
 
-
 /// `(path, content)` of a text file.
 pub(crate) fn text(path: &'static str, content: &str) -> (&'static str, Vec<u8>) {
     (path, content.as_bytes().to_vec())

@@ -1,0 +1,166 @@
+//! Documents posted to an index over the API: ingested, skipped when unchanged, updated,
+//! deleted, listed; superusers only; malformed documents rejected naming the field.
+
+use serde_json::json;
+
+use super::{docs_of, hits};
+use crate::helpers::{expect_json, expect_problem};
+
+fn files() -> Vec<(&'static str, Vec<u8>)> {
+    vec![(
+        "brigade.toml",
+        b"[[search.indexes]]\nname = \"kb\"\nchunk = { max_tokens = 40, overlap = 8 }\n".to_vec(),
+    )]
+}
+
+files_test!(
+    posted_documents_are_indexed_updated_and_deleted,
+    files(),
+    |app| async move {
+        let doc = json!({
+            "id": "faq/billing",
+            "title": "Billing FAQ",
+            "text": "# Invoices\n\nInvoices are emailed on the first day of each month.\n\n# Refunds\n\nRefunds take five business days.",
+            "metadata": {"team": "finance"},
+        });
+        let created =
+            expect_json(app.post("/api/search/kb/documents", doc.clone()).await, 201).await;
+        assert_eq!(created["ids"], json!(["faq/billing"]));
+        assert_eq!(created["indexed"], 1);
+        assert!(created["chunks"].as_u64().unwrap() >= 2, "{created}");
+        let again = expect_json(app.post("/api/search/kb/documents", doc).await, 200).await;
+        assert_eq!(
+            (again["indexed"].clone(), again["skipped"].clone()),
+            (json!(0), json!(1))
+        );
+
+        let found = hits(&app, "kb", &[("q", "when are refunds paid"), ("k", "1")]).await;
+        assert_eq!(found[0]["source"]["title"], "Billing FAQ");
+        assert_eq!(found[0]["text"], "Refunds take five business days.");
+        assert_eq!(found[0]["heading"], "Refunds");
+
+        // An update replaces the old chunks.
+        let changed = json!({"id": "faq/billing", "title": "Billing FAQ", "text": "Refunds now take two weeks."});
+        expect_json(app.post("/api/search/kb/documents", changed).await, 201).await;
+        for mode in ["keyword", "vector", "hybrid"] {
+            let found = hits(&app, "kb", &[("q", "refunds"), ("mode", mode)]).await;
+            assert_eq!(found.len(), 1, "{mode}: {found:?}");
+            assert_eq!(found[0]["text"], "Refunds now take two weeks.", "{mode}");
+        }
+
+        // Several at once; ids are generated when absent.
+        let many = json!({"documents": [
+            {"text": "Passwords are reset from the login page.", "format": "text"},
+            {"id": "html-1", "format": "html", "text": "<html><head><title>Status</title></head><body><nav>Home | Next</nav><p>All systems operational.</p></body></html>"},
+        ]});
+        let created = expect_json(app.post("/api/search/kb/documents", many).await, 201).await;
+        assert_eq!(created["indexed"], 2);
+        let listed = expect_json(app.get("/api/search/kb/documents").await, 200).await;
+        assert_eq!(listed["total_items"], 3, "{listed}");
+
+        // Ids with slashes are deleted through the path (raw or percent-encoded).
+        let res = app.delete("/api/search/kb/documents/faq/billing").await;
+        assert_eq!(res.status(), 204);
+        assert!(
+            hits(&app, "kb", &[("q", "refunds"), ("mode", "keyword")])
+                .await
+                .is_empty()
+        );
+        for mode in ["vector", "hybrid"] {
+            let found = docs_of(&hits(&app, "kb", &[("q", "refunds"), ("mode", mode)]).await);
+            assert!(
+                !found.contains(&"faq/billing".to_string()),
+                "{mode}: {found:?}"
+            );
+        }
+        expect_problem(
+            app.delete("/api/search/kb/documents/faq%2Fbilling").await,
+            404,
+            None,
+        )
+        .await;
+        expect_json(
+            app.post(
+                "/api/search/kb/documents",
+                json!({"id": "a/b", "text": "x y"}),
+            )
+            .await,
+            201,
+        )
+        .await;
+        assert_eq!(
+            app.delete("/api/search/kb/documents/a%2Fb").await.status(),
+            204
+        );
+        assert_eq!(
+            docs_of(&hits(&app, "kb", &[("q", "operational"), ("mode", "keyword")]).await),
+            ["html-1"]
+        );
+    }
+);
+
+files_test!(
+    document_writes_need_a_superuser_and_valid_documents,
+    files(),
+    |app| async move {
+        let anon = crate::helpers::send(
+            app.client
+                .post(app.url("/api/search/kb/documents"))
+                .json(&json!({"text": "x"})),
+        )
+        .await;
+        expect_problem(anon, 401, None).await;
+        let bad = [
+            (json!({"title": "no text"}), "text"),
+            (json!({"text": 5}), "text"),
+            (json!({"text": "x", "format": "docx"}), "format"),
+            (json!({"text": "x", "metadata": [1]}), "metadata"),
+            (json!({"text": "x", "colour": "red"}), "colour"),
+            (json!({"text": "x", "id": ""}), "id"),
+            (
+                json!({"content_base64": "%%%", "format": "pdf"}),
+                "content_base64",
+            ),
+            (
+                json!({"documents": [{"text": "ok"}, {"text": 1}]}),
+                "documents.1.text",
+            ),
+            (json!({"documents": []}), "documents"),
+            (json!([]), "documents"),
+            (json!("text"), "body"),
+        ];
+        for (body, field) in bad {
+            expect_problem(
+                app.post("/api/search/kb/documents", body.clone()).await,
+                400,
+                Some(field),
+            )
+            .await;
+        }
+        // A PDF that is not one is refused as unprocessable, not a server error.
+        let res = app
+            .post(
+                "/api/search/kb/documents",
+                json!({"format": "pdf", "content_base64": "bm90IGEgcGRm"}),
+            )
+            .await;
+        expect_problem(res, 422, None).await;
+        expect_problem(
+            app.post("/api/search/nope/documents", json!({"text": "x"}))
+                .await,
+            404,
+            None,
+        )
+        .await;
+        expect_problem(app.delete("/api/search/kb/documents/nope").await, 404, None).await;
+        let res = crate::helpers::send(
+            app.client
+                .post(app.url("/api/search/kb/documents"))
+                .bearer_auth(&app.token)
+                .header("content-type", "text/plain")
+                .body("x"),
+        )
+        .await;
+        expect_problem(res, 415, None).await;
+    }
+);
