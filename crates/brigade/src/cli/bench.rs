@@ -1,4 +1,4 @@
-//! `brigade bench pipeline NAME`: times full rebuilds of a pipeline in this process and prints
+//! `brigade bench pipeline NAME` (`brigade bench search` lives in `bench_search`): times full rebuilds of a pipeline in this process and prints
 //! per-step medians, rows/s and the peak RSS — the quick, local version of
 //! `bench/pipeline.sh` (which also runs the peer tools; see BENCHMARKS.md).
 
@@ -25,10 +25,37 @@ pub(crate) enum BenchCommand {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         runs: u32,
     },
+    /// Score search indexes on questions with known answering pages (recall@5, MRR@10 per
+    /// mode and question kind) and time their queries.
+    #[command(
+        after_help = "Example:\n  brigade bench search --questions eval/postgresql-docs/questions.jsonl --dir /tmp/pgdocs\n\nbench/search.sh builds the PostgreSQL manual app and runs this for each embedder."
+    )]
+    Search {
+        /// Indexes to score (default: every index of brigade.toml).
+        #[arg(long = "index", value_name = "INDEX")]
+        indexes: Vec<String>,
+        /// JSONL questions: {"id", "question", "pages": [file names], "kind"}.
+        #[arg(long, value_name = "FILE")]
+        questions: std::path::PathBuf,
+        /// Run each query this many times for the latency percentiles.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        /// Also write the scores as JSON to FILE.
+        #[arg(long, value_name = "FILE")]
+        json: Option<std::path::PathBuf>,
+    },
 }
 
 pub(crate) async fn run(settings: Settings, cmd: BenchCommand) -> Result<(), Failure> {
-    let BenchCommand::Pipeline { name, runs } = cmd;
+    let (name, runs) = match cmd {
+        BenchCommand::Pipeline { name, runs } => (name, runs),
+        BenchCommand::Search {
+            indexes,
+            questions,
+            repeat,
+            json,
+        } => return super::bench_search::run(settings, indexes, questions, repeat, json).await,
+    };
     let pipelines = super::pipeline::load(&settings)?;
     if !pipelines.iter().any(|p| p.name == name) {
         return Err(Failure::Usage(format!(

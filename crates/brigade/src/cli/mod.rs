@@ -1,6 +1,7 @@
 //! Command-line interface: one module per command, each assembling the library crates.
 
 mod bench;
+mod bench_search;
 mod init;
 mod jwt;
 mod migrate;
@@ -63,7 +64,7 @@ enum Command {
     /// Schema migrations of the app directory.
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),
-    /// Benchmarks: time full rebuilds of a pipeline.
+    /// Benchmarks: time full rebuilds of a pipeline; score and time search indexes.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Pipelines: list, run, retry, graph.
