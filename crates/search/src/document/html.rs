@@ -551,20 +551,20 @@ mod corpus {
                 .collect();
             std::fs::write(out, lines.join("\n")).expect("write chunks");
         }
-        for depth in [10_000] {
-            let html = format!(
-                "{}x{}",
-                "<div><span>".repeat(depth),
-                "</span></div>".repeat(depth)
-            );
-            let started = Instant::now();
-            let parsed = super::parse(&html);
-            println!(
-                "{depth} levels: {:.2?}, {:?}",
-                started.elapsed(),
-                parsed.sections[0].text
-            );
-        }
+        // Nested `div`s are quadratic in html5ever: 0.85 s at 10,000 levels, 297 s at 100,000.
+        let depth = 10_000;
+        let html = format!(
+            "{}x{}",
+            "<div><span>".repeat(depth),
+            "</span></div>".repeat(depth)
+        );
+        let started = Instant::now();
+        let parsed = super::parse(&html);
+        println!(
+            "{depth} levels: {:.2?}, {:?}",
+            started.elapsed(),
+            parsed.sections[0].text
+        );
         let page = &sources[sources.len() / 2].1;
         let mut big = Vec::new();
         while big.len() < 50 << 20 {
