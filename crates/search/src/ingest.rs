@@ -11,11 +11,10 @@ use brigade_store::search::{ChunkInput, DocumentInput};
 use sha2::{Digest, Sha256};
 
 use crate::chunk::{ChunkConfig, chunk};
-use crate::document::{self, Format, Parsed};
+use crate::document::{self, Format};
 use crate::embed::Purpose;
 use crate::error::SearchError;
 use crate::index::{Index, to_bytes};
-use crate::terms::estimate_tokens;
 
 /// Longest time one document may take to parse (PDFs are hostile input).
 pub const PARSE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -91,28 +90,6 @@ fn embed_text(title: &str, heading: &str, text: &str) -> String {
     s
 }
 
-async fn parse(label: &str, body: Vec<u8>, format: Format) -> Result<Parsed, SearchError> {
-    let path = label.to_string();
-    let task = tokio::task::spawn_blocking(move || {
-        std::panic::catch_unwind(|| document::parse(&path, &body, format))
-    });
-    match tokio::time::timeout(PARSE_TIMEOUT, task).await {
-        Ok(Ok(Ok(parsed))) => parsed,
-        Ok(_) => Err(SearchError::Document {
-            path: label.to_string(),
-            message: "the document could not be parsed (it may be damaged); fix or remove it"
-                .into(),
-        }),
-        Err(_) => Err(SearchError::Document {
-            path: label.to_string(),
-            message: format!(
-                "parsing took longer than {} s; the file may be damaged",
-                PARSE_TIMEOUT.as_secs()
-            ),
-        }),
-    }
-}
-
 /// Parses, chunks, embeds and stores one document; returns `(chunks, embedded)`.
 pub(crate) async fn put(
     store: &Store,
@@ -121,7 +98,8 @@ pub(crate) async fn put(
     hash: String,
 ) -> Result<(usize, usize), SearchError> {
     let format = doc.format;
-    let parsed = parse(&doc.path_or_url, doc.body, format).await?;
+    let parsed =
+        document::parse_blocking(doc.path_or_url.clone(), doc.body, format, PARSE_TIMEOUT).await?;
     let title = doc
         .title
         .filter(|t| !t.trim().is_empty())
@@ -178,7 +156,7 @@ pub(crate) async fn put(
                 heading: c.heading.clone(),
                 text: c.text.clone(),
                 hash: h.clone(),
-                tokens: i64::try_from(estimate_tokens(&c.text)).unwrap_or(i64::MAX),
+                tokens: i64::try_from(c.tokens).unwrap_or(i64::MAX),
             })
             .collect(),
     };

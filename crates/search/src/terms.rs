@@ -152,12 +152,10 @@ fn collapse(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// An estimate of the tokens of `text` for an LLM prompt budget (about 4 characters per
-/// token of English, never less than the number of words).
+/// An estimate of the tokens of `text` for an LLM prompt budget (the chunker's count,
+/// within a few per cent of a BERT WordPiece or tiktoken count on English).
 pub fn estimate_tokens(text: &str) -> usize {
-    let chars = text.chars().count();
-    let words = text.split_whitespace().count();
-    (chars / 4).max(words)
+    crate::chunk::count_tokens(text)
 }
 
 #[cfg(test)]

@@ -79,9 +79,74 @@ pub fn parse(path: &str, bytes: &[u8], format: Format) -> Result<Parsed, SearchE
     match format {
         Format::Markdown => Ok(markdown::parse(&String::from_utf8_lossy(bytes))),
         Format::Text => Ok(text::parse(&String::from_utf8_lossy(bytes))),
-        Format::Html => Ok(html::parse(&String::from_utf8_lossy(bytes))),
+        Format::Html => {
+            let text = String::from_utf8_lossy(bytes);
+            if nesting_exceeds(&text, MAX_HTML_DEPTH) {
+                return Err(document_error(
+                    path,
+                    format!(
+                        "elements are nested more than {MAX_HTML_DEPTH} deep; this is not a page \
+                         a browser would show sensibly: fix or remove it"
+                    ),
+                ));
+            }
+            Ok(html::parse(&text))
+        }
         Format::Pdf => pdf::parse(bytes).map_err(|message| document_error(path, message)),
     }
+}
+
+/// Deepest element nesting accepted in HTML: the HTML parser's cost grows with the square of
+/// the depth (100,000 levels take minutes), while real pages stay far below this.
+pub const MAX_HTML_DEPTH: usize = 2000;
+
+/// Whether the open elements of `html` nest deeper than `limit`, by a linear scan of tags
+/// (void elements, self-closing tags and elements whose end tag is optional do not count).
+fn nesting_exceeds(html: &str, limit: usize) -> bool {
+    const UNCOUNTED: &[&str] = &[
+        "area", "base", "br", "col", "colgroup", "dd", "dt", "embed", "hr", "img", "input", "li",
+        "link", "meta", "option", "optgroup", "p", "param", "rp", "rt", "source", "tbody", "td",
+        "tfoot", "th", "thead", "tr", "track", "wbr", "!", "?",
+    ];
+    let bytes = html.as_bytes();
+    let mut depth: usize = 0;
+    let mut i = 0;
+    while let Some(at) = bytes[i..].iter().position(|b| *b == b'<') {
+        let start = i + at + 1;
+        let end = bytes[start..]
+            .iter()
+            .position(|b| *b == b'>')
+            .map_or(bytes.len(), |e| start + e);
+        let tag = &html[start..end];
+        i = end.min(bytes.len());
+        if let Some(closing) = tag.strip_prefix('/') {
+            let name = closing.trim().to_ascii_lowercase();
+            if !UNCOUNTED.contains(&name.as_str()) {
+                depth = depth.saturating_sub(1);
+            }
+            continue;
+        }
+        let name: String = tag
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '!' || *c == '?')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let name = if name.starts_with('!') {
+            "!"
+        } else if name.starts_with('?') {
+            "?"
+        } else {
+            name.as_str()
+        };
+        if name.is_empty() || tag.ends_with('/') || UNCOUNTED.contains(&name) {
+            continue;
+        }
+        depth += 1;
+        if depth > limit {
+            return true;
+        }
+    }
+    false
 }
 
 /// [`parse`] on Tokio's blocking pool, with a panic turned into an error and a time limit.
@@ -210,6 +275,18 @@ pub(crate) fn collapse_whitespace(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pathological_nesting_is_refused_before_parsing() {
+        let deep = "<div>".repeat(MAX_HTML_DEPTH + 1);
+        assert!(super::nesting_exceeds(&deep, MAX_HTML_DEPTH));
+        let err = super::parse("deep.html", deep.as_bytes(), Format::Html).unwrap_err();
+        assert!(err.to_string().contains("nested more than"), "{err}");
+        // Closed elements, void elements and optional end tags do not add up.
+        let wide = "<div><p>x<br><img src=a /></div>".repeat(10_000) + &"<li>".repeat(5000);
+        assert!(!super::nesting_exceeds(&wide, MAX_HTML_DEPTH));
+        assert!(!super::nesting_exceeds("<!DOCTYPE html><?xml x?><a", 1));
+    }
+
     use super::*;
 
     #[tokio::test]
