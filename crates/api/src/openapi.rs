@@ -8,7 +8,7 @@ use brigade_core::schema::{Collection, FieldType};
 use serde_json::{Map, Value, json};
 
 /// The OpenAPI document for `collections`.
-pub(crate) fn document(collections: &[Arc<Collection>]) -> Value {
+pub(crate) fn document(collections: &[Arc<Collection>], indexes: &[String]) -> Value {
     let mut paths = Map::new();
     let mut schemas = Map::new();
     schemas.insert("Problem".into(), problem_schema());
@@ -114,6 +114,9 @@ pub(crate) fn document(collections: &[Arc<Collection>]) -> Value {
     paths.insert("/api/auth/me".into(), json!({"get": {"tags": ["auth"], "summary": "The current user", "responses": {"200": {"description": "The user"}, "401": problem("Not logged in")}}}));
     paths.insert("/healthz".into(), json!({"get": {"tags": ["operations"], "security": [], "summary": "Process is alive", "responses": {"200": {"description": "ok"}}}}));
     paths.insert("/readyz".into(), json!({"get": {"tags": ["operations"], "security": [], "summary": "Database reachable and migrations applied", "responses": {"200": {"description": "ready"}, "503": problem("Not ready")}}}));
+    if !indexes.is_empty() {
+        search_paths(&mut paths, indexes);
+    }
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Brigade", "version": env!("CARGO_PKG_VERSION"),
@@ -125,6 +128,57 @@ pub(crate) fn document(collections: &[Arc<Collection>]) -> Value {
         },
         "security": [{"bearer": []}]
     })
+}
+
+/// `/api/search/{index}`, its documents and `/api/rag/{index}`, for the indexes of brigade.toml.
+fn search_paths(paths: &mut Map<String, Value>, indexes: &[String]) {
+    let index = json!({"name": "index", "in": "path", "required": true, "schema": {"type": "string", "enum": indexes}});
+    let source = json!({"type": "object", "properties": {"document_id": {"type": "string"}, "title": {"type": "string"},
+        "path_or_url": {"type": "string"}, "chunk": {"type": "integer"}}});
+    paths.insert("/api/search/{index}".into(), json!({
+        "parameters": [index],
+        "get": {"tags": ["search"], "summary": "Search an index by keywords, meaning or both (reciprocal rank fusion)",
+            "parameters": [
+                {"name": "q", "in": "query", "required": true, "schema": {"type": "string", "maxLength": 2000}},
+                {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}},
+                {"name": "mode", "in": "query", "schema": {"enum": ["hybrid", "vector", "keyword"], "default": "hybrid"}},
+                query_param("filter", "Filter on the documents (id, title, path, kind) or the collection's fields")],
+            "responses": {"200": {"description": "Hits, best first", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "hits": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "score": {"type": "number"},
+                    "text": {"type": "string"}, "source": source, "highlights": {"type": "array", "items": {"type": "string"}}}}}}}}}},
+                "400": problem("Invalid q, k, mode or filter"), "401": problem("The index's rule needs a login"), "404": problem("Unknown index")}}
+    }));
+    paths.insert("/api/search/{index}/documents".into(), json!({
+        "parameters": [index],
+        "get": {"tags": ["search"], "summary": "List the index's documents (superusers)",
+            "parameters": [query_param("page", "Page, from 1"), query_param("per_page", "1 to 500")],
+            "responses": {"200": {"description": "A page of documents"}, "404": problem("Unknown index")}},
+        "post": {"tags": ["search"], "summary": "Ingest documents (superusers); unchanged ones are skipped",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "id": {"type": "string"}, "title": {"type": "string"}, "text": {"type": "string"}, "content_base64": {"type": "string"},
+                "format": {"enum": ["markdown", "text", "html", "pdf"]}, "path_or_url": {"type": "string"}, "metadata": {"type": "object"}}}}}},
+            "responses": {"201": {"description": "Indexed"}, "200": {"description": "Unchanged"}, "400": problem("Invalid document"),
+                "422": problem("The document cannot be parsed")}}
+    }));
+    paths.insert("/api/search/{index}/documents/{id}".into(), json!({
+        "parameters": [index, {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "delete": {"tags": ["search"], "summary": "Delete a document (superusers)",
+            "responses": {"204": {"description": "Deleted"}, "404": problem("No such document")}}
+    }));
+    paths.insert("/api/rag/{index}".into(), json!({
+        "parameters": [index],
+        "post": {"tags": ["search"], "summary": "Answer a question from the index, with its sources",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["question"],
+                "properties": {"question": {"type": "string", "maxLength": 4000}, "k": {"type": "integer", "minimum": 1, "maximum": 20}}}}}},
+            "responses": {"200": {"description": "The answer", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "answer": {"type": "string"}, "mode": {"enum": ["generative", "extractive"]},
+                "sources": {"type": "array", "items": {"type": "object", "properties": {"document_id": {"type": "string"}, "title": {"type": "string"},
+                    "path_or_url": {"type": "string"}, "snippet": {"type": "string"}, "score": {"type": "number"}}}},
+                "model": {"type": "string"}, "usage": {"type": "object", "properties": {"prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}}},
+                "latency_ms": {"type": "integer"}}}}}},
+                "400": problem("Invalid question or k"), "404": problem("Unknown index"),
+                "502": problem("The language model failed"), "504": problem("The language model timed out")}}
+    }));
 }
 
 fn problem(description: &str) -> Value {

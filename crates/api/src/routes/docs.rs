@@ -27,7 +27,12 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 async fn openapi_document(State(state): State<AppState>) -> Json<Value> {
-    Json(openapi::document(&state.store().collections()))
+    let indexes: Vec<String> = state
+        .search()
+        .indexes()
+        .map(|i| i.name().to_string())
+        .collect();
+    Json(openapi::document(&state.store().collections(), &indexes))
 }
 
 async fn swagger_file(ApiPath(file): ApiPath<String>) -> Response {

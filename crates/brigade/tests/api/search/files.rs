@@ -18,6 +18,13 @@ files_test!(
     |app| async move {
         let index = wait_ingested(&app, "docs").await;
         assert_eq!(index["documents"], 3, "{index}");
+        let openapi =
+            crate::helpers::expect_json(app.anon_get("/api/openapi.json").await, 200).await;
+        assert_eq!(
+            openapi["paths"]["/api/rag/{index}"]["parameters"][0]["schema"]["enum"],
+            serde_json::json!(["docs"])
+        );
+        assert!(openapi["paths"]["/api/search/{index}"]["get"].is_object());
         assert_eq!(index["ingest"]["report"]["indexed"], 3, "{index}");
 
         for mode in ["keyword", "vector", "hybrid"] {
