@@ -13,6 +13,7 @@ use brigade_store::{Access, Store};
 use crate::cache::{self, AnswerCache};
 use crate::embed::Embedder;
 use crate::embed::builtin::Builtin;
+use crate::embed::local::LocalEmbedder;
 use crate::embed::openai::OpenAiEmbedder;
 use crate::error::SearchError;
 use crate::index::Index;
@@ -90,8 +91,15 @@ pub fn embedder(
     dir: &Path,
     llm: Option<&LlmSettings>,
 ) -> Result<Arc<dyn Embedder>, SearchError> {
-    let _ = dir;
     match index.embedder.split_once(':') {
+        Some(("local", path)) => {
+            let full = if Path::new(path).is_absolute() {
+                PathBuf::from(path)
+            } else {
+                dir.join(path)
+            };
+            Ok(Arc::new(LocalEmbedder::load(&full)?))
+        }
         Some(("openai", model)) => {
             let url = index
                 .embedder_url
