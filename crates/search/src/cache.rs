@@ -12,10 +12,13 @@ const CAPACITY: usize = 512;
 /// How long an entry is served.
 const TTL: Duration = Duration::from_secs(600);
 
+/// Answers by key with the time they were stored, and keys in insertion order.
+type Entries = (HashMap<String, (Instant, Answer)>, VecDeque<String>);
+
 /// A small LRU-by-insertion cache with a time to live.
 #[derive(Debug, Default)]
 pub struct AnswerCache {
-    inner: Mutex<(HashMap<String, (Instant, Answer)>, VecDeque<String>)>,
+    inner: Mutex<Entries>,
 }
 
 /// The cache key of a question.

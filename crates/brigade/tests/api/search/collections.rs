@@ -76,7 +76,7 @@ files_test!(
         let body = expect_json(anon("checkpoints autovacuum").await, 200).await;
         assert_eq!(
             docs_of(body["hits"].as_array().unwrap()),
-            [id.clone()],
+            [id.as_str()],
             "{body}"
         );
         let drafts = hits(
@@ -88,7 +88,7 @@ files_test!(
             ],
         )
         .await;
-        assert_eq!(docs_of(&drafts), [draft_id.clone()]);
+        assert_eq!(docs_of(&drafts), [draft_id.as_str()]);
         let rag = expect_json(
             crate::helpers::send(
                 app.client

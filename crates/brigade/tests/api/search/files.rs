@@ -167,7 +167,6 @@ files_test!(
         let dir = app.dir.path().to_path_buf();
         let env = [("BRIGADE_DATABASE_URL", app.db_url.as_str())];
         let cli = |args: Vec<String>| {
-            let env = env;
             async move { run_cli(args, &env, None).await }
         };
         let d = dir.display().to_string();
