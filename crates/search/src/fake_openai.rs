@@ -1,5 +1,5 @@
 //! A fake OpenAI-compatible server on a real loopback socket, for tests here and downstream
-//! (feature `fake-openai`): `/v1/chat/completions` answers by citing the first numbered
+//! (feature `testing`): `/v1/chat/completions` answers by citing the first numbered
 //! source of the prompt, `/v1/embeddings` answers deterministic 16-dimension vectors, and
 //! [`Behaviour`] makes it slow, broken or failing on demand. It records every request.
 

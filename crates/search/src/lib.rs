@@ -18,7 +18,7 @@ pub mod chunk;
 pub mod document;
 pub mod embed;
 pub mod error;
-#[cfg(any(test, feature = "fake-openai"))]
+#[cfg(any(test, feature = "testing"))]
 pub mod fake_openai;
 pub mod follow;
 pub mod index;
@@ -29,6 +29,8 @@ pub mod rag;
 pub mod redact;
 pub mod service;
 pub mod terms;
+#[cfg(any(test, feature = "testing"))]
+pub mod test_model;
 pub mod vector;
 
 pub use error::SearchError;

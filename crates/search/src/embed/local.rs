@@ -368,20 +368,7 @@ mod tests {
 
     use super::*;
 
-    const MODEL_ENV: &str = "BRIGADE_TEST_MINILM";
-
-    /// The all-MiniLM-L6-v2 directory. A missing model fails the tests rather than skipping
-    /// them, so CI cannot pass without running them.
-    fn model_dir() -> PathBuf {
-        match std::env::var_os(MODEL_ENV) {
-            Some(dir) => PathBuf::from(dir),
-            None => panic!(
-                "{MODEL_ENV} is not set. These tests run sentence-transformers/all-MiniLM-L6-v2: \
-                 fetch it with `scripts/fetch-minilm.sh /work/models/all-MiniLM-L6-v2` and set \
-                 {MODEL_ENV}=/work/models/all-MiniLM-L6-v2"
-            ),
-        }
-    }
+    use crate::test_model::{MODEL_ENV, minilm_dir as model_dir};
 
     fn model() -> &'static LocalEmbedder {
         static MODEL: OnceLock<LocalEmbedder> = OnceLock::new();

@@ -166,9 +166,7 @@ files_test!(
         wait_ingested(&app, "docs").await;
         let dir = app.dir.path().to_path_buf();
         let env = [("BRIGADE_DATABASE_URL", app.db_url.as_str())];
-        let cli = |args: Vec<String>| {
-            async move { run_cli(args, &env, None).await }
-        };
+        let cli = |args: Vec<String>| async move { run_cli(args, &env, None).await };
         let d = dir.display().to_string();
         let out = cli(vec![
             "search".into(),

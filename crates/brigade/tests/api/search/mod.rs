@@ -4,6 +4,7 @@
 
 mod collections;
 mod documents;
+mod embedders;
 mod files;
 mod rag;
 
