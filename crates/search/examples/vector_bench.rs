@@ -130,15 +130,12 @@ fn rss_mib() -> (f64, f64) {
 /// CPU seconds this process has used (user + system), to read timings on a shared machine.
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    // Fields after the parenthesised command name, from `state`; utime and stime are 14 and 15.
     let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: Vec<f64> = rest
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    ticks
-        .get(11)
-        .zip(ticks.get(12))
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    ticks(11)
+        .zip(ticks(12))
         .map_or(f64::NAN, |(u, s)| (u + s) / 100.0)
 }
 

@@ -96,17 +96,10 @@ impl Graph {
         }
     }
 
-    /// Up to `k` nodes near `query` that `keep` accepts, best first.
-    pub(crate) fn search(
-        &self,
-        query: &[f32],
-        k: usize,
-        ef: usize,
-        keep: &dyn Fn(usize) -> bool,
-    ) -> Vec<usize> {
-        let filter = |node: &usize| keep(*node);
+    /// Up to `k` nodes near `query`, best first, dead ones included.
+    pub(crate) fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<usize> {
         self.hnsw
-            .search_filter(query, k, ef.max(k), Some(&filter))
+            .search(query, k, ef.max(k))
             .into_iter()
             .map(|neighbour| neighbour.d_id)
             .collect()
