@@ -37,7 +37,7 @@ const FILTER_SAMPLE: usize = 512;
 const MIN_GRAPH_FILTER_FRACTION: f32 = 0.05;
 
 /// Extra neighbours asked of the graph, on top of those the filter is expected to reject.
-const OVERSAMPLING: f32 = 1.5;
+const OVERSAMPLING: f32 = 2.0;
 
 /// Unit vectors by id, searched by dot product.
 pub struct VectorIndex {
@@ -225,11 +225,14 @@ impl VectorIndex {
         // `hnsw_rs`'s own filtered search gives up its early exit and is several times slower
         // than a plain one, so ask the plain search for more neighbours and filter them here,
         // as many more as dead nodes and the filter are expected to reject.
-        let mut share = 1.0 - inner.dead as f32 / inner.node_slot.len().max(1) as f32;
-        if let Some(allow) = allow {
-            share *= inner.accepted_fraction(allow);
-        }
-        if share < MIN_GRAPH_FILTER_FRACTION {
+        let accepted = allow.map_or(1.0, |allow| inner.accepted_fraction(allow));
+        let live = 1.0 - inner.dead as f32 / inner.node_slot.len().max(1) as f32;
+        let share = accepted * live;
+        // Scanning only the accepted vectors is exact, and no slower than a whole index below
+        // the threshold: below that many accepted, the graph cannot win.
+        if share < MIN_GRAPH_FILTER_FRACTION
+            || accepted * (inner.ids.len() as f32) < self.options.threshold as f32
+        {
             return inner.exact(self.dims, query, k, allow);
         }
         let wanted = ((k as f32 / share) * OVERSAMPLING).ceil() as usize;
@@ -620,10 +623,15 @@ mod tests {
             let every_seventh = |id: u64| id.is_multiple_of(7);
             let three = |id: u64| [5, 500, 1499].contains(&id);
             let none = |_: u64| false;
+            let even = |id: u64| id.is_multiple_of(2);
             for query in clustered(&mut rng, 20, 32, 5) {
                 let hits = index.search(&query, 10, Some(&every_seventh));
                 assert_eq!(hits.len(), 10);
                 assert!(hits.iter().all(|h| h.0.is_multiple_of(7)));
+                // Half the index: enough to go through the graph, filtering its neighbours.
+                let hits = index.search(&query, 10, Some(&even));
+                assert_eq!(hits.len(), 10);
+                assert!(hits.iter().all(|h| h.0.is_multiple_of(2)));
                 let hits = index.search(&query, 10, Some(&three));
                 let mut ids: Vec<u64> = hits.iter().map(|h| h.0).collect();
                 ids.sort_unstable();
