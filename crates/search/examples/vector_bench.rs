@@ -8,7 +8,7 @@
 //! with its own spread (noise norm 0.5–1.5 against the centre's 1, so a point's cosine to its
 //! centre is 0.55–0.9), drawn with skewed popularity (a few large clusters, many small),
 //! normalised. Queries are fresh draws from the same mixture, not indexed points.
-//! Options: `--ef 32,64,100,200` (search widths to sweep), `--m 16`, `--ef-construction 200`,
+//! Options: `--ef 32,64,100,200` (search widths to sweep), `--m 16`, `--ef-construction 100`,
 //! `--seed 7`.
 
 use std::time::{Duration, Instant};
@@ -36,7 +36,7 @@ fn parse_args() -> Args {
         clusters: 2000,
         ef: vec![32, 64, 100, 200],
         m: 16,
-        ef_construction: 200,
+        ef_construction: 100,
         seed: 7,
     };
     let raw: Vec<String> = std::env::args().skip(1).collect();
