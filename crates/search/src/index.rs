@@ -14,7 +14,7 @@ use brigade_store::search::DocumentChange;
 
 use crate::embed::Embedder;
 use crate::error::SearchError;
-use crate::vector::VectorIndex;
+use crate::vector::{HnswOptions, VectorIndex};
 
 /// Changes whenever chunking changes in a way that alters chunks.
 const CHUNKER_VERSION: &str = "chunker-1";
@@ -33,28 +33,23 @@ pub fn from_bytes(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
+/// What is in memory: which chunk ids, as of which index version. The vectors themselves
+/// live in `index`, which is internally concurrent, so slow graph inserts never hold this lock.
 #[derive(Default)]
-struct Vectors {
+struct State {
     loaded: bool,
     version: i64,
     max_id: u64,
     ids: HashSet<u64>,
-    index: Option<VectorIndex>,
+    index: Option<Arc<VectorIndex>>,
 }
 
-impl Vectors {
-    fn insert(&mut self, id: u64, v: &[f32]) {
-        let index = self.index.get_or_insert_with(|| VectorIndex::new(v.len()));
-        index.insert(id, v);
-        self.ids.insert(id);
-        self.max_id = self.max_id.max(id);
-    }
-
-    fn remove(&mut self, id: u64) {
-        if let Some(index) = self.index.as_mut() {
-            index.remove(id);
-        }
-        self.ids.remove(&id);
+impl State {
+    /// The vector index, created for `dims` on first use.
+    fn index_for(&mut self, dims: usize) -> Arc<VectorIndex> {
+        self.index
+            .get_or_insert_with(|| Arc::new(VectorIndex::new(dims)))
+            .clone()
     }
 }
 
@@ -63,7 +58,7 @@ pub struct Index {
     pub settings: IndexSettings,
     pub embedder: Arc<dyn Embedder>,
     fingerprint: String,
-    vectors: RwLock<Vectors>,
+    vectors: RwLock<State>,
     refresh: tokio::sync::Mutex<()>,
 }
 
@@ -98,7 +93,7 @@ impl Index {
             settings,
             embedder,
             fingerprint,
-            vectors: RwLock::new(Vectors::default()),
+            vectors: RwLock::new(State::default()),
             refresh: tokio::sync::Mutex::new(()),
         }
     }
@@ -123,7 +118,7 @@ impl Index {
                 "the embedder or chunking of the index changed; its documents were dropped and will be ingested again"
             );
         }
-        *self.vectors.write().unwrap_or_else(|e| e.into_inner()) = Vectors::default();
+        *self.vectors.write().unwrap_or_else(|e| e.into_inner()) = State::default();
         Ok(reset)
     }
 
@@ -133,19 +128,36 @@ impl Index {
         change: &DocumentChange,
         vectors: &dyn Fn(&str) -> Option<Vec<f32>>,
     ) {
-        let mut v = self.vectors.write().unwrap_or_else(|e| e.into_inner());
-        if !v.loaded || change.version != v.version + 1 {
-            return;
-        }
-        for id in &change.removed {
-            v.remove(*id);
-        }
-        for (id, hash) in &change.added {
-            if let Some(vector) = vectors(hash) {
-                v.insert(*id, &vector);
+        let added: Vec<(u64, Vec<f32>)> = change
+            .added
+            .iter()
+            .filter_map(|(id, hash)| vectors(hash).map(|v| (*id, v)))
+            .collect();
+        let index = {
+            let mut state = self.vectors.write().unwrap_or_else(|e| e.into_inner());
+            if !state.loaded || change.version != state.version + 1 {
+                return;
             }
+            state.version = change.version;
+            for id in &change.removed {
+                state.ids.remove(id);
+            }
+            for (id, _) in &added {
+                state.ids.insert(*id);
+                state.max_id = state.max_id.max(*id);
+            }
+            match (&state.index, added.first()) {
+                (Some(index), _) => index.clone(),
+                (None, Some((_, v))) => state.index_for(v.len()),
+                (None, None) => return,
+            }
+        };
+        for id in &change.removed {
+            index.remove(*id);
         }
-        v.version = change.version;
+        for (id, v) in &added {
+            index.insert(*id, v);
+        }
     }
 
     /// Brings the in-memory vectors up to date with the store.
@@ -155,26 +167,23 @@ impl Index {
     pub async fn fresh(&self, store: &Store) -> Result<(), SearchError> {
         let version = store.search_version(self.name()).await?;
         {
-            let v = self.vectors.read().unwrap_or_else(|e| e.into_inner());
-            if v.loaded && v.version == version {
+            let state = self.vectors.read().unwrap_or_else(|e| e.into_inner());
+            if state.loaded && state.version == version {
                 return Ok(());
             }
         }
         let _guard = self.refresh.lock().await;
-        let (loaded, after, current) = {
-            let v = self.vectors.read().unwrap_or_else(|e| e.into_inner());
-            if v.loaded && v.version == version {
+        let (loaded, after, known) = {
+            let state = self.vectors.read().unwrap_or_else(|e| e.into_inner());
+            if state.loaded && state.version == version {
                 return Ok(());
             }
-            (
-                v.loaded,
-                v.max_id,
-                v.index.as_ref().map_or(0, VectorIndex::len),
-            )
+            (state.loaded, state.max_id, state.ids.len())
         };
+        // Read the version first: anything committed later is picked up next time.
         let version = store.search_version(self.name()).await?;
         let mut after = if loaded { after } else { 0 };
-        let mut fresh = Vec::new();
+        let mut fresh: Vec<(u64, Vec<f32>)> = Vec::new();
         loop {
             let page = store
                 .search_vectors(self.name(), self.embedder.id(), after, LOAD_PAGE)
@@ -189,34 +198,61 @@ impl Index {
                 break;
             }
         }
-        let ids = if loaded {
-            Some(store.search_chunk_ids(self.name()).await?)
-        } else {
-            None
-        };
-        let mut v = self.vectors.write().unwrap_or_else(|e| e.into_inner());
         if !loaded {
-            *v = Vectors::default();
+            let dims = fresh.first().map_or(0, |(_, v)| v.len());
+            let index = (!fresh.is_empty()).then(|| {
+                Arc::new(VectorIndex::from_items(
+                    dims,
+                    HnswOptions::default(),
+                    fresh.iter().map(|(id, v)| (*id, v.as_slice())),
+                ))
+            });
+            let mut state = self.vectors.write().unwrap_or_else(|e| e.into_inner());
+            *state = State {
+                loaded: true,
+                version,
+                max_id: fresh.last().map_or(0, |(id, _)| *id),
+                ids: fresh.iter().map(|(id, _)| *id).collect(),
+                index,
+            };
+            return Ok(());
         }
-        for (id, vector) in &fresh {
-            v.insert(*id, vector);
-        }
-        if let Some(ids) = ids
-            && ids.len() != current + fresh.len()
-        {
-            let keep: HashSet<u64> = ids.into_iter().collect();
-            let gone: Vec<u64> = v
-                .ids
-                .iter()
-                .filter(|id| !keep.contains(id))
-                .copied()
-                .collect();
+        let all = store.search_chunk_ids(self.name()).await?;
+        let (index, gone) = {
+            let mut state = self.vectors.write().unwrap_or_else(|e| e.into_inner());
+            let mut gone = Vec::new();
+            if all.len() != known + fresh.len() {
+                let keep: HashSet<u64> = all.into_iter().collect();
+                gone = state
+                    .ids
+                    .iter()
+                    .filter(|id| !keep.contains(id))
+                    .copied()
+                    .collect();
+                for id in &gone {
+                    state.ids.remove(id);
+                }
+            }
+            for (id, _) in &fresh {
+                state.ids.insert(*id);
+                state.max_id = state.max_id.max(*id);
+            }
+            state.version = version;
+            let index = match (&state.index, fresh.first()) {
+                (Some(index), _) => Some(index.clone()),
+                (None, Some((_, v))) => Some(state.index_for(v.len())),
+                (None, None) => None,
+            };
+            (index, gone)
+        };
+        if let Some(index) = index {
             for id in gone {
-                v.remove(id);
+                index.remove(id);
+            }
+            for (id, v) in &fresh {
+                index.insert(*id, v);
             }
         }
-        v.loaded = true;
-        v.version = version;
         Ok(())
     }
 
@@ -227,8 +263,11 @@ impl Index {
         k: usize,
         allowed: Option<&HashSet<u64>>,
     ) -> Vec<(u64, f32)> {
-        let v = self.vectors.read().unwrap_or_else(|e| e.into_inner());
-        let Some(index) = v.index.as_ref() else {
+        let index = {
+            let state = self.vectors.read().unwrap_or_else(|e| e.into_inner());
+            state.index.clone()
+        };
+        let Some(index) = index else {
             return Vec::new();
         };
         match allowed {
@@ -242,7 +281,7 @@ impl Index {
 
     /// How many vectors are in memory.
     pub fn vectors_len(&self) -> usize {
-        let v = self.vectors.read().unwrap_or_else(|e| e.into_inner());
-        v.index.as_ref().map_or(0, VectorIndex::len)
+        let state = self.vectors.read().unwrap_or_else(|e| e.into_inner());
+        state.index.as_ref().map_or(0, |i| i.len())
     }
 }

@@ -362,7 +362,6 @@ impl Embedder for LocalEmbedder {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
     use std::sync::OnceLock;
     use std::time::Instant;
 
