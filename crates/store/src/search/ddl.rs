@@ -1,7 +1,9 @@
 //! Tables of search indexes. Chunks, documents and cached vectors are plain tables on both
 //! backends; keyword search uses each backend's own engine: one contentless FTS5 table per
-//! index on SQLite (so BM25 statistics are per index), a `tsvector` column with a GIN index
-//! and a document-frequency table for BM25 on PostgreSQL.
+//! index on SQLite (so BM25 statistics are per index); on PostgreSQL, an inverted index in a
+//! plain table (`_search_postings`: lexeme → chunk, weighted term frequency, chunk length,
+//! made from each chunk's `tsvector`) and per-index document frequencies (`_search_df`), from
+//! which BM25 is computed in SQL.
 
 use crate::error::StoreError;
 use crate::sql::{Dialect, Ident};
@@ -36,7 +38,10 @@ CREATE TABLE IF NOT EXISTS _search_chunks (seq BIGSERIAL PRIMARY KEY,
     heading TEXT NOT NULL, text TEXT NOT NULL, hash TEXT NOT NULL, tokens BIGINT NOT NULL,
     tsv TSVECTOR NOT NULL);
 CREATE INDEX IF NOT EXISTS _search_chunks_document ON _search_chunks (index_name, document_id);
-CREATE INDEX IF NOT EXISTS _search_chunks_tsv ON _search_chunks USING GIN (tsv);
+CREATE TABLE IF NOT EXISTS _search_postings (index_name TEXT NOT NULL, lexeme TEXT NOT NULL,
+    seq BIGINT NOT NULL, tf DOUBLE PRECISION NOT NULL, len BIGINT NOT NULL,
+    PRIMARY KEY (index_name, lexeme, seq) INCLUDE (tf, len));
+CREATE INDEX IF NOT EXISTS _search_postings_seq ON _search_postings (seq);
 CREATE TABLE IF NOT EXISTS _search_df (index_name TEXT NOT NULL, lexeme TEXT NOT NULL,
     df BIGINT NOT NULL, PRIMARY KEY (index_name, lexeme));
 CREATE TABLE IF NOT EXISTS _search_vectors (embedder TEXT NOT NULL, hash TEXT NOT NULL,

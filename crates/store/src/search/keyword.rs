@@ -1,7 +1,10 @@
 //! Keyword search per dialect. SQLite: a contentless FTS5 table per index, ranked by FTS5's
 //! `bm25()` with the title weighted over headings over text. PostgreSQL: a weighted
-//! `tsvector` per chunk matched through its GIN index, ranked by BM25 computed in SQL from
-//! per-index document frequencies (`_search_df`) kept in the same transaction as the chunks.
+//! `tsvector` per chunk (English stemming and stop words) is turned into postings
+//! (`_search_postings`) and document frequencies (`_search_df`) in the same transaction as the
+//! chunks, and BM25 is summed over the postings of the query's lexemes — a plain B-tree
+//! lookup per lexeme, where matching `tsvector`s and unnesting them cost a second per query
+//! on the PostgreSQL manual.
 
 use brigade_core::value::Value;
 
@@ -73,6 +76,19 @@ pub(super) async fn add(
             }
         }
         Dialect::Postgres => {
+            let (t, h, x) = WEIGHTS;
+            let mut sql = Sql::new(Dialect::Postgres);
+            sql.push("INSERT INTO _search_postings (index_name, lexeme, seq, tf, len) SELECT ")
+                .bind(index_value(index))
+                .push(&format!(
+                    ", u.lexeme, c.seq, (SELECT SUM(CASE wt WHEN 'A' THEN {t:.1} WHEN 'B' THEN \
+                     {h:.1} ELSE {x:.1} END) FROM unnest(u.weights) wt), c.tokens FROM \
+                     _search_chunks c, unnest(c.tsv) u WHERE c.index_name = "
+                ))
+                .bind(index_value(index))
+                .push(" AND c.document_id = ")
+                .bind(Value::Text(doc.id.clone()));
+            tx.execute(&sql).await?;
             let mut sql = Sql::new(Dialect::Postgres);
             sql.push("INSERT INTO _search_df (index_name, lexeme, df) SELECT ")
                 .bind(index_value(index))
@@ -128,6 +144,18 @@ pub(super) async fn remove(
                 .bind(index_value(index))
                 .push(" AND d.lexeme = x.lexeme");
             tx.execute(&sql).await?;
+            for part in ids.chunks(500) {
+                let mut sql = Sql::new(Dialect::Postgres);
+                sql.push("DELETE FROM _search_postings WHERE seq IN (");
+                for (i, id) in part.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(", ");
+                    }
+                    sql.bind(Value::Int(i64::try_from(*id).unwrap_or(i64::MAX)));
+                }
+                sql.push(")");
+                tx.execute(&sql).await?;
+            }
         }
     }
     Ok(())
@@ -143,6 +171,11 @@ pub(super) async fn clear(tx: &mut dyn Conn, index: &str) -> Result<(), StoreErr
         Dialect::Postgres => {
             sql.push("DELETE FROM _search_df WHERE index_name = ")
                 .bind(index_value(index));
+            let mut postings = Sql::new(Dialect::Postgres);
+            postings
+                .push("DELETE FROM _search_postings WHERE index_name = ")
+                .bind(index_value(index));
+            tx.execute(&postings).await?;
         }
     }
     tx.execute(&sql).await?;
@@ -191,14 +224,8 @@ pub(super) async fn search(
                 .bind(limit);
         }
         Dialect::Postgres => {
-            let query = terms.join(" | ");
             let words = terms.join(" ");
-            let (t, h, x) = WEIGHTS;
-            sql.push("WITH q AS (SELECT to_tsquery('")
-                .push(PG_CONFIG)
-                .push("', ")
-                .bind(Value::Text(query))
-                .push(") AS q), terms AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('")
+            sql.push("WITH terms AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('")
                 .push(PG_CONFIG)
                 .push("', ")
                 .bind(Value::Text(words))
@@ -206,22 +233,23 @@ pub(super) async fn search(
                 .bind(index_value(index))
                 .push("), idf AS (SELECT d.lexeme, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS w FROM _search_df d, stats s WHERE d.index_name = ")
                 .bind(index_value(index))
-                .push(" AND d.lexeme IN (SELECT lexeme FROM terms)), cand AS (SELECT c.seq, c.tsv, c.tokens FROM _search_chunks c, q WHERE c.index_name = ")
-                .bind(index_value(index))
-                .push(" AND c.tsv @@ q.q");
+                .push(" AND d.df > 0 AND d.lexeme IN (SELECT lexeme FROM terms)) SELECT p.seq, SUM(idf.w * p.tf * ")
+                .push(&format!(
+                    "{k1:.2} / (p.tf + {K1:.2} * (1 - {B:.2} + {B:.2} * p.len / s.avgdl)))::float8 AS \
+                     score FROM _search_postings p JOIN idf ON idf.lexeme = p.lexeme CROSS JOIN \
+                     stats s WHERE p.index_name = ",
+                    k1 = K1 + 1.0
+                ))
+                .bind(index_value(index));
             if let Some(r) = restriction {
-                sql.push(" AND c.").append(r.clone());
+                sql.push(" AND p.seq IN (SELECT seq FROM _search_chunks WHERE index_name = ")
+                    .bind(index_value(index))
+                    .push(" AND ")
+                    .append(r.clone())
+                    .push(")");
             }
-            sql.push(&format!(
-                "), tf AS (SELECT cand.seq, cand.tokens, u.lexeme, (SELECT SUM(CASE wt WHEN 'A' \
-                 THEN {t:.1} WHEN 'B' THEN {h:.1} ELSE {x:.1} END) FROM unnest(u.weights) wt) AS f \
-                 FROM cand, unnest(cand.tsv) u WHERE u.lexeme IN (SELECT lexeme FROM terms)) \
-                 SELECT tf.seq, SUM(idf.w * tf.f * {k1} / (tf.f + {K1:.2} * (1 - {B:.2} + {B:.2} * \
-                 tf.tokens / s.avgdl)))::float8 AS score FROM tf JOIN idf ON idf.lexeme = \
-                 tf.lexeme CROSS JOIN stats s GROUP BY tf.seq ORDER BY score DESC, tf.seq LIMIT ",
-                k1 = K1 + 1.0
-            ))
-            .bind(limit);
+            sql.push(" GROUP BY p.seq ORDER BY score DESC, p.seq LIMIT ")
+                .bind(limit);
         }
     }
     let rows = conn.query(&sql, &[ColType::Int, ColType::Float]).await?;
