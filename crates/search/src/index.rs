@@ -279,6 +279,18 @@ impl Index {
         }
     }
 
+    /// Waits until the in-memory vectors are searchable by their graph (when they have one),
+    /// for benchmarks that must not time the exact fallback used while it builds.
+    pub fn wait_for_graph(&self) {
+        let index = {
+            let state = self.vectors.read().unwrap_or_else(|e| e.into_inner());
+            state.index.clone()
+        };
+        if let Some(index) = index {
+            index.wait_for_graph();
+        }
+    }
+
     /// How many vectors are in memory.
     pub fn vectors_len(&self) -> usize {
         let state = self.vectors.read().unwrap_or_else(|e| e.into_inner());

@@ -126,6 +126,16 @@ pub(crate) async fn run(
                 .search(name, "warm up", 10, mode, None, &Access::Superuser)
                 .await
                 .map_err(|e| Failure::Runtime(anyhow::Error::new(e)))?;
+            if let Ok(index) = search.index(name) {
+                let waited = Instant::now();
+                index.wait_for_graph();
+                if waited.elapsed().as_secs() >= 1 {
+                    eprintln!(
+                        "{name}: waited {:.0} s for the HNSW graph",
+                        waited.elapsed().as_secs_f64()
+                    );
+                }
+            }
             let mut latencies = Vec::new();
             let mut score = Score {
                 index: name.clone(),

@@ -161,15 +161,23 @@ async fn ingest(search: &Search, index: &str, paths: &[String]) -> Result<(), Fa
         .map_err(failure)?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
+    let chunks = if report.indexed > 0 {
+        format!(
+            ", {} chunks ({} embedded, {} from the cache)",
+            report.chunks,
+            report.embedded,
+            report.chunks - report.embedded
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "{index}: {} documents ({} indexed, {} unchanged, {} removed, {} failed), {} chunks ({} embedded, the rest cached) in {secs:.1} s",
+        "{index}: {} documents ({} indexed, {} unchanged, {} removed, {} failed){chunks} in {secs:.1} s",
         report.documents,
         report.indexed,
         report.skipped,
         report.deleted,
         report.failed.len(),
-        report.chunks,
-        report.embedded,
     );
     if report.indexed > 0 && secs > 0.0 {
         println!(
@@ -215,10 +223,12 @@ async fn query(
         println!("No hits.");
     }
     for (i, hit) in hits.iter().enumerate() {
-        let heading = if hit.heading.is_empty() {
-            String::new()
-        } else {
-            format!(" › {}", hit.heading)
+        // The heading path usually starts with the page's own title: print the rest.
+        let title_prefix = format!("{} > ", hit.source.title);
+        let heading = match hit.heading.strip_prefix(&title_prefix) {
+            _ if hit.heading.is_empty() || hit.heading == hit.source.title => String::new(),
+            Some(rest) => format!(" › {rest}"),
+            None => format!(" › {}", hit.heading),
         };
         println!(
             "{:>2}. {:.4}  {}{heading}\n    {} (chunk {})\n    {}\n",
