@@ -8,14 +8,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context as _;
 use brigade_core::settings::Settings;
-use brigade_search::Search;
 use brigade_search::query::Mode;
-use brigade_store::{Access, Store};
+use brigade_store::Access;
 use serde::Deserialize;
 
 use super::Failure;
@@ -101,15 +98,7 @@ pub(crate) async fn run(
             return Err(Failure::Usage(format!("no [[search.indexes]] named `{n}`")));
         }
     }
-    let store = Arc::new(
-        Store::open(&settings)
-            .await
-            .context("opening the database")?,
-    );
-    store.migrate_up().await.context("applying migrations")?;
-    let search = Search::open(store.clone(), &settings)
-        .await
-        .map_err(|e| Failure::Runtime(anyhow::Error::new(e)))?;
+    let (store, search) = super::search::open(&settings).await?;
     let mut scores = Vec::new();
     for name in &names {
         let embedder = search

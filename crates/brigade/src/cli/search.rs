@@ -77,6 +77,24 @@ fn failure(e: SearchError) -> Failure {
     }
 }
 
+/// Opens the store (migrations applied) and the search indexes of `settings`; an embedder
+/// that does not load is a configuration error (exit 2).
+pub(crate) async fn open(settings: &Settings) -> Result<(Arc<Store>, Search), Failure> {
+    let store = Arc::new(
+        Store::open(settings)
+            .await
+            .context("opening the database")?,
+    );
+    store.migrate_up().await.context("applying migrations")?;
+    let search = Search::open(store.clone(), settings)
+        .await
+        .map_err(|e| match e {
+            e @ SearchError::Embed(_) => Failure::Usage(e.to_string()),
+            e => Failure::Runtime(anyhow::Error::new(e)),
+        })?;
+    Ok((store, search))
+}
+
 pub(crate) async fn run(settings: Settings, cmd: SearchCommand) -> Result<(), Failure> {
     let name = match &cmd {
         SearchCommand::Ingest { index, .. }
@@ -100,18 +118,7 @@ pub(crate) async fn run(settings: Settings, cmd: SearchCommand) -> Result<(), Fa
             }
         )));
     }
-    let store = Arc::new(
-        Store::open(&settings)
-            .await
-            .context("opening the database")?,
-    );
-    store.migrate_up().await.context("applying migrations")?;
-    let search = Search::open(store.clone(), &settings)
-        .await
-        .map_err(|e| match e {
-            e @ SearchError::Embed(_) => Failure::Usage(e.to_string()),
-            e => Failure::Runtime(anyhow::Error::new(e)),
-        })?;
+    let (store, search) = open(&settings).await?;
     let result = match cmd {
         SearchCommand::Ingest { index, paths } => ingest(&search, &index, &paths).await,
         SearchCommand::Query {

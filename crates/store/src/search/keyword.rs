@@ -8,8 +8,8 @@
 
 use brigade_core::value::Value;
 
-use super::DocumentInput;
 use super::ddl::{PG_CONFIG, fts_table};
+use super::{DocumentInput, bind_ids};
 use crate::conn::{ColType, Conn};
 use crate::error::StoreError;
 use crate::sql::{Dialect, Sql};
@@ -123,14 +123,8 @@ pub(super) async fn remove(
                 let mut sql = Sql::new(Dialect::Sqlite);
                 sql.push("DELETE FROM ")
                     .ident(&table)
-                    .push(" WHERE rowid IN (");
-                for (i, id) in part.iter().enumerate() {
-                    if i > 0 {
-                        sql.push(", ");
-                    }
-                    sql.bind(Value::Int(i64::try_from(*id).unwrap_or(i64::MAX)));
-                }
-                sql.push(")");
+                    .push(" WHERE rowid IN ");
+                bind_ids(&mut sql, part);
                 tx.execute(&sql).await?;
             }
         }
@@ -146,14 +140,8 @@ pub(super) async fn remove(
             tx.execute(&sql).await?;
             for part in ids.chunks(500) {
                 let mut sql = Sql::new(Dialect::Postgres);
-                sql.push("DELETE FROM _search_postings WHERE seq IN (");
-                for (i, id) in part.iter().enumerate() {
-                    if i > 0 {
-                        sql.push(", ");
-                    }
-                    sql.bind(Value::Int(i64::try_from(*id).unwrap_or(i64::MAX)));
-                }
-                sql.push(")");
+                sql.push("DELETE FROM _search_postings WHERE seq IN ");
+                bind_ids(&mut sql, part);
                 tx.execute(&sql).await?;
             }
         }

@@ -135,6 +135,18 @@ fn int(v: &Value) -> i64 {
     }
 }
 
+/// Appends `(id, id, ...)` with each id bound.
+pub(crate) fn bind_ids(sql: &mut Sql, ids: &[u64]) {
+    sql.push("(");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(Value::Int(i64::try_from(*id).unwrap_or(i64::MAX)));
+    }
+    sql.push(")");
+}
+
 fn seq(v: &Value) -> u64 {
     u64::try_from(int(v)).unwrap_or(0)
 }
@@ -611,14 +623,8 @@ impl Store {
              c.document_id WHERE c.index_name = ",
         )
         .bind(Value::Text(index.to_string()))
-        .push(" AND c.seq IN (");
-        for (i, id) in ids.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.bind(Value::Int(i64::try_from(*id).unwrap_or(i64::MAX)));
-        }
-        sql.push(")");
+        .push(" AND c.seq IN ");
+        bind_ids(&mut sql, ids);
         use ColType::{Int, Text};
         let rows: Vec<Row> = conn
             .query(&sql, &[Int, Text, Int, Text, Text, Text, Text])
