@@ -169,7 +169,7 @@ fn search_paths(paths: &mut Map<String, Value>, indexes: &[String]) {
         "parameters": [index],
         "post": {"tags": ["search"], "summary": "Answer a question from the index, with its sources",
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["question"],
-                "properties": {"question": {"type": "string", "maxLength": 4000}, "k": {"type": "integer", "minimum": 1, "maximum": 20}}}}}},
+                "properties": {"question": {"type": "string", "maxLength": 2000}, "k": {"type": "integer", "minimum": 1, "maximum": 20}}}}}},
             "responses": {"200": {"description": "The answer", "content": {"application/json": {"schema": {"type": "object", "properties": {
                 "answer": {"type": "string"}, "mode": {"enum": ["generative", "extractive"]},
                 "sources": {"type": "array", "items": {"type": "object", "properties": {"document_id": {"type": "string"}, "title": {"type": "string"},

@@ -14,9 +14,6 @@ use crate::terms::{estimate_tokens, query_terms, stems};
 pub const MAX_K: usize = 20;
 /// Sources used when a question does not say.
 pub const DEFAULT_K: usize = 5;
-/// Longest question, in characters.
-pub const MAX_QUESTION_CHARS: usize = 4000;
-
 /// The instructions given to the model.
 pub const SYSTEM_PROMPT: &str = "You answer questions using only the numbered sources the user \
 gives you. Cite every source you use with its number in square brackets, like [1] or [2][3]. If \

@@ -437,16 +437,6 @@ impl Search {
         let started = Instant::now();
         let index = self.index(name)?;
         query::check_query("question", question)?;
-        let n = question.chars().count();
-        if n > rag::MAX_QUESTION_CHARS {
-            return Err(SearchError::invalid(
-                "question",
-                format!(
-                    "is {n} characters long; the limit is {}",
-                    rag::MAX_QUESTION_CHARS
-                ),
-            ));
-        }
         let k = k.unwrap_or(rag::DEFAULT_K);
         if k == 0 || k > rag::MAX_K {
             return Err(SearchError::invalid(

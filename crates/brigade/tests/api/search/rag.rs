@@ -73,7 +73,7 @@ files_test!(
             (json!({"question": "   "}), "question"),
             (json!({}), "question"),
             (json!({"question": 42}), "question"),
-            (json!({"question": "x".repeat(4001)}), "question"),
+            (json!({"question": "x".repeat(2001)}), "question"),
             (json!({"question": "x", "k": 0}), "k"),
             (json!({"question": "x", "k": -1}), "k"),
             (json!({"question": "x", "k": 500}), "k"),
@@ -87,6 +87,10 @@ files_test!(
             None,
         )
         .await;
+        // The longest accepted question (2,000 characters) is answered.
+        let question = "vacuum lock ".repeat(166) + "full ...";
+        let long = expect_json(ask(&app, json!({ "question": question })).await, 200).await;
+        assert_eq!(long["mode"], "extractive");
     }
 );
 
