@@ -180,8 +180,7 @@ impl Index {
             }
             (state.loaded, state.max_id, state.ids.len())
         };
-        // Read the version first: anything committed later is picked up next time.
-        let version = store.search_version(self.name()).await?;
+        // `version` was read before loading: anything committed later is picked up next time.
         let mut after = if loaded { after } else { 0 };
         let mut fresh: Vec<(u64, Vec<f32>)> = Vec::new();
         loop {

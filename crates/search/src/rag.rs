@@ -130,53 +130,70 @@ fn overlap(sentence: &str, stems: &HashSet<String>, stemmer: &Stemmer) -> usize 
         .count()
 }
 
+/// Scores sentences by the question's words they share (by English stem).
+struct Scorer {
+    stems: HashSet<String>,
+    stemmer: Stemmer,
+}
+
+impl Scorer {
+    fn new(question: &str) -> Self {
+        Scorer {
+            stems: stems(&query_terms(question)),
+            stemmer: Stemmer::create(Algorithm::English),
+        }
+    }
+
+    /// `(position, shared words)` of the best sentence (the first among equals).
+    fn best(&self, sents: &[&str]) -> Option<(usize, usize)> {
+        sents
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i, overlap(s, &self.stems, &self.stemmer)))
+            .max_by_key(|(i, score)| (*score, std::cmp::Reverse(*i)))
+    }
+
+    /// The best sentence window of `text` (about `max_chars`).
+    fn snippet(&self, text: &str, max_chars: usize) -> String {
+        let sents = sentences(text);
+        let best = self.best(&sents).map_or(0, |(i, _)| i);
+        let mut out = String::new();
+        for s in sents.iter().skip(best) {
+            if !out.is_empty() && out.chars().count() + s.chars().count() > max_chars {
+                break;
+            }
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(s);
+        }
+        if out.chars().count() > max_chars {
+            out = out.chars().take(max_chars).collect::<String>() + "…";
+        }
+        out
+    }
+}
+
 /// The best sentence window of `text` for the question (about `max_chars`).
 pub fn snippet(text: &str, question: &str, max_chars: usize) -> String {
-    let stems = stems(&query_terms(question));
-    let stemmer = Stemmer::create(Algorithm::English);
-    let sents = sentences(text);
-    let best = sents
-        .iter()
-        .enumerate()
-        .max_by_key(|(i, s)| (overlap(s, &stems, &stemmer), std::cmp::Reverse(*i)))
-        .map_or(0, |(i, _)| i);
-    let mut out = String::new();
-    for s in sents.iter().skip(best) {
-        if !out.is_empty() && out.chars().count() + s.chars().count() > max_chars {
-            break;
-        }
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(s);
-    }
-    if out.chars().count() > max_chars {
-        out = out.chars().take(max_chars).collect::<String>() + "…";
-    }
-    out
+    Scorer::new(question).snippet(text, max_chars)
 }
 
 /// An extractive answer: from each of the best passages, the sentence that shares the most
 /// words with the question, cited with the passage's number.
 pub fn extractive(question: &str, hits: &[Hit]) -> String {
-    let stems = stems(&query_terms(question));
-    let stemmer = Stemmer::create(Algorithm::English);
+    let scorer = Scorer::new(question);
     let mut parts = Vec::new();
     for (i, hit) in hits.iter().take(3).enumerate() {
         let sents = sentences(&hit.text);
-        let Some((score, best)) = sents
-            .iter()
-            .enumerate()
-            .map(|(j, s)| (overlap(s, &stems, &stemmer), j, *s))
-            .max_by_key(|(score, j, _)| (*score, std::cmp::Reverse(*j)))
-            .map(|(score, _, s)| (score, s))
-        else {
+        let Some((best, score)) = scorer.best(&sents) else {
             continue;
         };
         // Passages after the best one must share a word with the question to be quoted.
         if i > 0 && score == 0 {
             continue;
         }
+        let best = sents[best];
         let text: String = if best.chars().count() > 400 {
             best.chars().take(400).collect::<String>() + "…"
         } else {
@@ -189,12 +206,13 @@ pub fn extractive(question: &str, hits: &[Hit]) -> String {
 
 /// The sources of an answer, in prompt order.
 pub fn sources(question: &str, hits: &[Hit]) -> Vec<Source> {
+    let scorer = Scorer::new(question);
     hits.iter()
         .map(|h| Source {
             document_id: h.source.document_id.clone(),
             title: h.source.title.clone(),
             path_or_url: h.source.path_or_url.clone(),
-            snippet: snippet(&h.text, question, 300),
+            snippet: scorer.snippet(&h.text, 300),
             score: h.score,
         })
         .collect()
