@@ -98,7 +98,7 @@ pub(crate) async fn run(
             return Err(Failure::Usage(format!("no [[search.indexes]] named `{n}`")));
         }
     }
-    let (store, search) = super::search::open(&settings).await?;
+    let (store, search) = super::search::open(&settings, &names).await?;
     let mut scores = Vec::new();
     for name in &names {
         let embedder = search

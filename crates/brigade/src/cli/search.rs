@@ -77,9 +77,16 @@ fn failure(e: SearchError) -> Failure {
     }
 }
 
-/// Opens the store (migrations applied) and the search indexes of `settings`; an embedder
-/// that does not load is a configuration error (exit 2).
-pub(crate) async fn open(settings: &Settings) -> Result<(Arc<Store>, Search), Failure> {
+/// Opens the store (migrations applied) and the search indexes `names` of `settings` (only
+/// those: loading another index's local model would cost seconds and memory for nothing); an
+/// embedder that does not load is a configuration error (exit 2).
+pub(crate) async fn open(
+    settings: &Settings,
+    names: &[String],
+) -> Result<(Arc<Store>, Search), Failure> {
+    let mut settings = settings.clone();
+    settings.search.indexes.retain(|i| names.contains(&i.name));
+    let settings = &settings;
     let store = Arc::new(
         Store::open(settings)
             .await
@@ -118,7 +125,7 @@ pub(crate) async fn run(settings: Settings, cmd: SearchCommand) -> Result<(), Fa
             }
         )));
     }
-    let (store, search) = open(&settings).await?;
+    let (store, search) = open(&settings, std::slice::from_ref(&name)).await?;
     let result = match cmd {
         SearchCommand::Ingest { index, paths } => ingest(&search, &index, &paths).await,
         SearchCommand::Query {
