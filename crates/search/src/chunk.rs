@@ -344,6 +344,7 @@ mod tests {
                     text: text.clone(),
                 })
                 .collect(),
+            ..Parsed::default()
         }
     }
 

@@ -147,7 +147,7 @@ pub(crate) async fn put(
         path: doc.path_or_url,
         kind: kind(format).to_string(),
         hash,
-        metadata: doc.metadata,
+        metadata: with_front_matter(doc.metadata, parsed.metadata),
         chunks: chunks
             .iter()
             .zip(&hashes)
@@ -167,6 +167,25 @@ pub(crate) async fn put(
         cached.get(h).map(|b| crate::index::from_bytes(b))
     });
     Ok((input.chunks.len(), new_vectors.len()))
+}
+
+/// The metadata stored for a document: what was posted, plus front matter keys it does not
+/// set.
+fn with_front_matter(
+    posted: serde_json::Value,
+    front_matter: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    match posted {
+        serde_json::Value::Null if front_matter.is_empty() => serde_json::Value::Null,
+        serde_json::Value::Null => serde_json::Value::Object(front_matter),
+        serde_json::Value::Object(mut map) => {
+            for (k, v) in front_matter {
+                map.entry(k).or_insert(v);
+            }
+            serde_json::Value::Object(map)
+        }
+        other => other,
+    }
 }
 
 fn fallback_title(path: &str) -> String {

@@ -373,6 +373,18 @@ pub(crate) fn filter_sql(
     lookup: Lookup<'_>,
     request: Option<&RequestContext>,
 ) -> Result<Sql, StoreError> {
+    filter_sql_with_metadata(dialect, c, source, lookup, request, None)
+}
+
+/// [`filter_sql`] where names that are not columns are keys of the JSON column `metadata`.
+pub(crate) fn filter_sql_with_metadata(
+    dialect: crate::sql::Dialect,
+    c: &Collection,
+    source: &str,
+    lookup: Lookup<'_>,
+    request: Option<&RequestContext>,
+    metadata: Option<&str>,
+) -> Result<Sql, StoreError> {
     if let Some(at) = source.chars().position(|c| c == '\0') {
         return Err(StoreError::invalid(
             "filter",
@@ -381,5 +393,5 @@ pub(crate) fn filter_sql(
     }
     let expr = brigade_core::filter::parse(source)
         .map_err(|e| StoreError::invalid("filter", e.to_string()))?;
-    compile_filter(dialect, c, lookup, source, &expr, request)
+    compile_filter(dialect, c, lookup, source, &expr, request, metadata)
 }

@@ -1,7 +1,7 @@
 //! Markdown (CommonMark + tables, footnotes, definition lists) to sections with
 //! `pulldown-cmark`: ATX and setext headings make the path, code blocks stay verbatim, links
 //! and images keep their text, HTML blocks keep only their text, and a leading `---` YAML
-//! front matter block is skipped except for its `title:`.
+//! front matter block gives the title (`title:`) and the document's metadata.
 
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 use scraper::{Html, Node};
@@ -43,8 +43,12 @@ pub(super) fn parse(source: &str) -> Parsed {
         match event {
             Event::Start(Tag::MetadataBlock(_)) => front_matter = Some(String::new()),
             Event::End(TagEnd::MetadataBlock(_)) => {
-                if let Some(title) = front_matter.take().as_deref().and_then(front_matter_title) {
-                    out.title(&title);
+                if let Some(yaml) = front_matter.take() {
+                    let metadata = super::front_matter::parse(&yaml);
+                    if let Some(serde_json::Value::String(title)) = metadata.get("title") {
+                        out.title(title);
+                    }
+                    out.metadata(metadata);
                 }
             }
             Event::Start(Tag::Heading { level, .. }) => {
@@ -129,19 +133,6 @@ pub(super) fn parse(source: &str) -> Parsed {
         out.title(&h1);
     }
     out.finish()
-}
-
-/// The `title:` of a YAML front matter block, unquoted.
-fn front_matter_title(yaml: &str) -> Option<String> {
-    yaml.lines().find_map(|line| {
-        let value = line.strip_prefix("title:")?.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-            .unwrap_or(value);
-        (!value.is_empty()).then(|| value.to_string())
-    })
 }
 
 /// The text of an HTML block, without scripts and styles.

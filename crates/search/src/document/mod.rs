@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::error::SearchError;
 
+mod front_matter;
 mod html;
 mod markdown;
 mod pdf;
@@ -56,6 +57,8 @@ pub struct Parsed {
     pub title: Option<String>,
     /// Body text in reading order, split at headings. Sections are never empty.
     pub sections: Vec<Section>,
+    /// Keys a user may filter on: a markdown file's front matter.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A run of body text under one heading path.
@@ -205,6 +208,7 @@ pub(crate) struct SectionBuilder {
     sections: Vec<Section>,
     path: Vec<(u8, String)>,
     text: String,
+    metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 impl SectionBuilder {
@@ -246,6 +250,11 @@ impl SectionBuilder {
         }
     }
 
+    /// Sets the document's metadata (front matter).
+    pub(crate) fn metadata(&mut self, metadata: serde_json::Map<String, serde_json::Value>) {
+        self.metadata = metadata;
+    }
+
     pub(crate) fn has_title(&self) -> bool {
         self.title.is_some()
     }
@@ -264,6 +273,7 @@ impl SectionBuilder {
         Parsed {
             title: self.title,
             sections: self.sections,
+            metadata: self.metadata,
         }
     }
 }

@@ -13,6 +13,7 @@ use brigade_core::value::Value;
 
 use crate::ddl::{ident, table};
 use crate::error::StoreError;
+use crate::query::metadata;
 use crate::sql::{Dialect, Sql};
 
 /// Values for `@request.*` when the filter is a collection rule.
@@ -34,10 +35,14 @@ struct Compiler<'a> {
     source: &'a str,
     lookup: Lookup<'a>,
     request: Option<&'a RequestContext>,
+    /// A JSON text column whose keys are fields too (`metadata.lang`, or `lang` when no
+    /// column has that name): search documents' metadata.
+    metadata: Option<&'a str>,
     now: String,
 }
 
-/// Compiles `expr` (parsed from `source`) against `collection`.
+/// Compiles `expr` (parsed from `source`) against `collection`; with `metadata`, names
+/// that are not columns are keys of that JSON column.
 ///
 /// # Errors
 /// [`StoreError::Invalid`] on key `filter` naming the position of an unknown field, a type
@@ -49,12 +54,14 @@ pub(crate) fn compile_filter(
     source: &str,
     expr: &Expr,
     request: Option<&RequestContext>,
+    metadata: Option<&str>,
 ) -> Result<Sql, StoreError> {
     let c = Compiler {
         dialect,
         source,
         lookup,
         request,
+        metadata,
         now: brigade_core::time::now(),
     };
     c.expr(collection, expr, 0)
@@ -279,6 +286,25 @@ impl Compiler<'_> {
         depth: usize,
     ) -> Result<Sql, StoreError> {
         let name = &path[0];
+        if let Some(column) = self.metadata {
+            let keys = if name == column {
+                if path.len() == 1 {
+                    return Err(self.error(
+                        span,
+                        format!("compare one key of `{column}`, e.g. `{column}.lang = 'en'`"),
+                    ));
+                }
+                Some(&path[1..])
+            } else if c.column_type(name).is_none() {
+                Some(path)
+            } else {
+                None
+            };
+            if let Some(keys) = keys {
+                return metadata::compare(self.dialect, column, keys, op, lit)
+                    .map_err(|m| self.error(span, m));
+            }
+        }
         let kind = self.column(c, name, span)?;
         let col = ident(name)?;
         let mut sql = Sql::new(self.dialect);
@@ -421,7 +447,7 @@ fn unreachable_like() -> &'static str {
     "="
 }
 
-fn escape_like(s: &str) -> String {
+pub(super) fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         if matches!(ch, '%' | '_' | '\\') {

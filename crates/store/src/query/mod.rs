@@ -3,6 +3,7 @@
 //! name is checked against the schema; every value is bound.
 
 mod filter;
+mod metadata;
 mod params;
 
 pub use filter::RequestContext;

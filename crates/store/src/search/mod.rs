@@ -17,7 +17,7 @@ use crate::access::{Access, RuleOp, rule_for};
 use crate::conn::{ColType, Conn, Row};
 use crate::ddl::table;
 use crate::error::StoreError;
-use crate::records::filter_sql;
+use crate::records::{filter_sql, filter_sql_with_metadata};
 use crate::sql::{Dialect, Sql};
 use crate::store::Store;
 
@@ -99,6 +99,9 @@ pub enum Scope<'a> {
 
 /// The columns a filter may use on a document index: `id`, `title`, `path`, `kind`,
 /// `created`, `updated`.
+/// The JSON column of `_search_documents` whose keys filters and rules may name.
+const METADATA: &str = "metadata";
+
 fn documents_collection() -> Collection {
     let field = |id: &str, name: &str| serde_json::json!({"id": id, "name": name, "type": "text"});
     serde_json::from_value(serde_json::json!({
@@ -674,7 +677,15 @@ impl Store {
                 let c = documents_collection();
                 let rule = match (access, rule.map(str::trim).filter(|r| !r.is_empty())) {
                     (Access::Caller(ctx), Some(rule)) => Some(
-                        filter_sql(dialect, &c, rule, &lookup, Some(ctx)).map_err(|e| {
+                        filter_sql_with_metadata(
+                            dialect,
+                            &c,
+                            rule,
+                            &lookup,
+                            Some(ctx),
+                            Some(METADATA),
+                        )
+                        .map_err(|e| {
                             StoreError::Internal(format!(
                                 "the rule of search index `{index}` does not compile: {e}"
                             ))
@@ -691,7 +702,17 @@ impl Store {
             }
         };
         let filter = match filter {
-            Some(f) => Some(filter_sql(dialect, &collection, f, &lookup, None)?),
+            Some(f) => Some(match scope {
+                Scope::Documents { .. } => filter_sql_with_metadata(
+                    dialect,
+                    &collection,
+                    f,
+                    &lookup,
+                    None,
+                    Some(METADATA),
+                )?,
+                Scope::Collection(_) => filter_sql(dialect, &collection, f, &lookup, None)?,
+            }),
             None => None,
         };
         if filter.is_none() && rule.is_none() {

@@ -99,6 +99,51 @@ files_test!(
     }
 );
 
+files_test!(posted_metadata_is_filterable, files(), |app| async move {
+    let docs = json!({"documents": [
+        {"id": "a", "text": "Replication slots keep WAL for standbys.",
+         "metadata": {"lang": "en", "tags": ["sql", "replication"], "year": 2024, "public": true, "team": {"name": "db"}}},
+        {"id": "b", "text": "Replication slots retain WAL segments until consumed.",
+         "metadata": {"lang": "de", "tags": ["wal"], "year": 2021.5, "public": false}},
+        {"id": "c", "text": "Replication lag grows when a standby falls behind."},
+    ]});
+    expect_json(app.post("/api/search/kb/documents", docs).await, 201).await;
+    let cases = [
+        ("lang = 'en'", vec!["a"]),
+        ("metadata.lang = 'en'", vec!["a"]),
+        ("lang != 'en'", vec!["b", "c"]),
+        ("tags = 'sql'", vec!["a"]),
+        ("tags ~ 'WA'", vec!["b"]),
+        ("tags !~ 'wa'", vec!["a", "c"]),
+        ("year >= 2022", vec!["a"]),
+        ("year < 2022.0", vec!["b"]),
+        ("year > '2000'", vec![]),
+        ("public = true", vec!["a"]),
+        ("public = false || lang = null", vec!["b", "c"]),
+        ("metadata.team.name = 'db'", vec!["a"]),
+        ("lang = 'en' || id = 'c'", vec!["a", "c"]),
+        ("nothing = 'here'", vec![]),
+    ];
+    for (filter, expected) in cases {
+        for mode in ["keyword", "vector", "hybrid"] {
+            let mut found = docs_of(
+                &hits(
+                    &app,
+                    "kb",
+                    &[
+                        ("q", "replication slots WAL standby"),
+                        ("filter", filter),
+                        ("mode", mode),
+                    ],
+                )
+                .await,
+            );
+            found.sort();
+            assert_eq!(found, expected, "{filter} ({mode})");
+        }
+    }
+});
+
 files_test!(
     document_writes_need_a_superuser_and_valid_documents,
     files(),

@@ -85,6 +85,35 @@ files_test!(
         )
         .await;
         assert!(none.is_empty(), "{none:?}");
+        // Front matter keys are metadata: by name, or as `metadata.KEY`.
+        for (filter, expected) in [
+            ("tags = 'maintenance'", vec!["docs/vacuum.md"]),
+            (
+                "metadata.level >= 2 && kind = 'markdown'",
+                vec!["docs/vacuum.md"],
+            ),
+            ("level < 2", vec![]),
+            (
+                "tags != 'storage'",
+                vec!["docs/backup.md", "docs/guide/indexes.md"],
+            ),
+        ] {
+            let mut found = docs_of(
+                &hits(
+                    &app,
+                    "docs",
+                    &[
+                        ("q", "vacuum lock index pg_dump"),
+                        ("filter", filter),
+                        ("k", "20"),
+                    ],
+                )
+                .await,
+            );
+            found.sort();
+            found.dedup();
+            assert_eq!(found, expected, "{filter}");
+        }
     }
 );
 
@@ -116,11 +145,19 @@ files_test!(
         )
         .await;
         expect_problem(
-            get(&[("q", "vacuum"), ("filter", "nope = 1")]).await,
+            get(&[("q", "vacuum"), ("filter", "title = 1")]).await,
             400,
             Some("filter"),
         )
         .await;
+        for filter in ["metadata = 1", "level > true", "tags > null"] {
+            expect_problem(
+                get(&[("q", "vacuum"), ("filter", filter)]).await,
+                400,
+                Some("filter"),
+            )
+            .await;
+        }
         let url = app.url_with("/api/search/nope", &[("q", "x")]);
         expect_problem(crate::helpers::send(app.client.get(url)).await, 404, None).await;
         // Hostile text is searched, not interpreted.

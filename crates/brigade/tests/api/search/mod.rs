@@ -26,7 +26,8 @@ pub(crate) fn manual() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "docs/vacuum.md",
-            b"# Routine Vacuuming\n\nVACUUM reclaims storage occupied by dead tuples. \
+            b"---\ntitle: Routine Vacuuming\ntags: [maintenance, storage]\nlevel: 2\n---\n\n\
+              # Routine Vacuuming\n\nVACUUM reclaims storage occupied by dead tuples. \
               VACUUM FULL rewrites the whole table and holds an exclusive lock while it runs.\n\n\
               ## Autovacuum\n\nThe autovacuum daemon runs VACUUM and ANALYZE automatically.\n"
                 .to_vec(),
