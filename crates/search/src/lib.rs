@@ -31,6 +31,8 @@ pub mod service;
 pub mod terms;
 #[cfg(any(test, feature = "testing"))]
 pub mod test_model;
+#[cfg(any(test, feature = "testing"))]
+pub mod test_pdf;
 pub mod vector;
 
 pub use error::SearchError;

@@ -38,6 +38,9 @@ pub struct IndexSettings {
     pub embedder_url: Option<String>,
     pub max_tokens: usize,
     pub overlap: usize,
+    /// Share of hybrid ranking given to the vector list (0: keywords only, 1: vectors
+    /// only). Default: 0.5 for `builtin`, 2/3 for a real model, whose vectors beat BM25.
+    pub vector_weight: f64,
     /// Who may search a path-backed index, in the filter language over `@request.auth`
     /// (`""` or absent: anyone). Collection-backed indexes use the collection's list rule.
     pub rule: Option<String>,
@@ -74,6 +77,7 @@ struct RawIndex {
     embedder: Option<String>,
     embedder_url: Option<String>,
     chunk: Option<RawChunk>,
+    vector_weight: Option<f64>,
     rule: Option<String>,
 }
 
@@ -193,6 +197,19 @@ pub(super) fn search(raw: RawSearch) -> Result<SearchSettings, Fault> {
                 ));
             }
         };
+        let vector_weight = match index.vector_weight {
+            None if embedder == "builtin" => 0.5,
+            None => 2.0 / 3.0,
+            Some(w) if (0.0..=1.0).contains(&w) => w,
+            Some(w) => {
+                return Err(fault(
+                    key("vector_weight"),
+                    format!(
+                        "{w} is not between 0 (keywords only) and 1 (vectors only); 0.5 weighs them equally"
+                    ),
+                ));
+            }
+        };
         indexes.push(IndexSettings {
             name,
             source,
@@ -200,6 +217,7 @@ pub(super) fn search(raw: RawSearch) -> Result<SearchSettings, Fault> {
             embedder_url: index.embedder_url,
             max_tokens,
             overlap,
+            vector_weight,
             rule: index.rule,
         });
     }

@@ -183,6 +183,24 @@ fn search_indexes_and_llm_are_validated_with_their_keys() {
         (200, 20)
     );
     assert_eq!(s.search.indexes[1].embedder, "local:models/minilm");
+    // Hybrid leans on a real model's vectors; builtin's are weighed like keywords.
+    assert_eq!(s.search.indexes[0].vector_weight, 0.5);
+    assert!((s.search.indexes[1].vector_weight - 2.0 / 3.0).abs() < 1e-9);
+    for (value, expected) in [
+        ("1", Some(1.0)),
+        ("0.8", Some(0.8)),
+        ("1.5", None),
+        ("-0.1", None),
+    ] {
+        let got = load(
+            &format!("[[search.indexes]]\nname = \"d\"\nvector_weight = {value}\n"),
+            &[],
+        );
+        match expected {
+            Some(w) => assert_eq!(got.unwrap().search.indexes[0].vector_weight, w),
+            None => assert_eq!(got.unwrap_err().key, "search.indexes[0].vector_weight"),
+        }
+    }
     let llm = s.llm.unwrap();
     assert_eq!(llm.base_url, "http://127.0.0.1:11434/v1");
     assert_eq!(llm.api_key.unwrap().expose(), "sk-secret");

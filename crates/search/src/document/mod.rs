@@ -301,7 +301,7 @@ mod tests {
 
     #[tokio::test]
     async fn parse_blocking_turns_bad_pdfs_into_document_errors() {
-        let valid = pdf::tests::make_pdf(Some("T"), &[&[&["Some text here."]]]);
+        let valid = crate::test_pdf::make_pdf(Some("T"), &[&[&["Some text here."]]]);
         let truncated = valid[..valid.len() - 40].to_vec();
         for bytes in [Vec::new(), b"\x00\xffnot a pdf at all".to_vec(), truncated] {
             let err = parse_blocking("a.pdf".into(), bytes, Format::Pdf, Duration::from_secs(10))

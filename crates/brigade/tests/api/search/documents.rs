@@ -3,7 +3,11 @@
 
 use serde_json::json;
 
-use super::{docs_of, hits};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use brigade_search::test_pdf::make_pdf;
+
+use super::{docs_of, hits, wait_ingested};
 use crate::helpers::{expect_json, expect_problem};
 
 fn files() -> Vec<(&'static str, Vec<u8>)> {
@@ -143,6 +147,59 @@ files_test!(posted_metadata_is_filterable, files(), |app| async move {
         }
     }
 });
+
+fn with_pdfs() -> Vec<(&'static str, Vec<u8>)> {
+    let pdf = make_pdf(
+        Some("Checkpoint Tuning"),
+        &[
+            &[&["Checkpoints flush dirty buffers", "to disk at intervals."]],
+            &[&["Raise max_wal_size to space checkpoints further apart."]],
+        ],
+    );
+    vec![
+        (
+            "brigade.toml",
+            b"[[search.indexes]]\nname = \"kb\"\n\n[[search.indexes]]\nname = \"papers\"\npath = \"papers/*.pdf\"\n"
+                .to_vec(),
+        ),
+        ("papers/checkpoints.pdf", pdf),
+    ]
+}
+
+files_test!(
+    pdfs_are_read_from_folders_and_posts,
+    with_pdfs(),
+    |app| async move {
+        // From a folder, at start.
+        let index = wait_ingested(&app, "papers").await;
+        assert_eq!(index["documents"], 1, "{index}");
+        let found = hits(&app, "papers", &[("q", "max_wal_size checkpoints")]).await;
+        assert_eq!(
+            found[0]["source"]["title"], "Checkpoint Tuning",
+            "{found:?}"
+        );
+        assert_eq!(found[0]["source"]["path_or_url"], "papers/checkpoints.pdf");
+        assert!(
+            found
+                .iter()
+                .any(|h| h["text"].as_str().unwrap().contains("Raise max_wal_size")),
+            "{found:?}"
+        );
+        // Posted as base64; the page text is searchable and the title comes from the PDF.
+        let pdf = make_pdf(
+            Some("Vacuum Notes"),
+            &[&[&["Autovacuum workers reclaim dead tuples."]]],
+        );
+        let body =
+            json!({"id": "notes.pdf", "format": "pdf", "content_base64": STANDARD.encode(pdf)});
+        let created = expect_json(app.post("/api/search/kb/documents", body).await, 201).await;
+        assert_eq!(created["indexed"], 1, "{created}");
+        let found = hits(&app, "kb", &[("q", "dead tuples"), ("mode", "keyword")]).await;
+        assert_eq!(docs_of(&found), ["notes.pdf"]);
+        assert_eq!(found[0]["source"]["title"], "Vacuum Notes");
+        assert_eq!(found[0]["text"], "Autovacuum workers reclaim dead tuples.");
+    }
+);
 
 files_test!(
     document_writes_need_a_superuser_and_valid_documents,
