@@ -13,8 +13,8 @@ use crate::index::Index;
 use crate::terms::{highlights, query_terms, stems};
 
 /// The RRF constant. Cormack et al. use 60; on the development questions about the
-/// PostgreSQL manual 10-30 ranked better with either embedder (BENCHMARKS.md), as a smaller
-/// constant lets the top of each list count for more.
+/// PostgreSQL manual 20 ranked as well with `builtin` and better with MiniLM (BENCHMARKS.md,
+/// "Fusion"): a smaller constant lets the top of each list count for more.
 const RRF_K: f64 = 20.0;
 /// Longest query, in characters.
 pub const MAX_QUERY_CHARS: usize = 2000;

@@ -97,11 +97,11 @@ pub enum Scope<'a> {
     Collection(&'a str),
 }
 
-/// The columns a filter may use on a document index: `id`, `title`, `path`, `kind`,
-/// `created`, `updated`.
 /// The JSON column of `_search_documents` whose keys filters and rules may name.
 const METADATA: &str = "metadata";
 
+/// The columns a filter may use on a document index: `id`, `title`, `path`, `kind`,
+/// `created`, `updated` (other names are [`METADATA`] keys).
 fn documents_collection() -> Collection {
     let field = |id: &str, name: &str| serde_json::json!({"id": id, "name": name, "type": "text"});
     serde_json::from_value(serde_json::json!({
