@@ -219,14 +219,22 @@ pub(super) async fn search(
                 .bind(Value::Text(words))
                 .push("))), stats AS (SELECT GREATEST(chunks, 1)::float8 AS n, GREATEST(tokens, 1)::float8 / GREATEST(chunks, 1) AS avgdl FROM _search_indexes WHERE name = ")
                 .bind(index_value(index))
-                .push("), idf AS (SELECT d.lexeme, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS w FROM _search_df d, stats s WHERE d.index_name = ")
+                // All arithmetic in float8: `bigint + 0.5` is numeric, which made the
+                // per-posting sum 2x slower at 100k chunks.
+                .push(&format!(
+                    "), idf AS (SELECT d.lexeme, ln(1 + (s.n - d.df::float8 + 0.5::float8) / \
+                     (d.df::float8 + 0.5::float8)) AS w, {norm:.4}::float8 / s.avgdl AS per_len \
+                     FROM _search_df d, stats s WHERE d.index_name = ",
+                    norm = K1 * B
+                ))
                 .bind(index_value(index))
                 .push(" AND d.df > 0 AND d.lexeme IN (SELECT lexeme FROM terms)) SELECT p.seq, SUM(idf.w * p.tf * ")
                 .push(&format!(
-                    "{k1:.2} / (p.tf + {K1:.2} * (1 - {B:.2} + {B:.2} * p.len / s.avgdl)))::float8 AS \
-                     score FROM _search_postings p JOIN idf ON idf.lexeme = p.lexeme CROSS JOIN \
-                     stats s WHERE p.index_name = ",
-                    k1 = K1 + 1.0
+                    "{k1:.2}::float8 / (p.tf + {base:.4}::float8 + idf.per_len * p.len::float8)) AS \
+                     score FROM _search_postings p JOIN idf ON idf.lexeme = p.lexeme WHERE \
+                     p.index_name = ",
+                    k1 = K1 + 1.0,
+                    base = K1 * (1.0 - B)
                 ))
                 .bind(index_value(index));
             if let Some(r) = restriction {
