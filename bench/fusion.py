@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Replays hybrid fusion candidates on the evaluation questions (BENCHMARKS.md, "Fusion").
+"""Replays ranking candidates on the evaluation questions (BENCHMARKS.md, "Fusion" and
+"Diversity").
 
 Fetches each question's keyword and vector lists (top 40, as `hybrid` fetches them) from a
-running `brigade serve`, then ranks them with several fusion functions and prints recall@5 /
-MRR@10 per index. Only the development questions are scored unless --heldout is given.
+running `brigade serve`, then ranks them with several fusion functions, and with hits spread
+over documents by several decays, and prints recall@5 / MRR@10 per index. Only the
+development questions are scored unless --heldout is given. Serve the indexes with
+`same_document_weight = 1` so the replay starts from plain rankings.
 
     brigade serve --dir /tmp/brigade-pgdocs --addr 127.0.0.1:8791 &
     python3 bench/fusion.py --url http://127.0.0.1:8791 --index pg_builtin --index pg_minilm
@@ -69,6 +72,31 @@ for alpha in (0.5, 0.6, 0.7):
     CANDIDATES.append((f"z-score a={alpha}", blend(zscore, alpha)))
 
 
+def spread(fuse_scores, decay):
+    """Greedy: each further chunk of a page counts decay**n of its score (query.rs)."""
+    def fuse(kw, vec):
+        scores = fuse_scores(kw, vec)
+        page = {h[0]: h[2] for h in kw + vec}
+        left, out, seen = sorted(scores, key=lambda c: (-scores[c], c)), [], {}
+        while left and len(out) < 10:
+            best = max(left, key=lambda c: scores[c] * decay ** seen.get(page[c], 0))
+            left.remove(best)
+            out.append(best)
+            seen[page[best]] = seen.get(page[best], 0) + 1
+        return out
+    return fuse
+
+
+def rrf_scores(k, w_vector):
+    def scores(kw, vec):
+        out = {}
+        for weight, hits in ((1 - w_vector, kw), (w_vector, vec)):
+            for rank, h in enumerate(hits):
+                out[h[0]] = out.get(h[0], 0) + weight / (k + rank + 1)
+        return out
+    return scores
+
+
 def score(questions, lists, fuse):
     recall = mrr = 0.0
     for q in questions:
@@ -86,6 +114,8 @@ def main():
     p.add_argument("--url", default="http://127.0.0.1:8791")
     p.add_argument("--index", action="append", required=True)
     p.add_argument("--heldout", action="store_true", help="score heldout.jsonl instead")
+    p.add_argument("--weight", action="append", default=[],
+                   help="INDEX=W: the index's vector_weight for the diversity replay (default 0.5)")
     args = p.parse_args()
     name = "heldout.jsonl" if args.heldout else "questions.jsonl"
     questions = [json.loads(line) for line in (EVAL / name).open()]
@@ -96,6 +126,11 @@ def main():
         for label, fuse in CANDIDATES:
             r, m = score(questions, lists, fuse)
             print(f"  {label:22} recall@5 {r:.3f}  MRR@10 {m:.3f}")
+        weights = dict(w.split("=", 1) for w in args.weight)
+        w = float(weights.get(index, 0.5))
+        for decay in (1.0, 0.8, 0.6, 0.4, 0.0):
+            r, m = score(questions, lists, spread(rrf_scores(20, w), decay))
+            print(f"  hybrid w={w:.2f} decay={decay:<4} recall@5 {r:.3f}  MRR@10 {m:.3f}")
 
 
 if __name__ == "__main__":

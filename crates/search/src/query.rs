@@ -1,11 +1,15 @@
 //! Retrieval: keyword (the store's BM25), vector (the in-memory index) or hybrid, where the
-//! two ranked lists are fused by reciprocal rank fusion, a chunk's score being
-//! `Σ 1 / (60 + rank)` over the lists it appears in.
+//! two ranked lists are fused by weighted reciprocal rank fusion, a chunk's score being
+//! `Σ weight / (20 + rank)` over the lists it appears in. Then hits are spread over
+//! documents: each further chunk of a document already ranked counts for a share of its score
+//! (`same_document_weight`, default 0.6, chosen on the development questions — BENCHMARKS.md,
+//! "Diversity"), so ten hits show the best passages of several pages rather than one page
+//! ten times.
 
 use std::collections::{HashMap, HashSet};
 
 use brigade_store::Store;
-use brigade_store::search::Restriction;
+use brigade_store::search::{ChunkRow, Restriction};
 
 use crate::embed::Purpose;
 use crate::error::SearchError;
@@ -114,6 +118,49 @@ pub fn rrf(lists: &[(Vec<u64>, f64)]) -> Vec<(u64, f64)> {
     out
 }
 
+/// The best `k` of `ranked` (best first) when each chunk's score is multiplied by `weight`
+/// (0.1..=1)
+/// for every chunk of its document picked before it (divided, for a negative score); the
+/// discounted scores, which never increase down the list. Chunks without a document (gone
+/// since ranking) are dropped.
+pub fn diversify(
+    ranked: &[(u64, f64)],
+    documents: &HashMap<u64, &str>,
+    k: usize,
+    weight: f64,
+) -> Vec<(u64, f64)> {
+    let discount = |score: f64, n: i32| {
+        let factor = weight.powi(n);
+        if score >= 0.0 {
+            score * factor
+        } else {
+            score / factor
+        }
+    };
+    let mut left: Vec<(u64, f64, &str)> = ranked
+        .iter()
+        .filter_map(|(id, s)| documents.get(id).map(|d| (*id, *s, *d)))
+        .collect();
+    let mut picked: HashMap<&str, i32> = HashMap::new();
+    let mut out = Vec::with_capacity(k.min(left.len()));
+    while out.len() < k && !left.is_empty() {
+        let mut best = 0;
+        let mut best_score = f64::NEG_INFINITY;
+        for (i, (_, score, doc)) in left.iter().enumerate() {
+            let s = discount(*score, picked.get(doc).copied().unwrap_or(0));
+            // `left` keeps the ranked order, so ties go to the better-ranked chunk.
+            if s > best_score {
+                best = i;
+                best_score = s;
+            }
+        }
+        let (id, _, doc) = left.remove(best);
+        *picked.entry(doc).or_default() += 1;
+        out.push((id, best_score));
+    }
+    out
+}
+
 /// Searches `index`; hits best first.
 ///
 /// # Errors
@@ -134,11 +181,8 @@ pub async fn search(
         ));
     }
     let terms = query_terms(q);
-    let fetch = if mode == Mode::Hybrid {
-        (k * 4).max(40)
-    } else {
-        k
-    };
+    // More candidates than hits, for fusion and for spreading hits over documents.
+    let fetch = (k * 4).max(40);
     let keyword = if mode == Mode::Vector {
         Vec::new()
     } else {
@@ -182,16 +226,25 @@ pub async fn search(
             ])
         }
     };
-    let top: Vec<(u64, f64)> = ranked.into_iter().take(k).collect();
-    let ids: Vec<u64> = top.iter().map(|(id, _)| *id).collect();
-    let rows = store.search_chunks(index.name(), &ids).await?;
-    let scores: HashMap<u64, f64> = top.into_iter().collect();
-    let stems = stems(&terms);
-    Ok(rows
+    let ids: Vec<u64> = ranked.iter().map(|(id, _)| *id).collect();
+    let mut rows: HashMap<u64, ChunkRow> = store
+        .search_chunks(index.name(), &ids)
+        .await?
         .into_iter()
-        .map(|c| Hit {
+        .map(|c| (c.seq, c))
+        .collect();
+    let documents: HashMap<u64, &str> = rows
+        .iter()
+        .map(|(seq, c)| (*seq, c.document_id.as_str()))
+        .collect();
+    let top = diversify(&ranked, &documents, k, index.settings.same_document_weight);
+    let stems = stems(&terms);
+    Ok(top
+        .into_iter()
+        .filter_map(|(seq, score)| rows.remove(&seq).map(|c| (c, score)))
+        .map(|(c, score)| Hit {
             id: format!("{}#{}", c.document_id, c.ordinal),
-            score: scores.get(&c.seq).copied().unwrap_or(0.0),
+            score,
             highlights: highlights(&c.text, &stems, 3),
             heading: c.heading,
             source: HitSource {
@@ -224,6 +277,36 @@ mod tests {
         let fused = rrf(&[(vec![1, 2], 0.0), (vec![4, 3], 1.0)]);
         assert_eq!(fused[0].0, 4);
         assert_eq!(fused[1].0, 3);
+    }
+
+    #[test]
+    fn hits_are_spread_over_documents() {
+        let documents: HashMap<u64, &str> =
+            [(1, "a"), (2, "a"), (3, "a"), (4, "b"), (5, "c")].into();
+        let ranked = [(1, 1.0), (2, 0.95), (3, 0.9), (4, 0.5), (5, 0.2), (6, 0.99)];
+        let top = diversify(&ranked, &documents, 4, 0.6);
+        let ids: Vec<u64> = top.iter().map(|(id, _)| *id).collect();
+        // a's second chunk (0.95 × 0.6 = 0.57) still beats b (0.5); its third (0.9 × 0.36)
+        // does not; 6 has no document (deleted since ranking) and is dropped.
+        assert_eq!(ids, [1, 2, 4, 3]);
+        assert!(top.windows(2).all(|w| w[0].1 >= w[1].1), "{top:?}");
+        assert!((top[1].1 - 0.57).abs() < 1e-9);
+        // Negative scores (cosine) are pushed down too.
+        let top = diversify(&[(1, -0.1), (2, -0.2), (4, -0.3)], &documents, 3, 0.6);
+        let ids: Vec<u64> = top.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [1, 4, 2]);
+        assert!(diversify(&[], &documents, 3, 0.6).is_empty());
+        // 1 keeps the ranking; a small weight puts one chunk per document first.
+        let plain = diversify(&ranked, &documents, 4, 1.0);
+        assert_eq!(
+            plain.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        let ids: Vec<u64> = diversify(&ranked, &documents, 5, 0.1)
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(ids, [1, 4, 5, 2, 3]);
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct IndexSettings {
     /// Share of hybrid ranking given to the vector list (0: keywords only, 1: vectors
     /// only). Default: 0.5 for `builtin`, 2/3 for a real model, whose vectors beat BM25.
     pub vector_weight: f64,
+    /// The share of its score a hit keeps for each hit of the same document ranked above it
+    /// (0.1..=1; default 0.6: results spread over documents; 1: plain chunk ranking).
+    pub same_document_weight: f64,
     /// Who may search a path-backed index, in the filter language over `@request.auth`
     /// (`""` or absent: anyone). Collection-backed indexes use the collection's list rule.
     pub rule: Option<String>,
@@ -78,6 +81,7 @@ struct RawIndex {
     embedder_url: Option<String>,
     chunk: Option<RawChunk>,
     vector_weight: Option<f64>,
+    same_document_weight: Option<f64>,
     rule: Option<String>,
 }
 
@@ -210,6 +214,19 @@ pub(super) fn search(raw: RawSearch) -> Result<SearchSettings, Fault> {
                 ));
             }
         };
+        let same_document_weight = match index.same_document_weight {
+            None => 0.6,
+            Some(w) if (0.1..=1.0).contains(&w) => w,
+            Some(w) => {
+                return Err(fault(
+                    key("same_document_weight"),
+                    format!(
+                        "{w} is not between 0.1 (best hit of each document first) and 1 (plain \
+                         ranking)"
+                    ),
+                ));
+            }
+        };
         indexes.push(IndexSettings {
             name,
             source,
@@ -218,6 +235,7 @@ pub(super) fn search(raw: RawSearch) -> Result<SearchSettings, Fault> {
             max_tokens,
             overlap,
             vector_weight,
+            same_document_weight,
             rule: index.rule,
         });
     }

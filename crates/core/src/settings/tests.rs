@@ -186,6 +186,13 @@ fn search_indexes_and_llm_are_validated_with_their_keys() {
     // Hybrid leans on a real model's vectors; builtin's are weighed like keywords.
     assert_eq!(s.search.indexes[0].vector_weight, 0.5);
     assert!((s.search.indexes[1].vector_weight - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(s.search.indexes[0].same_document_weight, 0.6);
+    let e = load(
+        "[[search.indexes]]\nname = \"d\"\nsame_document_weight = 2\n",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "search.indexes[0].same_document_weight", "{e}");
     for (value, expected) in [
         ("1", Some(1.0)),
         ("0.8", Some(0.8)),

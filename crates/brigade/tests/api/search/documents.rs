@@ -201,6 +201,43 @@ files_test!(
     }
 );
 
+fn two_indexes() -> Vec<(&'static str, Vec<u8>)> {
+    vec![(
+        "brigade.toml",
+        b"[[search.indexes]]\nname = \"spread\"\nchunk = { max_tokens = 16, overlap = 0 }\n\n\
+          [[search.indexes]]\nname = \"plain\"\nchunk = { max_tokens = 16, overlap = 0 }\n\
+          same_document_weight = 1\n"
+            .to_vec(),
+    )]
+}
+
+files_test!(
+    hits_are_spread_over_documents,
+    two_indexes(),
+    |app| async move {
+        let docs = json!({"documents": [
+            {"id": "long", "format": "text", "text": "Checkpoint tuning: raise max_wal_size.\n\nCheckpoint tuning: spread checkpoints out.\n\nCheckpoint tuning: watch checkpoint warnings."},
+            {"id": "short", "format": "text", "text": "Checkpoint tuning is in the WAL chapter."},
+        ]});
+        for index in ["spread", "plain"] {
+            let url = format!("/api/search/{index}/documents");
+            expect_json(app.post(&url, docs.clone()).await, 201).await;
+        }
+        let query = [("q", "checkpoint tuning"), ("k", "2"), ("mode", "keyword")];
+        // By default the second hit comes from another document...
+        let spread = hits(&app, "spread", &query).await;
+        assert_eq!(docs_of(&spread), ["long", "short"], "{spread:?}");
+        let scores: Vec<f64> = spread
+            .iter()
+            .map(|h| h["score"].as_f64().unwrap())
+            .collect();
+        assert!(scores[0] >= scores[1], "{scores:?}");
+        // ...and with `same_document_weight = 1` ranking is per chunk.
+        let plain = hits(&app, "plain", &query).await;
+        assert_eq!(docs_of(&plain), ["long", "long"], "{plain:?}");
+    }
+);
+
 files_test!(
     document_writes_need_a_superuser_and_valid_documents,
     files(),
