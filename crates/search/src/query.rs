@@ -119,10 +119,9 @@ pub fn rrf(lists: &[(Vec<u64>, f64)]) -> Vec<(u64, f64)> {
 }
 
 /// The best `k` of `ranked` (best first) when each chunk's score is multiplied by `weight`
-/// (0.1..=1)
-/// for every chunk of its document picked before it (divided, for a negative score); the
-/// discounted scores, which never increase down the list. Chunks without a document (gone
-/// since ranking) are dropped.
+/// (0.1..=1) for every chunk of its document picked before it (divided, for a negative
+/// score), with those discounted scores, which never increase down the list. Chunks without
+/// a document (gone since ranking) are dropped.
 pub fn diversify(
     ranked: &[(u64, f64)],
     documents: &HashMap<u64, &str>,
