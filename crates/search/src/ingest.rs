@@ -240,45 +240,7 @@ pub async fn documents(
     Ok(report)
 }
 
-/// Files to ingest: every supported file under `paths` (files, directories or globs).
-///
-/// # Errors
-/// [`SearchError::Invalid`] on key `path` for a path that does not exist or a bad glob.
-pub fn list_files(dir: &Path, paths: &[String]) -> Result<Vec<PathBuf>, SearchError> {
-    let mut out = Vec::new();
-    for p in paths {
-        let full = if Path::new(p).is_absolute() {
-            PathBuf::from(p)
-        } else {
-            dir.join(p)
-        };
-        if full.is_file() {
-            out.push(full);
-            continue;
-        }
-        let pattern = if full.is_dir() {
-            full.join("**").join("*")
-        } else if p.contains(['*', '?', '[']) {
-            full
-        } else {
-            return Err(SearchError::invalid(
-                "path",
-                format!("{p}: no such file or directory"),
-            ));
-        };
-        let pattern = pattern.to_string_lossy().into_owned();
-        let entries =
-            glob::glob(&pattern).map_err(|e| SearchError::invalid("path", format!("{p}: {e}")))?;
-        for entry in entries.flatten() {
-            if entry.is_file() && Format::from_path(&entry).is_some() {
-                out.push(entry);
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
-    Ok(out)
-}
+pub use crate::walk::list_files;
 
 /// The document id of a file: its path relative to the app directory (with `/`), or the
 /// path as given when it is outside.

@@ -34,6 +34,7 @@ pub mod test_model;
 #[cfg(any(test, feature = "testing"))]
 pub mod test_pdf;
 pub mod vector;
+pub mod walk;
 
 pub use error::SearchError;
 pub use service::Search;
