@@ -137,12 +137,12 @@ fn search_paths(paths: &mut Map<String, Value>, indexes: &[String]) {
         "path_or_url": {"type": "string"}, "chunk": {"type": "integer"}}});
     paths.insert("/api/search/{index}".into(), json!({
         "parameters": [index],
-        "get": {"tags": ["search"], "summary": "Search an index by keywords, meaning or both (reciprocal rank fusion)",
+        "get": {"tags": ["search"], "summary": "Search an index by keywords, meaning or both (weighted reciprocal rank fusion); hits spread over documents",
             "parameters": [
                 {"name": "q", "in": "query", "required": true, "schema": {"type": "string", "maxLength": 2000}},
                 {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}},
                 {"name": "mode", "in": "query", "schema": {"enum": ["hybrid", "vector", "keyword"], "default": "hybrid"}},
-                query_param("filter", "Filter on the documents (id, title, path, kind) or the collection's fields")],
+                query_param("filter", "Filter on the documents (id, title, path, kind and metadata keys, bare or as metadata.KEY) or the collection's fields")],
             "responses": {"200": {"description": "Hits, best first", "content": {"application/json": {"schema": {"type": "object", "properties": {
                 "hits": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "score": {"type": "number"},
                     "text": {"type": "string"}, "source": source, "highlights": {"type": "array", "items": {"type": "string"}}}}}}}}}},
