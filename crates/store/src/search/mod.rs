@@ -57,6 +57,8 @@ pub struct DocumentRow {
     pub kind: String,
     pub hash: String,
     pub chunks: i64,
+    /// Posted metadata and front matter (`null` when there is none).
+    pub metadata: serde_json::Value,
     pub created: String,
     pub updated: String,
 }
@@ -488,7 +490,7 @@ impl Store {
         let mut conn = self.db.read().await?;
         let dialect = conn.dialect();
         let mut sql = Sql::new(dialect);
-        sql.push("SELECT id, title, path, kind, hash, chunks, created, updated FROM _search_documents WHERE index_name = ")
+        sql.push("SELECT id, title, path, kind, hash, chunks, metadata, created, updated FROM _search_documents WHERE index_name = ")
             .bind(Value::Text(index.to_string()))
             .push(" ORDER BY updated DESC, id LIMIT ")
             .bind(Value::Int(limit))
@@ -496,7 +498,7 @@ impl Store {
             .bind(Value::Int(offset));
         use ColType::{Int, Text};
         let rows = conn
-            .query(&sql, &[Text, Text, Text, Text, Text, Int, Text, Text])
+            .query(&sql, &[Text, Text, Text, Text, Text, Int, Text, Text, Text])
             .await?;
         let items = rows
             .into_iter()
@@ -510,6 +512,8 @@ impl Store {
                     kind: text(next()),
                     hash: text(next()),
                     chunks: int(&next()),
+                    metadata: serde_json::from_str(&text(next()))
+                        .unwrap_or(serde_json::Value::Null),
                     created: text(next()),
                     updated: text(next()),
                 }

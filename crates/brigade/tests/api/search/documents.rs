@@ -61,6 +61,13 @@ files_test!(
         assert_eq!(created["indexed"], 2);
         let listed = expect_json(app.get("/api/search/kb/documents").await, 200).await;
         assert_eq!(listed["total_items"], 3, "{listed}");
+        let billing = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == "faq/billing")
+            .expect("listed");
+        assert_eq!(billing["metadata"], json!(null), "{billing}");
 
         // Ids with slashes are deleted through the path (raw or percent-encoded).
         let res = app.delete("/api/search/kb/documents/faq/billing").await;

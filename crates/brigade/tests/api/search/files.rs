@@ -85,7 +85,20 @@ files_test!(
         )
         .await;
         assert!(none.is_empty(), "{none:?}");
-        // Front matter keys are metadata: by name, or as `metadata.KEY`.
+        // Front matter keys are metadata: listed with the document, filtered by name or as
+        // `metadata.KEY`.
+        let listed =
+            crate::helpers::expect_json(app.get("/api/search/docs/documents").await, 200).await;
+        let vacuum = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == "docs/vacuum.md")
+            .expect("listed");
+        assert_eq!(
+            vacuum["metadata"],
+            serde_json::json!({"title": "Routine Vacuuming", "tags": ["maintenance", "storage"], "level": 2})
+        );
         for (filter, expected) in [
             ("tags = 'maintenance'", vec!["docs/vacuum.md"]),
             (
