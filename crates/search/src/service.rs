@@ -52,6 +52,10 @@ pub struct IndexInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub collection: Option<String>,
     pub embedder: String,
+    /// `{max_tokens, overlap}` of the chunker.
+    pub chunk: serde_json::Value,
+    /// How hybrid ranks: `{vector_weight, same_document_weight}`.
+    pub ranking: serde_json::Value,
     pub documents: i64,
     pub version: i64,
     pub ingest: Job,
@@ -224,6 +228,14 @@ impl Search {
                 path,
                 collection,
                 embedder: index.settings.embedder.clone(),
+                chunk: serde_json::json!({
+                    "max_tokens": index.settings.max_tokens,
+                    "overlap": index.settings.overlap,
+                }),
+                ranking: serde_json::json!({
+                    "vector_weight": index.settings.vector_weight,
+                    "same_document_weight": index.settings.same_document_weight,
+                }),
                 documents,
                 version: self.store.search_version(index.name()).await?,
                 ingest: self.job(index.name()),

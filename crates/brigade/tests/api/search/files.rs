@@ -26,6 +26,14 @@ files_test!(
         );
         assert!(openapi["paths"]["/api/search/{index}"]["get"].is_object());
         assert_eq!(index["ingest"]["report"]["indexed"], 3, "{index}");
+        assert_eq!(
+            (index["chunk"].clone(), index["ranking"].clone()),
+            (
+                serde_json::json!({"max_tokens": 300, "overlap": 40}),
+                serde_json::json!({"vector_weight": 0.5, "same_document_weight": 0.6})
+            ),
+            "{index}"
+        );
 
         for mode in ["keyword", "vector", "hybrid"] {
             let found = hits(
