@@ -33,9 +33,9 @@ pub(crate) fn compare(
     match (op, lit) {
         (CmpOp::Eq | CmpOp::Ne, Literal::Null) => {
             let not = if op == CmpOp::Eq { "" } else { "NOT " };
-            sql.push(&format!("{not}COALESCE("))
+            sql.push(&format!("{not}(COALESCE("))
                 .append(at.type_of())
-                .push(", 'null') = 'null'");
+                .push(", 'null') = 'null')");
         }
         (CmpOp::Eq | CmpOp::Ne, _) => {
             if op == CmpOp::Ne {

@@ -131,6 +131,7 @@ files_test!(posted_metadata_is_filterable, files(), |app| async move {
         ("year > '2000'", vec![]),
         ("public = true", vec!["a"]),
         ("public = false || lang = null", vec!["b", "c"]),
+        ("metadata.lang != null", vec!["a", "b"]),
         ("metadata.team.name = 'db'", vec!["a"]),
         ("lang = 'en' || id = 'c'", vec!["a", "c"]),
         ("nothing = 'here'", vec![]),
