@@ -170,6 +170,17 @@ pub(super) async fn clear(tx: &mut dyn Conn, index: &str) -> Result<(), StoreErr
     Ok(())
 }
 
+/// Appends ` AND {column} IN (chunks of `index` that `restriction` allows)`.
+fn restrict(sql: &mut Sql, column: &str, index: &str, restriction: &Sql) {
+    sql.push(" AND ")
+        .push(column)
+        .push(" IN (SELECT seq FROM _search_chunks WHERE index_name = ")
+        .bind(index_value(index))
+        .push(" AND ")
+        .append(restriction.clone())
+        .push(")");
+}
+
 /// `(chunk id, score)`, best first.
 pub(super) async fn search(
     conn: &mut dyn Conn,
@@ -200,11 +211,7 @@ pub(super) async fn search(
                 .push(" MATCH ")
                 .bind(Value::Text(query));
             if let Some(r) = restriction {
-                sql.push(" AND rowid IN (SELECT seq FROM _search_chunks WHERE index_name = ")
-                    .bind(index_value(index))
-                    .push(" AND ")
-                    .append(r.clone())
-                    .push(")");
+                restrict(&mut sql, "rowid", index, r);
             }
             sql.push(" ORDER BY ")
                 .push(&rank)
@@ -238,11 +245,7 @@ pub(super) async fn search(
                 ))
                 .bind(index_value(index));
             if let Some(r) = restriction {
-                sql.push(" AND p.seq IN (SELECT seq FROM _search_chunks WHERE index_name = ")
-                    .bind(index_value(index))
-                    .push(" AND ")
-                    .append(r.clone())
-                    .push(")");
+                restrict(&mut sql, "p.seq", index, r);
             }
             sql.push(" GROUP BY p.seq ORDER BY score DESC, p.seq LIMIT ")
                 .bind(limit);

@@ -226,14 +226,14 @@ files_test!(
         let env = [("BRIGADE_DATABASE_URL", app.db_url.as_str())];
         let cli = |args: Vec<String>| async move { run_cli(args, &env, None).await };
         let d = dir.display().to_string();
-        let out = cli(vec![
-            "search".into(),
-            "ingest".into(),
-            "docs".into(),
-            "--dir".into(),
-            d.clone(),
-        ])
-        .await;
+        // `brigade search ARGS... --dir DIR`
+        let search = |args: &[&str]| {
+            let mut argv: Vec<String> = vec!["search".into()];
+            argv.extend(args.iter().map(ToString::to_string));
+            argv.extend(["--dir".to_string(), d.clone()]);
+            cli(argv)
+        };
+        let out = search(&["ingest", "docs"]).await;
         assert_success(&out, "search ingest");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
@@ -247,14 +247,7 @@ files_test!(
             "# WAL\n\nThe write-ahead log records every change before it reaches the data files.\n",
         )
         .unwrap();
-        let out = cli(vec![
-            "search".into(),
-            "ingest".into(),
-            "docs".into(),
-            "--dir".into(),
-            d.clone(),
-        ])
-        .await;
+        let out = search(&["ingest", "docs"]).await;
         assert_success(&out, "search ingest");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
@@ -284,15 +277,7 @@ files_test!(
             );
         }
 
-        let out = cli(vec![
-            "search".into(),
-            "query".into(),
-            "docs".into(),
-            "restore archives".into(),
-            "--dir".into(),
-            d.clone(),
-        ])
-        .await;
+        let out = search(&["query", "docs", "restore archives"]).await;
         assert_success(&out, "search query");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
@@ -300,28 +285,12 @@ files_test!(
             "{stdout}"
         );
 
-        let out = cli(vec![
-            "search".into(),
-            "query".into(),
-            "nope".into(),
-            "x".into(),
-            "--dir".into(),
-            d.clone(),
-        ])
-        .await;
+        let out = search(&["query", "nope", "x"]).await;
         assert_eq!(out.status.code(), Some(2));
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("no [[search.indexes]] named `nope`")
         );
-        let out = cli(vec![
-            "search".into(),
-            "ingest".into(),
-            "docs".into(),
-            "missing/".into(),
-            "--dir".into(),
-            d,
-        ])
-        .await;
+        let out = search(&["ingest", "docs", "missing/"]).await;
         assert_eq!(out.status.code(), Some(2));
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("missing/: no such file or directory")
