@@ -119,7 +119,10 @@ pub fn embedder(
                 .and_then(|l| l.api_key.as_ref())
                 .map(|k| k.expose().to_string());
             let timeout = llm.map_or(crate::llm::DEFAULT_TIMEOUT, |l| l.timeout);
-            Ok(Arc::new(OpenAiEmbedder::new(&url, model, key, timeout)?))
+            let retries = llm.map_or(crate::llm::DEFAULT_MAX_RETRIES, |l| l.max_retries);
+            Ok(Arc::new(OpenAiEmbedder::new(
+                &url, model, key, timeout, retries,
+            )?))
         }
         Some((kind, _)) => Err(SearchError::Embed(format!(
             "`{kind}:` embedders are not available in this build"
@@ -144,8 +147,13 @@ impl Search {
     pub async fn open(store: Arc<Store>, settings: &Settings) -> Result<Search, SearchError> {
         let mut indexes = BTreeMap::new();
         for spec in &settings.search.indexes {
-            let embedder = embedder(spec, &settings.dir, settings.llm.as_ref())
-                .map_err(|e| SearchError::Embed(format!("index `{}`: {e}", spec.name)))?;
+            let embedder =
+                embedder(spec, &settings.dir, settings.llm.as_ref()).map_err(|e| match e {
+                    SearchError::Embed(m) => {
+                        SearchError::Embed(format!("index `{}`: {m}", spec.name))
+                    }
+                    other => other,
+                })?;
             let index = Index::new(spec.clone(), embedder);
             index.open(&store).await?;
             indexes.insert(spec.name.clone(), Arc::new(index));
@@ -185,11 +193,6 @@ impl Search {
     /// Every index.
     pub fn indexes(&self) -> impl Iterator<Item = &Arc<Index>> {
         self.indexes.values()
-    }
-
-    /// Whether a model writes answers.
-    pub fn has_llm(&self) -> bool {
-        self.llm.is_some()
     }
 
     fn set_job(&self, name: &str, update: impl FnOnce(&mut Job)) {

@@ -11,10 +11,8 @@ use super::{Embedder, Purpose, normalize};
 use crate::error::SearchError;
 use crate::llm::transport::Endpoint;
 
-/// Texts sent per request unless [`OpenAiEmbedder::with_batch_size`] says otherwise.
-pub const DEFAULT_BATCH_SIZE: usize = 64;
-/// Retries after a failed attempt unless [`OpenAiEmbedder::with_max_retries`] says otherwise.
-pub const DEFAULT_MAX_RETRIES: u32 = 2;
+/// Texts sent per request.
+pub const BATCH_SIZE: usize = 64;
 
 /// An embedder calling an OpenAI-compatible embeddings API.
 #[derive(Debug, Clone)]
@@ -22,7 +20,6 @@ pub struct OpenAiEmbedder {
     endpoint: Endpoint,
     model: String,
     id: String,
-    batch_size: usize,
 }
 
 #[derive(Deserialize)]
@@ -39,7 +36,8 @@ struct Embedding {
 
 impl OpenAiEmbedder {
     /// An embedder for `model` at `base_url` (e.g. `https://api.openai.com/v1`). `timeout`
-    /// bounds each batch request, its retries included.
+    /// bounds each batch request, its retries included; a failed request (connection error,
+    /// 429, 5xx) is retried up to `max_retries` times.
     ///
     /// # Errors
     /// [`SearchError::Embed`] for a `base_url` that is not an http(s) URL, an empty model or
@@ -49,34 +47,20 @@ impl OpenAiEmbedder {
         model: &str,
         api_key: Option<String>,
         timeout: Duration,
+        max_retries: u32,
     ) -> Result<Self, SearchError> {
         if model.trim().is_empty() {
             return Err(SearchError::Embed(
                 "`openai:MODEL` needs a model name, e.g. openai:text-embedding-3-small".into(),
             ));
         }
-        let endpoint = Endpoint::new(base_url, api_key, timeout, DEFAULT_MAX_RETRIES)
+        let endpoint = Endpoint::new(base_url, api_key, timeout, max_retries)
             .map_err(|e| SearchError::Embed(format!("openai:{model}: {e}")))?;
         Ok(OpenAiEmbedder {
             endpoint,
             model: model.to_string(),
             id: format!("openai:{model}"),
-            batch_size: DEFAULT_BATCH_SIZE,
         })
-    }
-
-    /// Sends at most `batch_size` texts per request (at least one).
-    #[must_use]
-    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size.max(1);
-        self
-    }
-
-    /// Retries a failed request (connection error, 429, 5xx) up to `max_retries` times.
-    #[must_use]
-    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
-        self.endpoint.set_max_retries(max_retries);
-        self
     }
 
     fn error(&self, reason: &str) -> SearchError {
@@ -101,7 +85,7 @@ impl Embedder for OpenAiEmbedder {
         _purpose: Purpose,
     ) -> Result<Vec<Vec<f32>>, SearchError> {
         let mut vectors = Vec::with_capacity(texts.len());
-        for batch in texts.chunks(self.batch_size) {
+        for batch in texts.chunks(BATCH_SIZE) {
             let body = json!({ "model": self.model, "input": batch });
             let list: EmbeddingList =
                 self.endpoint.post("embeddings", &body).await.map_err(|f| {
@@ -168,7 +152,14 @@ mod tests {
     }
 
     fn embedder(fake: &FakeOpenAi) -> OpenAiEmbedder {
-        OpenAiEmbedder::new(&fake.base_url, "fake-embed", None, Duration::from_secs(5)).unwrap()
+        OpenAiEmbedder::new(
+            &fake.base_url,
+            "fake-embed",
+            None,
+            Duration::from_secs(5),
+            crate::llm::DEFAULT_MAX_RETRIES,
+        )
+        .unwrap()
     }
 
     fn item(index: Option<usize>, embedding: Vec<f32>) -> Embedding {

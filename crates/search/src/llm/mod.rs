@@ -155,16 +155,6 @@ impl LlmClient {
         })
     }
 
-    /// The configured model name.
-    pub fn model(&self) -> &str {
-        &self.model
-    }
-
-    /// The API root, without credentials (fit for logs and errors).
-    pub fn base_url(&self) -> &str {
-        self.endpoint.shown()
-    }
-
     /// Asks the model to continue `messages` with at most `max_tokens` tokens, at
     /// temperature 0 so the same sources give the same answer.
     ///

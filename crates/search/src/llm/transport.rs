@@ -170,11 +170,6 @@ impl Endpoint {
         self.timeout
     }
 
-    /// Sets how many times a failed attempt is retried.
-    pub(crate) fn set_max_retries(&mut self, max_retries: u32) {
-        self.max_retries = max_retries;
-    }
-
     /// POSTs `body` as JSON to `{base_url}/{path}` and decodes a success into `T`.
     ///
     /// Connection errors, 429 and 5xx are retried up to `max_retries` times, after the
