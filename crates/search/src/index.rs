@@ -155,9 +155,7 @@ impl Index {
         for id in &change.removed {
             index.remove(*id);
         }
-        for (id, v) in &added {
-            index.insert(*id, v);
-        }
+        index.extend(added.iter().map(|(id, v)| (*id, v.as_slice())));
     }
 
     /// Brings the in-memory vectors up to date with the store.
@@ -248,9 +246,7 @@ impl Index {
             for id in gone {
                 index.remove(id);
             }
-            for (id, v) in &fresh {
-                index.insert(*id, v);
-            }
+            index.extend(fresh.iter().map(|(id, v)| (*id, v.as_slice())));
         }
         Ok(())
     }
@@ -288,11 +284,5 @@ impl Index {
         if let Some(index) = index {
             index.wait_for_graph();
         }
-    }
-
-    /// How many vectors are in memory.
-    pub fn vectors_len(&self) -> usize {
-        let state = self.vectors.read().unwrap_or_else(|e| e.into_inner());
-        state.index.as_ref().map_or(0, |i| i.len())
     }
 }

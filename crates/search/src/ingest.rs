@@ -2,7 +2,7 @@
 //! one document per transaction. A document whose bytes did not change is skipped without
 //! parsing; a chunk whose text was embedded before reuses the cached vector.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -119,8 +119,9 @@ pub(crate) async fn put(
     let mut cached = store.search_cached_vectors(&embedder, &hashes).await?;
     let mut missing: Vec<String> = Vec::new();
     let mut missing_hashes: Vec<String> = Vec::new();
+    let mut asked: HashSet<&str> = HashSet::new();
     for (t, h) in texts.iter().zip(&hashes) {
-        if !cached.contains_key(h) && !missing_hashes.contains(h) {
+        if !cached.contains_key(h) && asked.insert(h) {
             missing.push(t.clone());
             missing_hashes.push(h.clone());
         }
@@ -272,10 +273,10 @@ pub async fn files(
         documents: files.len(),
         ..IngestReport::default()
     };
-    let mut seen: HashMap<String, ()> = HashMap::new();
+    let mut seen: HashSet<String> = HashSet::new();
     for (i, file) in files.iter().enumerate() {
         let id = file_id(dir, file);
-        seen.insert(id.clone(), ());
+        seen.insert(id.clone());
         let outcome = async {
             let Some(format) = Format::from_path(file) else {
                 return Err(SearchError::Document {
@@ -334,12 +335,10 @@ pub async fn files(
         });
     }
     if complete {
-        for id in known.keys().filter(|id| !seen.contains_key(*id)) {
-            if store
-                .search_delete_document(index.name(), id)
-                .await?
-                .is_some()
-            {
+        for id in known.keys().filter(|id| !seen.contains(*id)) {
+            if let Some(change) = store.search_delete_document(index.name(), id).await? {
+                // Keeps the in-memory vectors in step, as every other write does.
+                index.apply(&change, &|_| None);
                 report.deleted += 1;
             }
         }

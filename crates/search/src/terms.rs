@@ -3,6 +3,7 @@
 //! token estimate for prompt budgets.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use rust_stemmers::{Algorithm, Stemmer};
 
@@ -31,12 +32,12 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
 /// The keyword terms of a query: lowercase words of letters and digits, stop words and
 /// duplicates dropped, at most [`MAX_TERMS`]. Safe to put in a full-text query as is.
 pub fn query_terms(query: &str) -> Vec<String> {
-    let stop: HashSet<&str> = STOP_WORDS.iter().copied().collect();
+    static STOP: LazyLock<HashSet<&str>> = LazyLock::new(|| STOP_WORDS.iter().copied().collect());
     let mut seen = HashSet::new();
     let mut terms = Vec::new();
     for w in words(query) {
         let w = w.to_lowercase();
-        if w.chars().count() > 64 || stop.contains(w.as_str()) || !seen.insert(w.clone()) {
+        if w.chars().count() > 64 || STOP.contains(w.as_str()) || !seen.insert(w.clone()) {
             continue;
         }
         terms.push(w);
@@ -47,10 +48,10 @@ pub fn query_terms(query: &str) -> Vec<String> {
     if terms.is_empty() {
         // A query of stop words only ("what is it") still searches for something.
         terms = words(query)
-            .take(MAX_TERMS)
             .map(str::to_lowercase)
+            .filter(|w| seen.insert(w.clone()))
+            .take(MAX_TERMS)
             .collect();
-        terms.dedup();
     }
     terms
 }
@@ -169,6 +170,7 @@ mod tests {
             ["create", "index", "concurrently", "pg", "dump"]
         );
         assert_eq!(query_terms("what is it"), ["what", "is", "it"]);
+        assert_eq!(query_terms("what is what"), ["what", "is"]);
         assert!(query_terms("  ?!  ").is_empty());
         assert_eq!(query_terms("\"x\" OR y*").len(), 2);
     }

@@ -79,18 +79,29 @@ pub fn embed_one(text: &str) -> Vec<f32> {
     v
 }
 
+/// Texts embedded on the calling task; more go to the blocking pool.
+const INLINE_BATCH: usize = 64;
+
 #[async_trait]
 impl Embedder for Builtin {
     fn id(&self) -> &str {
         ID
     }
 
+    /// A query or a short document is embedded in place (microseconds); a large batch — a
+    /// long document's chunks — goes to the blocking pool so it does not stall the runtime.
     async fn embed(
         &self,
         texts: &[String],
         _purpose: Purpose,
     ) -> Result<Vec<Vec<f32>>, SearchError> {
-        Ok(texts.iter().map(|t| embed_one(t)).collect())
+        if texts.len() <= INLINE_BATCH {
+            return Ok(texts.iter().map(|t| embed_one(t)).collect());
+        }
+        let texts = texts.to_vec();
+        tokio::task::spawn_blocking(move || texts.iter().map(|t| embed_one(t)).collect())
+            .await
+            .map_err(|e| SearchError::Embed(format!("the embedding task failed: {e}")))
     }
 }
 
