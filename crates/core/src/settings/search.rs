@@ -227,6 +227,16 @@ pub(super) fn search(raw: RawSearch) -> Result<SearchSettings, Fault> {
                 ));
             }
         };
+        if let Some(rule) = index.rule.as_deref().filter(|r| !r.trim().is_empty()) {
+            if matches!(source, IndexSource::Collection { .. }) {
+                return Err(fault(
+                    key("rule"),
+                    "a collection index applies the collection's list rule; remove `rule` here \
+                     and set that rule instead",
+                ));
+            }
+            crate::filter::parse(rule).map_err(|e| fault(key("rule"), e.to_string()))?;
+        }
         indexes.push(IndexSettings {
             name,
             source,

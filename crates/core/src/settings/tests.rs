@@ -193,6 +193,20 @@ fn search_indexes_and_llm_are_validated_with_their_keys() {
     )
     .unwrap_err();
     assert_eq!(e.key, "search.indexes[0].same_document_weight", "{e}");
+    // Rules are checked when the settings load, not on the first search.
+    let e = load(
+        "[[search.indexes]]\nname = \"d\"\npath = \"x/*.md\"\nrule = \"@request.auth.id !=\"\n",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "search.indexes[0].rule", "{e}");
+    let e = load(
+        "[[search.indexes]]\nname = \"d\"\ncollection = \"posts\"\nfields = [\"t\"]\nrule = \"\"\n\
+         [[search.indexes]]\nname = \"e\"\ncollection = \"posts\"\nfields = [\"t\"]\nrule = \"id != ''\"\n",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "search.indexes[1].rule", "{e}");
     for (value, expected) in [
         ("1", Some(1.0)),
         ("0.8", Some(0.8)),
