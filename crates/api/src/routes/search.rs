@@ -308,15 +308,14 @@ async fn list_documents(
     ApiPath(index): ApiPath<String>,
     ApiQuery(p): ApiQuery<Paging>,
 ) -> Result<Json<Value>, ApiError> {
-    let page = number("page", p.page.as_deref(), 1)?.max(1);
-    let per_page = number("per_page", p.per_page.as_deref(), 50)?;
-    if !(1..=500).contains(&per_page) {
-        return Err(ApiError::field("per_page", "must be between 1 and 500"));
-    }
-    let (items, total) = state
-        .search()
-        .documents(&index, page as i64, per_page as i64)
-        .await?;
+    // The paging rules of every list (page 1..=1,000,000, per_page 1..=500).
+    let params = brigade_store::query::ListParams {
+        page: p.page,
+        per_page: p.per_page,
+        ..Default::default()
+    };
+    let (page, per_page, _) = params.paging()?;
+    let (items, total) = state.search().documents(&index, page, per_page).await?;
     Ok(Json(json!({
         "page": page,
         "per_page": per_page,

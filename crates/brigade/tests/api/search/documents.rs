@@ -61,6 +61,26 @@ files_test!(
         assert_eq!(created["indexed"], 2);
         let listed = expect_json(app.get("/api/search/kb/documents").await, 200).await;
         assert_eq!(listed["total_items"], 3, "{listed}");
+        let second = expect_json(
+            app.get("/api/search/kb/documents?page=2&per_page=2").await,
+            200,
+        )
+        .await;
+        assert_eq!(second["items"].as_array().unwrap().len(), 1, "{second}");
+        for bad in [
+            "page=0",
+            "page=18446744073709551615",
+            "per_page=501",
+            "page=x",
+        ] {
+            let field = bad.split('=').next().unwrap();
+            expect_problem(
+                app.get(&format!("/api/search/kb/documents?{bad}")).await,
+                400,
+                Some(field),
+            )
+            .await;
+        }
         let billing = listed["items"]
             .as_array()
             .unwrap()
