@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use brigade_core::settings::Settings;
 use brigade_search::query::Mode;
 use brigade_search::{Search, SearchError};
-use brigade_store::{Access, Store};
+use brigade_store::{Access, Store, StoreError};
 use clap::{Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -48,8 +48,8 @@ pub(crate) enum SearchCommand {
         k: usize,
         #[arg(long, value_enum, default_value = "hybrid")]
         mode: ModeArg,
-        /// Keep documents matching this filter (id, title, path, kind; or the collection's
-        /// fields for a collection index).
+        /// Keep documents matching this filter (id, title, path, kind and metadata keys; or
+        /// the collection's fields for a collection index).
         #[arg(long)]
         filter: Option<String>,
         /// Print JSON (the API's shape) instead of text.
@@ -70,9 +70,9 @@ pub(crate) enum SearchCommand {
 
 fn failure(e: SearchError) -> Failure {
     match e {
-        e @ (SearchError::Invalid { .. } | SearchError::UnknownIndex(_)) => {
-            Failure::Usage(e.to_string())
-        }
+        e @ (SearchError::Invalid { .. }
+        | SearchError::UnknownIndex(_)
+        | SearchError::Store(StoreError::Invalid(_))) => Failure::Usage(e.to_string()),
         e => Failure::Runtime(anyhow::Error::new(e)),
     }
 }
@@ -251,9 +251,7 @@ async fn query(
             hit.source.title,
             hit.source.path_or_url,
             hit.source.chunk,
-            one_line(hit.highlights.first().unwrap_or(&hit.text), 220)
-                .replace("<mark>", "\x1b[1m")
-                .replace("</mark>", "\x1b[0m"),
+            terminal_text(&one_line(hit.highlights.first().unwrap_or(&hit.text), 220)),
         );
     }
     eprintln!(
@@ -295,4 +293,22 @@ async fn ask(
         answer.mode, answer.latency_ms
     );
     Ok(())
+}
+
+/// A highlight for the terminal: `<mark>` in bold when stdout is a terminal and `NO_COLOR`
+/// is unset (plain otherwise), and the HTML escapes of highlights turned back into text.
+fn terminal_text(highlight: &str) -> String {
+    let bold = std::env::var_os("NO_COLOR").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let (on, off) = if bold {
+        ("\x1b[1m", "\x1b[0m")
+    } else {
+        ("", "")
+    };
+    highlight
+        .replace("<mark>", on)
+        .replace("</mark>", off)
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }

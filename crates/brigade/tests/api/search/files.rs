@@ -285,6 +285,37 @@ files_test!(
             "{stdout}"
         );
 
+        // Piped, the text has no terminal escapes and no HTML entities.
+        assert!(
+            !stdout.contains('\u{1b}') && !stdout.contains("&amp;"),
+            "{stdout}"
+        );
+        let out = search(&["query", "docs", "restore archives", "--json", "-k", "1"]).await;
+        assert_success(&out, "search query --json");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(
+            json["hits"][0]["source"]["document_id"], "docs/backup.md",
+            "{json}"
+        );
+        let out = search(&[
+            "ask",
+            "docs",
+            "How do I restore a pg_dump archive?",
+            "--json",
+        ])
+        .await;
+        assert_success(&out, "search ask --json");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(json["mode"], "extractive", "{json}");
+        assert_eq!(
+            json["sources"][0]["document_id"], "docs/backup.md",
+            "{json}"
+        );
+        // A bad filter is a usage error, like a bad -k.
+        let out = search(&["query", "docs", "x", "--filter", "title =="]).await;
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("filter"));
+
         let out = search(&["query", "nope", "x"]).await;
         assert_eq!(out.status.code(), Some(2));
         assert!(
