@@ -81,6 +81,10 @@ async fn an_openai_embedder_is_batched_cached_and_its_failures_are_502() {
 
         let found = hits(&app, "kb", &[("q", "alpha"), ("mode", "vector")]).await;
         assert!(!found.is_empty());
+        // The query was embedded by the same server.
+        let last = server.requests().last().cloned().expect("a request");
+        assert_eq!(last["path"], "/v1/embeddings", "{last}");
+        assert_eq!(last["body"]["input"], json!(["alpha"]), "{last}");
         // Queries are embedded by the server too; when it fails, the search is a 502.
         server.set_behaviour(Behaviour::Status(500));
         let url = app.url_with(
