@@ -145,7 +145,8 @@ fn search_paths(paths: &mut Map<String, Value>, indexes: &[String]) {
                 query_param("filter", "Filter on the documents (id, title, path, kind and metadata keys, bare or as metadata.KEY) or the collection's fields")],
             "responses": {"200": {"description": "Hits, best first", "content": {"application/json": {"schema": {"type": "object", "properties": {
                 "hits": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "score": {"type": "number"},
-                    "text": {"type": "string"}, "source": source, "highlights": {"type": "array", "items": {"type": "string"}}}}}}}}}},
+                    "text": {"type": "string"}, "source": source, "highlights": {"type": "array", "items": {"type": "string"}},
+                    "heading": {"type": "string"}}}}}}}}},
                 "400": problem("Invalid q, k, mode or filter"), "401": problem("The index's rule needs a login"), "404": problem("Unknown index")}}
     }));
     paths.insert("/api/search/{index}/documents".into(), json!({
@@ -175,7 +176,7 @@ fn search_paths(paths: &mut Map<String, Value>, indexes: &[String]) {
                 "sources": {"type": "array", "items": {"type": "object", "properties": {"document_id": {"type": "string"}, "title": {"type": "string"},
                     "path_or_url": {"type": "string"}, "snippet": {"type": "string"}, "score": {"type": "number"}}}},
                 "model": {"type": "string"}, "usage": {"type": "object", "properties": {"prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}}},
-                "latency_ms": {"type": "integer"}}}}}},
+                "latency_ms": {"type": "integer"}, "cached": {"type": "boolean"}}}}}},
                 "400": problem("Invalid question or k"), "404": problem("Unknown index"),
                 "502": problem("The language model failed"), "504": problem("The language model timed out")}}
     }));

@@ -64,7 +64,13 @@ impl From<SearchError> for ApiError {
             }
             e @ SearchError::Llm(_) => {
                 tracing::warn!(error = %e, "Language model failed.");
-                ApiError::new(StatusCode::BAD_GATEWAY, format!("{e}."))
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "{e}; check [llm] base_url and model in brigade.toml, or remove [llm] \
+                         to answer extractively."
+                    ),
+                )
             }
             SearchError::Store(e) => e.into(),
         }

@@ -187,6 +187,11 @@ async fn model_failures_are_502_and_504_problems() {
                 .contains("not a chat completion"),
             "{p}"
         );
+        // ...and says what to do about it.
+        assert!(
+            p["detail"].as_str().unwrap().contains("[llm] base_url"),
+            "{p}"
+        );
 
         llm.set_behaviour(Behaviour::Status(500));
         expect_problem(ask(&app, json!({"question": "vacuum"})).await, 502, None).await;
