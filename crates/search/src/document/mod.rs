@@ -77,26 +77,28 @@ pub struct Section {
 ///
 /// # Errors
 /// [`SearchError::Document`] (with `path` as given) when the bytes are not a readable
-/// document of that format. Only PDF fails; other formats are read lossily.
+/// document of that format: a PDF that cannot be read, HTML or markdown nested deeper than
+/// [`MAX_HTML_DEPTH`]. Other bytes are read lossily.
 pub fn parse(path: &str, bytes: &[u8], format: Format) -> Result<Parsed, SearchError> {
-    match format {
-        Format::Markdown => Ok(markdown::parse(&String::from_utf8_lossy(bytes))),
-        Format::Text => Ok(text::parse(&String::from_utf8_lossy(bytes))),
-        Format::Html => {
-            let text = String::from_utf8_lossy(bytes);
-            if nesting_exceeds(&text, MAX_HTML_DEPTH) {
-                return Err(document_error(
-                    path,
-                    format!(
-                        "elements are nested more than {MAX_HTML_DEPTH} deep; this is not a page \
-                         a browser would show sensibly: fix or remove it"
-                    ),
-                ));
-            }
-            Ok(html::parse(&text))
-        }
-        Format::Pdf => pdf::parse(bytes).map_err(|message| document_error(path, message)),
+    if format == Format::Pdf {
+        return pdf::parse(bytes).map_err(|message| document_error(path, message));
     }
+    let text = String::from_utf8_lossy(bytes);
+    // Markdown passes its HTML blocks to the same parser, so it is checked too.
+    if matches!(format, Format::Html | Format::Markdown) && nesting_exceeds(&text, MAX_HTML_DEPTH) {
+        return Err(document_error(
+            path,
+            format!(
+                "elements are nested more than {MAX_HTML_DEPTH} deep; this is not a page a \
+                 browser would show sensibly: fix or remove it"
+            ),
+        ));
+    }
+    Ok(match format {
+        Format::Markdown => markdown::parse(&text),
+        Format::Html => html::parse(&text),
+        Format::Text | Format::Pdf => text::parse(&text),
+    })
 }
 
 /// Deepest element nesting accepted in HTML: the HTML parser's cost grows with the square of
@@ -290,6 +292,8 @@ mod tests {
         let deep = "<div>".repeat(MAX_HTML_DEPTH + 1);
         assert!(super::nesting_exceeds(&deep, MAX_HTML_DEPTH));
         let err = super::parse("deep.html", deep.as_bytes(), Format::Html).unwrap_err();
+        assert!(err.to_string().contains("nested more than"), "{err}");
+        let err = super::parse("deep.md", deep.as_bytes(), Format::Markdown).unwrap_err();
         assert!(err.to_string().contains("nested more than"), "{err}");
         // Closed elements, void elements and optional end tags do not add up.
         let wide = "<div><p>x<br><img src=a /></div>".repeat(10_000) + &"<li>".repeat(5000);
