@@ -222,7 +222,10 @@ pub async fn documents(
     index: &Index,
     docs: Vec<NewDocument>,
 ) -> Result<IngestReport, SearchError> {
-    let known = store.search_document_hashes(index.name()).await?;
+    let ids: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
+    let known = store
+        .search_document_hashes(index.name(), Some(&ids))
+        .await?;
     let mut report = IngestReport {
         documents: docs.len(),
         ..IngestReport::default()
@@ -268,7 +271,7 @@ pub async fn files(
     complete: bool,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<IngestReport, SearchError> {
-    let known = store.search_document_hashes(index.name()).await?;
+    let known = store.search_document_hashes(index.name(), None).await?;
     let mut report = IngestReport {
         documents: files.len(),
         ..IngestReport::default()

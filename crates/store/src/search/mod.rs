@@ -140,6 +140,16 @@ fn int(v: &Value) -> i64 {
     }
 }
 
+/// Appends `a, b, ...` with each text bound.
+fn bind_texts(sql: &mut Sql, texts: &[String]) {
+    for (i, t) in texts.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(Value::Text(t.clone()));
+    }
+}
+
 /// Appends `(id, id, ...)` with each id bound.
 pub(crate) fn bind_ids(sql: &mut Sql, ids: &[u64]) {
     sql.push("(");
@@ -277,29 +287,38 @@ impl Store {
         Ok(rows.first().and_then(|r| r.first()).map_or(0, int))
     }
 
-    /// `document id → hash` of every document of the index.
+    /// `document id → hash` of the index's documents: all of them, or only `ids` (those
+    /// that exist) — a record write checks one document, not the whole index.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn search_document_hashes(
         &self,
         name: &str,
+        ids: Option<&[String]>,
     ) -> Result<HashMap<String, String>, StoreError> {
         let mut conn = self.db.read().await?;
-        let mut sql = Sql::new(conn.dialect());
-        sql.push("SELECT id, hash FROM _search_documents WHERE index_name = ")
-            .bind(Value::Text(name.to_string()));
-        let rows = conn.query(&sql, &[ColType::Text, ColType::Text]).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let mut it = r.into_iter();
-                (
+        let parts: Vec<Option<&[String]>> =
+            ids.map_or_else(|| vec![None], |ids| ids.chunks(500).map(Some).collect());
+        let mut out = HashMap::new();
+        for part in parts {
+            let mut sql = Sql::new(conn.dialect());
+            sql.push("SELECT id, hash FROM _search_documents WHERE index_name = ")
+                .bind(Value::Text(name.to_string()));
+            if let Some(part) = part {
+                sql.push(" AND id IN (");
+                bind_texts(&mut sql, part);
+                sql.push(")");
+            }
+            for row in conn.query(&sql, &[ColType::Text, ColType::Text]).await? {
+                let mut it = row.into_iter();
+                out.insert(
                     text(it.next().unwrap_or(Value::Null)),
                     text(it.next().unwrap_or(Value::Null)),
-                )
-            })
-            .collect())
+                );
+            }
+        }
+        Ok(out)
     }
 
     /// Cached vectors of `embedder` for the given text hashes (those found).
@@ -318,12 +337,7 @@ impl Store {
             sql.push("SELECT hash, vector FROM _search_vectors WHERE embedder = ")
                 .bind(Value::Text(embedder.to_string()))
                 .push(" AND hash IN (");
-            for (i, h) in part.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.bind(Value::Text(h.clone()));
-            }
+            bind_texts(&mut sql, part);
             sql.push(")");
             for row in conn.query(&sql, &[ColType::Text, ColType::Blob]).await? {
                 let mut it = row.into_iter();
