@@ -346,14 +346,7 @@ impl Compiler<'_> {
             };
         }
         if matches!(op, CmpOp::Like | CmpOp::NotLike) {
-            let needle = match lit {
-                Literal::Str(s) => s.clone(),
-                Literal::Int(i) => i.to_string(),
-                Literal::Float(f) => f.to_string(),
-                Literal::Bool(b) => b.to_string(),
-                Literal::Null => String::new(),
-            };
-            let pattern = format!("%{}%", escape_like(&needle));
+            let pattern = format!("%{}%", escape_like(&like_needle(lit)));
             let target = match (self.dialect, kind.is_textual()) {
                 (Dialect::Postgres, false) => format!("CAST({col} AS TEXT)"),
                 _ => col.to_string(),
@@ -445,6 +438,17 @@ impl Compiler<'_> {
 fn unreachable_like() -> &'static str {
     // `~`/`!~` return earlier; keep a harmless operator rather than panic.
     "="
+}
+
+/// The text a `~` literal looks for.
+pub(super) fn like_needle(lit: &Literal) -> String {
+    match lit {
+        Literal::Str(s) => s.clone(),
+        Literal::Int(i) => i.to_string(),
+        Literal::Float(f) => f.to_string(),
+        Literal::Bool(b) => b.to_string(),
+        Literal::Null => String::new(),
+    }
 }
 
 pub(super) fn escape_like(s: &str) -> String {

@@ -47,7 +47,7 @@ pub(crate) fn compare(
             if op == CmpOp::NotLike {
                 sql.push("NOT ");
             }
-            sql.append(at.contains(&like_needle(lit)));
+            sql.append(at.contains(&super::filter::like_needle(lit)));
         }
         (_, Literal::Str(_) | Literal::Int(_) | Literal::Float(_)) => {
             sql.append(at.ordered(op, lit));
@@ -219,12 +219,8 @@ impl At<'_> {
 
     /// `<`, `<=`, `>`, `>=` against a scalar of the literal's type; never NULL.
     fn ordered(&self, op: CmpOp, lit: &Literal) -> Sql {
-        let sym = match op {
-            CmpOp::Gt => ">",
-            CmpOp::Ge => ">=",
-            CmpOp::Lt => "<",
-            _ => "<=",
-        };
+        // Only `<`, `<=`, `>`, `>=` reach here, and they are the same in SQL.
+        let sym = op.as_str();
         let (value, text) = match lit {
             Literal::Str(s) => (Value::Text(s.clone()), true),
             Literal::Int(i) => (Value::Float(*i as f64), false),
@@ -263,15 +259,5 @@ impl At<'_> {
             }
         }
         sql
-    }
-}
-
-fn like_needle(lit: &Literal) -> String {
-    match lit {
-        Literal::Str(s) => s.clone(),
-        Literal::Int(i) => i.to_string(),
-        Literal::Float(f) => f.to_string(),
-        Literal::Bool(b) => b.to_string(),
-        Literal::Null => String::new(),
     }
 }

@@ -9,15 +9,16 @@ pub(crate) mod ddl;
 mod keyword;
 
 use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 
-use brigade_core::schema::Collection;
+use brigade_core::schema::{Collection, Field, FieldType};
 use brigade_core::value::Value;
 
 use crate::access::{Access, RuleOp, rule_for};
 use crate::conn::{ColType, Conn, Row};
 use crate::ddl::table;
 use crate::error::StoreError;
-use crate::records::{filter_sql, filter_sql_with_metadata};
+use crate::records::filter_sql_with_metadata;
 use crate::sql::{Dialect, Sql};
 use crate::store::Store;
 
@@ -104,25 +105,33 @@ const METADATA: &str = "metadata";
 
 /// The columns a filter may use on a document index: `id`, `title`, `path`, `kind`,
 /// `created`, `updated` (other names are [`METADATA`] keys).
-fn documents_collection() -> Collection {
-    let field = |id: &str, name: &str| serde_json::json!({"id": id, "name": name, "type": "text"});
-    serde_json::from_value(serde_json::json!({
-        "id": "c_search_docs",
-        "name": "_search_documents",
-        "fields": [field("f1", "title"), field("f2", "path"), field("f3", "kind")],
-        "created": "",
-        "updated": "",
-    }))
-    .unwrap_or_else(|_| Collection {
-        id: String::new(),
-        name: "_search_documents".into(),
-        fields: Vec::new(),
-        indexes: Vec::new(),
-        rules: Default::default(),
-        created: String::new(),
-        updated: String::new(),
-        pipeline: None,
-    })
+fn documents_collection() -> Arc<Collection> {
+    static DOCUMENTS: LazyLock<Arc<Collection>> = LazyLock::new(|| {
+        let field = |id: &str, name: &str| Field {
+            id: id.into(),
+            name: name.into(),
+            kind: FieldType::Text,
+            required: false,
+            unique: false,
+            default: None,
+            options: Default::default(),
+        };
+        Arc::new(Collection {
+            id: "c_search_docs".into(),
+            name: "_search_documents".into(),
+            fields: vec![
+                field("f1", "title"),
+                field("f2", "path"),
+                field("f3", "kind"),
+            ],
+            indexes: Vec::new(),
+            rules: Default::default(),
+            created: String::new(),
+            updated: String::new(),
+            pipeline: None,
+        })
+    });
+    Arc::clone(&DOCUMENTS)
 }
 
 fn text(v: Value) -> String {
@@ -690,7 +699,9 @@ impl Store {
         let dialect = self.dialect();
         let lookup = self.lookup();
         let filter = filter.map(str::trim).filter(|f| !f.is_empty());
-        let (collection, rule) = match scope {
+        // Document indexes filter on a fixed schema plus metadata keys; collection indexes
+        // on the collection's fields.
+        let (collection, rule, metadata) = match scope {
             Scope::Documents { rule } => {
                 let c = documents_collection();
                 let rule = match (access, rule.map(str::trim).filter(|r| !r.is_empty())) {
@@ -711,28 +722,17 @@ impl Store {
                     ),
                     _ => None,
                 };
-                (c, rule)
+                (c, rule, Some(METADATA))
             }
             Scope::Collection(name) => {
                 let c = self.collection(name)?;
                 let rule = rule_for(dialect, &c, RuleOp::List, access, &lookup, None)?;
-                (c.as_ref().clone(), rule)
+                (c, rule, None)
             }
         };
-        let filter = match filter {
-            Some(f) => Some(match scope {
-                Scope::Documents { .. } => filter_sql_with_metadata(
-                    dialect,
-                    &collection,
-                    f,
-                    &lookup,
-                    None,
-                    Some(METADATA),
-                )?,
-                Scope::Collection(_) => filter_sql(dialect, &collection, f, &lookup, None)?,
-            }),
-            None => None,
-        };
+        let filter = filter
+            .map(|f| filter_sql_with_metadata(dialect, &collection, f, &lookup, None, metadata))
+            .transpose()?;
         if filter.is_none() && rule.is_none() {
             return Ok(None);
         }
