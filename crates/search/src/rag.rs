@@ -7,8 +7,9 @@ use std::collections::HashSet;
 
 use rust_stemmers::{Algorithm, Stemmer};
 
+use crate::chunk::count_tokens;
 use crate::query::Hit;
-use crate::terms::{estimate_tokens, query_terms, stems};
+use crate::terms::{query_terms, stems};
 
 /// Most sources a question may ask for.
 pub const MAX_K: usize = 20;
@@ -58,7 +59,7 @@ pub fn within_budget(hits: &[Hit], budget: usize) -> Vec<Hit> {
     let mut used = 0;
     let mut out = Vec::new();
     for hit in hits {
-        let cost = estimate_tokens(&source_block(0, hit)) + 2;
+        let cost = count_tokens(&source_block(0, hit)) + 2;
         if used + cost <= budget {
             used += cost;
             out.push(hit.clone());

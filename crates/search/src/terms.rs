@@ -122,7 +122,7 @@ pub fn highlights(text: &str, stems: &HashSet<String>, max: usize) -> Vec<String
         if to < text.len() {
             frag.push('…');
         }
-        out.push(collapse(&frag));
+        out.push(crate::document::collapse_whitespace(&frag));
         used_until = to;
         i = j + 1;
     }
@@ -147,16 +147,6 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-fn collapse(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// An estimate of the tokens of `text` for an LLM prompt budget (the chunker's count,
-/// within a few per cent of a BERT WordPiece or tiktoken count on English).
-pub fn estimate_tokens(text: &str) -> usize {
-    crate::chunk::count_tokens(text)
 }
 
 #[cfg(test)]

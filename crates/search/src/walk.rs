@@ -55,7 +55,11 @@ pub fn list_files(dir: &Path, paths: &[String]) -> Result<Vec<PathBuf>, SearchEr
         } else {
             return Err(SearchError::invalid(
                 "path",
-                format!("{p}: no such file or directory"),
+                format!(
+                    "{p}: no such file or directory in {}; name a file, a directory or a glob \
+                     (docs/**/*.md), relative to the app directory",
+                    dir.display()
+                ),
             ));
         };
         walk(&root, pattern.as_ref(), &mut out);
