@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use brigade_core::settings::Settings;
+use brigade_search::Search;
 use brigade_search::query::Mode;
 use brigade_store::Access;
 use serde::Deserialize;
@@ -79,9 +80,13 @@ pub(crate) async fn run(
     repeat: u32,
     json: Option<PathBuf>,
 ) -> Result<(), Failure> {
-    let questions = load_questions(&questions)?;
+    let questions_path = questions;
+    let questions = load_questions(&questions_path)?;
     if questions.is_empty() {
-        return Err(Failure::Usage("the questions file is empty".into()));
+        return Err(Failure::Usage(format!(
+            "{}: no questions; write one JSON object per line: {{\"id\", \"question\", \"pages\": [...]}}",
+            questions_path.display()
+        )));
     }
     let names: Vec<String> = if indexes.is_empty() {
         settings
@@ -93,14 +98,37 @@ pub(crate) async fn run(
     } else {
         indexes
     };
+    if names.is_empty() {
+        return Err(Failure::Usage(format!(
+            "{}/brigade.toml has no [[search.indexes]] to measure",
+            settings.dir.display()
+        )));
+    }
     for n in &names {
-        if !settings.search.indexes.iter().any(|i| &i.name == n) {
-            return Err(Failure::Usage(format!("no [[search.indexes]] named `{n}`")));
-        }
+        super::search::check_index(&settings, n)?;
     }
     let (store, search) = super::search::open(&settings, &names).await?;
+    // The store is closed whatever happens to the measurement.
+    let measured = measure(&search, &names, &questions, repeat).await;
+    store.close().await;
+    let scores = measured?;
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&scores).unwrap_or_default();
+        std::fs::write(&path, text)
+            .map_err(|e| Failure::Runtime(anyhow::anyhow!("{}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// Scores and times every index of `names` in every mode.
+async fn measure(
+    search: &Search,
+    names: &[String],
+    questions: &[Question],
+    repeat: u32,
+) -> Result<Vec<Score>, Failure> {
     let mut scores = Vec::new();
-    for name in &names {
+    for name in names {
         let embedder = search
             .index(name)
             .map(|i| i.settings.embedder.clone())
@@ -114,7 +142,7 @@ pub(crate) async fn run(
             search
                 .search(name, "warm up", 10, mode, None, &Access::Superuser)
                 .await
-                .map_err(|e| Failure::Runtime(anyhow::Error::new(e)))?;
+                .map_err(super::search::failure)?;
             if let Ok(index) = search.index(name) {
                 let waited = Instant::now();
                 index.wait_for_graph();
@@ -134,14 +162,14 @@ pub(crate) async fn run(
                 ..Score::default()
             };
             let mut kinds: BTreeMap<String, (f64, f64, usize)> = BTreeMap::new();
-            for q in &questions {
+            for q in questions {
                 let mut hits = Vec::new();
                 for _ in 0..repeat.max(1) {
                     let started = Instant::now();
                     hits = search
                         .search(name, &q.question, 10, mode, None, &Access::Superuser)
                         .await
-                        .map_err(|e| Failure::Runtime(anyhow::Error::new(e)))?;
+                        .map_err(super::search::failure)?;
                     latencies.push(started.elapsed().as_secs_f64() * 1000.0);
                 }
                 let rank = hits
@@ -182,13 +210,7 @@ pub(crate) async fn run(
             scores.push(score);
         }
     }
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&scores).unwrap_or_default();
-        std::fs::write(&path, text)
-            .map_err(|e| Failure::Runtime(anyhow::anyhow!("{}: {e}", path.display())))?;
-    }
-    store.close().await;
-    Ok(())
+    Ok(scores)
 }
 
 fn print_row(s: &Score) {
@@ -208,4 +230,18 @@ fn print_row(s: &Score) {
         s.p99_ms,
         kinds.join("  ")
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let sorted: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&sorted, 50.0), 50.0);
+        assert_eq!(percentile(&sorted, 99.0), 99.0);
+        assert_eq!(percentile(&[7.0], 99.0), 7.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
 }

@@ -68,7 +68,7 @@ pub(crate) enum SearchCommand {
     },
 }
 
-fn failure(e: SearchError) -> Failure {
+pub(crate) fn failure(e: SearchError) -> Failure {
     match e {
         e @ (SearchError::Invalid { .. }
         | SearchError::UnknownIndex(_)
@@ -102,29 +102,35 @@ pub(crate) async fn open(
     Ok((store, search))
 }
 
+/// A usage error naming brigade.toml and the indexes it has, unless `name` is one of them.
+pub(crate) fn check_index(settings: &Settings, name: &str) -> Result<(), Failure> {
+    if settings.search.indexes.iter().any(|i| i.name == name) {
+        return Ok(());
+    }
+    let names: Vec<&str> = settings
+        .search
+        .indexes
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
+    Err(Failure::Usage(format!(
+        "{}/brigade.toml: no [[search.indexes]] named `{name}` (indexes: {})",
+        settings.dir.display(),
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    )))
+}
+
 pub(crate) async fn run(settings: Settings, cmd: SearchCommand) -> Result<(), Failure> {
     let name = match &cmd {
         SearchCommand::Ingest { index, .. }
         | SearchCommand::Query { index, .. }
         | SearchCommand::Ask { index, .. } => index.clone(),
     };
-    if !settings.search.indexes.iter().any(|i| i.name == name) {
-        let names: Vec<&str> = settings
-            .search
-            .indexes
-            .iter()
-            .map(|i| i.name.as_str())
-            .collect();
-        return Err(Failure::Usage(format!(
-            "{}/brigade.toml: no [[search.indexes]] named `{name}` (indexes: {})",
-            settings.dir.display(),
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
-        )));
-    }
+    check_index(&settings, &name)?;
     let (store, search) = open(&settings, std::slice::from_ref(&name)).await?;
     let result = match cmd {
         SearchCommand::Ingest { index, paths } => ingest(&search, &index, &paths).await,

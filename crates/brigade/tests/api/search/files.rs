@@ -316,6 +316,38 @@ files_test!(
         assert_eq!(out.status.code(), Some(2), "{out:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("filter"));
 
+        // `brigade bench search` scores the index on a questions file.
+        let questions = dir.join("questions.jsonl");
+        std::fs::write(
+            &questions,
+            "{\"id\": \"a\", \"question\": \"restore a pg_dump archive\", \"pages\": [\"backup.md\"], \"kind\": \"keyword\"}\n\
+             {\"id\": \"b\", \"question\": \"vacuum full exclusive lock\", \"pages\": [\"vacuum.md\"], \"kind\": \"keyword\"}\n",
+        )
+        .unwrap();
+        let scores = dir.join("scores.json");
+        let out = cli(vec![
+            "bench".into(),
+            "search".into(),
+            "--questions".into(),
+            questions.display().to_string(),
+            "--json".into(),
+            scores.display().to_string(),
+            "--dir".into(),
+            d.clone(),
+        ])
+        .await;
+        assert_success(&out, "bench search");
+        let scores: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&scores).unwrap()).unwrap();
+        let keyword = scores
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["index"] == "docs" && s["mode"] == "keyword")
+            .expect("keyword scores");
+        assert_eq!(keyword["recall_at_5"], 1.0, "{keyword}");
+        assert_eq!(keyword["questions"], 2, "{keyword}");
+
         let out = search(&["query", "nope", "x"]).await;
         assert_eq!(out.status.code(), Some(2));
         assert!(
