@@ -24,7 +24,7 @@ use crate::rag::{self, Answer, Usage};
 use crate::redact::redact;
 
 /// The state of an index's background ingest.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Job {
     /// `idle`, `running`, `done` or `failed`.
     pub state: &'static str,
@@ -39,6 +39,22 @@ pub struct Job {
     pub report: Option<IngestReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl Default for Job {
+    /// An index nothing has ingested since the process started.
+    fn default() -> Self {
+        Job {
+            state: "idle",
+            done: 0,
+            total: 0,
+            chunks: 0,
+            started: None,
+            finished: None,
+            report: None,
+            error: None,
+        }
+    }
 }
 
 /// An index as listed by `GET /api/search`.
@@ -131,6 +147,17 @@ pub fn embedder(
     }
 }
 
+/// Documents cannot be written to an index that follows a collection.
+fn follows(index: &str, collection: &str) -> SearchError {
+    SearchError::invalid(
+        "index",
+        format!(
+            "`{index}` follows collection `{collection}`: write records there, it indexes them by \
+             itself"
+        ),
+    )
+}
+
 fn llm_client(settings: &LlmSettings) -> Result<LlmClient, SearchError> {
     let mut config = LlmConfig::new(settings.base_url.clone(), settings.model.clone());
     config.api_key = settings.api_key.as_ref().map(|k| k.expose().to_string());
@@ -197,19 +224,13 @@ impl Search {
 
     fn set_job(&self, name: &str, update: impl FnOnce(&mut Job)) {
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        update(jobs.entry(name.to_string()).or_insert_with(|| Job {
-            state: "idle",
-            ..Job::default()
-        }));
+        update(jobs.entry(name.to_string()).or_default());
     }
 
     /// The state of the index's background ingest.
     pub fn job(&self, name: &str) -> Job {
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        jobs.get(name).cloned().unwrap_or(Job {
-            state: "idle",
-            ..Job::default()
-        })
+        jobs.get(name).cloned().unwrap_or_default()
     }
 
     /// Describes every index.
@@ -262,14 +283,7 @@ impl Search {
     ) -> Result<IngestReport, SearchError> {
         let index = self.index(name)?;
         let (patterns, complete) = match (&index.settings.source, paths.is_empty()) {
-            (IndexSource::Collection { name: c, .. }, _) => {
-                return Err(SearchError::invalid(
-                    "index",
-                    format!(
-                        "`{name}` follows collection `{c}`: write records there, it indexes them by itself"
-                    ),
-                ));
-            }
+            (IndexSource::Collection { name: c, .. }, _) => return Err(follows(name, c)),
             (IndexSource::Path(glob), true) => (vec![glob.clone()], true),
             (IndexSource::Api, true) => {
                 return Err(SearchError::invalid(
@@ -359,12 +373,7 @@ impl Search {
     ) -> Result<IngestReport, SearchError> {
         let index = self.index(name)?;
         if let IndexSource::Collection { name: c, .. } = &index.settings.source {
-            return Err(SearchError::invalid(
-                "index",
-                format!(
-                    "`{name}` follows collection `{c}`: write records there, it indexes them by itself"
-                ),
-            ));
+            return Err(follows(name, c));
         }
         ingest::documents(&self.store, &index, docs).await
     }
@@ -523,35 +532,24 @@ impl Search {
         question: &str,
         hits: &[Hit],
     ) -> Result<Answer, SearchError> {
-        let Some(llm) = &self.llm else {
-            let answer = if hits.is_empty() {
-                format!("No passage of index `{name}` matches the question.")
-            } else {
-                rag::extractive(question, hits)
-            };
-            return Ok(Answer {
-                answer,
-                mode: "extractive".into(),
-                sources: rag::sources(question, &hits[..hits.len().min(3)]),
-                model: None,
-                usage: None,
-                latency_ms: 0,
-                cached: false,
-            });
+        // Without a model, or without passages to give it, the answer is extractive.
+        let extractive = |answer: String| Answer {
+            answer,
+            mode: "extractive".into(),
+            sources: rag::sources(question, &hits[..hits.len().min(3)]),
+            model: None,
+            usage: None,
+            latency_ms: 0,
+            cached: false,
         };
         if hits.is_empty() {
-            return Ok(Answer {
-                answer: format!(
-                    "No passage of index `{name}` matches the question, so there is nothing to answer from."
-                ),
-                mode: "extractive".into(),
-                sources: Vec::new(),
-                model: None,
-                usage: None,
-                latency_ms: 0,
-                cached: false,
-            });
+            return Ok(extractive(format!(
+                "No passage of index `{name}` matches the question, so there is nothing to answer from."
+            )));
         }
+        let Some(llm) = &self.llm else {
+            return Ok(extractive(rag::extractive(question, hits)));
+        };
         let used = rag::within_budget(hits, llm.settings.context_tokens);
         let (text, model, usage) = self.generate(llm, question, &used).await?;
         let labels = |kind: &'static str| [("index", name.to_string()), ("kind", kind.to_string())];
