@@ -37,7 +37,7 @@ macro_rules! open_backends {
 }
 
 /// A registered user: `(id, access token)`.
-async fn user(app: &TestApp, email: &str) -> (String, String) {
+pub(crate) async fn user(app: &TestApp, email: &str) -> (String, String) {
     let res = app
         .client
         .post(app.url("/api/auth/register"))

@@ -266,6 +266,81 @@ files_test!(
     }
 );
 
+fn owned() -> Vec<(&'static str, Vec<u8>)> {
+    vec![(
+        "brigade.toml",
+        b"[auth]\nallow_registration = true\n\n[[search.indexes]]\nname = \"notes\"\n\
+          rule = \"metadata.owner = @request.auth.id\"\n"
+            .to_vec(),
+    )]
+}
+
+files_test!(
+    rules_and_the_answer_cache_keep_callers_apart,
+    owned(),
+    |app| async move {
+        let (alice, alice_token) = crate::rules::user(&app, "alice@example.com").await;
+        let (bob, bob_token) = crate::rules::user(&app, "bob@example.com").await;
+        let docs = json!({"documents": [
+            {"id": "a", "text": "The vault code is in the red binder.", "metadata": {"owner": alice}},
+            {"id": "b", "text": "The vault code is in the blue binder.", "metadata": {"owner": bob}},
+        ]});
+        expect_json(app.post("/api/search/notes/documents", docs).await, 201).await;
+        let ask = |token: Option<&str>| {
+            let mut req = app
+                .client
+                .post(app.url("/api/rag/notes"))
+                .json(&json!({"question": "Where is the vault code?"}));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            async move { expect_json(crate::helpers::send(req).await, 200).await }
+        };
+        let sources = |a: &serde_json::Value| -> Vec<String> {
+            a["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["document_id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        // Each caller is answered from their own documents, never from another's cached answer.
+        let first = ask(Some(&alice_token)).await;
+        assert_eq!(
+            (sources(&first), first["cached"].clone()),
+            (vec!["a".to_string()], json!(false)),
+            "{first}"
+        );
+        let theirs = ask(Some(&bob_token)).await;
+        assert_eq!(
+            (sources(&theirs), theirs["cached"].clone()),
+            (vec!["b".to_string()], json!(false)),
+            "{theirs}"
+        );
+        let again = ask(Some(&alice_token)).await;
+        assert_eq!(
+            (sources(&again), again["cached"].clone()),
+            (vec!["a".to_string()], json!(true)),
+            "{again}"
+        );
+        let anonymous = ask(None).await;
+        assert!(sources(&anonymous).is_empty(), "{anonymous}");
+        // A write to the index makes cached answers stale.
+        expect_json(
+        app.post(
+            "/api/search/notes/documents",
+            json!({"id": "c", "text": "A spare vault code is taped under the desk.", "metadata": {"owner": alice}}),
+        )
+        .await,
+        201,
+    )
+    .await;
+        let after = ask(Some(&alice_token)).await;
+        assert_eq!(after["cached"], false, "{after}");
+        assert!(sources(&after).contains(&"c".to_string()), "{after}");
+    }
+);
+
 files_test!(
     document_writes_need_a_superuser_and_valid_documents,
     files(),
