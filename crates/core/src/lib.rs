@@ -11,6 +11,7 @@
 pub mod errors;
 pub mod filter;
 pub mod ids;
+pub mod retry;
 pub mod schema;
 pub mod settings;
 pub mod time;

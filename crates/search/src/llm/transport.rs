@@ -147,9 +147,12 @@ impl Endpoint {
         {
             return Err("the API key contains characters that cannot be sent in a header".into());
         }
-        let client = Client::builder()
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {}", chain(&e)))?;
+        let client = Client::builder().build().map_err(|e| {
+            format!(
+                "cannot build an HTTP client: {}",
+                brigade_core::retry::error_chain(&e)
+            )
+        })?;
         Ok(Endpoint {
             client,
             base: url.as_str().trim_end_matches('/').to_string(),
@@ -211,7 +214,7 @@ impl Endpoint {
                     let fatal = e.is_builder();
                     let failure = Failure::Unreachable {
                         attempts,
-                        reason: chain(&e.without_url()),
+                        reason: brigade_core::retry::error_chain(&e.without_url()),
                     };
                     if fatal {
                         return Err(failure);
@@ -340,14 +343,12 @@ pub(crate) fn shorten(text: &str, max: usize) -> String {
 }
 
 fn retryable(status: StatusCode) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+    brigade_core::retry::retryable_status(status.as_u16())
 }
 
 /// The delay before retry number `retry + 1`: 200 ms doubled `retry` times, at most 5 s.
 fn backoff(retry: u32) -> Duration {
-    BACKOFF_START
-        .saturating_mul(2u32.saturating_pow(retry.min(16)))
-        .min(BACKOFF_CAP)
+    brigade_core::retry::backoff(retry, BACKOFF_START, BACKOFF_CAP)
 }
 
 /// `delay` plus up to a quarter more, so clients failing together do not retry together.
@@ -356,29 +357,10 @@ fn with_jitter(delay: Duration) -> Duration {
     delay + Duration::from_millis(rand::random_range(0..=max))
 }
 
-/// `Retry-After` in seconds, capped. (HTTP dates are rare from these servers; backoff
-/// applies to them.)
+/// `Retry-After` in seconds or as an HTTP date, capped.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds).min(RETRY_AFTER_CAP))
-}
-
-/// An error and its causes, `: `-separated (reqwest's own message is only the outer layer).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    brigade_core::retry::retry_after(value, std::time::SystemTime::now(), RETRY_AFTER_CAP)
 }
 
 #[cfg(test)]

@@ -50,7 +50,15 @@ pub(crate) fn client(cx: &Context, agent: &str) -> Result<Client, PipelineError>
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .user_agent(agent)
         .build()
-        .map_err(|e| extract_error(cx, &format!("cannot set up the HTTP client: {}", chain(&e))))
+        .map_err(|e| {
+            extract_error(
+                cx,
+                &format!(
+                    "cannot set up the HTTP client: {}",
+                    brigade_core::retry::error_chain(&e)
+                ),
+            )
+        })
 }
 
 /// The extract's `headers` with `${VAR}` expanded, marked sensitive.
@@ -233,12 +241,15 @@ pub(crate) async fn fetch(
                 None,
             ),
             Err(e) if e.is_connect() || e.is_request() || e.is_body() || e.is_decode() => {
-                (chain(&e.without_url()), None)
+                (brigade_core::retry::error_chain(&e.without_url()), None)
             }
             Err(e) => {
                 return Err(extract_error(
                     cx,
-                    &format!("GET {shown} failed: {}", chain(&e.without_url())),
+                    &format!(
+                        "GET {shown} failed: {}",
+                        brigade_core::retry::error_chain(&e.without_url())
+                    ),
                 ));
             }
         };
@@ -298,14 +309,12 @@ async fn attempt(
 }
 
 pub(super) fn retryable(status: StatusCode) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+    brigade_core::retry::retryable_status(status.as_u16())
 }
 
 /// The delay before retry number `retry + 1`: `start` doubled `retry` times, capped.
 pub(super) fn backoff(retry: u32, start: Duration) -> Duration {
-    start
-        .saturating_mul(2u32.saturating_pow(retry.min(16)))
-        .min(BACKOFF_CAP)
+    brigade_core::retry::backoff(retry, start, BACKOFF_CAP)
 }
 
 /// Up to 100 ms, so clients retrying together drift apart.
@@ -318,15 +327,8 @@ pub(super) fn jitter() -> Duration {
 
 /// `Retry-After` in seconds or as an HTTP date, capped.
 pub(super) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    let delay = if let Ok(seconds) = text.parse::<u64>() {
-        Duration::from_secs(seconds)
-    } else {
-        let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
-        let at = SystemTime::from(at.with_timezone(&chrono::Utc));
-        at.duration_since(now).unwrap_or(Duration::ZERO)
-    };
-    Some(delay.min(RETRY_AFTER_CAP))
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    brigade_core::retry::retry_after(value, now, RETRY_AFTER_CAP)
 }
 
 /// Sleeps `delay`, waking every 100 ms to notice a cancelled run.
@@ -378,19 +380,4 @@ pub(crate) fn snippet(body: &str) -> String {
     } else {
         flat
     }
-}
-
-/// An error and its causes, `a: b: c`.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
