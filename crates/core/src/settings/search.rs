@@ -330,12 +330,11 @@ fn embedder_syntax(embedder: &str) -> Result<(), String> {
 fn glob_syntax(path: &str) -> Result<(), String> {
     if path.contains("..") {
         return Err(format!(
-            "`{path}` leaves the app directory; keep documents inside it"
+            "`{path}` climbs out with `..`; name a path inside the app directory, or an \
+             absolute one"
         ));
     }
-    let open = path.matches('[').count();
-    if open != path.matches(']').count() {
-        return Err(format!("`{path}` has an unbalanced `[` in its glob"));
-    }
-    Ok(())
+    glob::Pattern::new(path)
+        .map(|_| ())
+        .map_err(|e| format!("`{path}` is not a valid glob ({e}); e.g. \"docs/**/*.md\""))
 }

@@ -193,6 +193,14 @@ fn search_indexes_and_llm_are_validated_with_their_keys() {
     )
     .unwrap_err();
     assert_eq!(e.key, "search.indexes[0].same_document_weight", "{e}");
+    for bad in ["../x/*.md", "docs/[a.md", "docs/***/x"] {
+        let e = load(
+            &format!("[[search.indexes]]\nname = \"d\"\npath = \"{bad}\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "search.indexes[0].path", "{bad}: {e}");
+    }
     // Rules are checked when the settings load, not on the first search.
     let e = load(
         "[[search.indexes]]\nname = \"d\"\npath = \"x/*.md\"\nrule = \"@request.auth.id !=\"\n",
