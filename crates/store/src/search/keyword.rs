@@ -9,7 +9,7 @@
 use brigade_core::value::Value;
 
 use super::ddl::{PG_CONFIG, fts_table};
-use super::{DocumentInput, bind_ids};
+use super::{DocumentInput, Restriction, bind_ids};
 use crate::conn::{ColType, Conn};
 use crate::error::StoreError;
 use crate::sql::{Dialect, Sql};
@@ -171,13 +171,12 @@ pub(super) async fn clear(tx: &mut dyn Conn, index: &str) -> Result<(), StoreErr
 }
 
 /// Appends ` AND {column} IN (chunks of `index` that `restriction` allows)`.
-fn restrict(sql: &mut Sql, column: &str, index: &str, restriction: &Sql) {
+fn restrict(sql: &mut Sql, column: &str, index: &str, restriction: &Restriction) {
+    let ids = Restriction::chunk_ids(Some(restriction), index, sql.dialect);
     sql.push(" AND ")
         .push(column)
-        .push(" IN (SELECT seq FROM _search_chunks WHERE index_name = ")
-        .bind(index_value(index))
-        .push(" AND ")
-        .append(restriction.clone())
+        .push(" IN (")
+        .append(ids)
         .push(")");
 }
 
@@ -187,7 +186,7 @@ pub(super) async fn search(
     index: &str,
     terms: &[String],
     k: usize,
-    restriction: Option<&Sql>,
+    restriction: Option<&Restriction>,
 ) -> Result<Vec<(u64, f64)>, StoreError> {
     let dialect = conn.dialect();
     let limit = Value::Int(i64::try_from(k).unwrap_or(i64::MAX));

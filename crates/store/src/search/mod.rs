@@ -91,6 +91,24 @@ pub struct DocumentChange {
 #[derive(Debug, Clone)]
 pub struct Restriction(Sql);
 
+impl Restriction {
+    /// `SELECT seq FROM _search_chunks WHERE ...`: the chunks of `index` this allows (all of
+    /// the index's chunks for `None`).
+    pub(crate) fn chunk_ids(
+        restriction: Option<&Restriction>,
+        index: &str,
+        dialect: Dialect,
+    ) -> Sql {
+        let mut sql = Sql::new(dialect);
+        sql.push("SELECT seq FROM _search_chunks WHERE index_name = ")
+            .bind(Value::Text(index.to_string()));
+        if let Some(r) = restriction {
+            sql.push(" AND ").append(r.0.clone());
+        }
+        sql
+    }
+}
+
 /// Where an index's documents come from, for filters and rules.
 #[derive(Debug, Clone, Copy)]
 pub enum Scope<'a> {
@@ -604,12 +622,7 @@ impl Store {
         restriction: Option<&Restriction>,
     ) -> Result<Vec<u64>, StoreError> {
         let mut conn = self.db.read().await?;
-        let mut sql = Sql::new(conn.dialect());
-        sql.push("SELECT seq FROM _search_chunks WHERE index_name = ")
-            .bind(Value::Text(index.to_string()));
-        if let Some(r) = restriction {
-            sql.push(" AND ").append(r.0.clone());
-        }
+        let sql = Restriction::chunk_ids(restriction, index, conn.dialect());
         let rows = conn.query(&sql, &[ColType::Int]).await?;
         Ok(rows.iter().map(|r| seq(&r[0])).collect())
     }
@@ -630,7 +643,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut conn = self.db.read().await?;
-        keyword::search(conn.as_mut(), index, terms, k, restriction.map(|r| &r.0)).await
+        keyword::search(conn.as_mut(), index, terms, k, restriction).await
     }
 
     /// Chunks by id, with their document's title and path, in the order asked.
