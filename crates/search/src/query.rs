@@ -182,16 +182,22 @@ pub async fn search(
     let terms = query_terms(q);
     // More candidates than hits, for fusion and for spreading hits over documents.
     let fetch = (k * 4).max(40);
-    let keyword = if mode == Mode::Vector {
-        Vec::new()
-    } else {
-        store
-            .search_keyword(index.name(), &terms, fetch, restriction)
-            .await?
+    // In hybrid mode the BM25 query and the query's embedding (an HTTP call or a model run
+    // for a real embedder) run at the same time.
+    let keyword = async {
+        if mode == Mode::Vector {
+            return Ok(Vec::new());
+        }
+        Ok::<_, SearchError>(
+            store
+                .search_keyword(index.name(), &terms, fetch, restriction)
+                .await?,
+        )
     };
-    let vector = if mode == Mode::Keyword {
-        Vec::new()
-    } else {
+    let vector = async {
+        if mode == Mode::Keyword {
+            return Ok(Vec::new());
+        }
         let query = index
             .embedder
             .embed(&[q.to_string()], Purpose::Query)
@@ -209,8 +215,9 @@ pub async fn search(
             ),
             None => None,
         };
-        index.nearest(&query, fetch, allowed.as_ref())
+        Ok::<_, SearchError>(index.nearest(&query, fetch, allowed.as_ref()))
     };
+    let (keyword, vector) = tokio::try_join!(keyword, vector)?;
     let ranked: Vec<(u64, f64)> = match mode {
         Mode::Keyword => keyword,
         Mode::Vector => vector
