@@ -4,12 +4,15 @@
 //! all ask [`rule_for`], so a rule cannot be bypassed through another door. List and view
 //! rules become part of the query's `WHERE`, never a post-filter.
 
+use std::sync::Arc;
+
+use brigade_core::errors::FieldErrors;
 use brigade_core::schema::Collection;
 use serde_json::{Map, Value as Json};
 
 use crate::error::StoreError;
 use crate::query::{Lookup, RequestContext};
-use crate::records::filter_sql;
+use crate::records::rule_sql;
 use crate::sql::{Dialect, Sql};
 
 /// Who performs an operation.
@@ -51,6 +54,24 @@ pub enum RuleOp {
 }
 
 impl RuleOp {
+    const ALL: [RuleOp; 5] = [
+        RuleOp::List,
+        RuleOp::View,
+        RuleOp::Create,
+        RuleOp::Update,
+        RuleOp::Delete,
+    ];
+
+    fn source(self, c: &Collection) -> Option<&str> {
+        match self {
+            RuleOp::List => c.rules.list.as_deref(),
+            RuleOp::View => c.rules.view.as_deref(),
+            RuleOp::Create => c.rules.create.as_deref(),
+            RuleOp::Update => c.rules.update.as_deref(),
+            RuleOp::Delete => c.rules.delete.as_deref(),
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             RuleOp::List => "list",
@@ -78,14 +99,7 @@ pub(crate) fn rule_for(
     let Access::Caller(ctx) = access else {
         return Ok(None);
     };
-    let rule = match op {
-        RuleOp::List => &c.rules.list,
-        RuleOp::View => &c.rules.view,
-        RuleOp::Create => &c.rules.create,
-        RuleOp::Update => &c.rules.update,
-        RuleOp::Delete => &c.rules.delete,
-    };
-    let Some(source) = rule else {
+    let Some(source) = op.source(c) else {
         return Err(access.refused(format!(
             "only superusers may {} records of `{}`",
             op.name(),
@@ -99,7 +113,7 @@ pub(crate) fn rule_for(
     if let Some(body) = body {
         ctx.body = body.clone();
     }
-    filter_sql(dialect, c, source, lookup, Some(&ctx))
+    rule_sql(dialect, c, source, lookup, &ctx, None)
         .map(Some)
         .map_err(|e| match e {
             StoreError::Invalid(errors) => StoreError::Internal(format!(
@@ -110,4 +124,43 @@ pub(crate) fn rule_for(
             )),
             other => other,
         })
+}
+
+/// Compiles every rule of `schema` (the collections as a change would leave them), so that a
+/// rule naming a missing field, or walking a relation that is gone, is refused when the change
+/// is made instead of answering 500 to every request afterwards. Errors name
+/// `rules.<op>` for the collection being changed, `collections.<name>.rules.<op>` for another
+/// collection whose rule the change would break.
+///
+/// # Errors
+/// [`StoreError::Invalid`] with one entry per rule that does not compile.
+pub(crate) fn check_rules(
+    dialect: Dialect,
+    changed: &str,
+    schema: &[Arc<Collection>],
+) -> Result<(), StoreError> {
+    let lookup = |name: &str| schema.iter().find(|c| c.name == name).cloned();
+    // With no `@request` values every such comparison is false, but its field is still checked.
+    let nobody = RequestContext::default();
+    let mut errors = FieldErrors::new();
+    for c in schema {
+        for op in RuleOp::ALL {
+            let Some(source) = op.source(c).filter(|s| !s.trim().is_empty()) else {
+                continue;
+            };
+            if let Err(StoreError::Invalid(found)) =
+                rule_sql(dialect, c, source, &lookup, &nobody, None)
+            {
+                let key = if c.name == changed {
+                    format!("rules.{}", op.name())
+                } else {
+                    format!("collections.{}.rules.{}", c.name, op.name())
+                };
+                for (_, message) in found.iter() {
+                    errors.add(key.clone(), message.clone());
+                }
+            }
+        }
+    }
+    errors.into_result().map_err(StoreError::Invalid)
 }

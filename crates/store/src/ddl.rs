@@ -22,7 +22,7 @@ pub(crate) fn ident(name: &str) -> Result<Ident, StoreError> {
     Ident::parse(name).map_err(|n| StoreError::Internal(format!("invalid identifier `{n}`")))
 }
 
-fn column_type(dialect: Dialect, kind: FieldType) -> &'static str {
+pub(crate) fn column_type(dialect: Dialect, kind: FieldType) -> &'static str {
     match (dialect, kind) {
         (Dialect::Sqlite, FieldType::Integer | FieldType::Bool) => "INTEGER",
         (Dialect::Sqlite, FieldType::Number) => "REAL",

@@ -8,12 +8,11 @@ use brigade_core::schema::{Collection, FieldType};
 use brigade_core::value::Value;
 use serde_json::{Map, Value as Json};
 
+use crate::access::{Access, RuleOp, rule_for};
 use crate::conn::{ColType, Conn};
-use crate::ddl::{ident, table};
+use crate::ddl::{column_type, ident, table};
 use crate::error::StoreError;
-use crate::query::Lookup;
-use crate::query::RequestContext;
-use crate::query::{SortKey, compile_filter};
+use crate::query::{Lookup, RequestContext, SortKey, Source, compile_filter};
 use crate::sql::Sql;
 
 /// A record as the API returns it.
@@ -49,12 +48,15 @@ fn to_record(c: &Collection, row: Vec<Value>) -> Record {
     rec
 }
 
-/// Fails with a field error when a relation value names no record.
+/// Fails with a field error when a relation value names no record the caller may view: a
+/// record hidden by the target's view rule answers exactly like a missing one, so a relation
+/// field cannot be used to learn which ids exist.
 async fn check_relations(
     conn: &mut dyn Conn,
     c: &Collection,
     input: &RecordInput,
     lookup: Lookup<'_>,
+    access: &Access,
 ) -> Result<(), StoreError> {
     for (name, value) in &input.values {
         let Value::Text(id) = value else { continue };
@@ -62,29 +64,72 @@ async fn check_relations(
             continue;
         };
         let target_name = field.options.collection.as_deref().unwrap_or_default();
+        if target_name == c.name && input.id.as_deref() == Some(id.as_str()) {
+            continue; // a record may point at itself
+        }
+        let missing = || {
+            StoreError::invalid(
+                name,
+                format!("no record `{id}` in collection `{target_name}`"),
+            )
+        };
         let target = if target_name == c.name {
             None
         } else {
             lookup(target_name)
         };
-        let target_table = match &target {
-            Some(t) => table(t)?,
-            None => table(c)?,
+        let target = target.as_deref().unwrap_or(c);
+        let visible = match rule_for(conn.dialect(), target, RuleOp::View, access, lookup, None) {
+            Err(StoreError::Forbidden { .. }) => return Err(missing()),
+            other => other?,
         };
-        if target_name == c.name && input.id.as_deref() == Some(id.as_str()) {
-            continue; // a record may point at itself
-        }
         let mut sql = Sql::new(conn.dialect());
-        sql.push(&format!("SELECT 1 FROM {target_table} WHERE \"id\" = "))
+        sql.push(&format!("SELECT 1 FROM {} WHERE \"id\" = ", table(target)?))
             .bind(Value::Text(id.clone()));
+        if let Some(rule) = visible {
+            sql.push(" AND (").append(rule).push(")");
+        }
         if conn.query(&sql, &[ColType::Int]).await?.is_empty() {
-            return Err(StoreError::invalid(
-                name,
-                format!("no record `{id}` in collection `{target_name}`"),
-            ));
+            return Err(missing());
         }
     }
     Ok(())
+}
+
+/// Whether the record `input` would become (with `id`, stamped `now`) meets `rule`: the
+/// create rule is checked against a one-row derived table before anything is inserted, so a
+/// refused caller learns nothing from unique or custom-id conflicts with hidden records.
+pub(crate) async fn would_match(
+    conn: &mut dyn Conn,
+    c: &Collection,
+    input: &RecordInput,
+    id: &str,
+    now: &str,
+    rule: Sql,
+) -> Result<bool, StoreError> {
+    let dialect = conn.dialect();
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT 1 FROM (SELECT CAST(")
+        .bind(Value::Text(id.to_string()))
+        .push(" AS TEXT) AS \"id\", CAST(")
+        .bind(Value::Text(now.to_string()))
+        .push(" AS TEXT) AS \"created\", CAST(")
+        .bind(Value::Text(now.to_string()))
+        .push(" AS TEXT) AS \"updated\"");
+    for f in &c.fields {
+        let value = input
+            .values
+            .iter()
+            .find(|(name, _)| *name == f.name)
+            .map_or(Value::Null, |(_, v)| v.clone());
+        sql.push(", CAST(").bind(value).push(&format!(
+            " AS {}) AS {}",
+            column_type(dialect, f.kind),
+            ident(&f.name)?
+        ));
+    }
+    sql.push(&format!(") AS {} WHERE ", table(c)?)).append(rule);
+    Ok(!conn.query(&sql, &[ColType::Int]).await?.is_empty())
 }
 
 /// Inserts a record and returns it.
@@ -93,9 +138,10 @@ pub(crate) async fn insert(
     c: &Collection,
     input: RecordInput,
     lookup: Lookup<'_>,
+    access: &Access,
+    now: String,
 ) -> Result<Record, StoreError> {
-    check_relations(conn, c, &input, lookup).await?;
-    let now = brigade_core::time::now();
+    check_relations(conn, c, &input, lookup, access).await?;
     let id = input.id.unwrap_or_else(brigade_core::ids::new_id);
     let (select, types) = columns(c)?;
     let mut sql = Sql::new(conn.dialect());
@@ -136,8 +182,9 @@ pub(crate) async fn update(
     id: &str,
     input: RecordInput,
     lookup: Lookup<'_>,
+    access: &Access,
 ) -> Result<Record, StoreError> {
-    check_relations(conn, c, &input, lookup).await?;
+    check_relations(conn, c, &input, lookup, access).await?;
     let (select, types) = columns(c)?;
     let mut sql = Sql::new(conn.dialect());
     sql.push(&format!("UPDATE {} SET \"updated\" = ", table(c)?))
@@ -365,24 +412,38 @@ pub(crate) fn project(rec: &mut Record, fields: &[String]) {
     rec.retain(|k, _| fields.iter().any(|f| f == k));
 }
 
-/// Compiles a filter or rule source against `c`.
+/// Compiles a rule (with the caller's `@request` values) against `c`.
+pub(crate) fn rule_sql(
+    dialect: crate::sql::Dialect,
+    c: &Collection,
+    source: &str,
+    lookup: Lookup<'_>,
+    request: &RequestContext,
+    metadata: Option<&str>,
+) -> Result<Sql, StoreError> {
+    compile_source(dialect, c, source, lookup, Source::Rule(request), metadata)
+}
+
+/// Compiles a caller's `filter=` against `c`: relation walks see only what `access` may
+/// view, and a non-superuser's filter has a cost budget. With `metadata`, names that are not
+/// columns are keys of that JSON column.
 pub(crate) fn filter_sql(
     dialect: crate::sql::Dialect,
     c: &Collection,
     source: &str,
     lookup: Lookup<'_>,
-    request: Option<&RequestContext>,
+    access: &Access,
+    metadata: Option<&str>,
 ) -> Result<Sql, StoreError> {
-    filter_sql_with_metadata(dialect, c, source, lookup, request, None)
+    compile_source(dialect, c, source, lookup, Source::Filter(access), metadata)
 }
 
-/// [`filter_sql`] where names that are not columns are keys of the JSON column `metadata`.
-pub(crate) fn filter_sql_with_metadata(
+fn compile_source(
     dialect: crate::sql::Dialect,
     c: &Collection,
     source: &str,
     lookup: Lookup<'_>,
-    request: Option<&RequestContext>,
+    kind: Source<'_>,
     metadata: Option<&str>,
 ) -> Result<Sql, StoreError> {
     if let Some(at) = source.chars().position(|c| c == '\0') {
@@ -393,5 +454,5 @@ pub(crate) fn filter_sql_with_metadata(
     }
     let expr = brigade_core::filter::parse(source)
         .map_err(|e| StoreError::invalid("filter", e.to_string()))?;
-    compile_filter(dialect, c, lookup, source, &expr, request, metadata)
+    compile_filter(dialect, c, lookup, source, &expr, kind, metadata)
 }

@@ -23,5 +23,6 @@ mod pipelines;
 mod reconnect;
 mod records;
 mod relations;
+mod rule_leaks;
 mod rules;
 mod search;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, TestApp, expect_json, expect_problem, spawn_app_with_config};
 
 /// An app with self-registration open.
-async fn open_app(backend: Backend) -> Option<TestApp> {
+pub(crate) async fn open_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with_config(backend, "[auth]\nallow_registration = true\n").await
 }
 
@@ -52,7 +52,7 @@ pub(crate) async fn user(app: &TestApp, email: &str) -> (String, String) {
     (id, token)
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     token: Option<&str>,
     method: reqwest::Method,

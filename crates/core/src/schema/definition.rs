@@ -10,7 +10,7 @@ use serde_json::{Map, Value as Json};
 use super::input::coerce;
 use super::{Collection, Field, FieldOptions, FieldType, RESERVED_FIELD_NAMES, Rules, short_id};
 use crate::errors::FieldErrors;
-use crate::schema::names::{NAME_RULE, is_valid_name};
+use crate::schema::names::{NAME_RULE, is_valid_name, reserved_collection_name};
 
 /// One step of a schema migration file (`migrations/*.json`). Definitions are complete, so
 /// replaying the files on an empty database of either backend rebuilds the same schema.
@@ -84,6 +84,12 @@ pub fn parse_new_collection(
     let mut errors = unknown_keys(obj, TOP_LEVEL);
     let name = match obj.get("name") {
         Some(Json::String(n)) if is_valid_name(n) => {
+            if let Some(reason) = reserved_collection_name(n) {
+                return Err(DefinitionError::Invalid(FieldErrors::one(
+                    "name",
+                    format!("`{n}` cannot name a collection: {reason}"),
+                )));
+            }
             if others.find(n).is_some() {
                 return Err(DefinitionError::Invalid(FieldErrors::one(
                     "name",

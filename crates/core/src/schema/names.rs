@@ -15,9 +15,33 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
 }
 
+/// Why a valid name cannot name a collection, if it cannot: the databases keep `sqlite_`
+/// (SQLite refuses such tables) and `pg_` (PostgreSQL resolves `pg_class` to its catalog before
+/// a table of ours) for themselves, whatever the case.
+pub fn reserved_collection_name(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with("sqlite_") {
+        Some("names starting with `sqlite_` are reserved by SQLite")
+    } else if lower.starts_with("pg_") {
+        Some("names starting with `pg_` are reserved by PostgreSQL")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_prefixes_are_reserved_for_collections() {
+        for bad in ["sqlite_master", "SQLITE_sequence", "pg_class", "Pg_Foo"] {
+            assert!(reserved_collection_name(bad).is_some(), "{bad}");
+        }
+        for good in ["sqlite", "posts", "pgvector", "pages"] {
+            assert_eq!(reserved_collection_name(good), None, "{good}");
+        }
+    }
 
     #[test]
     fn hostile_names_are_rejected() {

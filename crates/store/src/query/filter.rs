@@ -4,13 +4,28 @@
 //! compared with `'abc'` is a 400 naming the position, not a database error), `!=` and `!~`
 //! keep rows where the field is null (what a user means by "not equal"), and `~` escapes
 //! `%` and `_` so they match literally. `a.b` walks a relation through a sub-select.
+//!
+//! Two kinds of source are compiled here, and they are trusted differently:
+//! - a **rule** is written by whoever defines the schema: it may use `@request.*`, and its
+//!   relation walks see every record of the target;
+//! - a caller's **filter** (`filter=` on lists, counts and searches) may not use `@request`,
+//!   every relation walk it makes sees only the target records the caller may view (the
+//!   target's view rule is part of the sub-select, so a filter cannot test predicates on hidden
+//!   records), and for non-superusers its cost is bounded by [`MAX_FILTER_COST`].
+//!
+//! A comparison of a field with an `@request.*` value that is absent (anonymous callers have
+//! no `@request.auth.id`) or JSON `null` never matches: only the literal `null` means IS NULL.
+//! Such a value equals the literal `null` (`@request.body.owner = null`: "not sent") and
+//! nothing else.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use brigade_core::filter::{CmpOp, Expr, Literal, Operand, Span};
 use brigade_core::schema::{Collection, FieldType};
 use brigade_core::value::Value;
 
+use crate::access::{Access, RuleOp, rule_for};
 use crate::ddl::{ident, table};
 use crate::error::StoreError;
 use crate::query::metadata;
@@ -30,11 +45,40 @@ pub(crate) type Lookup<'a> = &'a (dyn Fn(&str) -> Option<Arc<Collection>> + Send
 
 const MAX_WALK: usize = 3;
 
+/// The most a non-superuser's filter may cost, in the units of [`Cost`]: enough for a
+/// search box over a dozen text fields or a few relation walks, far below what made a
+/// 100k-row table take seconds per request.
+pub const MAX_FILTER_COST: u32 = 100;
+
+/// What each part of a filter costs against [`MAX_FILTER_COST`].
+struct Cost;
+
+impl Cost {
+    /// A comparison the database answers from the row or an index.
+    const COMPARISON: u32 = 1;
+    /// `~` / `!~`: a substring scan of every candidate row.
+    const CONTAINS: u32 = 5;
+    /// One step through a relation: a sub-select over the target collection (with its
+    /// view rule).
+    const WALK: u32 = 10;
+}
+
+/// What a compiled source is, which decides what it may do (see the module docs).
+#[derive(Clone, Copy)]
+pub(crate) enum Source<'a> {
+    /// A collection or index rule with the caller's `@request` values.
+    Rule(&'a RequestContext),
+    /// A caller's filter: relation walks are limited by the targets' view rules for `access`.
+    Filter(&'a Access),
+}
+
 struct Compiler<'a> {
     dialect: Dialect,
     source: &'a str,
     lookup: Lookup<'a>,
-    request: Option<&'a RequestContext>,
+    kind: Source<'a>,
+    /// Accumulated [`Cost`] of the comparisons compiled so far.
+    cost: Cell<u32>,
     /// A JSON text column whose keys are fields too (`metadata.lang`, or `lang` when no
     /// column has that name): search documents' metadata.
     metadata: Option<&'a str>,
@@ -46,33 +90,67 @@ struct Compiler<'a> {
 ///
 /// # Errors
 /// [`StoreError::Invalid`] on key `filter` naming the position of an unknown field, a type
-/// mismatch or a misplaced `@request`.
+/// mismatch, a misplaced `@request`, a walk into a collection the caller may not view, or a
+/// non-superuser's filter over [`MAX_FILTER_COST`].
 pub(crate) fn compile_filter(
     dialect: Dialect,
     collection: &Collection,
     lookup: Lookup<'_>,
     source: &str,
     expr: &Expr,
-    request: Option<&RequestContext>,
+    kind: Source<'_>,
     metadata: Option<&str>,
 ) -> Result<Sql, StoreError> {
     let c = Compiler {
         dialect,
         source,
         lookup,
-        request,
+        kind,
+        cost: Cell::new(0),
         metadata,
         now: brigade_core::time::now(),
     };
-    c.expr(collection, expr, 0)
+    let sql = c.expr(collection, expr, 0)?;
+    if let Source::Filter(Access::Caller(_)) = kind
+        && c.cost.get() > MAX_FILTER_COST
+    {
+        return Err(StoreError::invalid(
+            "filter",
+            format!(
+                "this filter costs {} and filters of non-superusers may cost at most \
+                 {MAX_FILTER_COST} (each comparison costs {}, each `~` or `!~` {}, each step \
+                 through a relation {}); use fewer `~` and relation steps",
+                c.cost.get(),
+                Cost::COMPARISON,
+                Cost::CONTAINS,
+                Cost::WALK,
+            ),
+        ));
+    }
+    Ok(sql)
+}
+
+/// Where a value operand comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Written in the source.
+    Source,
+    /// `@now`.
+    Now,
+    /// An `@request` value: caller-controlled, so a type that does not fit the field makes
+    /// the comparison false instead of an error (a body of the wrong type must not turn a
+    /// rule into a 500).
+    Request,
 }
 
 enum Operandish<'e> {
     Field(&'e [String], Span),
-    Value(Literal, Span, bool),
+    Value(Literal, Span, Origin),
     /// An array from `@request` (e.g. `@request.auth.roles`): `=` and `~` mean "has an
     /// element that matches", `!=` and `!~` "has none".
     List(Vec<Literal>, Span),
+    /// An `@request` value that is absent or JSON `null`: no comparison with it matches.
+    Missing,
 }
 
 impl Compiler<'_> {
@@ -112,21 +190,29 @@ impl Compiler<'_> {
     fn operand<'e>(&self, o: &'e Operand) -> Result<Operandish<'e>, StoreError> {
         Ok(match o {
             Operand::Field { path, span } => Operandish::Field(path, *span),
-            Operand::Literal { value, span } => Operandish::Value(value.clone(), *span, false),
-            Operand::Now { span } => Operandish::Value(Literal::Str(self.now.clone()), *span, true),
+            Operand::Literal { value, span } => {
+                Operandish::Value(value.clone(), *span, Origin::Source)
+            }
+            Operand::Now { span } => {
+                Operandish::Value(Literal::Str(self.now.clone()), *span, Origin::Now)
+            }
             Operand::Request { path, span } => {
-                let Some(request) = self.request else {
+                let Source::Rule(request) = self.kind else {
                     return Err(
                         self.error(*span, "`@request` can only be used in collection rules")
                     );
                 };
                 match request_json(request, path) {
-                    Some(serde_json::Value::Array(items)) => {
-                        Operandish::List(items.iter().map(json_literal).collect(), *span)
-                    }
-                    value => {
-                        Operandish::Value(value.map_or(Literal::Null, json_literal), *span, false)
-                    }
+                    None | Some(serde_json::Value::Null) => Operandish::Missing,
+                    Some(serde_json::Value::Array(items)) => Operandish::List(
+                        items
+                            .iter()
+                            .filter(|i| !i.is_null())
+                            .map(json_literal)
+                            .collect(),
+                        *span,
+                    ),
+                    Some(value) => Operandish::Value(json_literal(value), *span, Origin::Request),
                 }
             }
         })
@@ -141,10 +227,36 @@ impl Compiler<'_> {
         depth: usize,
     ) -> Result<Sql, StoreError> {
         match (self.operand(left)?, self.operand(right)?) {
-            (Operandish::Field(path, span), Operandish::Value(v, vspan, is_now)) => {
-                self.field_cmp(c, path, span, op, &v, vspan, is_now, depth)
+            (Operandish::Missing, other) | (other, Operandish::Missing) => {
+                // Still check the field, so a rule naming a missing field fails when it is
+                // defined, not only when a caller with that `@request` value arrives.
+                match other {
+                    Operandish::Field(path, span) => {
+                        self.field_cmp(
+                            c,
+                            path,
+                            span,
+                            CmpOp::Eq,
+                            &Literal::Null,
+                            span,
+                            false,
+                            depth,
+                        )?;
+                    }
+                    // `@request.body.owner = null`: "was not sent", which is true here.
+                    Operandish::Value(Literal::Null, _, Origin::Source) if op == CmpOp::Eq => {
+                        let mut sql = Sql::new(self.dialect);
+                        sql.push("1 = 1");
+                        return Ok(sql);
+                    }
+                    _ => {}
+                }
+                Ok(never(self.dialect))
             }
-            (Operandish::Value(v, vspan, is_now), Operandish::Field(path, span)) => {
+            (Operandish::Field(path, span), Operandish::Value(v, vspan, origin)) => {
+                self.value_cmp(c, path, span, op, &v, vspan, origin, depth)
+            }
+            (Operandish::Value(v, vspan, origin), Operandish::Field(path, span)) => {
                 let flipped = match op {
                     CmpOp::Gt => CmpOp::Lt,
                     CmpOp::Ge => CmpOp::Le,
@@ -155,17 +267,20 @@ impl Compiler<'_> {
                     }
                     other => other,
                 };
-                self.field_cmp(c, path, span, flipped, &v, vspan, is_now, depth)
+                self.value_cmp(c, path, span, flipped, &v, vspan, origin, depth)
             }
             (Operandish::Field(a, aspan), Operandish::Field(b, bspan)) => {
                 self.field_field(c, a, aspan, op, b, bspan)
             }
             (Operandish::List(items, span), Operandish::Value(v, ..))
             | (Operandish::Value(v, ..), Operandish::List(items, span)) => {
+                // Lists come from `@request`, which callers control: an order comparison with
+                // one is false, not an error.
+                let _ = span;
                 let any = match op {
                     CmpOp::Eq | CmpOp::Like => true,
                     CmpOp::Ne | CmpOp::NotLike => false,
-                    _ => return Err(self.error(span, "lists compare only with = != ~ !~")),
+                    _ => return Ok(never(self.dialect)),
                 };
                 let holds = if any {
                     items.iter().any(|i| const_cmp(i, op, &v))
@@ -182,9 +297,17 @@ impl Compiler<'_> {
                     CmpOp::Eq => (" OR ", "1 = 0"),
                     CmpOp::Ne => (" AND ", "1 = 1"),
                     _ => {
-                        return Err(
-                            self.error(span, "a field compares with a list only with = or !=")
-                        );
+                        self.value_cmp(
+                            c,
+                            path,
+                            fspan,
+                            CmpOp::Eq,
+                            &Literal::Null,
+                            span,
+                            Origin::Source,
+                            depth,
+                        )?;
+                        return Ok(never(self.dialect));
                     }
                 };
                 let mut sql = Sql::new(self.dialect);
@@ -197,14 +320,21 @@ impl Compiler<'_> {
                     if n > 0 {
                         sql.push(joiner);
                     }
-                    sql.append(self.field_cmp(c, path, fspan, op, item, span, false, depth)?);
+                    sql.append(self.value_cmp(
+                        c,
+                        path,
+                        fspan,
+                        op,
+                        item,
+                        span,
+                        Origin::Request,
+                        depth,
+                    )?);
                 }
                 sql.push(")");
                 Ok(sql)
             }
-            (Operandish::List(_, span), Operandish::List(..)) => {
-                Err(self.error(span, "two lists cannot be compared"))
-            }
+            (Operandish::List(..), Operandish::List(..)) => Ok(never(self.dialect)),
             (Operandish::Value(a, ..), Operandish::Value(b, ..)) => {
                 let mut sql = Sql::new(self.dialect);
                 sql.push(if const_cmp(&a, op, &b) {
@@ -214,6 +344,73 @@ impl Compiler<'_> {
                 });
                 Ok(sql)
             }
+        }
+    }
+
+    /// A field compared with a value; see [`Origin::Request`] for values from `@request`.
+    #[allow(clippy::too_many_arguments)]
+    fn value_cmp(
+        &self,
+        c: &Collection,
+        path: &[String],
+        span: Span,
+        op: CmpOp,
+        value: &Literal,
+        vspan: Span,
+        origin: Origin,
+        depth: usize,
+    ) -> Result<Sql, StoreError> {
+        if origin != Origin::Request {
+            return self.field_cmp(
+                c,
+                path,
+                span,
+                op,
+                value,
+                vspan,
+                origin == Origin::Now,
+                depth,
+            );
+        }
+        self.field_cmp(c, path, span, CmpOp::Eq, &Literal::Null, span, false, depth)?;
+        Ok(self
+            .field_cmp(c, path, span, op, value, vspan, false, depth)
+            .unwrap_or_else(|_| never(self.dialect)))
+    }
+
+    fn charge(&self, units: u32) {
+        self.cost.set(self.cost.get().saturating_add(units));
+    }
+
+    /// The restriction a walk through `field` into `target` must carry: none for rules and
+    /// superusers, the target's view rule for callers' filters. A target only superusers may
+    /// view cannot be walked into by anyone else.
+    fn visible(
+        &self,
+        field: &str,
+        target: &Collection,
+        span: Span,
+    ) -> Result<Option<Sql>, StoreError> {
+        let Source::Filter(access) = self.kind else {
+            return Ok(None);
+        };
+        match rule_for(
+            self.dialect,
+            target,
+            RuleOp::View,
+            access,
+            self.lookup,
+            None,
+        ) {
+            Err(StoreError::Forbidden { .. }) => Err(self.error(
+                span,
+                format!(
+                    "`{field}` points to `{}`, whose records only superusers may view, so a \
+                     filter cannot follow it",
+                    target.name
+                ),
+            )),
+            other => other,
         }
     }
 
@@ -235,6 +432,7 @@ impl Compiler<'_> {
         b: &[String],
         bspan: Span,
     ) -> Result<Sql, StoreError> {
+        self.charge(Cost::COMPARISON);
         if a.len() != 1 || b.len() != 1 {
             return Err(self.error(
                 aspan,
@@ -286,6 +484,13 @@ impl Compiler<'_> {
         depth: usize,
     ) -> Result<Sql, StoreError> {
         let name = &path[0];
+        if depth == 0 {
+            self.charge(if matches!(op, CmpOp::Like | CmpOp::NotLike) {
+                Cost::CONTAINS
+            } else {
+                Cost::COMPARISON
+            });
+        }
         if let Some(column) = self.metadata {
             let keys = if name == column {
                 if path.len() == 1 {
@@ -328,14 +533,19 @@ impl Compiler<'_> {
                     format!("relations can be followed at most {MAX_WALK} levels deep"),
                 ));
             }
+            self.charge(Cost::WALK);
+            let visible = self.visible(name, &target, span)?;
             let inner =
                 self.field_cmp(&target, &path[1..], span, op, lit, lspan, is_now, depth + 1)?;
             sql.push(&format!(
                 "{col} IN (SELECT \"id\" FROM {} WHERE ",
                 table(&target)?
             ))
-            .append(inner)
-            .push(")");
+            .append(inner);
+            if let Some(rule) = visible {
+                sql.push(" AND (").append(rule).push(")");
+            }
+            sql.push(")");
             return Ok(sql);
         }
         if *lit == Literal::Null {
@@ -433,6 +643,13 @@ impl Compiler<'_> {
         sql.push(&format!("{target} {sym} ")).bind(value);
         Ok(sql)
     }
+}
+
+/// A condition no row meets.
+fn never(dialect: Dialect) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("1 = 0");
+    sql
 }
 
 fn unreachable_like() -> &'static str {

@@ -18,7 +18,7 @@ use crate::access::{Access, RuleOp, rule_for};
 use crate::conn::{ColType, Conn, Row};
 use crate::ddl::table;
 use crate::error::StoreError;
-use crate::records::filter_sql_with_metadata;
+use crate::records::{filter_sql, rule_sql};
 use crate::sql::{Dialect, Sql};
 use crate::store::Store;
 
@@ -719,15 +719,7 @@ impl Store {
                 let c = documents_collection();
                 let rule = match (access, rule.map(str::trim).filter(|r| !r.is_empty())) {
                     (Access::Caller(ctx), Some(rule)) => Some(
-                        filter_sql_with_metadata(
-                            dialect,
-                            &c,
-                            rule,
-                            &lookup,
-                            Some(ctx),
-                            Some(METADATA),
-                        )
-                        .map_err(|e| {
+                        rule_sql(dialect, &c, rule, &lookup, ctx, Some(METADATA)).map_err(|e| {
                             StoreError::Internal(format!(
                                 "the rule of search index `{index}` does not compile: {e}"
                             ))
@@ -744,7 +736,7 @@ impl Store {
             }
         };
         let filter = filter
-            .map(|f| filter_sql_with_metadata(dialect, &collection, f, &lookup, None, metadata))
+            .map(|f| filter_sql(dialect, &collection, f, &lookup, access, metadata))
             .transpose()?;
         if filter.is_none() && rule.is_none() {
             return Ok(None);

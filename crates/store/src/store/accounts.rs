@@ -245,7 +245,14 @@ impl Store {
             .map(str::trim)
             .filter(|f| !f.is_empty())
         {
-            Some(src) => Some(records::filter_sql(self.dialect(), &c, src, &lookup, None)?),
+            Some(src) => Some(records::filter_sql(
+                self.dialect(),
+                &c,
+                src,
+                &lookup,
+                &crate::access::Access::Superuser,
+                None,
+            )?),
             None => None,
         };
         let mut conn = self.db.read().await?;

@@ -9,6 +9,7 @@ use brigade_core::schema::definition::{self, MigrationFile, Operation};
 use serde_json::Value as Json;
 
 use super::Store;
+use crate::access::check_rules;
 use crate::error::StoreError;
 use crate::migrations::{self, MigrationStatus};
 use crate::sql::Dialect;
@@ -27,6 +28,9 @@ impl Store {
             definition::parse_new_collection(body, &existing, &brigade_core::time::now())
                 .map_err(definition_error)?;
         let name = collection.name.clone();
+        let mut next_schema = self.collections();
+        next_schema.push(Arc::new(collection.clone()));
+        check_rules(self.dialect(), &name, &next_schema)?;
         self.apply_change(
             Operation::CreateCollection { collection },
             &format!("create_{name}"),
@@ -62,6 +66,18 @@ impl Store {
         {
             return Ok(current);
         }
+        let next_schema: Vec<Arc<Collection>> = self
+            .collections()
+            .into_iter()
+            .map(|c| {
+                if c.name == name {
+                    Arc::new(next.clone())
+                } else {
+                    c
+                }
+            })
+            .collect();
+        check_rules(self.dialect(), name, &next_schema)?;
         self.apply_change(
             Operation::UpdateCollection { collection: next },
             &format!("update_{name}"),

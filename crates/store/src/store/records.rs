@@ -62,7 +62,9 @@ impl Store {
             .map(str::trim)
             .filter(|f| !f.is_empty())
         {
-            Some(src) => Some(records::filter_sql(dialect, &c, src, &lookup, None)?),
+            Some(src) => Some(records::filter_sql(
+                dialect, &c, src, &lookup, access, None,
+            )?),
             None => None,
         };
         let filter = match (filter, rule) {
@@ -349,24 +351,39 @@ async fn write_one(
     lookup: crate::query::Lookup<'_>,
 ) -> Result<(BatchOutcome, Option<Record>), StoreError> {
     match (op, input) {
-        (BatchOp::Create { .. }, Some(input)) => {
-            let record = records::insert(conn, c, input, lookup).await?;
-            // The create rule holds for the record as stored, so `owner = @request.auth.id`
-            // means what it says; a refused insert is rolled back with the batch.
-            if let (Some(rule), Some(id)) = (rule, record.get("id").and_then(Json::as_str))
-                && records::get(conn, c, id, Some(rule)).await.is_err()
-            {
-                return Err(access.refused(format!(
+        (BatchOp::Create { .. }, Some(mut input)) => {
+            // The create rule is checked twice: against the record as it would be stored,
+            // before the insert (so a refused caller never sees a unique or relation error
+            // that reveals hidden records), and against the stored row inside the transaction
+            // (so `owner = @request.auth.id` means exactly what is stored).
+            let now = brigade_core::time::now();
+            let id = input
+                .id
+                .get_or_insert_with(brigade_core::ids::new_id)
+                .clone();
+            let refused = || {
+                access.refused(format!(
                     "the create rule of `{}` refuses this record",
                     c.name
-                )));
+                ))
+            };
+            if let Some(rule) = &rule
+                && !records::would_match(conn, c, &input, &id, &now, rule.clone()).await?
+            {
+                return Err(refused());
+            }
+            let record = records::insert(conn, c, input, lookup, access, now).await?;
+            if let Some(rule) = rule
+                && records::get(conn, c, &id, Some(rule)).await.is_err()
+            {
+                return Err(refused());
             }
             Ok((BatchOutcome::Created(record), None))
         }
         (BatchOp::Update { id, .. }, Some(input)) => {
             records::get(conn, c, &id, rule).await?;
             Ok((
-                BatchOutcome::Updated(records::update(conn, c, &id, input, lookup).await?),
+                BatchOutcome::Updated(records::update(conn, c, &id, input, lookup, access).await?),
                 None,
             ))
         }
