@@ -394,12 +394,23 @@ open_backends!(
         // A body value of the wrong type for a rule's field is no server error.
         app.must_create_collection(json!({
         "name": "bids",
-        "fields": [{"name": "amount", "type": "integer"}],
-        "rules": {"list": "", "view": "", "create": "amount > 10 && @request.body.amount < 1000", "update": null, "delete": null}
+        "fields": [
+            {"name": "amount", "type": "integer"},
+            {"name": "meta", "type": "json"},
+            {"name": "due", "type": "datetime"},
+            {"name": "firm", "type": "bool"},
+            {"name": "price", "type": "number"}
+        ],
+        "rules": {"list": "", "view": "", "create": "amount > 10 && @request.body.amount < 1000 && firm != false", "update": null, "delete": null}
     }))
     .await;
         for (body, status) in [
             (json!({"amount": 50}), 201),
+            (
+                json!({"amount": 50, "meta": {"a": [1, 2]}, "due": "2026-01-31T12:00:00Z", "firm": true, "price": 1.5}),
+                201,
+            ),
+            (json!({"amount": 50, "firm": false}), 401),
             (json!({"amount": 5000}), 401),
             (json!({"amount": "lots"}), 400),
         ] {
