@@ -73,10 +73,7 @@ impl TokenVersions {
     /// its next request reads the new version.
     pub fn forget(&self, user_id: &str) {
         let mut entries = self.lock();
-        entries.insert(
-            user_id.to_string(),
-            Entry::Forgotten { at: Instant::now() },
-        );
+        entries.insert(user_id.to_string(), Entry::Forgotten { at: Instant::now() });
         Self::bound(&mut entries, self.ttl);
     }
 

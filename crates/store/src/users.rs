@@ -75,21 +75,23 @@ pub(crate) async fn insert(
     let profile =
         serde_json::to_string(profile).map_err(|e| StoreError::Internal(e.to_string()))?;
     let mut sql = Sql::new(conn.dialect());
-    sql.push("INSERT INTO _users (id, email, password_hash, roles, created, updated, profile) VALUES (")
-        .bind(Value::Text(brigade_core::ids::new_id()))
-        .push(", ")
-        .bind(Value::Text(email.to_lowercase()))
-        .push(", ")
-        .bind(Value::Text(password_hash.into()))
-        .push(", ")
-        .bind(Value::Text(roles))
-        .push(", ")
-        .bind(Value::Text(now.clone()))
-        .push(", ")
-        .bind(Value::Text(now))
-        .push(", ")
-        .bind(Value::Text(profile))
-        .push(&format!(") RETURNING {COLUMNS}"));
+    sql.push(
+        "INSERT INTO _users (id, email, password_hash, roles, created, updated, profile) VALUES (",
+    )
+    .bind(Value::Text(brigade_core::ids::new_id()))
+    .push(", ")
+    .bind(Value::Text(email.to_lowercase()))
+    .push(", ")
+    .bind(Value::Text(password_hash.into()))
+    .push(", ")
+    .bind(Value::Text(roles))
+    .push(", ")
+    .bind(Value::Text(now.clone()))
+    .push(", ")
+    .bind(Value::Text(now))
+    .push(", ")
+    .bind(Value::Text(profile))
+    .push(&format!(") RETURNING {COLUMNS}"));
     let row = conn.query(&sql, TYPES).await.map_err(|e| match e {
         StoreError::Conflict { .. } => {
             StoreError::conflict("email", "an account with this email already exists")

@@ -111,13 +111,7 @@ async fn create_key(
     // now (a token that outlived its roles is refused before this, by its version).
     let row = state
         .store()
-        .create_api_key(
-            &name,
-            &hash,
-            &roles,
-            admin.account_id(),
-            expires.as_deref(),
-        )
+        .create_api_key(&name, &hash, &roles, admin.account_id(), expires.as_deref())
         .await?;
     tracing::info!(key = %row.id, name = %row.name, actor = %admin.email, "API key created.");
     let detail = json!({"name": row.name, "roles": row.roles, "expires_at": row.expires_at});

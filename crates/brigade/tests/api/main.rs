@@ -23,5 +23,6 @@ mod pipelines;
 mod reconnect;
 mod records;
 mod relations;
+mod revocation;
 mod rules;
 mod search;

@@ -126,7 +126,10 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn revoke_refresh_token(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
+    pub async fn revoke_refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<String>, StoreError> {
         let mut tx = self.db.begin().await?;
         let Some([Value::Text(family), Value::Text(user_id), ..]) =
             sessions::find(tx.as_mut(), token_hash).await?
@@ -176,7 +179,8 @@ impl Store {
     ) -> Result<ApiKeyRow, StoreError> {
         let mut tx = self.db.begin().await?;
         let holds = |owner_roles: &[String]| {
-            owner_roles.iter().any(|r| r == "admin") || roles.iter().all(|r| owner_roles.contains(r))
+            owner_roles.iter().any(|r| r == "admin")
+                || roles.iter().all(|r| owner_roles.contains(r))
         };
         match users::by_id(tx.as_mut(), owner).await? {
             Some(user) if holds(&user.roles) => {}
@@ -212,7 +216,10 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyLookup>, StoreError> {
+    pub async fn api_key_by_hash(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<ApiKeyLookup>, StoreError> {
         let mut conn = self.db.read().await?;
         let now = brigade_core::time::now();
         Ok(api_keys::by_hash_with_owner(conn.as_mut(), key_hash)
