@@ -39,9 +39,8 @@ const TYPES: &[ColType] = &[
 ];
 
 fn to_user(mut row: Vec<Value>) -> Option<UserRow> {
-    let token_version = match row.pop()? {
-        Value::Int(v) => v,
-        _ => return None,
+    let Value::Int(token_version) = row.pop()? else {
+        return None;
     };
     let mut it = row.into_iter().map(|v| match v {
         Value::Text(s) => s,
