@@ -433,3 +433,27 @@ async fn a_revocation_reaches_another_process_within_a_second() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The maximum lifetime holds when a key is used, not only when it is made: a key made under
+/// a longer maximum (or before there was one) stops working once it is older than the
+/// maximum of the process it is used on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_older_than_the_maximum_stop_working() {
+    let Some(first) = open_app(Backend::Postgres).await else {
+        return;
+    };
+    let body = json!({"name": "old", "expires_at": (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339()});
+    let key = expect_json(first.post("/api/auth/keys", body).await, 201).await;
+    let key = key["key"].as_str().unwrap().to_string();
+    let dir = tempfile::Builder::new()
+        .prefix("brigade-app-")
+        .tempdir()
+        .unwrap();
+    let strict = CONFIG.replace("api_key_max_ttl = \"2d\"", "api_key_max_ttl = \"1s\"");
+    write_file(dir.path(), "brigade.toml", strict.as_bytes());
+    let second = TestApp::start(dir, first.db_url.clone(), Backend::Postgres).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Known to the first process (a key has no account: 403), refused by the second (401).
+    expect_problem(get(&first, &key, "/api/auth/me").await, 403, None).await;
+    expect_problem(get(&second, &key, "/api/auth/me").await, 401, None).await;
+}
