@@ -83,7 +83,7 @@ async fn create_key(
                     "expires_at",
                     format!(
                         "at most {} from now (auth.api_key_max_ttl); omit it for the longest",
-                        humantime_days(max_ttl)
+                        lifetime_text(max_ttl)
                     ),
                 );
                 None
@@ -128,7 +128,7 @@ async fn create_key(
 }
 
 /// `90 days`, `36 hours`, `15 minutes`: a maximum lifetime for a message.
-fn humantime_days(d: std::time::Duration) -> String {
+fn lifetime_text(d: std::time::Duration) -> String {
     let secs = d.as_secs();
     match secs {
         s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
