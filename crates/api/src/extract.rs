@@ -1,12 +1,17 @@
 //! Request extractors that fail as problem+json: JSON bodies ([`JsonObject`], [`JsonBody`]),
 //! query strings ([`ApiQuery`]) and the caller's identity ([`Caller`], [`Admin`]).
+//!
+//! Identity is decided here and nowhere else: a verified access token is a user principal,
+//! and it counts only while its account's token version is current (logout, password and
+//! role changes end it at once); an API key is a key principal whose roles are limited to
+//! what its owning account holds now. [`PrincipalKind`] says which — never the email text.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use brigade_auth::{Principal, TokenError, opaque};
+use brigade_auth::{Principal, PrincipalKind, TokenError, opaque};
 use brigade_store::Access;
 use brigade_store::query::RequestContext;
 use serde_json::{Map, Value};
@@ -97,7 +102,9 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if let Some(Verified(p)) = parts.extensions.get::<Verified>() {
-            return Ok(Caller(Some(p.clone())));
+            let p = p.clone();
+            current(state, &p).await?;
+            return Ok(Caller(Some(p)));
         }
         let header = parts
             .headers
@@ -123,7 +130,10 @@ impl FromRequestParts<AppState> for Caller {
             return api_key(state, &token).await.map(|p| Caller(Some(p)));
         }
         match state.tokens().verify(&token) {
-            Ok(p) => Ok(Caller(Some(p))),
+            Ok(p) => {
+                current(state, &p).await?;
+                Ok(Caller(Some(p)))
+            }
             Err(TokenError::Expired) => Err(ApiError::unauthorized(
                 "The access token has expired; refresh it or log in again.",
             )),
@@ -132,17 +142,52 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// Resolves an API key to its principal and records its use (at most once a minute).
+/// 401 unless a user's access token is still current (API keys were checked when they were
+/// looked up). Whoever verified the signature — this extractor or the rate limiter — the
+/// revocation check happens here, on every request.
+async fn current(state: &AppState, p: &Principal) -> Result<(), ApiError> {
+    let PrincipalKind::User { token_version } = p.kind else {
+        return Ok(());
+    };
+    if state
+        .tokens()
+        .versions()
+        .is_current(state.store(), &p.id, token_version)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(
+            "The access token was revoked (logout, password or role change); refresh it or log in again.",
+        ))
+    }
+}
+
+/// Resolves an API key to its principal and records its use (at most once a minute). The
+/// key acts with the roles it was given that its owning account still holds (`admin`
+/// holds every role), and not past `auth.api_key_max_ttl` after its creation.
 pub(crate) async fn api_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
-    let Some(row) = state
+    let refused = || ApiError::unauthorized("The API key is invalid, revoked or expired.");
+    let Some(found) = state
         .store()
         .api_key_by_hash(&opaque::hash_token(key))
         .await?
     else {
-        return Err(ApiError::unauthorized(
-            "The API key is invalid, revoked or expired.",
-        ));
+        return Err(refused());
     };
+    let Some(owner_roles) = found.owner_roles else {
+        return Err(refused()); // the account it belonged to is gone
+    };
+    let row = found.key;
+    let max_age = chrono::Duration::from_std(state.settings().auth.api_key_max_ttl)
+        .unwrap_or(chrono::Duration::MAX);
+    let oldest = chrono::Utc::now()
+        .checked_sub_signed(max_age)
+        .map(brigade_core::time::format_datetime)
+        .unwrap_or_default();
+    if row.created < oldest {
+        return Err(refused());
+    }
     let now = brigade_core::time::now();
     let stale = row.last_used.as_deref().is_none_or(|t| {
         chrono::DateTime::parse_from_rfc3339(t)
@@ -157,10 +202,22 @@ pub(crate) async fn api_key(state: &AppState, key: &str) -> Result<Principal, Ap
             }
         });
     }
+    let roles = if owner_roles.iter().any(|r| r == brigade_auth::ADMIN_ROLE) {
+        row.roles
+    } else {
+        row.roles
+            .into_iter()
+            .filter(|r| owner_roles.contains(r))
+            .collect()
+    };
     Ok(Principal {
         id: row.id,
         email: format!("apikey:{}", row.name),
-        roles: row.roles,
+        roles,
+        kind: PrincipalKind::ApiKey {
+            name: row.name,
+            owner: row.created_by,
+        },
     })
 }
 
@@ -173,6 +230,7 @@ fn query_token(query: Option<&str>) -> Option<String> {
 
 impl Caller {
     /// The name audit entries use: the user's email (`apikey:NAME` for keys), or `None`.
+    /// A label only: who is calling is [`Principal::kind`].
     pub(crate) fn actor(&self) -> Option<&str> {
         self.0.as_ref().map(|p| p.email.as_str())
     }
@@ -184,7 +242,14 @@ impl Caller {
             Some(p) => {
                 let mut auth = Map::new();
                 auth.insert("id".into(), Value::String(p.id.clone()));
-                auth.insert("email".into(), Value::String(p.email.clone()));
+                // Keys have no email: a rule on `@request.auth.email` never matches a key,
+                // and `@request.auth.kind` tells users ("user") from keys ("key").
+                let (email, kind) = match &p.kind {
+                    PrincipalKind::User { .. } => (Value::String(p.email.clone()), "user"),
+                    PrincipalKind::ApiKey { .. } => (Value::Null, "key"),
+                };
+                auth.insert("email".into(), email);
+                auth.insert("kind".into(), Value::String(kind.into()));
                 auth.insert(
                     "roles".into(),
                     Value::Array(p.roles.iter().cloned().map(Value::String).collect()),

@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`password`]: Argon2id hashing and verification.
 //! - [`tokens`]: short-lived JWT access tokens (HS256 pinned) and the [`Principal`] they carry.
+//! - [`versions`]: per-account token versions, so logout, password and role changes end
+//!   existing access tokens at once (cached ≤ 1 s per process).
 //! - [`opaque`]: refresh tokens and API keys, stored hashed.
 //! - [`oidc`]: OpenID Connect login (authorization code + PKCE) against configured providers.
 //! - [`Secret`]: a string that never prints, for passwords and tokens.
@@ -11,10 +13,12 @@ pub mod oidc;
 pub mod opaque;
 pub mod password;
 pub mod tokens;
+pub mod versions;
 
 use std::fmt;
 
-pub use tokens::{Principal, TokenError, TokenIssuer};
+pub use tokens::{Principal, PrincipalKind, TokenError, TokenIssuer};
+pub use versions::TokenVersions;
 
 /// The role superusers have.
 pub const ADMIN_ROLE: &str = "admin";

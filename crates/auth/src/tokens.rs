@@ -2,24 +2,59 @@
 //! and tokens signed with any other algorithm or key are refused. Each token names its key
 //! (`kid`); after a key rotation tokens signed with the previous key still verify until
 //! they expire, so nobody is logged out.
+//!
+//! A token also carries its account's token version (`ver`). The signature only proves the
+//! token was issued; whether it is still current — no logout, password or role change since —
+//! is asked of [`TokenVersions`] on every request.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
 
+use crate::versions::TokenVersions;
+
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
+    /// The account id, or the key id for an API key.
     pub id: String,
+    /// The account's email; for an API key a label for logs and audit entries
+    /// (`apikey:NAME`). Never decide who is calling from it: that is [`Principal::kind`].
     pub email: String,
     pub roles: Vec<String>,
+    pub kind: PrincipalKind,
+}
+
+/// What kind of credential a [`Principal`] presented: set by the code that verified it,
+/// never derived from user-controlled text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PrincipalKind {
+    /// A person with an access token issued at `token_version` of their account.
+    User { token_version: i64 },
+    /// An API key, acting for the account `owner` that made it.
+    ApiKey { name: String, owner: String },
 }
 
 impl Principal {
     /// Whether the principal is a superuser.
     pub fn is_admin(&self) -> bool {
         self.roles.iter().any(|r| r == crate::ADMIN_ROLE)
+    }
+
+    /// Whether this is a person signed in to an account (not an API key).
+    pub fn is_user(&self) -> bool {
+        matches!(self.kind, PrincipalKind::User { .. })
+    }
+
+    /// The account a user is, or an API key acts for.
+    pub fn account_id(&self) -> &str {
+        match &self.kind {
+            PrincipalKind::User { .. } => &self.id,
+            PrincipalKind::ApiKey { owner, .. } => owner,
+        }
     }
 }
 
@@ -28,6 +63,9 @@ struct Claims {
     sub: String,
     email: String,
     roles: Vec<String>,
+    /// The account's token version when the token was issued; required, so tokens from
+    /// before versions existed are refused.
+    ver: i64,
     iat: u64,
     exp: u64,
     typ: String,
@@ -51,6 +89,8 @@ pub struct TokenIssuer {
     decoding: Vec<(String, DecodingKey)>,
     validation: Validation,
     ttl: Duration,
+    /// Which tokens are still current; shared by clones.
+    versions: Arc<TokenVersions>,
 }
 
 /// A short public name for a secret (not reversible to it).
@@ -84,7 +124,13 @@ impl TokenIssuer {
             decoding,
             validation,
             ttl,
+            versions: Arc::new(TokenVersions::new(crate::versions::CACHE_TTL)),
         }
+    }
+
+    /// The per-account token versions that tell current tokens from revoked ones.
+    pub fn versions(&self) -> &TokenVersions {
+        &self.versions
     }
 
     /// Lifetime of issued tokens.
@@ -92,13 +138,18 @@ impl TokenIssuer {
         self.ttl
     }
 
-    /// Signs an access token for `who`.
+    /// Signs an access token for `who`, a user (API keys are not tokens).
     ///
     /// # Errors
-    /// [`TokenError::Invalid`] if signing fails (it does not with HS256).
+    /// [`TokenError::Invalid`] for an API key principal, or if signing fails (it does not
+    /// with HS256).
     pub fn issue(&self, who: &Principal) -> Result<String, TokenError> {
+        let PrincipalKind::User { token_version } = who.kind else {
+            return Err(TokenError::Invalid);
+        };
         let now = chrono::Utc::now().timestamp().max(0) as u64;
         let claims = Claims {
+            ver: token_version,
             sub: who.id.clone(),
             email: who.email.clone(),
             roles: who.roles.clone(),
@@ -111,7 +162,8 @@ impl TokenIssuer {
         encode(&header, &claims, &self.encoding).map_err(|_| TokenError::Invalid)
     }
 
-    /// Verifies signature, algorithm and expiry.
+    /// Verifies signature, algorithm and expiry. Whether the token was revoked since is
+    /// [`TokenVersions::is_current`]'s question.
     ///
     /// # Errors
     /// [`TokenError::Expired`] or [`TokenError::Invalid`].
@@ -139,6 +191,9 @@ impl TokenIssuer {
             id: data.claims.sub,
             email: data.claims.email,
             roles: data.claims.roles,
+            kind: PrincipalKind::User {
+                token_version: data.claims.ver,
+            },
         })
     }
 }
@@ -152,7 +207,44 @@ mod tests {
             id: "u1".into(),
             email: "a@b.co".into(),
             roles: vec!["admin".into()],
+            kind: PrincipalKind::User { token_version: 3 },
         }
+    }
+
+    #[test]
+    fn keys_are_not_tokens_and_tokens_without_a_version_are_refused() {
+        let issuer = TokenIssuer::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
+        let key = Principal {
+            kind: PrincipalKind::ApiKey {
+                name: "etl".into(),
+                owner: "u1".into(),
+            },
+            ..who()
+        };
+        assert!(issuer.issue(&key).is_err());
+        // A token signed with the right key but without `ver` (issued before versions).
+        #[derive(Serialize)]
+        struct Old {
+            sub: String,
+            email: String,
+            roles: Vec<String>,
+            iat: u64,
+            exp: u64,
+            typ: String,
+        }
+        let now = chrono::Utc::now().timestamp() as u64;
+        let old = Old {
+            sub: "u1".into(),
+            email: "a@b.co".into(),
+            roles: vec!["admin".into()],
+            iat: now,
+            exp: now + 60,
+            typ: "access".into(),
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(issuer.kid.clone());
+        let token = encode(&header, &old, &issuer.encoding).unwrap();
+        assert!(matches!(issuer.verify(&token), Err(TokenError::Invalid)));
     }
 
     #[test]

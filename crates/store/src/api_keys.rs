@@ -1,5 +1,8 @@
-//! API keys in `_api_keys`: stored as SHA-256 hashes, with roles, an optional expiry and a
-//! `last_used` time. Deleting a key revokes it.
+//! API keys in `_api_keys`: stored as SHA-256 hashes, with roles, an expiry and a
+//! `last_used` time. Deleting a key revokes it. Every key is attributed to the account that
+//! made it (`created_by`; a key made with another key belongs to that key's account): a key
+//! never acts with roles that account no longer holds, and taking a role from the account
+//! revokes its keys.
 
 use brigade_core::value::Value;
 
@@ -77,6 +80,49 @@ pub(crate) async fn insert(
         .ok_or_else(|| StoreError::Internal("INSERT returned no key".into()))
 }
 
+/// A key found by its hash, with the current roles of the account it belongs to (`None`
+/// when that account no longer exists).
+#[derive(Debug, Clone)]
+pub struct ApiKeyLookup {
+    pub key: ApiKeyRow,
+    pub owner_roles: Option<Vec<String>>,
+}
+
+pub(crate) async fn by_hash_with_owner(
+    conn: &mut dyn Conn,
+    key_hash: &str,
+) -> Result<Option<ApiKeyLookup>, StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push(
+        "SELECT k.id, k.name, k.roles, k.created_by, k.expires, k.last_used, k.created, u.roles \
+         FROM _api_keys k LEFT JOIN _users u ON u.id = k.created_by WHERE k.key_hash = ",
+    )
+    .bind(Value::Text(key_hash.into()));
+    Ok(conn
+        .query(&sql, &[ColType::Text; 8])
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|mut row| {
+            let owner_roles = row
+                .pop()
+                .and_then(text)
+                .map(|r| serde_json::from_str(&r).unwrap_or_default());
+            Some(ApiKeyLookup {
+                key: to_row(row)?,
+                owner_roles,
+            })
+        }))
+}
+
+/// Revokes every key attributed to `owner`; how many there were.
+pub(crate) async fn delete_by_owner(conn: &mut dyn Conn, owner: &str) -> Result<u64, StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("DELETE FROM _api_keys WHERE created_by = ")
+        .bind(Value::Text(owner.into()));
+    conn.execute(&sql).await
+}
+
 pub(crate) async fn list(conn: &mut dyn Conn) -> Result<Vec<ApiKeyRow>, StoreError> {
     let mut sql = Sql::new(conn.dialect());
     sql.push(&format!("SELECT {COLUMNS} FROM _api_keys ORDER BY id"));
@@ -86,23 +132,6 @@ pub(crate) async fn list(conn: &mut dyn Conn) -> Result<Vec<ApiKeyRow>, StoreErr
         .into_iter()
         .filter_map(to_row)
         .collect())
-}
-
-pub(crate) async fn by_hash(
-    conn: &mut dyn Conn,
-    key_hash: &str,
-) -> Result<Option<ApiKeyRow>, StoreError> {
-    let mut sql = Sql::new(conn.dialect());
-    sql.push(&format!(
-        "SELECT {COLUMNS} FROM _api_keys WHERE key_hash = "
-    ))
-    .bind(Value::Text(key_hash.into()));
-    Ok(conn
-        .query(&sql, TYPES)
-        .await?
-        .into_iter()
-        .next()
-        .and_then(to_row))
 }
 
 pub(crate) async fn delete(conn: &mut dyn Conn, id: &str) -> Result<bool, StoreError> {

@@ -31,7 +31,7 @@ mod users;
 pub mod warehouse;
 
 pub use access::{Access, RuleOp};
-pub use api_keys::ApiKeyRow;
+pub use api_keys::{ApiKeyLookup, ApiKeyRow};
 pub use audit::AuditEntry;
 pub use error::StoreError;
 pub use postgres::PostgresDatabase;

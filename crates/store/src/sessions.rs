@@ -1,20 +1,23 @@
 //! Refresh tokens in `_refresh_tokens`: stored as hashes only, rotated on every use, grouped
-//! in families so that replaying a used token revokes every token of that login. Also the
-//! single-use password-reset tokens in `_password_resets`.
+//! in families so that replaying a used token revokes every token of that login (and the
+//! account's access tokens, see `users::bump_token_version`). Also the single-use
+//! password-reset tokens in `_password_resets`, at most one pending per account.
 
 use brigade_core::value::Value;
 
 use crate::conn::{ColType, Conn};
 use crate::error::StoreError;
 use crate::sql::Sql;
+use crate::users;
 
 /// What presenting a refresh token led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
     /// Valid: the token is spent and a successor was stored; the user id is returned.
     Rotated { user_id: String },
-    /// Already used or revoked: the whole family is now revoked.
-    Reused,
+    /// Already used or revoked: the whole family is now revoked, and so are the access
+    /// tokens of its user.
+    Reused { user_id: String },
     /// Unknown or expired.
     Invalid,
 }
@@ -95,7 +98,8 @@ pub(crate) async fn rotate(
     };
     if used != Value::Null || revoked != Value::Null {
         revoke_family(conn, &family).await?;
-        return Ok(Rotation::Reused);
+        users::bump_token_version(conn, &user_id).await?;
+        return Ok(Rotation::Reused { user_id });
     }
     let now = brigade_core::time::now();
     if expires <= now {
@@ -110,7 +114,8 @@ pub(crate) async fn rotate(
     if conn.execute(&sql).await? != 1 {
         // Spent concurrently by another request: treat as reuse.
         revoke_family(conn, &family).await?;
-        return Ok(Rotation::Reused);
+        users::bump_token_version(conn, &user_id).await?;
+        return Ok(Rotation::Reused { user_id });
     }
     insert(conn, &user_id, &family, new_hash, new_expires).await?;
     Ok(Rotation::Rotated { user_id })
@@ -128,6 +133,8 @@ pub(crate) async fn revoke_user(conn: &mut dyn Conn, user_id: &str) -> Result<()
     Ok(())
 }
 
+/// Stores a reset token, replacing the account's pending one (a unique index over unused
+/// resets per user makes this hold under concurrent requests too).
 pub(crate) async fn insert_reset(
     conn: &mut dyn Conn,
     user_id: &str,
@@ -143,7 +150,10 @@ pub(crate) async fn insert_reset(
         .bind(Value::Text(expires.into()))
         .push(", ")
         .bind(Value::Text(brigade_core::time::now()))
-        .push(")");
+        .push(
+            ") ON CONFLICT (user_id) WHERE used IS NULL DO UPDATE SET \
+             token_hash = excluded.token_hash, expires = excluded.expires, created = excluded.created",
+        );
     conn.execute(&sql).await?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Brigade's own tables (`_collections`, `_migrations`, `_users`, `_kv`), created and
+//! Brigade's own tables (`_collections`, `_migrations`, `_users`, `_kv`, ...), created and
 //! upgraded in numbered steps recorded in `_brigade_system`. The SQL is portable between
 //! both dialects on purpose: these tables hold text and JSON-as-text only.
 
@@ -66,6 +66,23 @@ const STEPS: &[(i64, &str)] = &[
          last_fire TEXT NOT NULL);",
     ),
     (9, crate::search::ddl::SQLITE),
+    // Revocation: a per-account token version carried in access tokens (bumped by logout,
+    // password and role changes), keys attributed to the account that made them (keys once
+    // made by keys are re-attributed to that key's creator), and at most one pending
+    // password reset per account (older pending ones are spent).
+    (
+        10,
+        "ALTER TABLE _users ADD COLUMN token_version BIGINT NOT NULL DEFAULT 0;
+     UPDATE _api_keys SET created_by = (SELECT k.created_by FROM _api_keys k
+         WHERE k.id = _api_keys.created_by) WHERE created_by IN (SELECT id FROM _api_keys);
+     CREATE INDEX IF NOT EXISTS _api_keys_created_by ON _api_keys (created_by);
+     UPDATE _password_resets SET used = created WHERE used IS NULL AND EXISTS (
+         SELECT 1 FROM _password_resets n WHERE n.user_id = _password_resets.user_id
+         AND n.used IS NULL AND (n.created > _password_resets.created
+             OR (n.created = _password_resets.created AND n.token_hash > _password_resets.token_hash)));
+     CREATE UNIQUE INDEX IF NOT EXISTS _password_resets_pending ON _password_resets (user_id)
+         WHERE used IS NULL;",
+    ),
 ];
 
 /// Steps whose SQL differs on PostgreSQL.

@@ -1,5 +1,9 @@
 //! Accounts in `_users`. Passwords arrive already hashed (the auth crate owns Argon2id);
 //! emails are stored lowercased so lookups are case-insensitive on both backends.
+//!
+//! Each account has a token version, carried in its access tokens. Every write that must end
+//! existing access — a password or role change, logout, refresh-token reuse — increments it
+//! in the same statement, so tokens issued before stop verifying (see `brigade_auth::versions`).
 
 use brigade_core::value::Value;
 
@@ -18,12 +22,26 @@ pub struct UserRow {
     pub updated: String,
     /// Free-form profile fields given at registration (`name`, ...).
     pub profile: serde_json::Map<String, serde_json::Value>,
+    /// Access tokens issued at another version are no longer accepted.
+    pub token_version: i64,
 }
 
-const COLUMNS: &str = "id, email, password_hash, roles, created, updated, profile";
-const TYPES: &[ColType] = &[ColType::Text; 7];
+const COLUMNS: &str = "id, email, password_hash, roles, created, updated, profile, token_version";
+const TYPES: &[ColType] = &[
+    ColType::Text,
+    ColType::Text,
+    ColType::Text,
+    ColType::Text,
+    ColType::Text,
+    ColType::Text,
+    ColType::Text,
+    ColType::Int,
+];
 
-fn to_user(row: Vec<Value>) -> Option<UserRow> {
+fn to_user(mut row: Vec<Value>) -> Option<UserRow> {
+    let Value::Int(token_version) = row.pop()? else {
+        return None;
+    };
     let mut it = row.into_iter().map(|v| match v {
         Value::Text(s) => s,
         _ => String::new(),
@@ -40,6 +58,7 @@ fn to_user(row: Vec<Value>) -> Option<UserRow> {
         created: it.next()?,
         updated: it.next()?,
         profile: serde_json::from_str(&it.next()?).unwrap_or_default(),
+        token_version,
     })
 }
 
@@ -55,21 +74,23 @@ pub(crate) async fn insert(
     let profile =
         serde_json::to_string(profile).map_err(|e| StoreError::Internal(e.to_string()))?;
     let mut sql = Sql::new(conn.dialect());
-    sql.push(&format!("INSERT INTO _users ({COLUMNS}) VALUES ("))
-        .bind(Value::Text(brigade_core::ids::new_id()))
-        .push(", ")
-        .bind(Value::Text(email.to_lowercase()))
-        .push(", ")
-        .bind(Value::Text(password_hash.into()))
-        .push(", ")
-        .bind(Value::Text(roles))
-        .push(", ")
-        .bind(Value::Text(now.clone()))
-        .push(", ")
-        .bind(Value::Text(now))
-        .push(", ")
-        .bind(Value::Text(profile))
-        .push(&format!(") RETURNING {COLUMNS}"));
+    sql.push(
+        "INSERT INTO _users (id, email, password_hash, roles, created, updated, profile) VALUES (",
+    )
+    .bind(Value::Text(brigade_core::ids::new_id()))
+    .push(", ")
+    .bind(Value::Text(email.to_lowercase()))
+    .push(", ")
+    .bind(Value::Text(password_hash.into()))
+    .push(", ")
+    .bind(Value::Text(roles))
+    .push(", ")
+    .bind(Value::Text(now.clone()))
+    .push(", ")
+    .bind(Value::Text(now))
+    .push(", ")
+    .bind(Value::Text(profile))
+    .push(&format!(") RETURNING {COLUMNS}"));
     let row = conn.query(&sql, TYPES).await.map_err(|e| match e {
         StoreError::Conflict { .. } => {
             StoreError::conflict("email", "an account with this email already exists")
@@ -113,20 +134,60 @@ async fn select_one(
         .and_then(to_user))
 }
 
+/// Replaces the password hash and ends the account's access tokens; the new token version,
+/// or `None` for an unknown account.
 pub(crate) async fn set_password(
     conn: &mut dyn Conn,
     id: &str,
     password_hash: &str,
-) -> Result<(), StoreError> {
+) -> Result<Option<i64>, StoreError> {
     let mut sql = Sql::new(conn.dialect());
     sql.push("UPDATE _users SET password_hash = ")
         .bind(Value::Text(password_hash.into()))
-        .push(", updated = ")
+        .push(", token_version = token_version + 1, updated = ")
         .bind(Value::Text(brigade_core::time::now()))
         .push(" WHERE id = ")
+        .bind(Value::Text(id.into()))
+        .push(" RETURNING token_version");
+    version_of(conn, &sql).await
+}
+
+/// Ends the account's access tokens (logout, refresh-token reuse); the new token version,
+/// or `None` for an unknown account.
+pub(crate) async fn bump_token_version(
+    conn: &mut dyn Conn,
+    id: &str,
+) -> Result<Option<i64>, StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("UPDATE _users SET token_version = token_version + 1 WHERE id = ")
+        .bind(Value::Text(id.into()))
+        .push(" RETURNING token_version");
+    version_of(conn, &sql).await
+}
+
+/// The current token version of an account, `None` when it does not exist.
+pub(crate) async fn token_version(
+    conn: &mut dyn Conn,
+    id: &str,
+) -> Result<Option<i64>, StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("SELECT token_version FROM _users WHERE id = ")
         .bind(Value::Text(id.into()));
-    conn.execute(&sql).await?;
-    Ok(())
+    version_of(conn, &sql).await
+}
+
+async fn version_of(conn: &mut dyn Conn, sql: &Sql) -> Result<Option<i64>, StoreError> {
+    Ok(
+        match conn
+            .query(sql, &[ColType::Int])
+            .await?
+            .first()
+            .and_then(|r| r.first())
+        {
+            Some(Value::Int(v)) => Some(*v),
+            _ => None,
+        },
+    )
 }
 
 pub(crate) async fn count_with_role(conn: &mut dyn Conn, role: &str) -> Result<i64, StoreError> {
@@ -165,20 +226,23 @@ pub(crate) async fn set_profile(
     Ok(())
 }
 
+/// Replaces the roles and ends the account's access tokens (they carry the old roles); the
+/// new token version, or `None` for an unknown account.
 pub(crate) async fn set_roles(
     conn: &mut dyn Conn,
     id: &str,
     roles: &[String],
-) -> Result<bool, StoreError> {
+) -> Result<Option<i64>, StoreError> {
     let roles = serde_json::to_string(roles).map_err(|e| StoreError::Internal(e.to_string()))?;
     let mut sql = Sql::new(conn.dialect());
     sql.push("UPDATE _users SET roles = ")
         .bind(Value::Text(roles))
-        .push(", updated = ")
+        .push(", token_version = token_version + 1, updated = ")
         .bind(Value::Text(brigade_core::time::now()))
         .push(" WHERE id = ")
-        .bind(Value::Text(id.into()));
-    Ok(conn.execute(&sql).await? > 0)
+        .bind(Value::Text(id.into()))
+        .push(" RETURNING token_version");
+    version_of(conn, &sql).await
 }
 
 pub(crate) async fn page(

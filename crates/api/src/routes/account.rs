@@ -1,7 +1,10 @@
 //! The signed-in user's own account: `PATCH /api/auth/me` (profile only — nobody changes
 //! their own roles), `POST /api/auth/password` (needs the current password), and password
 //! reset by email (`/api/auth/password-reset` and `.../confirm`) with single-use, expiring
-//! tokens and answers that do not reveal whether an address has an account.
+//! tokens and answers that do not reveal whether an address has an account: a reset request
+//! is answered before anything is looked up, and the lookup, token and email happen after,
+//! on their own task. An account has at most one pending reset (a new one replaces it).
+//! Changing or resetting a password ends the account's access and refresh tokens at once.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -40,7 +43,7 @@ pub(super) fn router() -> Router<AppState> {
 
 fn signed_in(caller: Caller) -> Result<brigade_auth::Principal, ApiError> {
     match caller.0 {
-        Some(p) if !p.email.starts_with("apikey:") => Ok(p),
+        Some(p) if p.is_user() => Ok(p),
         Some(_) => Err(ApiError::forbidden("API keys have no account to change.")),
         None => Err(ApiError::unauthorized("Log in first.")),
     }
@@ -138,6 +141,7 @@ async fn change_password(
     }
     let new_hash = hash_password(new, "new_password").await?;
     state.store().change_password(&user.id, &new_hash).await?;
+    state.tokens().versions().forget(&user.id);
     state.audit().record(
         &meta,
         "auth.password_change",
@@ -156,17 +160,41 @@ async fn request_reset(
     let Some(email) = body.get("email").and_then(Value::as_str).map(str::trim) else {
         return Err(ApiError::field("email", "required: a string"));
     };
-    // The same answer whether or not the address has an account.
-    let answer = json!({"status": "If the address has an account, a reset link is on its way."});
+    let email = email.to_string();
+    // Everything that depends on whether the address has an account happens after the
+    // answer, so neither the answer nor its timing tells.
+    tokio::spawn(async move {
+        if let Err(e) = send_reset(&state, &meta, &email).await {
+            tracing::error!(error = %e, "Could not prepare a password reset.");
+        }
+    });
+    Ok(accepted())
+}
+
+/// The one answer to every reset request.
+fn accepted() -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"status": "If the address has an account, a reset link is on its way."})),
+    )
+}
+
+/// Looks the address up and, for an account, stores a reset token (replacing a pending one)
+/// and writes the email.
+async fn send_reset(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: &str,
+) -> Result<(), brigade_store::StoreError> {
     let Some(user) = state.store().user_by_email(email).await? else {
         state.audit().record(
-            &meta,
+            meta,
             "auth.password_reset_requested",
             None,
             None,
             json!({"email": email, "known": false}),
         );
-        return Ok((StatusCode::ACCEPTED, Json(answer)));
+        return Ok(());
     };
     let (token, hash) = opaque::new_refresh_token();
     let expires = brigade_core::time::format_datetime(
@@ -182,9 +210,11 @@ async fn request_reset(
         token.expose()
     );
     let body = format!(
-        "Someone asked to reset the password of {email} on Brigade.\n\n\
-         Use this token within {RESET_TTL_MINUTES} minutes (it works once):\n\n    {}\n\n\
+        "Someone asked to reset the password of {} on Brigade.\n\n\
+         Use this token within {RESET_TTL_MINUTES} minutes (it works once, and only until \
+         another reset is asked for):\n\n    {}\n\n\
          or open {link}\n\nIf it was not you, ignore this message; your password is unchanged.\n",
+        user.email,
         token.expose()
     );
     if let Err(e) = state
@@ -195,13 +225,13 @@ async fn request_reset(
         tracing::error!(error = %e, "Could not write the reset email.");
     }
     state.audit().record(
-        &meta,
+        meta,
         "auth.password_reset_requested",
         Some(&user.email),
         Some(format!("users/{}", user.id)),
         Value::Null,
     );
-    Ok((StatusCode::ACCEPTED, Json(answer)))
+    Ok(())
 }
 
 async fn confirm_reset(
@@ -218,6 +248,7 @@ async fn confirm_reset(
         .await?
     {
         Some(user_id) => {
+            state.tokens().versions().forget(&user_id);
             state.audit().record(
                 &meta,
                 "auth.password_reset",

@@ -1,11 +1,13 @@
 //! `/api/auth/*`: password login issuing a JWT access token and a rotating refresh token,
-//! refresh (a replayed token revokes its family), logout, and the current user.
+//! refresh (a replayed token revokes its family), logout, and the current user. Logout and a
+//! replayed refresh token also end the account's access tokens at once (its token version
+//! moves on; other sessions get new access tokens with their refresh tokens).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use brigade_auth::{Principal, Secret, opaque, password};
+use brigade_auth::{Principal, PrincipalKind, Secret, opaque, password};
 use brigade_store::{Rotation, UserRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -165,6 +167,9 @@ pub(super) fn token_pair(
         id: user.id.clone(),
         email: user.email.clone(),
         roles: user.roles.clone(),
+        kind: PrincipalKind::User {
+            token_version: user.token_version,
+        },
     };
     let access_token = state
         .tokens()
@@ -223,11 +228,16 @@ async fn refresh(
             );
             token_pair(&state, &user, &next)
         }
-        Rotation::Reused => {
-            tracing::warn!("A spent refresh token was replayed; its whole family is revoked.");
-            state
-                .audit()
-                .record(&meta, "auth.refresh_reused", None, None, Value::Null);
+        Rotation::Reused { user_id } => {
+            state.tokens().versions().forget(&user_id);
+            tracing::warn!(user = %user_id, "A spent refresh token was replayed; its whole family and the account's access tokens are revoked.");
+            state.audit().record(
+                &meta,
+                "auth.refresh_reused",
+                None,
+                Some(format!("users/{user_id}")),
+                Value::Null,
+            );
             Err(ApiError::unauthorized(
                 "This refresh token was already used; every session of that login is now revoked. Log in again.",
             ))
@@ -245,11 +255,16 @@ async fn logout(
 ) -> Result<StatusCode, ApiError> {
     let body = refresh_body(body)?;
     let hash = opaque::hash_token(body.refresh_token.expose());
-    if state.store().revoke_refresh_token(&hash).await? {
-        tracing::info!("Refresh token revoked (logout).");
-        state
-            .audit()
-            .record(&meta, "auth.logout", None, None, Value::Null);
+    if let Some(user_id) = state.store().revoke_refresh_token(&hash).await? {
+        state.tokens().versions().forget(&user_id);
+        tracing::info!(user = %user_id, "Refresh token and access tokens revoked (logout).");
+        state.audit().record(
+            &meta,
+            "auth.logout",
+            None,
+            Some(format!("users/{user_id}")),
+            Value::Null,
+        );
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -263,6 +278,9 @@ async fn me(
             "Send `Authorization: Bearer <token>`.",
         ));
     };
+    if !p.is_user() {
+        return Err(ApiError::forbidden("API keys have no account."));
+    }
     let user = state
         .store()
         .user_by_id(&p.id)

@@ -1,5 +1,8 @@
 //! `/api/auth/keys[/{id}]`: API keys for services, created by superusers with roles and an
-//! optional expiry. The key is returned once; only its hash is stored.
+//! expiry of at most `auth.api_key_max_ttl` (the default when none is asked for). The key is
+//! returned once; only its hash is stored. A key belongs to the account that made it (or,
+//! made with a key, to that key's account): it never acts with roles the account no longer
+//! holds, and taking a role from the account revokes its keys.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -63,9 +66,28 @@ async fn create_key(
             Vec::new()
         }
     };
+    let max_ttl = state.settings().auth.api_key_max_ttl;
+    let latest = chrono::Duration::from_std(max_ttl)
+        .ok()
+        .and_then(|d| chrono::Utc::now().checked_add_signed(d))
+        .map_or_else(
+            || "9999-12-31T23:59:59.999Z".to_string(),
+            brigade_core::time::format_datetime,
+        );
     let expires = match body.get("expires_at") {
-        None | Some(Value::Null) => None,
+        // No expiry asked for: the longest allowed.
+        None | Some(Value::Null) => Some(latest.clone()),
         Some(Value::String(s)) => match brigade_core::time::normalize_datetime(s) {
+            Some(t) if t > latest => {
+                errors.add(
+                    "expires_at",
+                    format!(
+                        "at most {} from now (auth.api_key_max_ttl); omit it for the longest",
+                        lifetime_text(max_ttl)
+                    ),
+                );
+                None
+            }
             Some(t) if t > brigade_core::time::now() => Some(t),
             Some(_) => {
                 errors.add("expires_at", "must be in the future");
@@ -85,9 +107,11 @@ async fn create_key(
         return Err(ApiError::invalid(errors));
     }
     let (key, hash) = opaque::new_api_key();
+    // The store checks again, in the transaction, that the owning account holds the roles
+    // now (a token that outlived its roles is refused before this, by its version).
     let row = state
         .store()
-        .create_api_key(&name, &hash, &roles, &admin.id, expires.as_deref())
+        .create_api_key(&name, &hash, &roles, admin.account_id(), expires.as_deref())
         .await?;
     tracing::info!(key = %row.id, name = %row.name, actor = %admin.email, "API key created.");
     let detail = json!({"name": row.name, "roles": row.roles, "expires_at": row.expires_at});
@@ -101,6 +125,17 @@ async fn create_key(
     let mut out = serde_json::to_value(&row).map_err(ApiError::internal)?;
     out["key"] = Value::String(key.expose().to_string());
     Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// `90 days`, `36 hours`, `15 minutes`: a maximum lifetime for a message.
+fn lifetime_text(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{} hours", s / 3_600),
+        s if s >= 60 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
 }
 
 async fn list_keys(State(state): State<AppState>, _admin: Admin) -> Result<Json<Value>, ApiError> {

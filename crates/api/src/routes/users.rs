@@ -1,5 +1,7 @@
 //! `/api/users[/{id}]` for superusers: list accounts and grant or revoke roles (the roles
 //! that collection rules see as `@request.auth.roles`). Users never change their own roles.
+//! A role change ends the account's access tokens at once (they carry the old roles; the
+//! next refresh carries the new ones), and taking a role away revokes the account's API keys.
 
 use axum::extract::State;
 use axum::routing::{get, patch};
@@ -77,13 +79,15 @@ async fn update_user(
             .collect::<Result<_, _>>()?,
         _ => return Err(ApiError::field("roles", "required: an array of role names")),
     };
-    let user = state.store().set_user_roles(&id, &roles).await?;
+    let (user, revoked_keys) = state.store().set_user_roles(&id, &roles).await?;
+    state.tokens().versions().forget(&id);
+    tracing::info!(user = %id, revoked_keys, actor = %admin.email, "Roles changed; access tokens revoked.");
     state.audit().record(
         &meta,
         "user.roles",
         Some(&admin.email),
         Some(format!("users/{id}")),
-        json!({"roles": roles}),
+        json!({"roles": roles, "revoked_keys": revoked_keys}),
     );
     Ok(Json(user_json(&user)))
 }

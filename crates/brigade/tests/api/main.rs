@@ -23,6 +23,7 @@ mod pipelines;
 mod reconnect;
 mod records;
 mod relations;
+mod revocation;
 mod rule_leaks;
 mod rules;
 mod search;

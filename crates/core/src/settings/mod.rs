@@ -142,6 +142,10 @@ pub struct AuthSettings {
     pub allow_registration: bool,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// The longest an API key lives (`auth.api_key_max_ttl`, default 365 days): keys
+    /// created without `expires_at` expire after it, later expiries are refused, and older
+    /// keys stop working.
+    pub api_key_max_ttl: Duration,
     /// Name of the environment variable holding the JWT signing secret.
     pub jwt_secret_env: String,
     /// The signing secret from that variable, if set (at least 32 bytes).
@@ -243,6 +247,7 @@ struct RawAuth {
     allow_registration: Option<bool>,
     access_token_ttl: Option<String>,
     refresh_token_ttl: Option<String>,
+    api_key_max_ttl: Option<String>,
     jwt_secret_env: Option<String>,
     jwt_previous_secret_env: Option<String>,
     oidc: BTreeMap<String, RawOidc>,
@@ -415,6 +420,7 @@ impl Settings {
                 &raw.auth.refresh_token_ttl,
                 "30d",
             )?,
+            api_key_max_ttl: duration("auth.api_key_max_ttl", &raw.auth.api_key_max_ttl, "365d")?,
             jwt_secret: secret_from(&vars, &jwt_secret_env)?,
             jwt_previous_secret: secret_from(&vars, &jwt_previous_secret_env)?,
             jwt_secret_env,

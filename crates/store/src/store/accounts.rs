@@ -1,9 +1,11 @@
-//! Accounts, refresh-token families and persistent settings values.
+//! Accounts, refresh-token families, API keys and persistent settings values. Whatever
+//! must end existing access (password or role change, logout, refresh-token reuse)
+//! increments the account's token version in the same transaction.
 
 use brigade_core::value::Value;
 
 use super::Store;
-use crate::api_keys::{self, ApiKeyRow};
+use crate::api_keys::{self, ApiKeyLookup, ApiKeyRow};
 use crate::audit::{self, AuditEntry};
 use crate::error::StoreError;
 use crate::query::{ListParams, parse_fields, parse_sort};
@@ -33,7 +35,7 @@ impl Store {
         Ok(user)
     }
 
-    /// Replaces a user's password hash.
+    /// Replaces a user's password hash; the account's access tokens stop working.
     ///
     /// # Errors
     /// Database errors.
@@ -41,6 +43,16 @@ impl Store {
         let mut tx = self.db.begin().await?;
         users::set_password(tx.as_mut(), id, password_hash).await?;
         tx.commit().await
+    }
+
+    /// The account's current token version (`None`: no such account). Access tokens
+    /// issued at another version are revoked.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn token_version(&self, user_id: &str) -> Result<Option<i64>, StoreError> {
+        let mut conn = self.db.read().await?;
+        users::token_version(conn.as_mut(), user_id).await
     }
 
     /// The account with this email (case-insensitive).
@@ -109,18 +121,25 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Revokes the family of a refresh token (logout). Returns whether the token was known.
+    /// Revokes the family of a refresh token and the account's access tokens (logout).
+    /// Returns the account of a known token.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn revoke_refresh_token(&self, token_hash: &str) -> Result<bool, StoreError> {
+    pub async fn revoke_refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<String>, StoreError> {
         let mut tx = self.db.begin().await?;
-        let Some([Value::Text(family), ..]) = sessions::find(tx.as_mut(), token_hash).await? else {
-            return Ok(false);
+        let Some([Value::Text(family), Value::Text(user_id), ..]) =
+            sessions::find(tx.as_mut(), token_hash).await?
+        else {
+            return Ok(None);
         };
         sessions::revoke_family(tx.as_mut(), &family).await?;
+        users::bump_token_version(tx.as_mut(), &user_id).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(user_id))
     }
 
     /// A persistent value, created with `make` the first time (the same value for every
@@ -145,20 +164,40 @@ impl Store {
         Ok(v)
     }
 
-    /// Stores a new API key (its hash).
+    /// Stores a new API key (its hash) attributed to the account `owner`, which must hold
+    /// every role of the key now (`admin` counts as holding every role).
     ///
     /// # Errors
-    /// Database errors.
+    /// [`StoreError::Forbidden`] when the account no longer exists or lacks a role.
     pub async fn create_api_key(
         &self,
         name: &str,
         key_hash: &str,
         roles: &[String],
-        created_by: &str,
+        owner: &str,
         expires: Option<&str>,
     ) -> Result<ApiKeyRow, StoreError> {
         let mut tx = self.db.begin().await?;
-        let row = api_keys::insert(tx.as_mut(), name, key_hash, roles, created_by, expires).await?;
+        let holds = |owner_roles: &[String]| {
+            owner_roles.iter().any(|r| r == "admin")
+                || roles.iter().all(|r| owner_roles.contains(r))
+        };
+        match users::by_id(tx.as_mut(), owner).await? {
+            Some(user) if holds(&user.roles) => {}
+            Some(_) => {
+                return Err(StoreError::Forbidden {
+                    anonymous: false,
+                    message: "A key cannot carry roles its creator does not hold.".into(),
+                });
+            }
+            None => {
+                return Err(StoreError::Forbidden {
+                    anonymous: false,
+                    message: "The account creating the key no longer exists.".into(),
+                });
+            }
+        }
+        let row = api_keys::insert(tx.as_mut(), name, key_hash, roles, owner, expires).await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -172,16 +211,20 @@ impl Store {
         api_keys::list(conn.as_mut()).await
     }
 
-    /// The key with this hash, if it exists and has not expired.
+    /// The key with this hash, if it exists and has not expired, with the current roles of
+    /// the account it belongs to.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+    pub async fn api_key_by_hash(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<ApiKeyLookup>, StoreError> {
         let mut conn = self.db.read().await?;
         let now = brigade_core::time::now();
-        Ok(api_keys::by_hash(conn.as_mut(), key_hash)
+        Ok(api_keys::by_hash_with_owner(conn.as_mut(), key_hash)
             .await?
-            .filter(|k| k.expires_at.as_deref().is_none_or(|e| e > now.as_str())))
+            .filter(|k| k.key.expires_at.as_deref().is_none_or(|e| e > now.as_str())))
     }
 
     /// Revokes (deletes) a key; `false` when there was no such key.
@@ -279,7 +322,8 @@ impl Store {
         })
     }
 
-    /// Replaces a user's password hash and revokes all their refresh tokens, atomically.
+    /// Replaces a user's password hash and revokes all their refresh and access tokens,
+    /// atomically.
     ///
     /// # Errors
     /// Database errors.
@@ -308,7 +352,8 @@ impl Store {
         tx.commit().await
     }
 
-    /// Stores a password-reset token (its hash) for a user.
+    /// Stores a password-reset token (its hash) for a user, replacing a pending one: only
+    /// the newest reset link works.
     ///
     /// # Errors
     /// Database errors.
@@ -324,7 +369,7 @@ impl Store {
     }
 
     /// Spends a reset token and sets the new password in one transaction (revoking the
-    /// user's refresh tokens). Returns the user id, or `None` for an unknown, used or
+    /// user's refresh and access tokens). Returns the user id, or `None` for an unknown, used or
     /// expired token.
     ///
     /// # Errors
@@ -385,12 +430,19 @@ impl Store {
         users::page(conn.as_mut(), offset, limit).await
     }
 
-    /// Replaces a user's roles. Refuses to take `admin` from the last superuser.
+    /// Replaces a user's roles and revokes the account's access tokens (they carry the old
+    /// roles). Taking any role away also revokes every API key attributed to the account;
+    /// the count is returned with the updated account. Refuses to take `admin` from the
+    /// last superuser.
     ///
     /// # Errors
     /// [`StoreError::RecordNotFound`] for an unknown user, [`StoreError::Conflict`] for the
     /// last superuser.
-    pub async fn set_user_roles(&self, id: &str, roles: &[String]) -> Result<UserRow, StoreError> {
+    pub async fn set_user_roles(
+        &self,
+        id: &str,
+        roles: &[String],
+    ) -> Result<(UserRow, u64), StoreError> {
         let mut tx = self.db.begin().await?;
         let Some(user) = users::by_id(tx.as_mut(), id).await? else {
             return Err(StoreError::RecordNotFound {
@@ -409,10 +461,15 @@ impl Store {
             ));
         }
         users::set_roles(tx.as_mut(), id, roles).await?;
+        let revoked_keys = if user.roles.iter().any(|r| !roles.contains(r)) {
+            api_keys::delete_by_owner(tx.as_mut(), id).await?
+        } else {
+            0
+        };
         let updated = users::by_id(tx.as_mut(), id)
             .await?
             .ok_or_else(|| StoreError::Internal("user vanished".into()))?;
         tx.commit().await?;
-        Ok(updated)
+        Ok((updated, revoked_keys))
     }
 }
