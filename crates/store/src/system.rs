@@ -66,6 +66,8 @@ const STEPS: &[(i64, &str)] = &[
          last_fire TEXT NOT NULL);",
     ),
     (9, crate::search::ddl::SQLITE),
+    (10, crate::login_failures::DDL),
+    (11, crate::oidc_links::DDL),
 ];
 
 /// Steps whose SQL differs on PostgreSQL.
