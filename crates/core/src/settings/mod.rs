@@ -616,9 +616,14 @@ fn login_lockout(raw: &RawRateLimit) -> Result<Option<LoginLockout>, (String, St
     let key = "rate_limit.login_failures";
     let failures = match &raw.login_failures {
         None => 5,
-        Some(v) => match (v.to_u128(), v.as_str().map(str::trim)) {
+        Some(v) => match (
+            // TOML integers are signed; environment values parse as unsigned.
+            v.to_i128()
+                .or_else(|| v.to_u128().and_then(|n| i128::try_from(n).ok())),
+            v.as_str().map(str::trim),
+        ) {
             (Some(n), _) => u32::try_from(n)
-                .map_err(|_| (key.to_string(), format!("{n} is too large")))?,
+                .map_err(|_| (key.to_string(), format!("{n} is not a count of failures")))?,
             (None, Some(t)) if t.eq_ignore_ascii_case("off") => 0,
             (None, text) => text.and_then(|t| t.parse::<u32>().ok()).ok_or_else(|| {
                 (
