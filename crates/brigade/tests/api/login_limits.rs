@@ -36,12 +36,13 @@ fn retry_after(res: &Response) -> u64 {
         .unwrap_or_else(|| panic!("no Retry-After on {}", res.status()))
 }
 
-/// Twelve clients, two guesses each, at one account: the statuses in order.
-async fn guess_from_twelve_addresses(app: &TestApp, email: &str) -> Vec<u16> {
+/// Twelve clients of `network` (`203.0.113`), two guesses each, at one account: the
+/// statuses in order.
+async fn guess_from_twelve_addresses(app: &TestApp, network: &str, email: &str) -> Vec<u16> {
     let mut statuses = Vec::new();
     for client in 0..12 {
         for guess in 0..2 {
-            let client = format!("203.0.113.{client}");
+            let client = format!("{network}.{client}");
             let res = login_from(app, &client, email, &format!("guess number {guess}")).await;
             let status = res.status().as_u16();
             if status == 429 {
@@ -84,7 +85,7 @@ on_both_stores!(
     BEHIND_PROXY,
     |app| async move {
         // The superuser is the target. No single address goes over its budget...
-        let statuses = guess_from_twelve_addresses(&app, ADMIN_EMAIL).await;
+        let statuses = guess_from_twelve_addresses(&app, "203.0.113", ADMIN_EMAIL).await;
         assert_eq!(statuses[..5], [401, 401, 401, 401, 429], "{statuses:?}");
         assert!(!statuses.contains(&200), "{statuses:?}");
         // ...and the lock, not the addresses, is what answers 429 (a lock that ended during
@@ -101,7 +102,7 @@ on_both_stores!(
         expect_problem(res, 401, None).await;
 
         // An account nobody has behaves exactly the same: no oracle of who has an account.
-        let unknown = guess_from_twelve_addresses(&app, "nobody@example.com").await;
+        let unknown = guess_from_twelve_addresses(&app, "192.0.2", "nobody@example.com").await;
         assert_eq!(unknown[..5], statuses[..5], "{unknown:?}");
 
         // When the backoff has passed the right password works, and that resets the count.
