@@ -91,7 +91,10 @@ mod tests {
     fn the_header_of_an_untrusted_peer_is_ignored() {
         let trusted = [IpNet::parse("10.0.0.0/8").unwrap()];
         let h = headers(&["203.0.113.9"]);
-        assert_eq!(resolve(ip("198.51.100.1"), &h, &trusted), ip("198.51.100.1"));
+        assert_eq!(
+            resolve(ip("198.51.100.1"), &h, &trusted),
+            ip("198.51.100.1")
+        );
         assert_eq!(resolve(ip("10.0.0.1"), &h, &[]), ip("10.0.0.1"));
     }
 
@@ -110,9 +113,15 @@ mod tests {
         let h = headers(&["203.0.113.9, junk, 10.1.1.1"]);
         assert_eq!(resolve(ip("10.0.0.2"), &h, &trusted), ip("10.1.1.1"));
         // No header: the peer itself.
-        assert_eq!(resolve(ip("10.0.0.2"), &HeaderMap::new(), &trusted), ip("10.0.0.2"));
+        assert_eq!(
+            resolve(ip("10.0.0.2"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.2")
+        );
         let h = headers(&["[2001:db8::1]:443", "192.0.2.1:80"]);
-        assert_eq!(resolve(ip("::ffff:10.0.0.2"), &h, &trusted), ip("192.0.2.1"));
+        assert_eq!(
+            resolve(ip("::ffff:10.0.0.2"), &h, &trusted),
+            ip("192.0.2.1")
+        );
     }
 
     #[test]
@@ -122,7 +131,10 @@ mod tests {
             budget_key(ip("2001:db8:1:2:ffff::9")),
             budget_key(ip("2001:db8:1:2::1"))
         );
-        assert_ne!(budget_key(ip("2001:db8:1:3::1")), budget_key(ip("2001:db8:1:2::1")));
+        assert_ne!(
+            budget_key(ip("2001:db8:1:3::1")),
+            budget_key(ip("2001:db8:1:2::1"))
+        );
         assert_eq!(budget_key(ip("::ffff:192.0.2.7")), "192.0.2.7");
         assert_eq!(budget_key(ip("192.0.2.7")), "192.0.2.7");
     }

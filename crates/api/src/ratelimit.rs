@@ -226,10 +226,13 @@ pub(crate) async fn limit(State(state): State<AppState>, mut req: Request, next:
         return next.run(req).await;
     }
     let auth_path = AUTH_PATHS.contains(&path) || AUTH_PREFIXES.iter().any(|p| path.starts_with(p));
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| client_ip::resolve(c.0.ip(), req.headers(), &state.settings().server.trusted_proxies));
+    let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| {
+        client_ip::resolve(
+            c.0.ip(),
+            req.headers(),
+            &state.settings().server.trusted_proxies,
+        )
+    });
     if let Some(client) = client {
         req.extensions_mut().insert(ClientIp(client));
     }

@@ -27,9 +27,9 @@ use axum::{Json, Router};
 use brigade_auth::oidc::{Identity, OidcClient, OidcError};
 use brigade_auth::{Secret, opaque};
 use brigade_core::settings::OidcProvider;
+use brigade_store::StoreError;
 use brigade_store::oidc_links::OidcLogin;
 use brigade_store::oidc_state::PendingLogin;
-use brigade_store::StoreError;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 

@@ -90,13 +90,19 @@ on_both_stores!(
         assert!(!statuses.contains(&200), "{statuses:?}");
         // ...and the lock, not the addresses, is what answers 429 (a lock that ended during
         // the round lets one more guess through, which locks it again for longer).
-        assert!(statuses.iter().filter(|s| **s == 401).count() <= 6, "{statuses:?}");
+        assert!(
+            statuses.iter().filter(|s| **s == 401).count() <= 6,
+            "{statuses:?}"
+        );
 
         // While locked, the right password is refused too, from a fresh address.
         let res = login_from(&app, "198.51.100.1", ADMIN_EMAIL, ADMIN_PASSWORD).await;
         let wait = retry_after(&res);
         let problem = expect_problem(res, 429, None).await;
-        assert!(problem["detail"].as_str().unwrap().contains("locked"), "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("locked"),
+            "{problem}"
+        );
         // Other accounts are not locked, and that address has budget left.
         let res = login_from(&app, "198.51.100.2", "someone@example.com", "x").await;
         expect_problem(res, 401, None).await;

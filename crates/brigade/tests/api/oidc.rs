@@ -259,8 +259,18 @@ impl Browser {
         }
         let res = request.send().await.unwrap();
         if let Some(set) = res.headers().get(header::SET_COOKIE) {
-            let pair = set.to_str().unwrap().split(';').next().unwrap().trim().to_string();
-            let kept = pair.split_once('=').filter(|(_, v)| !v.is_empty()).map(|_| pair.clone());
+            let pair = set
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .trim()
+                .to_string();
+            let kept = pair
+                .split_once('=')
+                .filter(|(_, v)| !v.is_empty())
+                .map(|_| pair.clone());
             *self.cookie.lock().unwrap() = kept;
         }
         res
@@ -290,7 +300,10 @@ pub(crate) async fn authorize_at_provider(
         .get(app.url(&format!("/api/auth/oidc/test{query}")))
         .await;
     let cookie = res.headers()[header::SET_COOKIE.as_str()].to_str().unwrap();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
     let to_provider = location(&res);
     assert!(
         to_provider

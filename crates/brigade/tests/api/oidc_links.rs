@@ -38,7 +38,10 @@ on_both_stores!(
         // Anyone can register the superuser's address at some provider that vouches for it.
         provider.set(|c| c.email = ADMIN_EMAIL.to_uppercase());
         let problem = expect_problem(login(&app, &provider).await, 403, None).await;
-        assert!(problem["detail"].as_str().unwrap().contains("holds roles"), "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("holds roles"),
+            "{problem}"
+        );
         // Neither does any other account holding roles.
         let res = app
             .client
@@ -49,7 +52,9 @@ on_both_stores!(
             .unwrap();
         let editor = expect_json(res, 201).await;
         let id = editor["user"]["id"].as_str().unwrap();
-        let res = app.patch(&format!("/api/users/{id}"), json!({"roles": ["editor"]})).await;
+        let res = app
+            .patch(&format!("/api/users/{id}"), json!({"roles": ["editor"]}))
+            .await;
         expect_json(res, 200).await;
         provider.set(|c| c.email = "editor@example.com".into());
         expect_problem(login(&app, &provider).await, 403, None).await;
@@ -77,7 +82,10 @@ on_both_stores!(
             c.email = EMAIL.into();
         });
         let problem = expect_problem(login(&app, &provider).await, 403, None).await;
-        assert!(problem["detail"].as_str().unwrap().contains("another"), "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("another"),
+            "{problem}"
+        );
     }
 );
 
@@ -94,7 +102,13 @@ async fn a_callback_from_another_browser_is_refused() {
     for browser in [&victim, &fresh] {
         let res = browser.get(planted.clone()).await;
         let problem = expect_problem(res, 400, Some("state")).await;
-        assert!(problem["errors"]["state"].as_str().unwrap().contains("browser"), "{problem}");
+        assert!(
+            problem["errors"]["state"]
+                .as_str()
+                .unwrap()
+                .contains("browser"),
+            "{problem}"
+        );
     }
     // The refused attempts did not spend the login: its own browser can still finish it.
     expect_json(attacker.get(planted).await, 200).await;

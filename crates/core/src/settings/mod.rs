@@ -516,7 +516,12 @@ impl Settings {
             token: match vars
                 .get(METRICS_TOKEN_VAR)
                 .cloned()
-                .or_else(|| raw.metrics.token.as_ref().and_then(|v| v.as_str().map(String::from)))
+                .or_else(|| {
+                    raw.metrics
+                        .token
+                        .as_ref()
+                        .and_then(|v| v.as_str().map(String::from))
+                })
                 .map(|t| t.trim().to_string())
             {
                 None => None,
@@ -536,7 +541,9 @@ impl Settings {
                 Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
                     fail(
                         "metrics.listen",
-                        format!("`{text}` is not a HOST:PORT socket address (try \"127.0.0.1:9090\")"),
+                        format!(
+                            "`{text}` is not a HOST:PORT socket address (try \"127.0.0.1:9090\")"
+                        ),
                     )
                 })?),
             },

@@ -129,7 +129,15 @@ mod tests {
 
     #[test]
     fn bad_networks_are_refused() {
-        for bad in ["", "10.0.0.0/33", "::/129", "10.0.0/8", "host", "10.0.0.1/8", "1.2.3.4/x"] {
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0/8",
+            "host",
+            "10.0.0.1/8",
+            "1.2.3.4/x",
+        ] {
             assert!(IpNet::parse(bad).is_err(), "{bad}");
         }
     }

@@ -286,13 +286,28 @@ fn login_lockout_trusted_proxies_and_metrics() {
     assert!(s.rate_limit.login.is_none());
     assert_eq!(s.metrics.token.unwrap().expose(), "0000111122223333");
     assert_eq!(s.metrics.listen.unwrap().port(), 9090);
-    let s = load("", &[("BRIGADE_SERVER_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.0.0/16")]);
+    let s = load(
+        "",
+        &[(
+            "BRIGADE_SERVER_TRUSTED_PROXIES",
+            "10.0.0.0/8, 192.168.0.0/16",
+        )],
+    );
     assert_eq!(s.unwrap().server.trusted_proxies.len(), 2);
 
     for (toml, key) in [
-        ("[server]\ntrusted_proxies = [\"10.0.0.1/8\"]\n", "server.trusted_proxies"),
-        ("[rate_limit]\nlogin_failures = \"many\"\n", "rate_limit.login_failures"),
-        ("[rate_limit]\nlogin_lockout = \"2h\"\n", "rate_limit.login_lockout_max"),
+        (
+            "[server]\ntrusted_proxies = [\"10.0.0.1/8\"]\n",
+            "server.trusted_proxies",
+        ),
+        (
+            "[rate_limit]\nlogin_failures = \"many\"\n",
+            "rate_limit.login_failures",
+        ),
+        (
+            "[rate_limit]\nlogin_lockout = \"2h\"\n",
+            "rate_limit.login_lockout_max",
+        ),
         ("[metrics]\ntoken = \"short\"\n", "metrics.token"),
         ("[metrics]\nlisten = \"nowhere\"\n", "metrics.listen"),
     ] {
