@@ -5,7 +5,7 @@ use super::Store;
 use crate::error::StoreError;
 use crate::oidc_links::{self, OidcLogin};
 use crate::oidc_state::{self, PendingLogin};
-use crate::users::{self, UserRow};
+use crate::users;
 
 impl Store {
     /// Remembers a login sent to a provider until its callback arrives or it expires.
@@ -89,21 +89,5 @@ impl Store {
         }
         tx.commit().await?;
         Ok(outcome)
-    }
-
-    /// The account linked to `subject` at `provider`, if any.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn user_by_oidc_identity(
-        &self,
-        provider: &str,
-        subject: &str,
-    ) -> Result<Option<UserRow>, StoreError> {
-        let mut conn = self.db.read().await?;
-        match oidc_links::user_id(conn.as_mut(), provider, subject).await? {
-            Some(id) => users::by_id(conn.as_mut(), &id).await,
-            None => Ok(None),
-        }
     }
 }
