@@ -188,3 +188,24 @@ async fn behind_a_trusted_proxy_the_rightmost_hop_is_the_client_and_ipv6_counts_
     assert_eq!(status("2001:db8:1:2:abcd::3").await, 429);
     assert_eq!(status("2001:db8:1:3::1").await, 401);
 }
+
+on_both_stores!(
+    concurrent_guesses_are_counted_one_by_one,
+    "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n\
+     [rate_limit]\nauth = \"3/min\"\nlogin_failures = 4\nlogin_lockout = \"1m\"\n",
+    |app| async move {
+        // Twenty guesses at once, each from its own address: only four get to try a password.
+        let clients: Vec<String> = (0..20).map(|n| format!("198.51.100.{n}")).collect();
+        let answers = crate::helpers::join_all(
+            clients
+                .iter()
+                .map(|client| login_from(&app, client, ADMIN_EMAIL, "a guess")),
+        )
+        .await;
+        let mut statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+        statuses.sort_unstable();
+        let mut expected = vec![401; 4];
+        expected.extend([429; 16]);
+        assert_eq!(statuses, expected);
+    }
+);
