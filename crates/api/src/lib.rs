@@ -8,8 +8,10 @@
 //! - `openapi`: the live OpenAPI document; `telemetry`: RED metrics.
 
 mod audit;
+mod client_ip;
 pub mod error;
 mod extract;
+mod login_budget;
 mod mailer;
 mod openapi;
 mod ratelimit;
@@ -68,6 +70,8 @@ pub struct App {
     /// Background search ingest and the collection follower; stopped at shutdown (each
     /// document is its own transaction, so stopping between two is safe).
     search_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// `[metrics] listen`: the second listener and its `/metrics`-only router.
+    metrics_server: Option<(TcpListener, axum::Router)>,
 }
 
 impl App {
@@ -98,6 +102,23 @@ impl App {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| AppError::Bind { addr, source })?;
+        let metrics_listener = match settings.metrics.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| AppError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
+        if settings.metrics.token.is_none()
+            && metrics_listener.is_none()
+            && !addr.ip().is_loopback()
+        {
+            tracing::warn!(
+                "/metrics is readable by anyone who reaches {addr}; set [metrics] token or \
+                 [metrics] listen to restrict it."
+            );
+        }
         let public_url = match &settings.server.public_url {
             Some(url) => url.clone(),
             None => format!("http://{}", listener.local_addr().unwrap_or(addr)),
@@ -147,6 +168,15 @@ impl App {
                 limits.retain_recent();
             }
         });
+        if let Some(policy) = state.settings().rate_limit.login {
+            tokio::spawn(prune_login_failures(store.clone(), policy));
+        }
+        let metrics_server = metrics_listener.map(|listener| {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(address = %address, "Metrics listening.");
+            }
+            (listener, telemetry::listener_router(state.clone()))
+        });
         let router = routes::router(state);
         Ok(App {
             listener,
@@ -157,6 +187,7 @@ impl App {
             scheduler,
             runner: app_runner,
             search_tasks,
+            metrics_server,
         })
     }
 
@@ -177,6 +208,13 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let metrics_server = self.metrics_server.map(|(listener, router)| {
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "The metrics listener failed.");
+                }
+            })
+        });
         let runner = self.runner.clone();
         let server = axum::serve(
             self.listener,
@@ -202,6 +240,9 @@ impl App {
             }
         };
         drop(stop_rx);
+        if let Some(task) = metrics_server {
+            task.abort();
+        }
         self.scheduler.abort();
         for task in &self.search_tasks {
             task.abort();
@@ -217,6 +258,17 @@ impl App {
         self.store.close().await;
         tracing::info!("Stopped.");
         result
+    }
+}
+
+/// Drops stale per-account login failure counts once an hour.
+async fn prune_login_failures(store: Arc<Store>, policy: brigade_core::settings::LoginLockout) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.prune_login_failures(&policy).await {
+            tracing::warn!(error = %e, "Could not prune old login failures.");
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! Rate limits: a strict budget per client IP on the endpoints that take passwords and
 //! tokens, and a default budget per user or API key (per IP when anonymous) everywhere else.
+//! The client IP is the one [`crate::client_ip`] resolves (`X-Forwarded-For` only from
+//! trusted proxies; IPv6 by /64); per-account login budgets are in [`crate::login_budget`].
 //! Over budget → 429 problem+json with `Retry-After`. Operations endpoints (`/healthz`,
 //! `/readyz`, `/metrics`) are never limited, and neither are superusers and `admin` keys
 //! outside the auth endpoints: they are the operators, and throttling an admin ETL key at an
@@ -28,6 +30,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use redis::aio::ConnectionManager;
 
+use crate::client_ip::{self, ClientIp};
 use crate::error::ApiError;
 use crate::extract::{Verified, api_key};
 use crate::state::AppState;
@@ -222,12 +225,19 @@ pub(crate) async fn limit(State(state): State<AppState>, mut req: Request, next:
     if EXEMPT.contains(&path) {
         return next.run(req).await;
     }
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
-    let limits = state.limits().clone();
     let auth_path = AUTH_PATHS.contains(&path) || AUTH_PREFIXES.iter().any(|p| path.starts_with(p));
+    let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| {
+        client_ip::resolve(
+            c.0.ip(),
+            req.headers(),
+            &state.settings().server.trusted_proxies,
+        )
+    });
+    if let Some(client) = client {
+        req.extensions_mut().insert(ClientIp(client));
+    }
+    let ip = client.map_or_else(|| "unknown".to_string(), client_ip::budget_key);
+    let limits = state.limits().clone();
     let (class, key) = if auth_path {
         (Class::Auth, Some(format!("ip:{ip}")))
     } else if limits.rate(Class::Default).is_some() {

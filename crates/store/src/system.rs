@@ -83,6 +83,8 @@ const STEPS: &[(i64, &str)] = &[
      CREATE UNIQUE INDEX IF NOT EXISTS _password_resets_pending ON _password_resets (user_id)
          WHERE used IS NULL;",
     ),
+    (11, crate::login_failures::DDL),
+    (12, crate::oidc_links::DDL),
 ];
 
 /// Steps whose SQL differs on PostgreSQL.

@@ -41,6 +41,9 @@ async fn login(
     let body: LoginBody = serde_json::from_value(body).map_err(|e| {
         ApiError::field("body", format!("expected {{\"email\", \"password\"}}: {e}"))
     })?;
+    // Charged before the password is checked: while the account is locked, even the right
+    // password is refused (429), and concurrent guesses are counted one by one.
+    let attempt = crate::login_budget::begin(&state, &meta, &body.email).await?;
     let user = state.store().user_by_email(body.email.trim()).await?;
     // Verify against a dummy hash for unknown emails so timing does not reveal accounts.
     let hash = user.as_ref().map_or_else(
@@ -59,6 +62,7 @@ async fn login(
             .record(&meta, "auth.login_failed", None, None, detail);
         return Err(ApiError::unauthorized("Wrong email or password."));
     };
+    attempt.succeeded(&state).await?;
     let (refresh_token, hash) = opaque::new_refresh_token();
     state
         .store()

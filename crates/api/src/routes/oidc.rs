@@ -3,26 +3,33 @@
 //!
 //! `GET /api/auth/oidc/{provider}` stores a pending login (hashed `state`, PKCE verifier,
 //! nonce, optional relative `redirect_to`) in the database — so any server process can finish
-//! it — and redirects to the provider. `GET .../callback` spends the state (once, within ten
-//! minutes), exchanges the code, verifies the ID token and links the login to the account
-//! with the same email, but only when the provider says that email is verified: otherwise
-//! anyone able to claim an address at some provider could take over its account here.
-//! Accounts created this way get a password hash no password matches. The answer is the
-//! same JSON as `POST /api/auth/login`, plus `redirect_to` when one was given.
+//! it — sets the `state` in an HttpOnly cookie, and redirects to the provider.
+//! `GET .../callback` requires that cookie to carry the same `state` (so a callback URL
+//! planted in another browser — login CSRF — is refused), spends the state (once, within ten
+//! minutes), exchanges the code and verifies the ID token.
+//!
+//! Who the user is comes from the provider's `(provider, sub)` link, never from the email
+//! alone. The first login of an identity links it to the account with the same email only
+//! when the provider says that email is verified *and* that account holds no roles:
+//! otherwise anyone able to claim an address at some provider could take over an
+//! administrator here. With no such account a role-less one is created, with a password
+//! hash no password matches. The answer is the same JSON as `POST /api/auth/login`, plus
+//! `redirect_to` when one was given.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::{Extension, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use brigade_auth::oidc::{Identity, OidcClient, OidcError};
 use brigade_auth::{Secret, opaque};
 use brigade_core::settings::OidcProvider;
+use brigade_store::StoreError;
+use brigade_store::oidc_links::OidcLogin;
 use brigade_store::oidc_state::PendingLogin;
-use brigade_store::{StoreError, UserRow};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -38,6 +45,10 @@ const LOGIN_TTL: chrono::Duration = chrono::Duration::minutes(10);
 const NO_PASSWORD: &str = "!oidc";
 /// Longest accepted `redirect_to`.
 const MAX_REDIRECT: usize = 2048;
+/// The cookie binding a pending login to the browser that started it.
+const STATE_COOKIE: &str = "brigade_oidc_state";
+/// The cookie's path: sent to the callbacks only.
+const COOKIE_PATH: &str = "/api/auth/oidc/";
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -107,14 +118,42 @@ async fn start_login(
             expires,
         })
         .await?;
+    let cookie = state_cookie(&state, start.state.expose(), LOGIN_TTL.num_seconds());
     Ok((
         StatusCode::FOUND,
         [
             (header::LOCATION, start.url),
             (header::CACHE_CONTROL, "no-store".to_string()),
+            (header::SET_COOKIE, cookie),
         ],
     )
         .into_response())
+}
+
+/// The `Set-Cookie` value carrying `value` for `max_age` seconds (0 deletes it). `Lax`, so
+/// the browser sends it on the provider's top-level redirect back to the callback.
+fn state_cookie(state: &AppState, value: &str, max_age: i64) -> String {
+    let secure = if state.public_url().starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{STATE_COOKIE}={value}; Path={COOKIE_PATH}; Max-Age={max_age}; HttpOnly; \
+         SameSite=Lax{secure}"
+    )
+}
+
+/// The `state` cookie the browser sent, if any.
+fn cookie_state(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == STATE_COOKIE)
+        .map(|(_, value)| value.trim())
 }
 
 #[derive(Deserialize)]
@@ -129,6 +168,7 @@ async fn finish_login(
     State(state): State<AppState>,
     Extension(clients): Extension<Clients>,
     meta: RequestMeta,
+    headers: HeaderMap,
     ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<CallbackQuery>,
 ) -> Result<Response, ApiError> {
@@ -143,6 +183,17 @@ async fn finish_login(
         .state
         .filter(|s| !s.is_empty() && s.len() <= 512)
         .ok_or_else(bad_state)?;
+    // The browser that started the login holds its state in a cookie; a callback URL opened
+    // anywhere else (an attacker's login planted in a victim's browser) is refused.
+    let same_browser = cookie_state(&headers)
+        .is_some_and(|c| opaque::hash_token(c) == opaque::hash_token(&raw_state));
+    if !same_browser {
+        return Err(ApiError::field(
+            "state",
+            "this login was not started in this browser (its state cookie is missing or \
+             different); start the login again here",
+        ));
+    }
     let pending = state
         .store()
         .take_pending_login(&opaque::hash_token(&raw_state))
@@ -187,14 +238,31 @@ async fn finish_login(
             return Err(provider_error(&name, e));
         }
     };
-    let Some(email) = verified_email(&identity) else {
-        failed("email not verified");
-        return Err(ApiError::forbidden(
-            "The identity provider did not vouch for an email address (`email_verified` is not \
-             true), so this login cannot be linked to an account.",
-        ));
+    let (user, created) = match identify(&state, &name, &identity).await? {
+        OidcLogin::Known(user) | OidcLogin::Linked(user) => (user, false),
+        OidcLogin::Created(user) => (user, true),
+        OidcLogin::Unverified => {
+            failed("email not verified");
+            return Err(ApiError::forbidden(
+                "The identity provider did not vouch for an email address (`email_verified` is \
+                 not true), so this login cannot be linked to an account.",
+            ));
+        }
+        OidcLogin::Privileged => {
+            failed("the account with this email holds roles");
+            return Err(ApiError::forbidden(
+                "An account with this email exists and holds roles; such accounts are never \
+                 linked to an identity provider automatically. Log in with its password, or \
+                 ask an administrator to link it.",
+            ));
+        }
+        OidcLogin::OtherIdentity => {
+            failed("the account is linked to another identity at this provider");
+            return Err(ApiError::forbidden(format!(
+                "The account with this email is already linked to another `{name}` identity."
+            )));
+        }
     };
-    let (user, created) = find_or_create_user(&state, &email, &identity).await?;
     let (refresh_token, hash) = opaque::new_refresh_token();
     state
         .store()
@@ -212,36 +280,43 @@ async fn finish_login(
     if let Some(path) = pending.redirect_to {
         body["redirect_to"] = Value::String(path);
     }
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+    let spent = state_cookie(&state, "", 0);
+    Ok((
+        [
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (header::SET_COOKIE, spent),
+        ],
+        Json(body),
+    )
+        .into_response())
 }
 
-/// The account with this email, or a new one without roles; `true` when it was created.
-async fn find_or_create_user(
+/// Who `identity` at `provider` is: its linked account, or (first login) the role-less
+/// account with its verified email, or a new account.
+async fn identify(
     state: &AppState,
-    email: &str,
+    provider: &str,
     identity: &Identity,
-) -> Result<(UserRow, bool), ApiError> {
-    if let Some(user) = state.store().user_by_email(email).await? {
-        return Ok((user, false));
-    }
+) -> Result<OidcLogin, ApiError> {
+    let email = verified_email(identity);
     let mut profile = Map::new();
     if let Some(name) = identity.name.as_ref().filter(|n| n.len() <= 256) {
         profile.insert("name".into(), Value::String(name.clone()));
     }
-    match state
-        .store()
-        .create_user(email, NO_PASSWORD, &[], &profile)
-        .await
-    {
-        Ok(user) => Ok((user, true)),
-        // Another callback created it meanwhile.
-        Err(StoreError::Conflict { .. }) => state
-            .store()
-            .user_by_email(email)
-            .await?
-            .map(|user| (user, false))
-            .ok_or_else(|| ApiError::internal("the account vanished after a conflict")),
-        Err(e) => Err(e.into()),
+    let store = state.store();
+    let login = || {
+        store.oidc_login(
+            provider,
+            &identity.subject,
+            email.as_deref(),
+            &profile,
+            NO_PASSWORD,
+        )
+    };
+    match login().await {
+        // A concurrent callback created the account or the link first: now it is there.
+        Err(StoreError::Conflict { .. }) => Ok(login().await?),
+        outcome => Ok(outcome?),
     }
 }
 

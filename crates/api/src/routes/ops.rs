@@ -1,9 +1,8 @@
 //! Operations endpoints: `/healthz` (alive), `/readyz` (database reachable and migrations
-//! applied) and `/metrics` (Prometheus text).
+//! applied) and `/metrics` (Prometheus text; who may read it is `telemetry`'s business).
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -15,7 +14,10 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(render_metrics))
+        .route(
+            crate::telemetry::METRICS_PATH,
+            get(crate::telemetry::render_metrics),
+        )
 }
 
 async fn healthz() -> Json<Value> {
@@ -42,14 +44,4 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         ));
     }
     Ok(Json(json!({"status": "ready"})))
-}
-
-async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let (in_use, idle) = state.store().pool_status();
-    metrics::gauge!("db_pool_connections", "state" => "in_use").set(in_use as f64);
-    metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics().render(),
-    )
 }

@@ -22,12 +22,14 @@ use crate::helpers::{Backend, TestApp, expect_json, expect_problem, spawn_app_wi
 
 const CLIENT_ID: &str = "brigade-test";
 const KID: &str = "test-key";
-const EMAIL: &str = "ada@example.com";
+pub(crate) const EMAIL: &str = "ada@example.com";
 
 /// What the fake provider puts in its next ID tokens; tests change it to misbehave.
 #[derive(Clone)]
-struct Claims {
-    email: String,
+pub(crate) struct Claims {
+    pub(crate) email: String,
+    /// `sub`; by default `fake|{email}`.
+    pub(crate) subject: Option<String>,
     email_verified: Value,
     /// Sign with [`OTHER_KEY`] (under the published `kid`) instead of the provider's key.
     foreign_key: bool,
@@ -40,6 +42,7 @@ impl Default for Claims {
     fn default() -> Self {
         Claims {
             email: EMAIL.into(),
+            subject: None,
             email_verified: json!(true),
             foreign_key: false,
             nonce: None,
@@ -58,7 +61,7 @@ struct Grant {
     code_challenge: String,
 }
 
-struct Provider {
+pub(crate) struct Provider {
     issuer: String,
     claims: Mutex<Claims>,
     grants: Mutex<HashMap<String, Grant>>,
@@ -66,7 +69,7 @@ struct Provider {
     other_key: EncodingKey,
 }
 
-type Shared = Arc<Provider>;
+pub(crate) type Shared = Arc<Provider>;
 
 /// Starts the fake provider on `127.0.0.1:0`.
 async fn start_provider() -> Shared {
@@ -89,7 +92,7 @@ async fn start_provider() -> Shared {
 }
 
 impl Provider {
-    fn set(&self, change: impl FnOnce(&mut Claims)) {
+    pub(crate) fn set(&self, change: impl FnOnce(&mut Claims)) {
         change(&mut self.claims.lock().unwrap());
     }
 }
@@ -166,7 +169,8 @@ async fn token(State(p): State<Shared>, Form(form): Form<HashMap<String, String>
     let claims = p.claims.lock().unwrap().clone();
     let now = jsonwebtoken::get_current_timestamp();
     let id_token = json!({
-        "iss": p.issuer, "sub": format!("fake|{}", claims.email), "aud": claims.audience,
+        "iss": p.issuer, "aud": claims.audience,
+        "sub": claims.subject.unwrap_or_else(|| format!("fake|{}", claims.email)),
         "iat": now, "exp": now + 300, "nonce": claims.nonce.unwrap_or(grant.nonce),
         "email": claims.email, "email_verified": claims.email_verified, "name": "Ada Lovelace",
     });
@@ -194,7 +198,7 @@ async fn jwks(State(p): State<Shared>) -> Json<JwkSet> {
 
 /// An app whose `[auth.oidc.test]` is the fake provider (public client: PKCE only), plus a
 /// `down` provider nobody listens for.
-async fn setup(backend: Backend) -> Option<(TestApp, Shared)> {
+pub(crate) async fn setup(backend: Backend) -> Option<(TestApp, Shared)> {
     let provider = start_provider().await;
     let config = format!(
         "[auth]\nallow_registration = true\n\
@@ -229,12 +233,53 @@ macro_rules! oidc_test {
     };
 }
 
-/// A client that, unlike a browser, shows each redirect.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+/// A browser that, unlike a real one, shows each redirect, and that keeps the one cookie
+/// Brigade sets (the login's state) as a real one would.
+pub(crate) struct Browser {
+    client: reqwest::Client,
+    cookie: Mutex<Option<String>>,
+}
+
+impl Browser {
+    pub(crate) fn new() -> Self {
+        Browser {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: Mutex::new(None),
+        }
+    }
+
+    /// GET with the cookie, remembering any cookie set (an emptied one is forgotten).
+    pub(crate) async fn get(&self, url: impl reqwest::IntoUrl) -> reqwest::Response {
+        let mut request = self.client.get(url);
+        if let Some(cookie) = self.cookie.lock().unwrap().clone() {
+            request = request.header(header::COOKIE, cookie);
+        }
+        let res = request.send().await.unwrap();
+        if let Some(set) = res.headers().get(header::SET_COOKIE) {
+            let pair = set
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .trim()
+                .to_string();
+            let kept = pair
+                .split_once('=')
+                .filter(|(_, v)| !v.is_empty())
+                .map(|_| pair.clone());
+            *self.cookie.lock().unwrap() = kept;
+        }
+        res
+    }
+}
+
+/// A fresh browser, without cookies.
+fn browser() -> Browser {
+    Browser::new()
 }
 
 fn location(res: &reqwest::Response) -> Url {
@@ -243,15 +288,22 @@ fn location(res: &reqwest::Response) -> Url {
     Url::parse(to).unwrap()
 }
 
-/// The browser's journey up to the callback: Brigade → provider → back. Returns the callback
-/// URL, not yet visited.
-async fn authorize_at_provider(app: &TestApp, provider: &Provider, query: &str) -> Url {
+/// The browser's journey up to the callback: Brigade → provider → back. Returns the browser
+/// and the callback URL, not yet visited.
+pub(crate) async fn authorize_at_provider(
+    app: &TestApp,
+    provider: &Provider,
+    query: &str,
+) -> (Browser, Url) {
     let client = browser();
     let res = client
         .get(app.url(&format!("/api/auth/oidc/test{query}")))
-        .send()
-        .await
-        .unwrap();
+        .await;
+    let cookie = res.headers()[header::SET_COOKIE.as_str()].to_str().unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
     let to_provider = location(&res);
     assert!(
         to_provider
@@ -266,20 +318,20 @@ async fn authorize_at_provider(app: &TestApp, provider: &Provider, query: &str) 
     );
     assert_eq!(params["scope"], "openid email profile");
     assert!(!params.contains_key("client_secret"));
-    let res = client.get(to_provider).send().await.unwrap();
+    let res = client.get(to_provider).await;
     let back = location(&res);
     assert!(
         back.as_str()
             .starts_with(&app.url("/api/auth/oidc/test/callback?")),
         "{back}"
     );
-    back
+    (client, back)
 }
 
-/// The whole login; returns the callback's answer.
-async fn login(app: &TestApp, provider: &Provider) -> reqwest::Response {
-    let callback = authorize_at_provider(app, provider, "").await;
-    browser().get(callback).send().await.unwrap()
+/// The whole login in one browser; returns the callback's answer.
+pub(crate) async fn login(app: &TestApp, provider: &Provider) -> reqwest::Response {
+    let (browser, callback) = authorize_at_provider(app, provider, "").await;
+    browser.get(callback).await
 }
 
 /// The callback URL with its `state` replaced.
@@ -300,7 +352,7 @@ fn with_state(callback: &Url, state: &str) -> Url {
     url
 }
 
-async fn me(app: &TestApp, access_token: &str) -> Value {
+pub(crate) async fn me(app: &TestApp, access_token: &str) -> Value {
     let res = app
         .client
         .get(app.url("/api/auth/me"))
@@ -393,22 +445,22 @@ oidc_test!(
     a_state_is_single_use_and_cannot_be_forged,
     [sqlite: Sqlite, postgres: Postgres],
     |app, provider| async move {
-        let callback = authorize_at_provider(&app, &provider, "").await;
+        let (browser, callback) = authorize_at_provider(&app, &provider, "").await;
         let state = callback
             .query_pairs()
             .find(|(k, _)| k == "state")
             .map(|(_, v)| v.into_owned())
             .unwrap();
         for forged in [format!("{state}x"), String::new(), "x".repeat(600)] {
-            let res = browser().get(with_state(&callback, &forged)).send().await.unwrap();
+            let res = browser.get(with_state(&callback, &forged)).await;
             expect_problem(res, 400, Some("state")).await;
         }
         let mut no_state = callback.clone();
         no_state.query_pairs_mut().clear().append_pair("code", "c");
-        expect_problem(browser().get(no_state).send().await.unwrap(), 400, Some("state")).await;
+        expect_problem(browser.get(no_state).await, 400, Some("state")).await;
         // The forgeries did not spend the real state; replaying it after use is refused.
-        expect_json(browser().get(callback.clone()).send().await.unwrap(), 200).await;
-        let res = browser().get(callback).send().await.unwrap();
+        expect_json(browser.get(callback.clone()).await, 200).await;
+        let res = browser.get(callback).await;
         expect_problem(res, 400, Some("state")).await;
     }
 );
@@ -451,17 +503,17 @@ oidc_test!(
     a_code_the_provider_refuses_is_401,
     [sqlite: Sqlite],
     |app, provider| async move {
-        let callback = authorize_at_provider(&app, &provider, "").await;
+        let (browser, callback) = authorize_at_provider(&app, &provider, "").await;
         // The provider forgets the code (as after a timeout or a replay).
         provider.grants.lock().unwrap().clear();
-        let res = browser().get(callback).send().await.unwrap();
+        let res = browser.get(callback).await;
         let problem = expect_problem(res, 401, None).await;
         assert!(problem["detail"].as_str().unwrap().contains("invalid_grant"), "{problem}");
         // A user who declines at the provider comes back with `error`.
-        let callback = authorize_at_provider(&app, &provider, "").await;
+        let (browser, callback) = authorize_at_provider(&app, &provider, "").await;
         let mut declined = callback.clone();
         declined.query_pairs_mut().append_pair("error", "access_denied");
-        expect_problem(browser().get(declined).send().await.unwrap(), 401, None).await;
+        expect_problem(browser.get(declined).await, 401, None).await;
     }
 );
 
@@ -470,9 +522,9 @@ oidc_test!(
     [sqlite: Sqlite],
     |app, _provider| async move {
         for path in ["/api/auth/oidc/nope", "/api/auth/oidc/nope/callback?code=c&state=s"] {
-            expect_problem(browser().get(app.url(path)).send().await.unwrap(), 404, None).await;
+            expect_problem(browser().get(app.url(path)).await, 404, None).await;
         }
-        let res = browser().get(app.url("/api/auth/oidc/down")).send().await.unwrap();
+        let res = browser().get(app.url("/api/auth/oidc/down")).await;
         expect_problem(res, 502, None).await;
     }
 );
@@ -483,12 +535,12 @@ oidc_test!(
     |app, provider| async move {
         for evil in ["https://evil.example", "//evil.example", "/\\evil.example", "evil"] {
             let url = app.url_with("/api/auth/oidc/test", &[("redirect_to", evil)]);
-            let res = browser().get(url).send().await.unwrap();
+            let res = browser().get(url).await;
             expect_problem(res, 400, Some("redirect_to")).await;
         }
         let query = "?redirect_to=%2Fapp%2Fhome%3Ftab%3D1";
-        let callback = authorize_at_provider(&app, &provider, query).await;
-        let body = expect_json(browser().get(callback).send().await.unwrap(), 200).await;
+        let (browser, callback) = authorize_at_provider(&app, &provider, query).await;
+        let body = expect_json(browser.get(callback).await, 200).await;
         assert_eq!(body["redirect_to"], "/app/home?tab=1");
     }
 );

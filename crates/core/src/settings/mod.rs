@@ -14,11 +14,15 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::value::Value as FigValue;
 use serde::Deserialize;
 
+mod net;
 mod search;
+pub use net::{IpNet, canonical_ip};
 pub use search::{IndexSettings, IndexSource, LlmSettings, SearchSettings};
 
 /// Name of the settings file inside an app directory.
 pub const SETTINGS_FILE: &str = "brigade.toml";
+/// The environment variable that sets `metrics.token`.
+const METRICS_TOKEN_VAR: &str = "BRIGADE_METRICS_TOKEN";
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "BRIGADE_";
 /// Sections that may be overridden from the environment, longest first so that
@@ -34,6 +38,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "mail",
     "llm",
+    "metrics",
 ];
 
 /// A setting that cannot be used, with its provenance.
@@ -61,9 +66,20 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub mail: MailSettings,
     pub redis: RedisSettings,
+    pub metrics: MetricsSettings,
     pub search: SearchSettings,
     /// `None`: `/api/rag` answers extractively.
     pub llm: Option<LlmSettings>,
+}
+
+/// `[metrics]`: who may read the Prometheus metrics. With neither key set, `/metrics` is
+/// served to anyone on the main address, as before these settings existed.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSettings {
+    /// A bearer token `/metrics` requires (`Authorization: Bearer TOKEN`).
+    pub token: Option<Redacted>,
+    /// A separate address serving `/metrics` (and only it); the main address then answers 404.
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[redis]`: optional; when set, rate limits are shared by every process using it.
@@ -101,6 +117,17 @@ pub struct RateLimitSettings {
     pub default: Option<Rate>,
     /// Login, register, refresh: stricter, always per client IP.
     pub auth: Option<Rate>,
+    /// Failed logins per account before it is locked; `None` disables the lock.
+    pub login: Option<LoginLockout>,
+}
+
+/// The per-account login budget: after `failures` wrong passwords in a row the account is
+/// locked for `lockout`, and each further failure doubles the lock up to `lockout_max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLockout {
+    pub failures: u32,
+    pub lockout: Duration,
+    pub lockout_max: Duration,
 }
 
 /// Where the data lives.
@@ -134,6 +161,8 @@ pub struct ServerSettings {
     pub public_url: Option<String>,
     /// Origins allowed by CORS (`*` for any); empty = no CORS headers.
     pub cors_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed; empty = the header is ignored.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// `[auth]`.
@@ -218,6 +247,7 @@ struct RawSettings {
     audit: RawAudit,
     mail: RawMail,
     redis: RawRedis,
+    metrics: RawMetrics,
     search: search::RawSearch,
     llm: Option<search::RawLlm>,
     endpoints: Option<FigValue>,
@@ -239,6 +269,37 @@ struct RawServer {
     shutdown_grace: Option<String>,
     public_url: Option<String>,
     cors_origins: Option<Vec<String>>,
+    trusted_proxies: Option<StringList>,
+}
+
+/// A list given as a TOML array, or as one comma-separated string (environment variables).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StringList {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl StringList {
+    fn items(self) -> Vec<String> {
+        match self {
+            StringList::List(items) => items,
+            StringList::Text(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMetrics {
+    // A value: an all-digit token in the environment arrives as a number.
+    token: Option<FigValue>,
+    listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -287,6 +348,9 @@ struct RawAudit {
 struct RawRateLimit {
     default: Option<String>,
     auth: Option<String>,
+    login_failures: Option<FigValue>,
+    login_lockout: Option<String>,
+    login_lockout_max: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -397,6 +461,15 @@ impl Settings {
                 None => None,
             },
             cors_origins: raw.server.cors_origins.unwrap_or_default(),
+            trusted_proxies: raw
+                .server
+                .trusted_proxies
+                .map(StringList::items)
+                .unwrap_or_default()
+                .iter()
+                .map(|p| IpNet::parse(p))
+                .collect::<Result<_, _>>()
+                .map_err(|m| fail("server.trusted_proxies", m))?,
         };
         let oidc = raw
             .auth
@@ -442,7 +515,51 @@ impl Settings {
         let rate_limit = RateLimitSettings {
             default: rate("rate_limit.default", &raw.rate_limit.default, "600/min")?,
             auth: rate("rate_limit.auth", &raw.rate_limit.auth, "10/min")?,
+            login: login_lockout(&raw.rate_limit).map_err(|(k, m)| fail(&k, m))?,
         };
+        let metrics = MetricsSettings {
+            // The variable's raw text, so a token of digits keeps its leading zeros.
+            token: match vars
+                .get(METRICS_TOKEN_VAR)
+                .cloned()
+                .or_else(|| {
+                    raw.metrics
+                        .token
+                        .as_ref()
+                        .and_then(|v| v.as_str().map(String::from))
+                })
+                .map(|t| t.trim().to_string())
+            {
+                None => None,
+                Some(t) if t.is_empty() => None,
+                Some(t) if t.len() >= 16 && !t.contains(char::is_whitespace) => Some(Redacted(t)),
+                Some(_) => {
+                    return Err(fail(
+                        "metrics.token",
+                        "a metrics token is at least 16 characters without spaces; generate one \
+                         with `openssl rand -hex 32`"
+                            .into(),
+                    ));
+                }
+            },
+            listen: match raw.metrics.listen.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                    fail(
+                        "metrics.listen",
+                        format!(
+                            "`{text}` is not a HOST:PORT socket address (try \"127.0.0.1:9090\")"
+                        ),
+                    )
+                })?),
+            },
+        };
+        if metrics.listen.is_some_and(|l| l == addr && l.port() != 0) {
+            return Err(fail(
+                "metrics.listen",
+                "must differ from server.addr (it is a second listener)".into(),
+            ));
+        }
         let retention = match raw.audit.retention.as_deref().map(str::trim) {
             Some("off") | Some("forever") => None,
             other => Some(
@@ -460,6 +577,7 @@ impl Settings {
             auth,
             log: LogSettings { format },
             rate_limit,
+            metrics,
             audit: AuditSettings { retention },
             redis: RedisSettings {
                 url: match raw.redis.url {
@@ -503,6 +621,56 @@ pub fn parse_rate(text: &str) -> Result<Option<Rate>, String> {
         _ => return Err(bad()),
     };
     Ok((count > 0).then_some(Rate { count, period }))
+}
+
+/// `rate_limit.login_failures` (a count, or `off`/0), `login_lockout` and `login_lockout_max`;
+/// errors are `(dotted key, message)`.
+fn login_lockout(raw: &RawRateLimit) -> Result<Option<LoginLockout>, (String, String)> {
+    let key = "rate_limit.login_failures";
+    let failures = match &raw.login_failures {
+        None => 5,
+        Some(v) => match (
+            // TOML integers are signed; environment values parse as unsigned.
+            v.to_i128()
+                .or_else(|| v.to_u128().and_then(|n| i128::try_from(n).ok())),
+            v.as_str().map(str::trim),
+        ) {
+            (Some(n), _) => u32::try_from(n)
+                .map_err(|_| (key.to_string(), format!("{n} is not a count of failures")))?,
+            (None, Some(t)) if t.eq_ignore_ascii_case("off") => 0,
+            (None, text) => text.and_then(|t| t.parse::<u32>().ok()).ok_or_else(|| {
+                (
+                    key.to_string(),
+                    "expected a number of failed logins (e.g. 5) or \"off\"".to_string(),
+                )
+            })?,
+        },
+    };
+    let duration = |k: &str, v: &Option<String>, default: &str| {
+        parse_duration(v.as_deref().unwrap_or(default)).map_err(|m| (format!("rate_limit.{k}"), m))
+    };
+    let lockout = duration("login_lockout", &raw.login_lockout, "1m")?;
+    let lockout_max = duration("login_lockout_max", &raw.login_lockout_max, "1h")?;
+    if failures == 0 {
+        return Ok(None);
+    }
+    if lockout.is_zero() {
+        return Err((
+            "rate_limit.login_lockout".into(),
+            "must be longer than 0 (set rate_limit.login_failures = \"off\" to disable)".into(),
+        ));
+    }
+    if lockout_max < lockout {
+        return Err((
+            "rate_limit.login_lockout_max".into(),
+            "must be at least rate_limit.login_lockout".into(),
+        ));
+    }
+    Ok(Some(LoginLockout {
+        failures,
+        lockout,
+        lockout_max,
+    }))
 }
 
 /// A signing secret from the environment: unset is fine (one is generated and stored),

@@ -267,3 +267,62 @@ fn search_indexes_and_llm_are_validated_with_their_keys() {
     let e = load("[llm]\nmodel = \"m\"\n", &[]).unwrap_err();
     assert_eq!(e.key, "llm.base_url", "{e}");
 }
+
+#[test]
+fn login_lockout_trusted_proxies_and_metrics() {
+    let s = load("", &[]).unwrap();
+    let login = s.rate_limit.login.unwrap();
+    assert_eq!(login.failures, 5);
+    assert_eq!(login.lockout, Duration::from_secs(60));
+    assert_eq!(login.lockout_max, Duration::from_secs(3600));
+    assert!(s.server.trusted_proxies.is_empty());
+    assert!(s.metrics.token.is_none() && s.metrics.listen.is_none());
+
+    let toml = "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n\
+                [rate_limit]\nlogin_failures = \"off\"\n\
+                [metrics]\nlisten = \"127.0.0.1:9090\"\n";
+    let s = load(toml, &[("BRIGADE_METRICS_TOKEN", "0000111122223333")]).unwrap();
+    assert_eq!(s.server.trusted_proxies.len(), 2);
+    assert!(s.rate_limit.login.is_none());
+    assert_eq!(s.metrics.token.unwrap().expose(), "0000111122223333");
+    assert_eq!(s.metrics.listen.unwrap().port(), 9090);
+    let s = load(
+        "",
+        &[(
+            "BRIGADE_SERVER_TRUSTED_PROXIES",
+            "10.0.0.0/8, 192.168.0.0/16",
+        )],
+    );
+    assert_eq!(s.unwrap().server.trusted_proxies.len(), 2);
+
+    for (toml, key) in [
+        (
+            "[server]\ntrusted_proxies = [\"10.0.0.1/8\"]\n",
+            "server.trusted_proxies",
+        ),
+        (
+            "[rate_limit]\nlogin_failures = \"many\"\n",
+            "rate_limit.login_failures",
+        ),
+        (
+            "[rate_limit]\nlogin_lockout = \"2h\"\n",
+            "rate_limit.login_lockout_max",
+        ),
+        ("[metrics]\ntoken = \"short\"\n", "metrics.token"),
+        ("[metrics]\nlisten = \"nowhere\"\n", "metrics.listen"),
+    ] {
+        assert_eq!(load(toml, &[]).unwrap_err().key, key, "{toml}");
+    }
+}
+
+#[test]
+fn login_failures_from_file_and_environment() {
+    let s = load("[rate_limit]\nlogin_failures = 3\n", &[]).unwrap();
+    assert_eq!(s.rate_limit.login.unwrap().failures, 3);
+    let s = load("", &[("BRIGADE_RATE_LIMIT_LOGIN_FAILURES", "7")]).unwrap();
+    assert_eq!(s.rate_limit.login.unwrap().failures, 7);
+    let s = load("", &[("BRIGADE_RATE_LIMIT_LOGIN_FAILURES", "off")]).unwrap();
+    assert!(s.rate_limit.login.is_none());
+    let e = load("[rate_limit]\nlogin_failures = -1\n", &[]).unwrap_err();
+    assert_eq!(e.key, "rate_limit.login_failures");
+}

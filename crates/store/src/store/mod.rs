@@ -23,6 +23,7 @@ mod accounts;
 mod collections;
 mod counts;
 mod group_commit;
+mod logins;
 mod oidc;
 mod records;
 
