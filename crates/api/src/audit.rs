@@ -1,9 +1,17 @@
 //! Writing the audit log without slowing requests down: handlers hand entries to an
 //! [`Auditor`], a background task stores them in batches (one transaction per batch), and a
-//! second task prunes entries past the retention period. On shutdown the queue is drained
+//! second task prunes entries past the retention period. On shutdown the queues are drained
 //! before the database closes.
+//!
+//! Record writes are the bulk of the log and anyone allowed to write can make many, so
+//! their queue is bounded: when it is full an entry is dropped, counted per actor in
+//! `audit_dropped_total{actor}` and logged. Security events (sign-ins and their failures,
+//! tokens, keys, accounts, roles, schema changes: every action but `record.*`) have a queue
+//! of their own that never drops and is written first, so flooding the record queue cannot
+//! hide them. Their volume is bounded by the auth rate limit and by who may make them.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -13,7 +21,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Entries waiting to be stored before new ones are dropped (and counted).
+/// Record entries waiting to be stored before new ones are dropped (and counted).
 const QUEUE: usize = 10_000;
 /// Most entries stored in one transaction.
 const BATCH: usize = 500;
@@ -42,10 +50,21 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
     }
 }
 
-/// The sending side of the audit queue.
+/// Whether an action is a security event, whose entry is never dropped. Everything but the
+/// record writes is: a new kind of action is kept unless it is declared droppable here.
+pub(crate) fn is_security(action: &str) -> bool {
+    !action.starts_with("record.")
+}
+
+/// The sending side of the audit queues.
 #[derive(Clone)]
 pub(crate) struct Auditor {
+    /// Record writes: bounded, dropped when full.
     tx: mpsc::Sender<AuditEntry>,
+    /// Security events: never dropped, written first.
+    security: mpsc::UnboundedSender<AuditEntry>,
+    /// Dropped record entries per actor, to log the first and then every doubling.
+    dropped: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl Auditor {
@@ -55,14 +74,24 @@ impl Auditor {
         retention: Option<Duration>,
     ) -> (Auditor, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = tokio::spawn(write_batches(store.clone(), rx));
+        let (security, security_rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_batches(store.clone(), security_rx, rx));
         if let Some(retention) = retention {
             tokio::spawn(prune_forever(store, retention));
         }
-        (Auditor { tx }, writer)
+        let dropped = Arc::new(Mutex::new(HashMap::new()));
+        (
+            Auditor {
+                tx,
+                security,
+                dropped,
+            },
+            writer,
+        )
     }
 
-    /// Queues an entry; never blocks the request.
+    /// Queues an entry; never blocks the request. A security event is always kept; a record
+    /// entry is dropped (and counted against its actor) when its queue is full.
     pub(crate) fn record(
         &self,
         meta: &RequestMeta,
@@ -77,20 +106,82 @@ impl Auditor {
         entry.request_id.clone_from(&meta.request_id);
         entry.target = target;
         entry.detail = detail;
+        if is_security(action) {
+            if self.security.send(entry).is_err() {
+                tracing::error!(action, "The audit writer has stopped; security entry lost.");
+            }
+            return;
+        }
         if self.tx.try_send(entry).is_err() {
-            metrics::counter!("audit_dropped_total").increment(1);
-            tracing::warn!(action, "Audit queue full; entry dropped.");
+            self.count_drop(action, actor);
+        }
+    }
+
+    fn count_drop(&self, action: &str, actor: Option<&str>) {
+        let actor = actor.unwrap_or("anonymous");
+        metrics::counter!("audit_dropped_total", "actor" => actor.to_string()).increment(1);
+        let count = self.dropped.lock().map_or(1, |mut d| {
+            let n = d.entry(actor.to_string()).or_default();
+            *n += 1;
+            *n
+        });
+        if count.is_power_of_two() {
+            tracing::warn!(
+                action,
+                actor,
+                dropped = count,
+                "Audit queue full; record entry dropped (logged at every doubling per actor)."
+            );
         }
     }
 }
 
-async fn write_batches(store: Arc<Store>, mut rx: mpsc::Receiver<AuditEntry>) {
+/// Stores queued entries in batches, security events first, until both queues are closed
+/// and empty.
+async fn write_batches(
+    store: Arc<Store>,
+    mut security: mpsc::UnboundedReceiver<AuditEntry>,
+    mut rx: mpsc::Receiver<AuditEntry>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        if let Err(e) = store.record_audit(&batch).await {
-            tracing::error!(error = %e, count = batch.len(), "Could not store audit entries.");
+    let (mut security_open, mut open) = (true, true);
+    loop {
+        tokio::select! {
+            biased;
+            n = security.recv_many(&mut batch, BATCH), if security_open => {
+                if n == 0 {
+                    security_open = false;
+                    continue;
+                }
+            }
+            n = rx.recv_many(&mut batch, BATCH), if open => {
+                if n == 0 {
+                    open = false;
+                    continue;
+                }
+            }
+            else => break,
         }
+        store_batch(&store, &batch).await;
         batch.clear();
+    }
+}
+
+/// Stores one batch, trying again twice after a pause should the database refuse it.
+async fn store_batch(store: &Store, batch: &[AuditEntry]) {
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1..=3 {
+        match store.record_audit(batch).await {
+            Ok(()) => return,
+            Err(e) if attempt < 3 => {
+                tracing::warn!(error = %e, count = batch.len(), attempt, "Could not store audit entries; retrying.");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, count = batch.len(), "Could not store audit entries.");
+            }
+        }
     }
 }
 

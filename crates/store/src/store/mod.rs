@@ -25,6 +25,7 @@ mod counts;
 mod group_commit;
 mod oidc;
 mod records;
+mod visible;
 
 /// A page of a list request.
 #[derive(Debug, Clone, serde::Serialize)]

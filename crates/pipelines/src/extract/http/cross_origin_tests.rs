@@ -9,7 +9,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap as AxumHeaders, StatusCode as AxumStatus, Uri};
 use axum::response::{Html as HtmlBody, IntoResponse, Redirect, Response};
-use axum::routing::get;
 use serde_json::json;
 
 use super::run as run_http;
