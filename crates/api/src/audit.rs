@@ -79,15 +79,18 @@ impl Auditor {
         if let Some(retention) = retention {
             tokio::spawn(prune_forever(store, retention));
         }
-        let dropped = Arc::new(Mutex::new(HashMap::new()));
-        (
-            Auditor {
-                tx,
-                security,
-                dropped,
-            },
-            writer,
-        )
+        (Auditor::with_queues(tx, security), writer)
+    }
+
+    fn with_queues(
+        tx: mpsc::Sender<AuditEntry>,
+        security: mpsc::UnboundedSender<AuditEntry>,
+    ) -> Auditor {
+        Auditor {
+            tx,
+            security,
+            dropped: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     /// Queues an entry; never blocks the request. A security event is always kept; a record
@@ -195,6 +198,57 @@ async fn prune_forever(store: Arc<Store>, retention: Duration) {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "Pruned audit entries past retention."),
             Err(e) => tracing::warn!(error = %e, "Could not prune audit entries."),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn security_events_are_never_dropped_and_drops_are_counted_per_actor() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let (security, mut security_rx) = mpsc::unbounded_channel();
+        let auditor = Auditor::with_queues(tx, security);
+        let meta = RequestMeta::default();
+        for _ in 0..3 {
+            auditor.record(&meta, "record.create", Some("mallory"), None, Value::Null);
+        }
+        auditor.record(&meta, "record.batch", None, None, Value::Null);
+        // The record queue is full: every failed login still gets through.
+        for _ in 0..50 {
+            auditor.record(&meta, "auth.login_failed", None, None, Value::Null);
+        }
+        auditor.record(&meta, "collection.delete", Some("admin"), None, Value::Null);
+        auditor.record(&meta, "key.create", Some("admin"), None, Value::Null);
+        let mut security = Vec::new();
+        while let Ok(e) = security_rx.try_recv() {
+            security.push(e.action);
+        }
+        assert_eq!(security.len(), 52);
+        assert_eq!(security.iter().filter(|a| *a == "auth.login_failed").count(), 50);
+        assert_eq!(rx.try_recv().unwrap().action, "record.create");
+        assert!(rx.try_recv().is_err());
+        let dropped = auditor.dropped.lock().unwrap().clone();
+        assert_eq!(dropped.get("mallory"), Some(&2));
+        assert_eq!(dropped.get("anonymous"), Some(&1));
+    }
+
+    #[test]
+    fn only_record_writes_are_droppable() {
+        for action in ["record.create", "record.update", "record.delete", "record.batch"] {
+            assert!(!is_security(action), "{action}");
+        }
+        for action in [
+            "auth.login_failed",
+            "auth.refresh_reused",
+            "key.create",
+            "user.roles",
+            "collection.update",
+            "something.new",
+        ] {
+            assert!(is_security(action), "{action}");
         }
     }
 }

@@ -1,0 +1,13 @@
+//! Attacks from the review of issue #11, performed over HTTP against the real binary: a flood
+//! of batches hiding failed logins from the audit log, a cached RAG answer outliving the
+//! caller's access to its source, and the OpenAPI document telling anonymous callers about
+//! superuser-only collections.
+
+mod audit_flood;
+mod openapi;
+mod rag_cache;
+
+/// `brigade.toml` lines that open registration and lift rate limits, so a test can make
+/// users and hammer the API.
+pub(crate) const OPEN: &str =
+    "[auth]\nallow_registration = true\n[rate_limit]\nauth = \"off\"\ndefault = \"off\"\n";
