@@ -146,27 +146,33 @@ async fn write_batches(
     mut security: mpsc::UnboundedReceiver<AuditEntry>,
     mut rx: mpsc::Receiver<AuditEntry>,
 ) {
+    let mut urgent = Vec::with_capacity(BATCH);
     let mut batch = Vec::with_capacity(BATCH);
     let (mut security_open, mut open) = (true, true);
     loop {
+        // `recv_many` is cancel-safe: the branch not taken loses nothing.
         tokio::select! {
             biased;
-            n = security.recv_many(&mut batch, BATCH), if security_open => {
+            n = security.recv_many(&mut urgent, BATCH), if security_open => {
                 if n == 0 {
                     security_open = false;
-                    continue;
                 }
             }
             n = rx.recv_many(&mut batch, BATCH), if open => {
                 if n == 0 {
                     open = false;
-                    continue;
                 }
             }
             else => break,
         }
-        store_batch(&store, &batch).await;
-        batch.clear();
+        if !urgent.is_empty() {
+            store_batch(&store, &urgent).await;
+            urgent.clear();
+        }
+        if !batch.is_empty() {
+            store_batch(&store, &batch).await;
+            batch.clear();
+        }
     }
 }
 

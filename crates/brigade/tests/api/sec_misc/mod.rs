@@ -5,6 +5,7 @@
 
 mod audit_flood;
 mod openapi;
+mod pipeline_credentials;
 mod rag_cache;
 
 /// `brigade.toml` lines that open registration and lift rate limits, so a test can make
