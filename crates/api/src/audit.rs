@@ -233,7 +233,13 @@ mod tests {
             security.push(e.action);
         }
         assert_eq!(security.len(), 52);
-        assert_eq!(security.iter().filter(|a| *a == "auth.login_failed").count(), 50);
+        assert_eq!(
+            security
+                .iter()
+                .filter(|a| *a == "auth.login_failed")
+                .count(),
+            50
+        );
         assert_eq!(rx.try_recv().unwrap().action, "record.create");
         assert!(rx.try_recv().is_err());
         let dropped = auditor.dropped.lock().unwrap().clone();
@@ -243,7 +249,12 @@ mod tests {
 
     #[test]
     fn only_record_writes_are_droppable() {
-        for action in ["record.create", "record.update", "record.delete", "record.batch"] {
+        for action in [
+            "record.create",
+            "record.update",
+            "record.delete",
+            "record.batch",
+        ] {
             assert!(!is_security(action), "{action}");
         }
         for action in [

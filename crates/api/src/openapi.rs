@@ -119,7 +119,10 @@ pub(crate) fn document(
         }
     }
     if audience == Audience::Public {
-        for c in collections.iter().filter(|c| !hidden.contains(c.name.as_str())) {
+        for c in collections
+            .iter()
+            .filter(|c| !hidden.contains(c.name.as_str()))
+        {
             keep_allowed_operations(&mut paths, c);
         }
     }
@@ -163,11 +166,31 @@ fn keep_allowed_operations(paths: &mut Map<String, Value>, c: &Collection) {
     let name = &c.name;
     let rules = &c.rules;
     let allowed = [
-        (format!("/api/collections/{name}/records"), "get", rules.list.is_some()),
-        (format!("/api/collections/{name}/records"), "post", rules.create.is_some()),
-        (format!("/api/collections/{name}/records/{{id}}"), "get", rules.view.is_some()),
-        (format!("/api/collections/{name}/records/{{id}}"), "patch", rules.update.is_some()),
-        (format!("/api/collections/{name}/records/{{id}}"), "delete", rules.delete.is_some()),
+        (
+            format!("/api/collections/{name}/records"),
+            "get",
+            rules.list.is_some(),
+        ),
+        (
+            format!("/api/collections/{name}/records"),
+            "post",
+            rules.create.is_some(),
+        ),
+        (
+            format!("/api/collections/{name}/records/{{id}}"),
+            "get",
+            rules.view.is_some(),
+        ),
+        (
+            format!("/api/collections/{name}/records/{{id}}"),
+            "patch",
+            rules.update.is_some(),
+        ),
+        (
+            format!("/api/collections/{name}/records/{{id}}"),
+            "delete",
+            rules.delete.is_some(),
+        ),
     ];
     for (path, op, allowed) in allowed {
         if let Some(Value::Object(ops)) = paths.get_mut(&path)
@@ -180,10 +203,13 @@ fn keep_allowed_operations(paths: &mut Map<String, Value>, c: &Collection) {
         format!("/api/collections/{name}/records"),
         format!("/api/collections/{name}/records/{{id}}"),
     ] {
-        let empty = paths.get(&path).and_then(Value::as_object).is_some_and(|ops| {
-            !ops.keys()
-                .any(|k| matches!(k.as_str(), "get" | "post" | "patch" | "delete"))
-        });
+        let empty = paths
+            .get(&path)
+            .and_then(Value::as_object)
+            .is_some_and(|ops| {
+                !ops.keys()
+                    .any(|k| matches!(k.as_str(), "get" | "post" | "patch" | "delete"))
+            });
         if empty {
             paths.remove(&path);
         }

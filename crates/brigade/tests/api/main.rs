@@ -24,5 +24,5 @@ mod reconnect;
 mod records;
 mod relations;
 mod rules;
-mod sec_misc;
 mod search;
+mod sec_misc;

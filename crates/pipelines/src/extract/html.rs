@@ -60,11 +60,8 @@ pub async fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
         .user_agent
         .clone()
         .unwrap_or_else(default_user_agent);
-    let credentials = Credentials::new(
-        cx,
-        &url,
-        "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
-    )?;
+    let credentials =
+        Credentials::new(cx, &url, "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5")?;
     let client = client(cx, &agent, &credentials)?;
     let redactor = Redactor::new(cx);
     let max_pages = cx.spec.max_pages.unwrap_or(DEFAULT_MAX_PAGES).max(1);
@@ -83,7 +80,8 @@ pub async fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
         if honour_robots {
             let origin = url.origin().ascii_serialization();
             if !robots.contains_key(&origin) {
-                let rules = fetch_robots(cx, &client, &credentials, &redactor, &url, &token).await?;
+                let rules =
+                    fetch_robots(cx, &client, &credentials, &redactor, &url, &token).await?;
                 if let Some(wait) = rules.delay {
                     delay = delay.max(wait.min(CRAWL_DELAY_CAP));
                 }

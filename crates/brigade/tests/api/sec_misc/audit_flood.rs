@@ -106,7 +106,12 @@ files_test!(
         assert_eq!(failed.len(), FAILED_LOGINS, "{failed:?}");
         let mut emails: Vec<String> = failed
             .iter()
-            .map(|e| e["detail"]["email"].as_str().unwrap_or_default().to_string())
+            .map(|e| {
+                e["detail"]["email"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .collect();
         emails.sort();
         let mut expected: Vec<String> = (0..FAILED_LOGINS)

@@ -57,12 +57,21 @@ files_test!(
             );
             // Only the reads of posts: its writes are superuser-only.
             let list = &doc["paths"]["/api/collections/posts/records"];
-            assert!(list.get("get").is_some() && list.get("post").is_none(), "{list}");
+            assert!(
+                list.get("get").is_some() && list.get("post").is_none(),
+                "{list}"
+            );
             let one = &doc["paths"]["/api/collections/posts/records/{id}"];
             assert!(one.get("get").is_some(), "{one}");
-            assert!(one.get("patch").is_none() && one.get("delete").is_none(), "{one}");
+            assert!(
+                one.get("patch").is_none() && one.get("delete").is_none(),
+                "{one}"
+            );
             // Nor the schema routes.
-            assert!(!paths.contains(&"/api/collections".to_string()), "{paths:?}");
+            assert!(
+                !paths.contains(&"/api/collections".to_string()),
+                "{paths:?}"
+            );
             assert!(doc["components"]["schemas"].get("postsRecord").is_some());
             assert!(doc["components"]["schemas"].get("payrollRecord").is_none());
         }
@@ -77,9 +86,11 @@ files_test!(
         ] {
             assert!(paths.contains(&p.to_string()), "{p} missing: {paths:?}");
         }
-        assert!(doc["components"]["schemas"]["payrollRecord"]["properties"]
-            .get("salary_cents")
-            .is_some());
+        assert!(
+            doc["components"]["schemas"]["payrollRecord"]["properties"]
+                .get("salary_cents")
+                .is_some()
+        );
         let posts = &doc["paths"]["/api/collections/posts/records"];
         assert!(posts.get("post").is_some(), "{posts}");
     }

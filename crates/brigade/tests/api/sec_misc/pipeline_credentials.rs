@@ -26,11 +26,9 @@ fn record(seen: &Seen, uri: &Uri, headers: &HeaderMap) {
             .and_then(|v| v.to_str().ok())
             .map(String::from)
     };
-    seen.lock().unwrap().push((
-        uri.to_string(),
-        get("authorization"),
-        get("x-api-key"),
-    ));
+    seen.lock()
+        .unwrap()
+        .push((uri.to_string(), get("authorization"), get("x-api-key")));
 }
 
 async fn serve(ip: &str, app: Router) -> String {
@@ -66,10 +64,12 @@ backend_test!(
         let other = serve(
             "127.0.0.2",
             Router::new()
-                .fallback(|State(seen): State<Seen>, uri: Uri, headers: HeaderMap| async move {
-                    record(&seen, &uri, &headers);
-                    axum::Json(json!([{ "n": 3 }]))
-                })
+                .fallback(
+                    |State(seen): State<Seen>, uri: Uri, headers: HeaderMap| async move {
+                        record(&seen, &uri, &headers);
+                        axum::Json(json!([{ "n": 3 }]))
+                    },
+                )
                 .with_state(other_seen.clone()),
         )
         .await;
@@ -88,10 +88,8 @@ backend_test!(
                                 (2, format!("{other}/stolen"))
                             };
                             let mut res: Response = axum::Json(json!([{ "n": n }])).into_response();
-                            res.headers_mut().insert(
-                                "link",
-                                format!("<{next}>; rel=\"next\"").parse().unwrap(),
-                            );
+                            res.headers_mut()
+                                .insert("link", format!("<{next}>; rel=\"next\"").parse().unwrap());
                             res
                         }
                     },
@@ -111,19 +109,29 @@ backend_test!(
         let run = run_pipeline(&app, "feed").await;
         assert_eq!(run["status"], "succeeded", "{run}");
         let steps = run["steps"].as_array().expect("steps");
-        let raw = steps.iter().find(|s| s["name"] == "raw_feed").expect("raw_feed");
+        let raw = steps
+            .iter()
+            .find(|s| s["name"] == "raw_feed")
+            .expect("raw_feed");
         assert_eq!(raw["rows_out"], 3, "{run}");
 
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 2, "{seen:?}");
         for (path, auth, key) in &seen {
-            assert_eq!(auth.as_deref(), Some(format!("Bearer {TOKEN}").as_str()), "{path}");
+            assert_eq!(
+                auth.as_deref(),
+                Some(format!("Bearer {TOKEN}").as_str()),
+                "{path}"
+            );
             assert_eq!(key.as_deref(), Some(KEY), "{path}");
         }
         let other_seen = other_seen.lock().unwrap().clone();
         assert_eq!(other_seen.len(), 1, "{other_seen:?}");
         for (path, auth, key) in &other_seen {
-            assert!(auth.is_none() && key.is_none(), "{path} got {auth:?} {key:?}");
+            assert!(
+                auth.is_none() && key.is_none(),
+                "{path} got {auth:?} {key:?}"
+            );
         }
         // The run log says why the last page went without them.
         let logs = app.logs();

@@ -38,7 +38,10 @@ async fn ask(app: &TestApp, token: &str, question: &str) -> Value {
 }
 
 fn quotes(answer: &Value, id: &str) -> bool {
-    answer["answer"].as_str().unwrap_or_default().contains("4711")
+    answer["answer"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("4711")
         || answer["sources"]
             .as_array()
             .is_some_and(|s| s.iter().any(|s| s["document_id"] == id))
@@ -101,7 +104,10 @@ files_test!(
         // Alice asks again, at once and a little later: the note is quoted no more.
         for _ in 0..3 {
             let after = ask(&app, &alice_token, question).await;
-            assert!(!quotes(&after, &id), "the cache still quotes the note: {after}");
+            assert!(
+                !quotes(&after, &id),
+                "the cache still quotes the note: {after}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         // The superuser still gets it.

@@ -19,9 +19,12 @@ use crate::extract::test_support::{Collected, collect, context, serve_on};
 const TOKEN: &str = "s3cr3t-token-value";
 const KEY: &str = "k3y-value-0123";
 
-/// The credential headers a server saw, per request: (path, authorization, x-api-key).
+/// One request a server saw: path, authorization, x-api-key.
+type Request = (String, Option<String>, Option<String>);
+
+/// The credential headers a server saw, per request.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(String, Option<String>, Option<String>)>>>);
+struct Seen(Arc<Mutex<Vec<Request>>>);
 
 impl Seen {
     fn record(&self, uri: &Uri, headers: &AxumHeaders) {
@@ -37,7 +40,7 @@ impl Seen {
             get("x-api-key"),
         ));
     }
-    fn all(&self) -> Vec<(String, Option<String>, Option<String>)> {
+    fn all(&self) -> Vec<Request> {
         self.0.lock().unwrap().clone()
     }
     /// Asserts every request carried the credentials.
@@ -45,14 +48,21 @@ impl Seen {
         let all = self.all();
         assert!(!all.is_empty());
         for (path, auth, key) in all {
-            assert_eq!(auth.as_deref(), Some(format!("Bearer {TOKEN}").as_str()), "{path}");
+            assert_eq!(
+                auth.as_deref(),
+                Some(format!("Bearer {TOKEN}").as_str()),
+                "{path}"
+            );
             assert_eq!(key.as_deref(), Some(KEY), "{path}");
         }
     }
     /// Asserts no request carried any credential.
     fn assert_none_credentialed(&self) {
         for (path, auth, key) in self.all() {
-            assert!(auth.is_none() && key.is_none(), "{path} got {auth:?} {key:?}");
+            assert!(
+                auth.is_none() && key.is_none(),
+                "{path} got {auth:?} {key:?}"
+            );
         }
     }
 }
@@ -67,11 +77,13 @@ async fn other_origin(seen: Seen) -> String {
                 seen.record(&uri, &headers);
                 match uri.path() {
                     "/robots.txt" => AxumStatus::NOT_FOUND.into_response(),
-                    "/page.html" => HtmlBody(
-                        "<html><body><li class=\"row\"><b>other</b></li></body></html>",
-                    )
-                    .into_response(),
-                    "/next-page" => axum::Json(json!({ "data": [{ "p": "other" }] })).into_response(),
+                    "/page.html" => {
+                        HtmlBody("<html><body><li class=\"row\"><b>other</b></li></body></html>")
+                            .into_response()
+                    }
+                    "/next-page" => {
+                        axum::Json(json!({ "data": [{ "p": "other" }] })).into_response()
+                    }
                     "/private" if headers.get("authorization").is_none() => {
                         (AxumStatus::UNAUTHORIZED, "who are you").into_response()
                     }
@@ -83,10 +95,7 @@ async fn other_origin(seen: Seen) -> String {
     serve_on("127.0.0.2", app).await
 }
 
-async fn run_with(
-    toml: &str,
-    html: bool,
-) -> Result<Collected, PipelineError> {
+async fn run_with(toml: &str, html: bool) -> Result<Collected, PipelineError> {
     let dir = std::env::temp_dir();
     let cx = context(toml, &dir, None, &[("TOKEN", TOKEN), ("KEY", KEY)]);
     if html {
@@ -133,7 +142,10 @@ async fn link_header_to_another_origin_gets_no_credentials() {
     )
     .await
     .unwrap();
-    assert_eq!(got.column("p"), [json!("one"), json!("two"), json!("other")]);
+    assert_eq!(
+        got.column("p"),
+        [json!("one"), json!("two"), json!("other")]
+    );
     assert_eq!(seen.all().len(), 2);
     seen.assert_all_credentialed();
     assert_eq!(other_seen.all().len(), 1);
@@ -239,9 +251,12 @@ async fn a_redirect_to_another_origin_is_not_followed_with_credentials() {
     assert!(other_seen.all().is_empty(), "{:?}", other_seen.all());
 
     // Without configured headers there is nothing to leak, and redirects are followed.
-    let got = run_with(&format!("name = \"list\"\nfrom = \"http\"\nurl = \"{base}/items\""), false)
-        .await
-        .unwrap();
+    let got = run_with(
+        &format!("name = \"list\"\nfrom = \"http\"\nurl = \"{base}/items\""),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(got.column("p"), [json!("other")]);
     other_seen.assert_none_credentialed();
 }
@@ -274,7 +289,9 @@ async fn a_cross_origin_page_refusing_the_request_says_why() {
     .to_string();
     assert!(err.contains("401"), "{err}");
     assert!(
-        err.contains("requested without the extract's `headers`, which are sent only to http://127.0.0.1:"),
+        err.contains(
+            "requested without the extract's `headers`, which are sent only to http://127.0.0.1:"
+        ),
         "{err}"
     );
     assert!(!err.contains(TOKEN) && !err.contains(KEY), "{err}");
