@@ -1,9 +1,17 @@
 //! Writing the audit log without slowing requests down: handlers hand entries to an
 //! [`Auditor`], a background task stores them in batches (one transaction per batch), and a
-//! second task prunes entries past the retention period. On shutdown the queue is drained
+//! second task prunes entries past the retention period. On shutdown the queues are drained
 //! before the database closes.
+//!
+//! Record writes are the bulk of the log and anyone allowed to write can make many, so
+//! their queue is bounded: when it is full an entry is dropped, counted per actor in
+//! `audit_dropped_total{actor}` and logged. Security events (sign-ins and their failures,
+//! tokens, keys, accounts, roles, schema changes: every action but `record.*`) have a queue
+//! of their own that never drops and is written first, so flooding the record queue cannot
+//! hide them. Their volume is bounded by the auth rate limit and by who may make them.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -13,7 +21,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Entries waiting to be stored before new ones are dropped (and counted).
+/// Record entries waiting to be stored before new ones are dropped (and counted).
 const QUEUE: usize = 10_000;
 /// Most entries stored in one transaction.
 const BATCH: usize = 500;
@@ -42,10 +50,21 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
     }
 }
 
-/// The sending side of the audit queue.
+/// Whether an action is a security event, whose entry is never dropped. Everything but the
+/// record writes is: a new kind of action is kept unless it is declared droppable here.
+pub(crate) fn is_security(action: &str) -> bool {
+    !action.starts_with("record.")
+}
+
+/// The sending side of the audit queues.
 #[derive(Clone)]
 pub(crate) struct Auditor {
+    /// Record writes: bounded, dropped when full.
     tx: mpsc::Sender<AuditEntry>,
+    /// Security events: never dropped, written first.
+    security: mpsc::UnboundedSender<AuditEntry>,
+    /// Dropped record entries per actor, to log the first and then every doubling.
+    dropped: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl Auditor {
@@ -55,14 +74,27 @@ impl Auditor {
         retention: Option<Duration>,
     ) -> (Auditor, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = tokio::spawn(write_batches(store.clone(), rx));
+        let (security, security_rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_batches(store.clone(), security_rx, rx));
         if let Some(retention) = retention {
             tokio::spawn(prune_forever(store, retention));
         }
-        (Auditor { tx }, writer)
+        (Auditor::with_queues(tx, security), writer)
     }
 
-    /// Queues an entry; never blocks the request.
+    fn with_queues(
+        tx: mpsc::Sender<AuditEntry>,
+        security: mpsc::UnboundedSender<AuditEntry>,
+    ) -> Auditor {
+        Auditor {
+            tx,
+            security,
+            dropped: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Queues an entry; never blocks the request. A security event is always kept; a record
+    /// entry is dropped (and counted against its actor) when its queue is full.
     pub(crate) fn record(
         &self,
         meta: &RequestMeta,
@@ -77,20 +109,88 @@ impl Auditor {
         entry.request_id.clone_from(&meta.request_id);
         entry.target = target;
         entry.detail = detail;
+        if is_security(action) {
+            if self.security.send(entry).is_err() {
+                tracing::error!(action, "The audit writer has stopped; security entry lost.");
+            }
+            return;
+        }
         if self.tx.try_send(entry).is_err() {
-            metrics::counter!("audit_dropped_total").increment(1);
-            tracing::warn!(action, "Audit queue full; entry dropped.");
+            self.count_drop(action, actor);
+        }
+    }
+
+    fn count_drop(&self, action: &str, actor: Option<&str>) {
+        let actor = actor.unwrap_or("anonymous");
+        metrics::counter!("audit_dropped_total", "actor" => actor.to_string()).increment(1);
+        let count = self.dropped.lock().map_or(1, |mut d| {
+            let n = d.entry(actor.to_string()).or_default();
+            *n += 1;
+            *n
+        });
+        if count.is_power_of_two() {
+            tracing::warn!(
+                action,
+                actor,
+                dropped = count,
+                "Audit queue full; record entry dropped (logged at every doubling per actor)."
+            );
         }
     }
 }
 
-async fn write_batches(store: Arc<Store>, mut rx: mpsc::Receiver<AuditEntry>) {
+/// Stores queued entries in batches, security events first, until both queues are closed
+/// and empty.
+async fn write_batches(
+    store: Arc<Store>,
+    mut security: mpsc::UnboundedReceiver<AuditEntry>,
+    mut rx: mpsc::Receiver<AuditEntry>,
+) {
+    let mut urgent = Vec::with_capacity(BATCH);
     let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        if let Err(e) = store.record_audit(&batch).await {
-            tracing::error!(error = %e, count = batch.len(), "Could not store audit entries.");
+    let (mut security_open, mut open) = (true, true);
+    loop {
+        // `recv_many` is cancel-safe: the branch not taken loses nothing.
+        tokio::select! {
+            biased;
+            n = security.recv_many(&mut urgent, BATCH), if security_open => {
+                if n == 0 {
+                    security_open = false;
+                }
+            }
+            n = rx.recv_many(&mut batch, BATCH), if open => {
+                if n == 0 {
+                    open = false;
+                }
+            }
+            else => break,
         }
-        batch.clear();
+        if !urgent.is_empty() {
+            store_batch(&store, &urgent).await;
+            urgent.clear();
+        }
+        if !batch.is_empty() {
+            store_batch(&store, &batch).await;
+            batch.clear();
+        }
+    }
+}
+
+/// Stores one batch, trying again twice after a pause should the database refuse it.
+async fn store_batch(store: &Store, batch: &[AuditEntry]) {
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1..=3 {
+        match store.record_audit(batch).await {
+            Ok(()) => return,
+            Err(e) if attempt < 3 => {
+                tracing::warn!(error = %e, count = batch.len(), attempt, "Could not store audit entries; retrying.");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, count = batch.len(), "Could not store audit entries.");
+            }
+        }
     }
 }
 
@@ -104,6 +204,68 @@ async fn prune_forever(store: Arc<Store>, retention: Duration) {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "Pruned audit entries past retention."),
             Err(e) => tracing::warn!(error = %e, "Could not prune audit entries."),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn security_events_are_never_dropped_and_drops_are_counted_per_actor() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let (security, mut security_rx) = mpsc::unbounded_channel();
+        let auditor = Auditor::with_queues(tx, security);
+        let meta = RequestMeta::default();
+        for _ in 0..3 {
+            auditor.record(&meta, "record.create", Some("mallory"), None, Value::Null);
+        }
+        auditor.record(&meta, "record.batch", None, None, Value::Null);
+        // The record queue is full: every failed login still gets through.
+        for _ in 0..50 {
+            auditor.record(&meta, "auth.login_failed", None, None, Value::Null);
+        }
+        auditor.record(&meta, "collection.delete", Some("admin"), None, Value::Null);
+        auditor.record(&meta, "key.create", Some("admin"), None, Value::Null);
+        let mut security = Vec::new();
+        while let Ok(e) = security_rx.try_recv() {
+            security.push(e.action);
+        }
+        assert_eq!(security.len(), 52);
+        assert_eq!(
+            security
+                .iter()
+                .filter(|a| *a == "auth.login_failed")
+                .count(),
+            50
+        );
+        assert_eq!(rx.try_recv().unwrap().action, "record.create");
+        assert!(rx.try_recv().is_err());
+        let dropped = auditor.dropped.lock().unwrap().clone();
+        assert_eq!(dropped.get("mallory"), Some(&2));
+        assert_eq!(dropped.get("anonymous"), Some(&1));
+    }
+
+    #[test]
+    fn only_record_writes_are_droppable() {
+        for action in [
+            "record.create",
+            "record.update",
+            "record.delete",
+            "record.batch",
+        ] {
+            assert!(!is_security(action), "{action}");
+        }
+        for action in [
+            "auth.login_failed",
+            "auth.refresh_reused",
+            "key.create",
+            "user.roles",
+            "collection.update",
+            "something.new",
+        ] {
+            assert!(is_security(action), "{action}");
         }
     }
 }

@@ -1,19 +1,53 @@
 //! The OpenAPI 3.1 document of the live API, collections included. It is rebuilt from the
 //! schema cache on each request (cheap), so it always matches the current collections.
 //! Written as JSON directly: every path of a collection is generated from runtime data.
+//!
+//! It is built for its reader ([`Audience`]): anonymous callers and ordinary users do not
+//! learn of collections they can neither list nor view (both rules superuser-only), of the
+//! operations whose rule is superuser-only, nor of the superuser-only routes (schema
+//! changes, search documents). Superusers see everything.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use brigade_core::schema::{Collection, FieldType};
 use serde_json::{Map, Value, json};
 
-/// The OpenAPI document for `collections`.
-pub(crate) fn document(collections: &[Arc<Collection>], indexes: &[String]) -> Value {
+/// Who reads the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Audience {
+    /// Every collection, operation and route.
+    Superuser,
+    /// Anonymous callers and users without the `admin` role: what rules may let them do.
+    Public,
+}
+
+/// Whether `audience` may learn of collection `c`: a rule other than superuser-only
+/// (`null`) on list or view.
+pub(crate) fn shows(audience: Audience, c: &Collection) -> bool {
+    audience == Audience::Superuser || c.rules.list.is_some() || c.rules.view.is_some()
+}
+
+/// The OpenAPI document for `collections` and search `indexes`, as `audience` may see it
+/// (`indexes` are already the ones it may see).
+pub(crate) fn document(
+    collections: &[Arc<Collection>],
+    indexes: &[String],
+    audience: Audience,
+) -> Value {
     let mut paths = Map::new();
     let mut schemas = Map::new();
     schemas.insert("Problem".into(), problem_schema());
+    let hidden: HashSet<&str> = collections
+        .iter()
+        .filter(|c| !shows(audience, c))
+        .map(|c| c.name.as_str())
+        .collect();
     for c in collections {
-        let (record, input) = record_schemas(c);
+        if hidden.contains(c.name.as_str()) {
+            continue;
+        }
+        let (record, input) = record_schemas(c, &hidden);
         let name = &c.name;
         schemas.insert(format!("{name}Record"), record);
         schemas.insert(format!("{name}Input"), input);
@@ -84,20 +118,17 @@ pub(crate) fn document(collections: &[Arc<Collection>], indexes: &[String]) -> V
             }
         }
     }
-    paths.insert("/api/collections".into(), json!({
-        "get": {"tags": ["schema"], "summary": "List collections", "responses": {"200": {"description": "Collections"}}},
-        "post": {"tags": ["schema"], "summary": "Create a collection (recorded as a migration)",
-            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
-            "responses": {"201": {"description": "Created"}, "400": problem("Invalid definition"), "409": problem("Name taken")}}
-    }));
-    paths.insert("/api/collections/{name}".into(), json!({
-        "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
-        "get": {"tags": ["schema"], "summary": "Read a collection", "responses": {"200": {"description": "The collection"}, "404": problem("Unknown")}},
-        "patch": {"tags": ["schema"], "summary": "Change fields, indexes or rules (recorded as a migration)",
-            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
-            "responses": {"200": {"description": "The collection"}, "400": problem("Invalid"), "422": problem("Type change")}},
-        "delete": {"tags": ["schema"], "summary": "Drop a collection", "responses": {"204": {"description": "Dropped"}}}
-    }));
+    if audience == Audience::Public {
+        for c in collections
+            .iter()
+            .filter(|c| !hidden.contains(c.name.as_str()))
+        {
+            keep_allowed_operations(&mut paths, c);
+        }
+    }
+    if audience == Audience::Superuser {
+        schema_paths(&mut paths);
+    }
     paths.insert("/api/batch".into(), json!({
         "post": {"tags": ["records"], "summary": "Several writes in one transaction",
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
@@ -115,7 +146,7 @@ pub(crate) fn document(collections: &[Arc<Collection>], indexes: &[String]) -> V
     paths.insert("/healthz".into(), json!({"get": {"tags": ["operations"], "security": [], "summary": "Process is alive", "responses": {"200": {"description": "ok"}}}}));
     paths.insert("/readyz".into(), json!({"get": {"tags": ["operations"], "security": [], "summary": "Database reachable and migrations applied", "responses": {"200": {"description": "ready"}, "503": problem("Not ready")}}}));
     if !indexes.is_empty() {
-        search_paths(&mut paths, indexes);
+        search_paths(&mut paths, indexes, audience);
     }
     json!({
         "openapi": "3.1.0",
@@ -130,8 +161,82 @@ pub(crate) fn document(collections: &[Arc<Collection>], indexes: &[String]) -> V
     })
 }
 
-/// `/api/search/{index}`, its documents and `/api/rag/{index}`, for the indexes of brigade.toml.
-fn search_paths(paths: &mut Map<String, Value>, indexes: &[String]) {
+/// Drops the operations of `c` whose rule is superuser-only, and paths left without any.
+fn keep_allowed_operations(paths: &mut Map<String, Value>, c: &Collection) {
+    let name = &c.name;
+    let rules = &c.rules;
+    let allowed = [
+        (
+            format!("/api/collections/{name}/records"),
+            "get",
+            rules.list.is_some(),
+        ),
+        (
+            format!("/api/collections/{name}/records"),
+            "post",
+            rules.create.is_some(),
+        ),
+        (
+            format!("/api/collections/{name}/records/{{id}}"),
+            "get",
+            rules.view.is_some(),
+        ),
+        (
+            format!("/api/collections/{name}/records/{{id}}"),
+            "patch",
+            rules.update.is_some(),
+        ),
+        (
+            format!("/api/collections/{name}/records/{{id}}"),
+            "delete",
+            rules.delete.is_some(),
+        ),
+    ];
+    for (path, op, allowed) in allowed {
+        if let Some(Value::Object(ops)) = paths.get_mut(&path)
+            && !allowed
+        {
+            ops.remove(op);
+        }
+    }
+    for path in [
+        format!("/api/collections/{name}/records"),
+        format!("/api/collections/{name}/records/{{id}}"),
+    ] {
+        let empty = paths
+            .get(&path)
+            .and_then(Value::as_object)
+            .is_some_and(|ops| {
+                !ops.keys()
+                    .any(|k| matches!(k.as_str(), "get" | "post" | "patch" | "delete"))
+            });
+        if empty {
+            paths.remove(&path);
+        }
+    }
+}
+
+/// The schema routes (`/api/collections`), superusers only.
+fn schema_paths(paths: &mut Map<String, Value>) {
+    paths.insert("/api/collections".into(), json!({
+        "get": {"tags": ["schema"], "summary": "List collections", "responses": {"200": {"description": "Collections"}}},
+        "post": {"tags": ["schema"], "summary": "Create a collection (recorded as a migration)",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": {"201": {"description": "Created"}, "400": problem("Invalid definition"), "409": problem("Name taken")}}
+    }));
+    paths.insert("/api/collections/{name}".into(), json!({
+        "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "get": {"tags": ["schema"], "summary": "Read a collection", "responses": {"200": {"description": "The collection"}, "404": problem("Unknown")}},
+        "patch": {"tags": ["schema"], "summary": "Change fields, indexes or rules (recorded as a migration)",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": {"200": {"description": "The collection"}, "400": problem("Invalid"), "422": problem("Type change")}},
+        "delete": {"tags": ["schema"], "summary": "Drop a collection", "responses": {"204": {"description": "Dropped"}}}
+    }));
+}
+
+/// `/api/search/{index}`, its documents and `/api/rag/{index}`, for the indexes of brigade.toml
+/// (the document routes for superusers only).
+fn search_paths(paths: &mut Map<String, Value>, indexes: &[String], audience: Audience) {
     let index = json!({"name": "index", "in": "path", "required": true, "schema": {"type": "string", "enum": indexes}});
     let source = json!({"type": "object", "properties": {"document_id": {"type": "string"}, "title": {"type": "string"},
         "path_or_url": {"type": "string"}, "chunk": {"type": "integer"}}});
@@ -149,6 +254,27 @@ fn search_paths(paths: &mut Map<String, Value>, indexes: &[String]) {
                     "heading": {"type": "string"}}}}}}}}},
                 "400": problem("Invalid q, k, mode or filter"), "401": problem("The index's rule needs a login"), "404": problem("Unknown index")}}
     }));
+    if audience == Audience::Superuser {
+        document_paths(paths, &index);
+    }
+    paths.insert("/api/rag/{index}".into(), json!({
+        "parameters": [index],
+        "post": {"tags": ["search"], "summary": "Answer a question from the index, with its sources",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["question"],
+                "properties": {"question": {"type": "string", "maxLength": 2000}, "k": {"type": "integer", "minimum": 1, "maximum": 20}}}}}},
+            "responses": {"200": {"description": "The answer", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "answer": {"type": "string"}, "mode": {"enum": ["generative", "extractive"]},
+                "sources": {"type": "array", "items": {"type": "object", "properties": {"document_id": {"type": "string"}, "title": {"type": "string"},
+                    "path_or_url": {"type": "string"}, "snippet": {"type": "string"}, "score": {"type": "number"}}}},
+                "model": {"type": "string"}, "usage": {"type": "object", "properties": {"prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}}},
+                "latency_ms": {"type": "integer"}, "cached": {"type": "boolean"}}}}}},
+                "400": problem("Invalid question or k"), "404": problem("Unknown index"),
+                "502": problem("The language model failed"), "504": problem("The language model timed out")}}
+    }));
+}
+
+/// The routes that write and list an index's documents, superusers only.
+fn document_paths(paths: &mut Map<String, Value>, index: &Value) {
     paths.insert("/api/search/{index}/documents".into(), json!({
         "parameters": [index],
         "get": {"tags": ["search"], "summary": "List the index's documents (superusers)",
@@ -165,20 +291,6 @@ fn search_paths(paths: &mut Map<String, Value>, indexes: &[String]) {
         "parameters": [index, {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
         "delete": {"tags": ["search"], "summary": "Delete a document (superusers)",
             "responses": {"204": {"description": "Deleted"}, "404": problem("No such document")}}
-    }));
-    paths.insert("/api/rag/{index}".into(), json!({
-        "parameters": [index],
-        "post": {"tags": ["search"], "summary": "Answer a question from the index, with its sources",
-            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["question"],
-                "properties": {"question": {"type": "string", "maxLength": 2000}, "k": {"type": "integer", "minimum": 1, "maximum": 20}}}}}},
-            "responses": {"200": {"description": "The answer", "content": {"application/json": {"schema": {"type": "object", "properties": {
-                "answer": {"type": "string"}, "mode": {"enum": ["generative", "extractive"]},
-                "sources": {"type": "array", "items": {"type": "object", "properties": {"document_id": {"type": "string"}, "title": {"type": "string"},
-                    "path_or_url": {"type": "string"}, "snippet": {"type": "string"}, "score": {"type": "number"}}}},
-                "model": {"type": "string"}, "usage": {"type": "object", "properties": {"prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}}},
-                "latency_ms": {"type": "integer"}, "cached": {"type": "boolean"}}}}}},
-                "400": problem("Invalid question or k"), "404": problem("Unknown index"),
-                "502": problem("The language model failed"), "504": problem("The language model timed out")}}
     }));
 }
 
@@ -208,7 +320,7 @@ fn list_parameters() -> Value {
     ])
 }
 
-fn field_schema(kind: FieldType, c: &Collection, name: &str) -> Value {
+fn field_schema(kind: FieldType, c: &Collection, name: &str, hidden: &HashSet<&str>) -> Value {
     match kind {
         FieldType::Text => json!({"type": "string"}),
         FieldType::Integer => json!({"type": "integer", "format": "int64"}),
@@ -222,13 +334,22 @@ fn field_schema(kind: FieldType, c: &Collection, name: &str) -> Value {
             json!({"type": "string", "enum": c.field(name).and_then(|f| f.options.values.clone()).unwrap_or_default()})
         }
         FieldType::Relation => {
-            json!({"type": "string", "description": format!("id of a `{}` record",
-            c.field(name).and_then(|f| f.options.collection.clone()).unwrap_or_default())})
+            let target = c
+                .field(name)
+                .and_then(|f| f.options.collection.clone())
+                .unwrap_or_default();
+            let description = if hidden.contains(target.as_str()) {
+                "id of a related record".to_string()
+            } else {
+                format!("id of a `{target}` record")
+            };
+            json!({"type": "string", "description": description})
         }
     }
 }
 
-fn record_schemas(c: &Collection) -> (Value, Value) {
+/// The record and input schemas of `c`; relations to `hidden` collections do not name them.
+fn record_schemas(c: &Collection, hidden: &HashSet<&str>) -> (Value, Value) {
     let mut props = Map::new();
     props.insert("id".into(), json!({"type": "string"}));
     props.insert(
@@ -242,7 +363,7 @@ fn record_schemas(c: &Collection) -> (Value, Value) {
     let mut input_props = Map::new();
     let mut required = Vec::new();
     for f in &c.fields {
-        let schema = field_schema(f.kind, c, &f.name);
+        let schema = field_schema(f.kind, c, &f.name, hidden);
         props.insert(f.name.clone(), schema.clone());
         input_props.insert(f.name.clone(), schema);
         if f.required {

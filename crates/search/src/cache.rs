@@ -1,5 +1,7 @@
 //! The answer cache: answers by index, index version, question and who asked (their
-//! restriction), so a repeated question costs no model call until the index changes.
+//! restriction), so a repeated question costs no model call until the index changes. A
+//! change that keeps a document's text does not change the version, so the service checks
+//! a cached answer's sources against the caller's current access before serving it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -40,6 +42,15 @@ impl AnswerCache {
             .get(key)
             .filter(|(at, _)| at.elapsed() < TTL)
             .map(|(_, a)| a.clone())
+    }
+
+    /// Forgets the answer under `key` (its sources are no longer all visible to its askers).
+    pub fn remove(&self, key: &str) {
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, order) = &mut *guard;
+        if map.remove(key).is_some() {
+            order.retain(|k| k != key);
+        }
     }
 
     /// Keeps `answer` under `key`, evicting the oldest entry when full.

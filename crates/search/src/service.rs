@@ -474,8 +474,12 @@ impl Search {
         let key = cache::key(name, version, k, &scope, question);
         let outcome = async {
             if let Some(mut hit) = self.cache.get(&key) {
-                hit.cached = true;
-                return Ok(hit);
+                if self.still_visible(name, &hit, restriction.as_ref()).await? {
+                    hit.cached = true;
+                    return Ok(hit);
+                }
+                tracing::debug!(index = name, "A cached answer quotes a source the caller can no longer see; answering afresh.");
+                self.cache.remove(&key);
             }
             let hits = query::search(
                 &self.store,
@@ -524,6 +528,35 @@ impl Search {
                 Err(e)
             }
         }
+    }
+
+    /// Whether the caller can still see every source of a cached `answer`: a change that
+    /// leaves a document's text alone (a record's owner) does not bump the index version,
+    /// yet may take the document out of the caller's rule.
+    async fn still_visible(
+        &self,
+        name: &str,
+        answer: &Answer,
+        restriction: Option<&Restriction>,
+    ) -> Result<bool, SearchError> {
+        let Some(restriction) = restriction else {
+            return Ok(true);
+        };
+        let mut ids: Vec<String> = answer
+            .sources
+            .iter()
+            .map(|s| s.document_id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(true);
+        }
+        let visible = self
+            .store
+            .search_visible_documents(name, &ids, restriction)
+            .await?;
+        Ok(ids.iter().all(|id| visible.contains(id)))
     }
 
     async fn compose(

@@ -4,7 +4,10 @@
 //! letting `glob` expand `**`: `glob` follows symlinked directories, so a link to a parent
 //! made it index the same files dozens of times over (until the OS refused the path), and
 //! two such links made the walk exponential. Here symlinked directories are not entered;
-//! symlinked files are read.
+//! symlinked files are read only when they resolve inside the app directory (or, for an
+//! absolute path or glob, inside its fixed directory): a link to `/etc/passwd` or to the
+//! server's secrets in a docs folder must not end up in answers. Such a file is skipped
+//! with a warning.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -25,6 +28,7 @@ const MAX_DEPTH: usize = 64;
 /// [`SearchError::Invalid`] on key `path` for a path that does not exist or a bad glob.
 pub fn list_files(dir: &Path, paths: &[String]) -> Result<Vec<PathBuf>, SearchError> {
     let mut out = Vec::new();
+    let app = canonical(dir);
     for p in paths {
         let full = if Path::new(p).is_absolute() {
             PathBuf::from(p)
@@ -32,7 +36,10 @@ pub fn list_files(dir: &Path, paths: &[String]) -> Result<Vec<PathBuf>, SearchEr
             dir.join(p)
         };
         if full.is_file() {
-            out.push(full);
+            // A file named outright: relative ones must stay in the app directory.
+            if Path::new(p).is_absolute() || inside(&full, &app) {
+                out.push(full);
+            }
             continue;
         }
         let (root, pattern) = if full.is_dir() {
@@ -62,7 +69,12 @@ pub fn list_files(dir: &Path, paths: &[String]) -> Result<Vec<PathBuf>, SearchEr
                 ),
             ));
         };
-        walk(&root, pattern.as_ref(), &mut out);
+        let confine = if Path::new(p).is_absolute() {
+            canonical(&root)
+        } else {
+            app.clone()
+        };
+        walk(&root, pattern.as_ref(), &confine, &mut out);
     }
     out.sort();
     out.dedup();
@@ -84,7 +96,30 @@ fn fixed_prefix(pattern: &Path) -> PathBuf {
     root
 }
 
-fn walk(root: &Path, pattern: Option<&Pattern>, out: &mut Vec<PathBuf>) {
+/// `path` with links resolved, or as given when it cannot be resolved.
+fn canonical(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Whether `file` resolves (through any symlink) to a path inside `confine`; logs the ones
+/// that do not.
+fn inside(file: &Path, confine: &Path) -> bool {
+    match file.canonicalize() {
+        Ok(target) if target.starts_with(confine) => true,
+        Ok(_) => {
+            tracing::warn!(
+                file = %file.display(),
+                allowed = %confine.display(),
+                "Skipped a file that links outside the indexed directory."
+            );
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+/// Adds the supported files under `root` that match `pattern` and resolve inside `confine`.
+fn walk(root: &Path, pattern: Option<&Pattern>, confine: &Path, out: &mut Vec<PathBuf>) {
     let options = MatchOptions {
         case_sensitive: true,
         require_literal_separator: true,
@@ -105,7 +140,7 @@ fn walk(root: &Path, pattern: Option<&Pattern>, out: &mut Vec<PathBuf>) {
         if !is_file || Format::from_path(path).is_none() {
             continue;
         }
-        if pattern.is_none_or(|p| p.matches_path_with(path, options)) {
+        if pattern.is_none_or(|p| p.matches_path_with(path, options)) && inside(path, confine) {
             out.push(path.to_path_buf());
         }
     }
@@ -175,5 +210,33 @@ mod tests {
         std::os::unix::fs::symlink("../a.md", dir.join("docs/sub/alias.md")).unwrap();
         assert_eq!(names(dir, &["docs/**/*.md"]), ["docs/a.md"]);
         assert_eq!(names(dir, &["docs"]), ["docs/a.md"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_files_pointing_outside_the_app_directory_are_skipped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("app");
+        let outside = tmp.path().join("secrets");
+        std::fs::create_dir_all(dir.join("docs/sub")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("keys.md"), "the root password").unwrap();
+        std::fs::write(dir.join("inside.md"), "fine").unwrap();
+        std::fs::write(dir.join("docs/a.md"), "x").unwrap();
+        // Out of the app directory: by absolute and by relative link, and a whole directory.
+        std::os::unix::fs::symlink(outside.join("keys.md"), dir.join("docs/abs.md")).unwrap();
+        std::os::unix::fs::symlink("../../secrets/keys.md", dir.join("docs/rel.md")).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("docs/linked")).unwrap();
+        // Inside it (though outside the walked folder) is fine.
+        std::os::unix::fs::symlink("../../inside.md", dir.join("docs/sub/ok.md")).unwrap();
+        assert_eq!(
+            names(&dir, &["docs/**/*.md"]),
+            ["docs/a.md", "docs/sub/ok.md"]
+        );
+        assert_eq!(names(&dir, &["docs"]), ["docs/a.md", "docs/sub/ok.md"]);
+        // Named outright, or walked as the root of a glob, a link out is skipped too.
+        assert_eq!(names(&dir, &["docs/abs.md"]), Vec::<String>::new());
+        assert_eq!(names(&dir, &["docs/linked/*.md"]), Vec::<String>::new());
+        assert_eq!(names(&dir, &["docs/linked"]), Vec::<String>::new());
     }
 }

@@ -1,5 +1,6 @@
 //! `/api/openapi.json` (OpenAPI 3.1, generated from the live collections on each request so
-//! it follows schema changes) and `/api/docs` (Swagger UI served from the binary).
+//! it follows schema changes, and for the caller: only superusers see superuser-only
+//! collections and routes) and `/api/docs` (Swagger UI served from the binary).
 
 use std::sync::{Arc, OnceLock};
 
@@ -11,8 +12,11 @@ use axum::{Json, Router};
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::extract::ApiPath;
-use crate::openapi;
+use brigade_core::settings::IndexSource;
+use brigade_store::Access;
+
+use crate::extract::{ApiPath, Caller};
+use crate::openapi::{self, Audience};
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -26,13 +30,26 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/docs/{*file}", get(swagger_file))
 }
 
-async fn openapi_document(State(state): State<AppState>) -> Json<Value> {
+async fn openapi_document(State(state): State<AppState>, caller: Caller) -> Json<Value> {
+    let audience = match caller.access() {
+        Access::Superuser => Audience::Superuser,
+        Access::Caller(_) => Audience::Public,
+    };
+    let collections = state.store().collections();
+    // An index that follows a collection the caller may not see is not named either.
     let indexes: Vec<String> = state
         .search()
         .indexes()
+        .filter(|i| match &i.settings.source {
+            IndexSource::Collection { name, .. } => collections
+                .iter()
+                .find(|c| c.name == *name)
+                .is_some_and(|c| openapi::shows(audience, c)),
+            _ => true,
+        })
         .map(|i| i.name().to_string())
         .collect();
-    Json(openapi::document(&state.store().collections(), &indexes))
+    Json(openapi::document(&collections, &indexes, audience))
 }
 
 async fn swagger_file(ApiPath(file): ApiPath<String>) -> Response {

@@ -30,3 +30,4 @@ mod revocation;
 mod rule_leaks;
 mod rules;
 mod search;
+mod sec_misc;

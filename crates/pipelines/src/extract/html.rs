@@ -10,13 +10,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
+use reqwest::header::{ACCEPT, HeaderValue};
 use reqwest::{Client, Url};
 use scraper::{ElementRef, Html, Selector};
 use serde_json::{Map, Value as Json};
 
 use super::http::{
-    PageSink, Redactor, client, extract_error, fetch, headers, parse_url, pause, send_all,
+    Credentials, PageSink, Redactor, client, extract_error, fetch, parse_url, pause, send_all,
     status_error,
 };
 use super::{Context, Sender};
@@ -60,14 +60,9 @@ pub async fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
         .user_agent
         .clone()
         .unwrap_or_else(default_user_agent);
-    let client = client(cx, &agent)?;
-    let mut headers = headers(cx)?;
-    if !headers.contains_key(ACCEPT) {
-        headers.insert(
-            ACCEPT,
-            HeaderValue::from_static("text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"),
-        );
-    }
+    let credentials =
+        Credentials::new(cx, &url, "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5")?;
+    let client = client(cx, &agent, &credentials)?;
     let redactor = Redactor::new(cx);
     let max_pages = cx.spec.max_pages.unwrap_or(DEFAULT_MAX_PAGES).max(1);
     let mut delay = Duration::from_millis(cx.spec.delay_ms.unwrap_or(DEFAULT_DELAY_MS));
@@ -85,7 +80,8 @@ pub async fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
         if honour_robots {
             let origin = url.origin().ascii_serialization();
             if !robots.contains_key(&origin) {
-                let rules = fetch_robots(cx, &client, &headers, &redactor, &url, &token).await?;
+                let rules =
+                    fetch_robots(cx, &client, &credentials, &redactor, &url, &token).await?;
                 if let Some(wait) = rules.delay {
                     delay = delay.max(wait.min(CRAWL_DELAY_CAP));
                 }
@@ -115,9 +111,10 @@ pub async fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
             pause(cx, delay).await?;
         }
         visited.insert(url.clone());
-        let fetched = fetch(cx, &client, &url, &headers, &shown).await?;
+        let headers = credentials.for_url(cx, &url, &shown);
+        let fetched = fetch(cx, &client, &url, headers, &shown).await?;
         if !fetched.status.is_success() {
-            return Err(status_error(cx, &shown, &fetched));
+            return Err(status_error(cx, &url, &shown, &fetched, &credentials));
         }
         let mut landed = fetched.url.clone();
         landed.set_fragment(None);
@@ -340,7 +337,7 @@ fn product_token(agent: &str) -> String {
 async fn fetch_robots(
     cx: &Context,
     client: &Client,
-    headers: &HeaderMap,
+    credentials: &Credentials,
     redactor: &Redactor,
     url: &Url,
     token: &str,
@@ -350,7 +347,7 @@ async fn fetch_robots(
     robots_url.set_query(None);
     robots_url.set_fragment(None);
     let shown = redactor.url(&robots_url);
-    let mut headers = headers.clone();
+    let mut headers = credentials.for_url(cx, &robots_url, &shown).clone();
     headers.insert(ACCEPT, HeaderValue::from_static("text/plain,*/*;q=0.5"));
     let fetched = fetch(cx, client, &robots_url, &headers, &shown).await?;
     if fetched.status.is_success() {

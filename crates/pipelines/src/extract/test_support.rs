@@ -131,3 +131,13 @@ pub(crate) async fn serve(app: axum::Router) -> String {
     });
     format!("http://{addr}")
 }
+
+/// Serves `app` on `ip` (another loopback address is another origin) and returns its base URL.
+pub(crate) async fn serve_on(ip: &str, app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    format!("http://{addr}")
+}

@@ -26,6 +26,7 @@ mod group_commit;
 mod logins;
 mod oidc;
 mod records;
+mod visible;
 
 /// A page of a list request.
 #[derive(Debug, Clone, serde::Serialize)]

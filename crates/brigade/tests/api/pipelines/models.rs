@@ -381,8 +381,11 @@ files_test!(
         let page = expect_json(app.get(private).await, 200).await;
         assert_eq!(page["total_items"], 3, "{page}");
 
-        // OpenAPI documents the reads only.
-        let doc = expect_json(app.anon_get("/api/openapi.json").await, 200).await;
+        // OpenAPI documents the reads only (to superusers: anonymous callers are not told
+        // of a superuser-only table).
+        let anon = expect_json(app.anon_get("/api/openapi.json").await, 200).await;
+        assert!(anon["paths"].get(private).is_none(), "{anon}");
+        let doc = expect_json(app.get("/api/openapi.json").await, 200).await;
         let list = &doc["paths"]["/api/collections/private_totals/records"];
         assert!(list["get"].is_object() && list["post"].is_null(), "{list}");
         let one = &doc["paths"]["/api/collections/private_totals/records/{id}"];

@@ -1,11 +1,21 @@
 //! The HTTP client the API and HTML extractors share: default headers and user agent,
 //! secrets kept out of URLs shown to users (`Redactor`), and requests retried with
 //! exponential backoff on connection errors, timeouts, 429 and 5xx, honouring `Retry-After`.
+//!
+//! The `headers` of an extract (an `Authorization`, an API key) are credentials for the
+//! origin of its `url` only. Next pages come from the upstream (a `Link` header, a cursor
+//! that is a whole URL, an HTML `follow` link, a redirect), so a page on another origin is
+//! requested without them ([`Credentials`]), and a redirect of a request carrying them to
+//! another origin is not followed. Pipeline files themselves are trusted: whoever writes
+//! one can point `url` at any address the server reaches, internal ones included.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
-use reqwest::{Client, StatusCode, Url};
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
+use reqwest::{Client, StatusCode, Url, redirect};
 
 use super::super::{Context, Message, Sender};
 use super::{
@@ -33,11 +43,37 @@ pub(crate) fn default_user_agent() -> String {
     format!("brigade/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// A client with the extract's timeout and the user agent `agent`.
+/// Redirects followed per request, as reqwest's default policy.
+const MAX_REDIRECTS: usize = 10;
+
+/// A client with the extract's timeout and the user agent `agent`. A request that starts
+/// at `credentials`' origin (and so carries the configured headers) follows redirects only
+/// within that origin: reqwest drops `Authorization` on a cross-host redirect but would
+/// forward an API-key header such as `X-Api-Key`.
 ///
 /// # Errors
 /// An invalid user agent, or TLS that cannot be set up.
-pub(crate) fn client(cx: &Context, agent: &str) -> Result<Client, PipelineError> {
+pub(crate) fn client(
+    cx: &Context,
+    agent: &str,
+    credentials: &Credentials,
+) -> Result<Client, PipelineError> {
+    let guarded = credentials.configured.then(|| credentials.origin.clone());
+    let policy = redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error("too many redirects");
+        }
+        if let Some(origin) = &guarded
+            && attempt
+                .previous()
+                .first()
+                .is_some_and(|u| origin_of(u) == *origin)
+            && origin_of(attempt.url()) != *origin
+        {
+            return attempt.stop();
+        }
+        attempt.follow()
+    });
     let timeout = Duration::from_secs(cx.spec.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS).max(1));
     let agent = HeaderValue::from_str(agent).map_err(|_| {
         extract_error(
@@ -49,6 +85,7 @@ pub(crate) fn client(cx: &Context, agent: &str) -> Result<Client, PipelineError>
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .user_agent(agent)
+        .redirect(policy)
         .build()
         .map_err(|e| {
             extract_error(
@@ -81,6 +118,115 @@ pub(crate) fn headers(cx: &Context) -> Result<HeaderMap, PipelineError> {
         map.insert(header, value);
     }
     Ok(map)
+}
+
+/// The headers of each request: the extract's `headers` (credentials) for the origin of its
+/// `url` (scheme, host and port), and only the default `Accept` for any other origin a next
+/// page leads to.
+pub(crate) struct Credentials {
+    /// The origin of `url`, serialized (`https://host:port`).
+    origin: String,
+    /// The configured headers and the default `Accept`.
+    with: HeaderMap,
+    /// The default `Accept` alone (or the configured one, which is no credential).
+    without: HeaderMap,
+    /// Whether the extract configures any header besides `Accept`.
+    configured: bool,
+    /// Origins already warned about, so a long crawl logs each once.
+    warned: Mutex<HashSet<String>>,
+}
+
+impl Credentials {
+    /// The extract's `headers` for the origin of `first`, with `accept` unless it sets one.
+    ///
+    /// # Errors
+    /// As [`headers`].
+    pub(crate) fn new(
+        cx: &Context,
+        first: &Url,
+        accept: &'static str,
+    ) -> Result<Credentials, PipelineError> {
+        let mut with = headers(cx)?;
+        let mut without = HeaderMap::new();
+        match with.get(ACCEPT) {
+            Some(value) => {
+                without.insert(ACCEPT, value.clone());
+            }
+            None => {
+                with.insert(ACCEPT, HeaderValue::from_static(accept));
+                without.insert(ACCEPT, HeaderValue::from_static(accept));
+            }
+        }
+        let configured = with.keys().any(|k| *k != ACCEPT);
+        Ok(Credentials {
+            origin: origin_of(first),
+            with,
+            without,
+            configured,
+            warned: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Whether `url` is on the origin the headers were configured for.
+    pub(crate) fn same_origin(&self, url: &Url) -> bool {
+        origin_of(url) == self.origin
+    }
+
+    /// The headers to send to `url` (shown as `shown`); leaving the configured ones out is
+    /// logged once per origin.
+    pub(crate) fn for_url(&self, cx: &Context, url: &Url, shown: &str) -> &HeaderMap {
+        if self.same_origin(url) {
+            return &self.with;
+        }
+        if self.configured {
+            let origin = origin_of(url);
+            let first = self
+                .warned
+                .lock()
+                .map(|mut w| w.insert(origin.clone()))
+                .unwrap_or(true);
+            if first {
+                tracing::warn!(
+                    extract = %cx.spec.name,
+                    url = %shown,
+                    origin = %origin,
+                    configured_for = %self.origin,
+                    "A next page is on another origin; requesting it without the extract's `headers`, which are sent only to the origin of `url`."
+                );
+            }
+        }
+        &self.without
+    }
+
+    /// Why a request to `url` that failed may have lacked credentials, for its error.
+    fn note(&self, url: &Url, fetched: &Fetched) -> Option<String> {
+        if !self.configured {
+            return None;
+        }
+        let origin = &self.origin;
+        if !self.same_origin(url) {
+            return Some(format!(
+                "; it was requested without the extract's `headers`, which are sent only to {origin} (the origin of `url`), not to {}",
+                origin_of(url)
+            ));
+        }
+        let location = fetched
+            .headers
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| url.join(l).ok())?;
+        (fetched.status.is_redirection() && !self.same_origin(&location)).then(|| {
+            format!(
+                "; it redirects to {}, another origin, and the extract's `headers` go only to {origin}, so the redirect was not followed",
+                origin_of(&location)
+            )
+        })
+    }
+}
+
+/// `scheme://host:port` of `url` (the default port left out), what "origin" means here.
+pub(crate) fn origin_of(url: &Url) -> String {
+    url.origin().ascii_serialization()
 }
 
 /// Masks secrets in URLs shown in lineage, logs and errors.
@@ -349,8 +495,15 @@ pub(crate) async fn pause(cx: &Context, delay: Duration) -> Result<(), PipelineE
     }
 }
 
-/// The error for a response that is not a success (and was not retried).
-pub(crate) fn status_error(cx: &Context, shown: &str, fetched: &Fetched) -> PipelineError {
+/// The error for a response from `url` that is not a success (and was not retried).
+pub(crate) fn status_error(
+    cx: &Context,
+    url: &Url,
+    shown: &str,
+    fetched: &Fetched,
+    credentials: &Credentials,
+) -> PipelineError {
+    let note = credentials.note(url, fetched).unwrap_or_default();
     let hint = match fetched.status.as_u16() {
         401 | 403 => {
             "; check the credentials in `headers` (e.g. Authorization = \"Bearer ${TOKEN}\")"
@@ -362,7 +515,7 @@ pub(crate) fn status_error(cx: &Context, shown: &str, fetched: &Fetched) -> Pipe
     extract_error(
         cx,
         &format!(
-            "GET {shown} returned {}: {}{hint}",
+            "GET {shown} returned {}: {}{note}{hint}",
             fetched.status,
             snippet(&fetched.body)
         ),

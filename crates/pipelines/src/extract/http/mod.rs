@@ -3,6 +3,9 @@
 //! passing (timeouts, 429s, 5xx during deploys), so every request is retried with backoff
 //! before the step gives up; the request and retry code is shared with the HTML scraper.
 //!
+//! The extract's `headers` are sent only to the origin of its `url`; next pages elsewhere
+//! are requested without them (see [`Credentials`]).
+//!
 //! Secrets stay out of lineage, logs and errors: header values are never shown, and URLs
 //! are shown with passwords, secret-looking query parameters and the values of
 //! secret-looking `${VAR}`s masked (see `Redactor`).
@@ -11,7 +14,7 @@ use std::time::Duration;
 
 use brigade_store::conn::Row;
 use reqwest::Url;
-use reqwest::header::{ACCEPT, HeaderValue, LINK};
+use reqwest::header::LINK;
 use serde_json::{Map, Value as Json};
 
 use super::shape::{Shaper, flatten};
@@ -46,24 +49,22 @@ const SNIPPET: usize = 200;
 pub async fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
     let template = cx.expand(cx.spec.url.as_deref().unwrap_or_default())?;
     let redactor = Redactor::new(cx);
-    let client = client(cx, &default_user_agent())?;
-    let mut headers = headers(cx)?;
-    if !headers.contains_key(ACCEPT) {
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-    }
     let mut paging = Paging::of(cx)?;
     let max_pages = cx.spec.max_pages.unwrap_or(DEFAULT_MAX_PAGES).max(1);
     let mut sink = PageSink::new(cx);
     let mut url = paging.first(cx, &template)?;
+    let credentials = Credentials::new(cx, &url, "application/json")?;
+    let client = client(cx, &default_user_agent(), &credentials)?;
     let mut pages: u32 = 0;
     let mut shown = redactor.url(&url);
     loop {
         if cx.is_cancelled() {
             return Err(PipelineError::Cancelled);
         }
-        let fetched = fetch(cx, &client, &url, &headers, &shown).await?;
+        let headers = credentials.for_url(cx, &url, &shown);
+        let fetched = fetch(cx, &client, &url, headers, &shown).await?;
         if !fetched.status.is_success() {
-            return Err(status_error(cx, &shown, &fetched));
+            return Err(status_error(cx, &url, &shown, &fetched, &credentials));
         }
         let body: Json = serde_json::from_str(&fetched.body).map_err(|e| {
             extract_error(
@@ -599,5 +600,7 @@ fn next_link(header: &str) -> Option<String> {
 mod client;
 pub(crate) use client::*;
 
+#[cfg(test)]
+mod cross_origin_tests;
 #[cfg(test)]
 mod tests;
