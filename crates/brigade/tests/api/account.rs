@@ -129,14 +129,26 @@ async fn password_change_needs_the_current_one_and_signs_out_other_sessions() {
     .await;
 }
 
-/// The reset token from the newest email in the outbox.
-fn token_from_outbox(app: &TestApp) -> String {
+/// The reset token from the newest email in the outbox, waiting for the email: the request
+/// is answered before the email is written.
+async fn token_from_outbox(app: &TestApp) -> String {
     let outbox = app.dir.path().join("data/outbox");
-    let mut mails: Vec<_> = std::fs::read_dir(&outbox)
-        .expect("outbox exists")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut mails: Vec<_> = loop {
+        let mails: Vec<_> = std::fs::read_dir(&outbox)
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !mails.is_empty() {
+            break mails;
+        }
+        assert!(std::time::Instant::now() < deadline, "no email in {}", outbox.display());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     mails.sort();
     let text = std::fs::read_to_string(mails.last().expect("an email")).unwrap();
     assert!(text.contains("To: u@example.com"), "{text}");
@@ -181,7 +193,7 @@ async fn password_reset_by_email_is_single_use_and_does_not_enumerate() {
     .await;
     assert_eq!(known, unknown, "the answer does not reveal accounts");
 
-    let token = token_from_outbox(&app);
+    let token = token_from_outbox(&app).await;
     let confirm = |password: &str| json!({"token": token, "password": password});
     assert_eq!(
         post(
