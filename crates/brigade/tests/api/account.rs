@@ -146,7 +146,11 @@ async fn token_from_outbox(app: &TestApp) -> String {
         if !mails.is_empty() {
             break mails;
         }
-        assert!(std::time::Instant::now() < deadline, "no email in {}", outbox.display());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no email in {}",
+            outbox.display()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     mails.sort();

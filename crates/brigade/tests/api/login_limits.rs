@@ -187,6 +187,28 @@ async fn behind_a_trusted_proxy_the_rightmost_hop_is_the_client_and_ipv6_counts_
     assert_eq!(status("2001:db8:1:2:ffff::2").await, 401);
     assert_eq!(status("2001:db8:1:2:abcd::3").await, 429);
     assert_eq!(status("2001:db8:1:3::1").await, 401);
+    // The audit log (written in the background) names the client, not the proxy.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let ips: Vec<String> = loop {
+        let audit = crate::helpers::expect_json(
+            app.get("/api/audit?filter=action%20%3D%20'auth.login_failed'&per_page=100")
+                .await,
+            200,
+        )
+        .await;
+        let ips: Vec<String> = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["ip"].as_str().map(str::to_string))
+            .collect();
+        if ips.len() >= 5 || std::time::Instant::now() > deadline {
+            break ips;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(ips.iter().any(|ip| ip == "198.51.100.10"), "{ips:?}");
+    assert!(!ips.iter().any(|ip| ip == "127.0.0.1"), "{ips:?}");
 }
 
 on_both_stores!(
