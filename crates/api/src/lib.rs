@@ -8,6 +8,7 @@
 //! - `openapi`: the live OpenAPI document; `telemetry`: RED metrics.
 
 mod audit;
+mod deadline;
 pub mod error;
 mod extract;
 mod mailer;
