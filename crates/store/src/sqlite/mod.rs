@@ -3,13 +3,18 @@
 //!
 //! rusqlite is synchronous, and a filter over a large collection can keep a statement busy
 //! for seconds; run on the async runtime's worker threads, a few of them froze every request
-//! of the server. So every statement runs on a blocking thread ([`pool::off_thread`]), is
-//! stopped at the request's deadline ([`crate::deadline`]) and is interrupted when the
-//! request goes away. Reads start on the *quick* lane (`database.pool_size` connections); a
-//! read still running after [`QUICK_LIMIT`] is stopped there and run again on the *heavy*
-//! lane, a few connections (half the cores) that expensive filters queue for, so they cannot
-//! take every connection (and core) from cheap requests. Re-running is safe: reads are
-//! read-only and in autocommit mode.
+//! of the server. So statements are stopped at the request's deadline
+//! ([`crate::deadline`]), and none holds a runtime thread for more than [`INLINE_LIMIT`]:
+//! - Writes run on a blocking thread ([`pool::off_thread`]), interrupted if their request
+//!   goes away.
+//! - Reads take a connection of the *quick* lane (`database.pool_size` connections) and try
+//!   inline first, stopped after [`INLINE_LIMIT`]: a point lookup takes microseconds, and a
+//!   hop to another thread and back would cost a third of GET-by-id throughput. A read that
+//!   outgrows that runs again on a blocking thread; one still running after [`QUICK_LIMIT`]
+//!   runs again on the *heavy* lane, a few connections (half the cores) that expensive
+//!   filters queue for, so they cannot take every connection (and core) from cheap
+//!   requests. Re-running is safe: reads are read-only and in autocommit mode, and the
+//!   work thrown away is bounded by the limits.
 
 mod bulk;
 mod pool;
@@ -37,6 +42,8 @@ const WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NO
     PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8000;";
 const READER_PRAGMAS: &str =
     "PRAGMA query_only = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4000;";
+/// How long a read may run inline on a runtime thread before it moves to a blocking thread.
+const INLINE_LIMIT: Duration = Duration::from_millis(2);
 /// How long a read may run on the quick lane before it moves to the heavy lane. Point
 /// lookups and pages of indexed lists take well under a millisecond.
 const QUICK_LIMIT: Duration = Duration::from_millis(25);
@@ -178,10 +185,24 @@ impl SqliteConn {
         F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        let mut f = f;
         let deadline = Deadline::current();
         let lease = self.lease.take().ok_or_else(|| {
             StoreError::Internal("the connection was lost by a failed statement".into())
         })?;
+        if self.heavy.is_some() {
+            let limit = Instant::now() + INLINE_LIMIT;
+            let stop = &lease.handle().stop;
+            stop.arm(Some(deadline.map_or(limit, |d| d.at().min(limit))));
+            let result = f(&lease.handle().conn);
+            stop.disarm();
+            let outgrew = matches!(&result, Err(e) if is_interrupt(e))
+                && !deadline.is_some_and(|d| d.passed());
+            if !outgrew {
+                self.lease = Some(lease);
+                return result.map_err(|e| interpreted(e, deadline));
+            }
+        }
         let stop_at = match (&self.heavy, deadline) {
             (Some(_), Some(d)) => Some(d.at().min(Instant::now() + QUICK_LIMIT)),
             (Some(_), None) => Some(Instant::now() + QUICK_LIMIT),
