@@ -13,9 +13,11 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// Short, so over-long queries hit it quickly; limits off, so the loaders are not throttled.
-const CONFIG: &str = "[server]\nrequest_timeout = \"2s\"\n[rate_limit]\ndefault = \"off\"\n";
-const TIMEOUT: Duration = Duration::from_secs(2);
-const NOTES: usize = 12_000;
+const CONFIG: &str = "[server]\nrequest_timeout = \"1s\"\n[rate_limit]\ndefault = \"off\"\n";
+const TIMEOUT: Duration = Duration::from_secs(1);
+const NOTES: usize = 4_000;
+/// Notes per batch request: small batches, so each is stored well within the timeout.
+const PER_BATCH: usize = 100;
 const LOADERS: usize = 32;
 
 /// A public `notes` collection of [`NOTES`] records, each by one of 100 `authors`; returns
@@ -44,9 +46,10 @@ async fn seed(app: &TestApp) -> String {
             .await;
         authors.push(author["id"].as_str().unwrap().to_owned());
     }
-    let filler = "the quick brown fox jumps over the lazy dog and keeps on running ".repeat(3);
-    for start in (0..NOTES).step_by(1000) {
-        let requests: Vec<Value> = (start..(start + 1000).min(NOTES))
+    // Long bodies: every `~` reads all of them.
+    let filler = "the quick brown fox jumps over the lazy dog and keeps on running ".repeat(40);
+    for start in (0..NOTES).step_by(PER_BATCH) {
+        let requests: Vec<Value> = (start..(start + PER_BATCH).min(NOTES))
             .map(|i| {
                 json!({
                     "method": "POST",
@@ -97,8 +100,14 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples[rank.clamp(1, samples.len()) - 1]
 }
 
-/// The latencies of `path` requested every 20 ms while `running`.
-async fn probe(app: &TestApp, path: &str, running: &AtomicBool) -> Vec<Duration> {
+/// The latencies of `path` requested every 20 ms while `running` (asserting 200 answers
+/// with `must_succeed`).
+async fn probe(
+    app: &TestApp,
+    path: &str,
+    running: &AtomicBool,
+    must_succeed: bool,
+) -> Vec<Duration> {
     let client = reqwest::Client::new();
     let mut samples = Vec::new();
     while running.load(Ordering::Relaxed) {
@@ -109,7 +118,9 @@ async fn probe(app: &TestApp, path: &str, running: &AtomicBool) -> Vec<Duration>
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET {path}: no answer under load ({e})"));
-        assert_eq!(res.status(), 200, "GET {path} under load");
+        if must_succeed {
+            assert_eq!(res.status(), 200, "GET {path} under load");
+        }
         let _ = res.bytes().await;
         samples.push(started.elapsed());
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -121,7 +132,9 @@ backend_test!(expensive_filters_neither_freeze_nor_outlive_the_timeout, |backend
     let Some(app) = spawn_app_with_config(backend, CONFIG).await else {
         return;
     };
+    let t = Instant::now();
     let note = seed(&app).await;
+    eprintln!("CALIBRATE seed took {:?}", t.elapsed());
     let app = Arc::new(app);
 
     // One over-long query alone: stopped at the deadline, answered as a 503 problem.
@@ -138,9 +151,10 @@ backend_test!(expensive_filters_neither_freeze_nor_outlive_the_timeout, |backend
         .await
         .expect("an over-long query is answered");
     let took = started.elapsed();
+    eprintln!("CALIBRATE heavy took {took:?}");
     let problem = expect_problem(res, 503, None).await;
     let detail = problem["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains("took longer than 2 s"), "{problem}");
+    assert!(detail.contains("took longer than 1 s"), "{problem}");
     assert!(
         took < TIMEOUT + Duration::from_secs(2),
         "the timeout answered after {took:?}"
@@ -191,8 +205,8 @@ backend_test!(expensive_filters_neither_freeze_nor_outlive_the_timeout, |backend
     };
     let record = format!("/api/collections/notes/records/{note}");
     let (mut health, mut reads, ()) = tokio::join!(
-        probe(&app, "/healthz", &running),
-        probe(&app, &record, &running),
+        probe(&app, "/healthz", &running, true),
+        probe(&app, &record, &running, backend == Backend::Sqlite),
         stop
     );
     for loader in loaders {
@@ -216,7 +230,8 @@ backend_test!(expensive_filters_neither_freeze_nor_outlive_the_timeout, |backend
         "/healthz p99 {health_p99:?} under load"
     );
     // On PostgreSQL the expensive queries run in the database's own processes and take the
-    // pool's connections; only SQLite's lanes keep cheap reads apart from them.
+    // pool's connections (a cheap read may wait for one until its deadline); only SQLite's
+    // lanes keep cheap reads apart from them.
     if backend == Backend::Sqlite {
         assert!(
             reads_p99 < Duration::from_millis(500),

@@ -10,7 +10,7 @@
 //! - Reads take a connection of the *quick* lane (`database.pool_size` connections) and try
 //!   inline first, stopped after [`INLINE_LIMIT`]: a point lookup takes microseconds, and a
 //!   hop to another thread and back would cost a third of GET-by-id throughput. A read that
-//!   outgrows that runs again on a blocking thread; one still running after [`QUICK_LIMIT`]
+//!   outgrows that runs again on a thread of the lane; one still running after [`QUICK_LIMIT`]
 //!   runs again on the *heavy* lane, a few connections (half the cores) that expensive
 //!   filters queue for, so they cannot take every connection (and core) from cheap
 //!   requests. Re-running is safe: reads are read-only and in autocommit mode, and the
@@ -42,11 +42,16 @@ const WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NO
     PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8000;";
 const READER_PRAGMAS: &str =
     "PRAGMA query_only = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4000;";
-/// How long a read may run inline on a runtime thread before it moves to a blocking thread.
+/// How long a read may run inline on a runtime thread before it moves to a lane thread.
 const INLINE_LIMIT: Duration = Duration::from_millis(2);
 /// How long a read may run on the quick lane before it moves to the heavy lane. Point
 /// lookups and pages of indexed lists take well under a millisecond.
-const QUICK_LIMIT: Duration = Duration::from_millis(25);
+const QUICK_LIMIT: Duration = Duration::from_millis(10);
+
+/// Niceness of the quick lane's threads (statements past [`INLINE_LIMIT`]).
+const QUICK_NICE: i32 = 5;
+/// Niceness of the heavy lane's threads: they get the cores nothing else wants.
+const HEAVY_NICE: i32 = 15;
 
 /// An open SQLite database file.
 pub struct SqliteDatabase {
@@ -97,11 +102,13 @@ impl SqliteDatabase {
         };
         let quick = (0..readers).map(|_| open_reader()).collect::<Result<_, _>>()?;
         let heavy = (0..heavy).map(|_| open_reader()).collect::<Result<_, _>>()?;
+        let threads =
+            |e: std::io::Error| StoreError::Unavailable(format!("cannot start a thread: {e}"));
         Ok(SqliteDatabase {
             path: path.to_path_buf(),
             writer: Arc::new(tokio::sync::Mutex::new(writer)),
-            quick: Lane::new(quick),
-            heavy: Lane::new(heavy),
+            quick: Lane::new(quick, "sqlite-read", QUICK_NICE).map_err(threads)?,
+            heavy: Lane::new(heavy, "sqlite-heavy", HEAVY_NICE).map_err(threads)?,
         })
     }
 
@@ -178,7 +185,7 @@ struct SqliteConn {
 }
 
 impl SqliteConn {
-    /// Runs `f` on a blocking thread, stopped at the request's deadline; a read that outgrows
+    /// Runs `f` off the runtime threads, stopped at the request's deadline; a read that outgrows
     /// the quick lane runs again on the heavy lane.
     async fn run<T, F>(&mut self, f: F) -> Result<T, StoreError>
     where

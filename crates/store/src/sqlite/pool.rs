@@ -3,19 +3,25 @@
 //! A [`Lease`] is one connection taken for one [`Conn`](crate::conn::Conn): the writer
 //! (behind its mutex, with the open transaction rolled back when the lease is dropped) or a
 //! connection of a read [`Lane`] (returned to the lane when dropped). [`off_thread`] moves a
-//! lease to a blocking thread, runs one statement there and hands it back; if the waiting
+//! lease to another thread, runs one statement there and hands it back; if the waiting
 //! request goes away meanwhile, the statement is interrupted and the lease returns to its
-//! pool from that thread, so nothing leaks and no runtime worker ever runs SQL.
+//! pool from that thread, so nothing leaks.
+//!
+//! Writes run on tokio's blocking threads. Each read lane has its own threads, one per
+//! connection (so a leased connection never waits for a thread), at a lower CPU priority
+//! (`nice`, Linux): a slow filter gets the cores the runtime threads leave, and `/healthz`
+//! and cheap requests do not queue for the CPU behind it.
 
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use rusqlite::Connection;
-use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
-use tokio::task::{JoinError, JoinHandle};
+use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::stop::Stop;
 use crate::deadline::until_deadline;
@@ -27,21 +33,51 @@ pub(super) struct Handle {
     pub(super) stop: Arc<Stop>,
 }
 
-/// A bounded set of read connections; requests wait for one in arrival order.
+/// Work for a lane's threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A bounded set of read connections, and as many threads to run their statements;
+/// requests wait for a connection in arrival order.
 pub(super) struct Lane {
     idle: Mutex<Vec<Handle>>,
     permits: Arc<Semaphore>,
     size: usize,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl Lane {
-    pub(super) fn new(handles: Vec<Handle>) -> Arc<Lane> {
+    /// A lane of `handles` whose threads (named `name`) run at niceness `nice`.
+    ///
+    /// # Errors
+    /// When a thread cannot be started.
+    pub(super) fn new(handles: Vec<Handle>, name: &str, nice: i32) -> std::io::Result<Arc<Lane>> {
         let size = handles.len();
-        Arc::new(Lane {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..size {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || {
+                    lower_priority(nice);
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        // A panicking statement drops its lease (and answer) while
+                        // unwinding; the thread carries on.
+                        let _ = catch_unwind(AssertUnwindSafe(job));
+                    }
+                })?;
+        }
+        Ok(Arc::new(Lane {
             idle: Mutex::new(handles),
             permits: Arc::new(Semaphore::new(size)),
             size,
-        })
+            jobs,
+        }))
     }
 
     /// Waits (until the request's deadline) for a connection of this lane.
@@ -123,11 +159,24 @@ impl Drop for Lease {
     }
 }
 
+/// Lowers the calling thread's CPU priority to niceness `nice` (Linux; elsewhere a no-op).
+fn lower_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    if let Err(e) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice)
+    {
+        tracing::debug!(error = %e, "Could not lower the priority of a SQLite read thread.");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
 /// What [`off_thread`] hands back: the lease, the statement (to run it again elsewhere) and
 /// its result.
 pub(super) type Ran<F, T> = (Lease, F, rusqlite::Result<T>);
 
-/// Runs `f` with the lease's connection on a blocking thread, stopping it at `stop_at`.
+/// Runs `f` with the lease's connection on the threads of its lane (the writer: on a
+/// blocking thread), stopping it at `stop_at`.
 ///
 /// # Errors
 /// [`StoreError::Internal`] when `f` panicked (the lease was dropped, and with it its
@@ -143,34 +192,47 @@ where
 {
     let stop = Arc::clone(&lease.handle().stop);
     stop.arm(stop_at);
-    let join = tokio::task::spawn_blocking(move || {
+    let lane = match &lease {
+        Lease::Reader { lane, .. } => Some(Arc::clone(lane)),
+        Lease::Writer { .. } => None,
+    };
+    let (answer, answered) = oneshot::channel();
+    let job = move || {
         let mut f = f;
         let result = f(&lease.handle().conn);
         lease.handle().stop.disarm();
-        (lease, f, result)
-    });
+        // Nobody waiting: the lease is dropped here, back to its pool.
+        let _ = answer.send((lease, f, result));
+    };
+    match lane {
+        Some(lane) => lane
+            .jobs
+            .send(Box::new(job))
+            .map_err(|_| StoreError::Unavailable("database is closed".into()))?,
+        None => drop(tokio::task::spawn_blocking(job)),
+    }
     Running {
-        join,
+        answered,
         stop,
         finished: false,
     }
     .await
-    .map_err(|e| StoreError::Internal(format!("a SQLite statement failed to run: {e}")))
+    .map_err(|_| StoreError::Internal("a SQLite statement panicked".into()))
 }
 
-/// A statement running on a blocking thread; dropping it before it finishes stops the
-/// statement (before the join handle, and so the lease, can be released).
+/// A statement running on another thread; dropping it before it finishes stops the
+/// statement (before the answer, and so the lease, can be released).
 struct Running<T> {
-    join: JoinHandle<T>,
+    answered: oneshot::Receiver<T>,
     stop: Arc<Stop>,
     finished: bool,
 }
 
 impl<T> Future for Running<T> {
-    type Output = Result<T, JoinError>;
+    type Output = Result<T, oneshot::error::RecvError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let out = ready!(Pin::new(&mut self.join).poll(cx));
+        let out = ready!(Pin::new(&mut self.answered).poll(cx));
         self.finished = true;
         Poll::Ready(out)
     }
