@@ -170,7 +170,9 @@ async fn bounded<T>(
 
 impl Drop for PgConn {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take().filter(|_| self.in_flight) {
+        if self.in_flight
+            && let Some(client) = self.client.take()
+        {
             // Stop the statement on the server, then close the connection: handed to another
             // request, a late cancel could hit that request's statement instead.
             let token = client.cancel_token();
