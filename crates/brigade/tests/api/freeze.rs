@@ -210,30 +210,30 @@ backend_test!(expensive_filters_neither_freeze_nor_outlive_the_timeout, |backend
         loader.await.expect("loader task");
     }
 
+    let health_p50 = percentile(&mut health, 0.5);
     let health_p99 = percentile(&mut health, 0.99);
+    let reads_p50 = percentile(&mut reads, 0.5);
     let reads_p99 = percentile(&mut reads, 0.99);
-    eprintln!(
-        "{backend:?}: {} loader answers; /healthz p50 {:?} p99 {health_p99:?} ({} samples); \
-         GET by id p50 {:?} p99 {reads_p99:?} ({} samples)",
+    let summary = format!(
+        "{backend:?}: {} loader answers; /healthz p50 {health_p50:?} p99 {health_p99:?} \
+         ({} samples); GET by id p50 {reads_p50:?} p99 {reads_p99:?} ({} samples)",
         answered.load(Ordering::Relaxed),
-        percentile(&mut health, 0.5),
         health.len(),
-        percentile(&mut reads, 0.5),
         reads.len(),
     );
-    assert!(health.len() >= 20, "only {} /healthz answers in 6 s", health.len());
-    assert!(
-        health_p99 < Duration::from_millis(500),
-        "/healthz p99 {health_p99:?} under load"
-    );
+    eprintln!("{summary}");
+    // The goal is 50 ms at p99 on an idle box (measured alone: p50 ~2 ms, p99 ~40 ms);
+    // these bounds leave room for a loaded 2-core CI machine. Before the fix /healthz took
+    // seconds: every runtime thread was running a filter.
+    assert!(health.len() >= 20, "too few /healthz answers: {summary}");
+    assert!(health_p50 < Duration::from_millis(100), "{summary}");
+    assert!(health_p99 < Duration::from_millis(1000), "{summary}");
     // On PostgreSQL the expensive queries run in the database's own processes and take the
     // pool's connections (a cheap read may wait for one until its deadline); only SQLite's
     // lanes keep cheap reads apart from them.
     if backend == Backend::Sqlite {
-        assert!(
-            reads_p99 < Duration::from_millis(500),
-            "GET by id p99 {reads_p99:?} under load"
-        );
+        assert!(reads_p50 < Duration::from_millis(100), "{summary}");
+        assert!(reads_p99 < Duration::from_millis(1000), "{summary}");
     }
 
     // Nothing leaked: every connection is back and answers.
