@@ -128,115 +128,118 @@ async fn probe(
     samples
 }
 
-backend_test!(expensive_filters_neither_freeze_nor_outlive_the_timeout, |backend| async move {
-    let Some(app) = spawn_app_with_config(backend, CONFIG).await else {
-        return;
-    };
-    let note = seed(&app).await;
-    let app = Arc::new(app);
+backend_test!(
+    expensive_filters_neither_freeze_nor_outlive_the_timeout,
+    |backend| async move {
+        let Some(app) = spawn_app_with_config(backend, CONFIG).await else {
+            return;
+        };
+        let note = seed(&app).await;
+        let app = Arc::new(app);
 
-    // One over-long query alone: stopped at the deadline, answered as a 503 problem.
-    let started = Instant::now();
-    let url = app.url_with(
-        "/api/collections/notes/records",
-        &[("filter", &expensive_filter(0)), ("per_page", "500")],
-    );
-    let res = app
-        .client
-        .get(url)
-        .timeout(Duration::from_secs(60))
-        .send()
-        .await
-        .expect("an over-long query is answered");
-    let took = started.elapsed();
-    let problem = expect_problem(res, 503, None).await;
-    let detail = problem["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains("took longer than 1 s"), "{problem}");
-    assert!(
-        took < TIMEOUT + Duration::from_secs(2),
-        "the timeout answered after {took:?}"
-    );
+        // One over-long query alone: stopped at the deadline, answered as a 503 problem.
+        let started = Instant::now();
+        let url = app.url_with(
+            "/api/collections/notes/records",
+            &[("filter", &expensive_filter(0)), ("per_page", "500")],
+        );
+        let res = app
+            .client
+            .get(url)
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await
+            .expect("an over-long query is answered");
+        let took = started.elapsed();
+        let problem = expect_problem(res, 503, None).await;
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("took longer than 1 s"), "{problem}");
+        assert!(
+            took < TIMEOUT + Duration::from_secs(2),
+            "the timeout answered after {took:?}"
+        );
 
-    // Many anonymous clients looping on it (the superuser's token: no cost budget applies to
-    // it, so this is the heaviest load any caller can make), while /healthz and a cheap
-    // record read are timed.
-    let running = Arc::new(AtomicBool::new(true));
-    let answered = Arc::new(AtomicUsize::new(0));
-    let mut loaders = Vec::new();
-    for n in 0..LOADERS {
-        let (app, running, answered) = (app.clone(), running.clone(), answered.clone());
-        loaders.push(tokio::spawn(async move {
-            let mut salt = n * 1000 + 1;
-            while running.load(Ordering::Relaxed) {
-                let url = app.url_with(
-                    "/api/collections/notes/records",
-                    &[("filter", &expensive_filter(salt)), ("per_page", "500")],
-                );
-                let res = app
-                    .client
-                    .get(url)
-                    .bearer_auth(&app.token)
-                    .timeout(Duration::from_secs(60))
-                    .send()
-                    .await
-                    .expect("a loader's query is answered");
-                let status = res.status().as_u16();
-                let body = res.text().await.unwrap_or_default();
-                assert!(
-                    status == 200 || status == 503,
-                    "a loader got {status}: {body}"
-                );
-                answered.fetch_add(1, Ordering::Relaxed);
-                salt += 1;
-            }
-        }));
-    }
-    // Let the loaders fill every connection before measuring.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let stop = {
-        let running = running.clone();
-        async move {
-            tokio::time::sleep(Duration::from_secs(6)).await;
-            running.store(false, Ordering::Relaxed);
+        // Many anonymous clients looping on it (the superuser's token: no cost budget applies to
+        // it, so this is the heaviest load any caller can make), while /healthz and a cheap
+        // record read are timed.
+        let running = Arc::new(AtomicBool::new(true));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let mut loaders = Vec::new();
+        for n in 0..LOADERS {
+            let (app, running, answered) = (app.clone(), running.clone(), answered.clone());
+            loaders.push(tokio::spawn(async move {
+                let mut salt = n * 1000 + 1;
+                while running.load(Ordering::Relaxed) {
+                    let url = app.url_with(
+                        "/api/collections/notes/records",
+                        &[("filter", &expensive_filter(salt)), ("per_page", "500")],
+                    );
+                    let res = app
+                        .client
+                        .get(url)
+                        .bearer_auth(&app.token)
+                        .timeout(Duration::from_secs(60))
+                        .send()
+                        .await
+                        .expect("a loader's query is answered");
+                    let status = res.status().as_u16();
+                    let body = res.text().await.unwrap_or_default();
+                    assert!(
+                        status == 200 || status == 503,
+                        "a loader got {status}: {body}"
+                    );
+                    answered.fetch_add(1, Ordering::Relaxed);
+                    salt += 1;
+                }
+            }));
         }
-    };
-    let record = format!("/api/collections/notes/records/{note}");
-    let (mut health, mut reads, ()) = tokio::join!(
-        probe(&app, "/healthz", &running, true),
-        probe(&app, &record, &running, backend == Backend::Sqlite),
-        stop
-    );
-    for loader in loaders {
-        loader.await.expect("loader task");
-    }
+        // Let the loaders fill every connection before measuring.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let stop = {
+            let running = running.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(6)).await;
+                running.store(false, Ordering::Relaxed);
+            }
+        };
+        let record = format!("/api/collections/notes/records/{note}");
+        let (mut health, mut reads, ()) = tokio::join!(
+            probe(&app, "/healthz", &running, true),
+            probe(&app, &record, &running, backend == Backend::Sqlite),
+            stop
+        );
+        for loader in loaders {
+            loader.await.expect("loader task");
+        }
 
-    let health_p50 = percentile(&mut health, 0.5);
-    let health_p99 = percentile(&mut health, 0.99);
-    let reads_p50 = percentile(&mut reads, 0.5);
-    let reads_p99 = percentile(&mut reads, 0.99);
-    let summary = format!(
-        "{backend:?}: {} loader answers; /healthz p50 {health_p50:?} p99 {health_p99:?} \
+        let health_p50 = percentile(&mut health, 0.5);
+        let health_p99 = percentile(&mut health, 0.99);
+        let reads_p50 = percentile(&mut reads, 0.5);
+        let reads_p99 = percentile(&mut reads, 0.99);
+        let summary = format!(
+            "{backend:?}: {} loader answers; /healthz p50 {health_p50:?} p99 {health_p99:?} \
          ({} samples); GET by id p50 {reads_p50:?} p99 {reads_p99:?} ({} samples)",
-        answered.load(Ordering::Relaxed),
-        health.len(),
-        reads.len(),
-    );
-    eprintln!("{summary}");
-    // The goal is 50 ms at p99 on an idle box (measured alone: p50 ~2 ms, p99 ~40 ms);
-    // these bounds leave room for a loaded 2-core CI machine. Before the fix /healthz took
-    // seconds: every runtime thread was running a filter.
-    assert!(health.len() >= 20, "too few /healthz answers: {summary}");
-    assert!(health_p50 < Duration::from_millis(100), "{summary}");
-    assert!(health_p99 < Duration::from_millis(1000), "{summary}");
-    // On PostgreSQL the expensive queries run in the database's own processes and take the
-    // pool's connections (a cheap read may wait for one until its deadline); only SQLite's
-    // lanes keep cheap reads apart from them.
-    if backend == Backend::Sqlite {
-        assert!(reads_p50 < Duration::from_millis(100), "{summary}");
-        assert!(reads_p99 < Duration::from_millis(1000), "{summary}");
-    }
+            answered.load(Ordering::Relaxed),
+            health.len(),
+            reads.len(),
+        );
+        eprintln!("{summary}");
+        // The goal is 50 ms at p99 on an idle box (measured alone: p50 ~2 ms, p99 ~40 ms);
+        // these bounds leave room for a loaded 2-core CI machine. Before the fix /healthz took
+        // seconds: every runtime thread was running a filter.
+        assert!(health.len() >= 20, "too few /healthz answers: {summary}");
+        assert!(health_p50 < Duration::from_millis(100), "{summary}");
+        assert!(health_p99 < Duration::from_millis(1000), "{summary}");
+        // On PostgreSQL the expensive queries run in the database's own processes and take the
+        // pool's connections (a cheap read may wait for one until its deadline); only SQLite's
+        // lanes keep cheap reads apart from them.
+        if backend == Backend::Sqlite {
+            assert!(reads_p50 < Duration::from_millis(100), "{summary}");
+            assert!(reads_p99 < Duration::from_millis(1000), "{summary}");
+        }
 
-    // Nothing leaked: every connection is back and answers.
-    let page = app.must_list("notes", &[("per_page", "1")]).await;
-    assert_eq!(page["total_items"], NOTES, "{page}");
-});
+        // Nothing leaked: every connection is back and answers.
+        let page = app.must_list("notes", &[("per_page", "1")]).await;
+        assert_eq!(page["total_items"], NOTES, "{page}");
+    }
+);

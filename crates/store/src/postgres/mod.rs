@@ -258,7 +258,11 @@ impl Conn for PgConn {
         suffix: &[Value],
     ) -> Result<u64, StoreError> {
         let (client, in_flight) = self.parts()?;
-        bounded(in_flight, bulk::copy_in(client, table, columns, rows, suffix)).await
+        bounded(
+            in_flight,
+            bulk::copy_in(client, table, columns, rows, suffix),
+        )
+        .await
     }
 
     async fn describe(&mut self, sql: &Sql) -> Result<Vec<(String, String)>, StoreError> {

@@ -100,8 +100,12 @@ impl SqliteDatabase {
             let stop = Stop::install(&reader).map_err(unavailable)?;
             Ok(Handle { conn: reader, stop })
         };
-        let quick = (0..readers).map(|_| open_reader()).collect::<Result<_, _>>()?;
-        let heavy = (0..heavy).map(|_| open_reader()).collect::<Result<_, _>>()?;
+        let quick = (0..readers)
+            .map(|_| open_reader())
+            .collect::<Result<_, _>>()?;
+        let heavy = (0..heavy)
+            .map(|_| open_reader())
+            .collect::<Result<_, _>>()?;
         let threads =
             |e: std::io::Error| StoreError::Unavailable(format!("cannot start a thread: {e}"));
         Ok(SqliteDatabase {

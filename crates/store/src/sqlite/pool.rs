@@ -110,6 +110,8 @@ impl Lane {
 }
 
 /// One connection, held by one `Conn` (or, while a statement runs, by its blocking thread).
+// The reader holds its connection inline: boxing it would add an allocation per request.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Lease {
     Writer {
         guard: OwnedMutexGuard<Handle>,
@@ -162,9 +164,7 @@ impl Drop for Lease {
 /// Lowers the calling thread's CPU priority to niceness `nice` (Linux; elsewhere a no-op).
 fn lower_priority(nice: i32) {
     #[cfg(target_os = "linux")]
-    if let Err(e) =
-        rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice)
-    {
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice) {
         tracing::debug!(error = %e, "Could not lower the priority of a SQLite read thread.");
     }
     #[cfg(not(target_os = "linux"))]

@@ -100,7 +100,10 @@ mod tests {
 
         stop.disarm();
         let small = "SELECT count(*) FROM (SELECT 1 UNION ALL SELECT 2)";
-        assert_eq!(conn.query_row(small, [], |r| r.get::<_, i64>(0)).unwrap(), 2);
+        assert_eq!(
+            conn.query_row(small, [], |r| r.get::<_, i64>(0)).unwrap(),
+            2
+        );
     }
 
     #[test]
