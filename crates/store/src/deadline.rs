@@ -78,3 +78,25 @@ pub(crate) async fn until_deadline<T>(
             .map_err(|_| deadline.exceeded()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_deadline_is_seen_inside_its_scope_only_and_bounds_waits() {
+        assert_eq!(Deadline::current(), None);
+        let deadline = Deadline::after(Duration::from_millis(20));
+        let seen = deadline.scope(async { Deadline::current() }).await;
+        assert_eq!(seen, Some(deadline));
+
+        let waited = deadline
+            .scope(until_deadline(std::future::pending::<()>()))
+            .await;
+        assert!(matches!(
+            waited,
+            Err(crate::StoreError::Timeout { budget }) if budget == Duration::from_millis(20)
+        ));
+        assert_eq!(until_deadline(async { 7 }).await.ok(), Some(7));
+    }
+}
