@@ -13,8 +13,9 @@
 //!   outgrows that runs again on a thread of the lane; one still running after [`QUICK_LIMIT`]
 //!   runs again on the *heavy* lane, a few connections (half the cores) that expensive
 //!   filters queue for, so they cannot take every connection (and core) from cheap
-//!   requests. Re-running is safe: reads are read-only and in autocommit mode, and the
-//!   work thrown away is bounded by the limits.
+//!   requests. Re-running is safe: reads are read-only and in autocommit mode (a read
+//!   transaction keeps its statements on its connection), and the work thrown away is
+//!   bounded by the limits.
 
 mod bulk;
 mod pool;
@@ -201,6 +202,11 @@ impl SqliteConn {
         let lease = self.lease.take().ok_or_else(|| {
             StoreError::Internal("the connection was lost by a failed statement".into())
         })?;
+        // Inside a read transaction (`BEGIN` on a read connection: a consistent extract)
+        // the statement stays on its connection: its snapshot is there.
+        if self.heavy.is_some() && !lease.handle().conn.is_autocommit() {
+            self.heavy = None;
+        }
         if self.heavy.is_some() {
             let limit = Instant::now() + INLINE_LIMIT;
             let stop = &lease.handle().stop;
@@ -368,5 +374,63 @@ impl Conn for SqliteConn {
             *open = false;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ~50-100 ms of work: past the inline and quick limits.
+    const SLOW: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+        WHERE i < 400000) SELECT count(*) FROM n";
+
+    fn slow() -> Sql {
+        let mut sql = Sql::new(Dialect::Sqlite);
+        sql.push(SLOW);
+        sql
+    }
+
+    fn open() -> (tempfile::TempDir, SqliteDatabase) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDatabase::open(&dir.path().join("t.db"), 2).unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_read_moves_to_the_heavy_lane_and_finishes() {
+        let (_dir, db) = open();
+        let mut conn = db.read().await.unwrap();
+        let rows = conn.query(&slow(), &[ColType::Int]).await.unwrap();
+        assert_eq!(rows, vec![vec![Value::Int(400_000)]]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_transaction_keeps_its_connection() {
+        let (_dir, db) = open();
+        let mut conn = db.read().await.unwrap();
+        conn.execute_script("BEGIN").await.unwrap();
+        conn.query(&slow(), &[ColType::Int]).await.unwrap();
+        // Still on the connection that began it (elsewhere: "no transaction is active").
+        conn.execute_script("COMMIT").await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_past_the_deadline_is_a_timeout() {
+        let (_dir, db) = open();
+        let deadline = Deadline::after(Duration::from_millis(15));
+        let outcome = deadline
+            .scope(async {
+                let mut conn = db.read().await?;
+                conn.query(&slow(), &[ColType::Int]).await
+            })
+            .await;
+        assert!(
+            matches!(outcome, Err(StoreError::Timeout { .. })),
+            "{outcome:?}"
+        );
+        // The connections are back and work.
+        let mut conn = db.read().await.unwrap();
+        conn.execute_script("SELECT 1").await.unwrap();
     }
 }

@@ -154,6 +154,13 @@ impl Drop for Lease {
             Lease::Reader { handle, lane, .. } => {
                 if let (Some(handle), Ok(mut idle)) = (handle.take(), lane.idle.lock()) {
                     handle.stop.disarm();
+                    // A read transaction (a pipeline's consistent extract) left open would
+                    // pin its snapshot for the next user and hold back checkpoints.
+                    if !handle.conn.is_autocommit()
+                        && let Err(e) = handle.conn.execute_batch("ROLLBACK")
+                    {
+                        tracing::warn!(error = %e, "Ending an abandoned read transaction failed.");
+                    }
                     idle.push(handle);
                 }
             }
