@@ -20,7 +20,7 @@ const NOTES: usize = 4_000;
 const PER_BATCH: usize = 100;
 const LOADERS: usize = 32;
 
-/// A public `notes` collection of [`NOTES`] records, each by one of 100 `authors`; returns
+/// A public `notes` collection of (at least) [`NOTES`] records, each by one of 100 `authors`; returns
 /// the id of one note.
 async fn seed(app: &TestApp) -> String {
     let public = json!({ "list": "", "view": "" });
@@ -39,13 +39,23 @@ async fn seed(app: &TestApp) -> String {
         "rules": public,
     }))
     .await;
-    let mut authors = Vec::new();
-    for i in 0..100 {
-        let author = app
-            .must_post_record("authors", json!({ "name": format!("author number {i}") }))
-            .await;
-        authors.push(author["id"].as_str().unwrap().to_owned());
-    }
+    let authors: Vec<Value> = (0..100)
+        .map(|i| {
+            json!({
+                "method": "POST",
+                "url": "/api/collections/authors/records",
+                "body": { "name": format!("author number {i}") },
+            })
+        })
+        .collect();
+    store_batch(app, authors).await;
+    let page = app.must_list("authors", &[("per_page", "100")]).await;
+    let authors: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
     // Long bodies: every `~` reads all of them.
     let filler = "the quick brown fox jumps over the lazy dog and keeps on running ".repeat(40);
     for start in (0..NOTES).step_by(PER_BATCH) {
@@ -58,19 +68,33 @@ async fn seed(app: &TestApp) -> String {
                 })
             })
             .collect();
-        let res = app
-            .request(Method::POST, "/api/batch")
-            .timeout(Duration::from_secs(120))
-            .json(&json!({ "requests": requests }))
-            .send()
-            .await
-            .expect("the batch is answered");
-        expect_json(res, 200).await;
+        store_batch(app, requests).await;
     }
     let page = app
         .must_list("notes", &[("per_page", "1"), ("skip_total", "true")])
         .await;
     page["items"][0]["id"].as_str().unwrap().to_owned()
+}
+
+/// Sends one batch, again when the short request timeout cut it off on a busy machine (a
+/// batch that timed out may still have been stored: the tests need at least, not exactly,
+/// these records).
+async fn store_batch(app: &TestApp, requests: Vec<Value>) {
+    let body = json!({ "requests": requests });
+    for _ in 0..10 {
+        let res = app
+            .request(Method::POST, "/api/batch")
+            .timeout(Duration::from_secs(120))
+            .json(&body)
+            .send()
+            .await
+            .expect("the batch is answered");
+        if res.status() != 503 {
+            expect_json(res, 200).await;
+            return;
+        }
+    }
+    panic!("a seed batch timed out ten times");
 }
 
 /// A filter within the language's limits that scans every note for each of ~110 needles
@@ -240,6 +264,7 @@ backend_test!(
 
         // Nothing leaked: every connection is back and answers.
         let page = app.must_list("notes", &[("per_page", "1")]).await;
-        assert_eq!(page["total_items"], NOTES, "{page}");
+        let total = page["total_items"].as_u64().unwrap_or_default();
+        assert!(total >= NOTES as u64, "{page}");
     }
 );
