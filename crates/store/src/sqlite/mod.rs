@@ -190,8 +190,9 @@ struct SqliteConn {
 }
 
 impl SqliteConn {
-    /// Runs `f` off the runtime threads, stopped at the request's deadline; a read that outgrows
-    /// the quick lane runs again on the heavy lane.
+    /// Runs `f`, stopped at the request's deadline: a write on a blocking thread; a read
+    /// inline for at most [`INLINE_LIMIT`], then on its lane's threads, then (past
+    /// [`QUICK_LIMIT`]) on the heavy lane.
     async fn run<T, F>(&mut self, f: F) -> Result<T, StoreError>
     where
         F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
