@@ -3,9 +3,9 @@
 //! problem+json when the deadline passes, whatever it was waiting for.
 //!
 //! This replaces tower-http's `TimeoutLayer`, whose empty 503 never came while SQLite
-//! statements ran on the runtime threads (nothing polled its timer); now that they run on
-//! blocking threads the timer fires, and the store's own deadline usually answers first
-//! with a message about the query.
+//! statements ran on the runtime threads (nothing polled its timer); now that no statement
+//! holds a runtime thread for more than a couple of milliseconds the timer fires, and the
+//! store's own deadline usually answers first with a message about the query.
 
 use std::time::Duration;
 
