@@ -143,6 +143,13 @@ impl From<StoreError> for ApiError {
             e @ StoreError::ReadOnly { .. } => {
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, e.to_string())
             }
+            StoreError::Timeout { budget } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "The query took longer than {} s (server.request_timeout) and was stopped; narrow the filter, or ask for fewer records or no total (skip_total=true).",
+                    budget.as_secs_f64()
+                ),
+            ),
             StoreError::Unavailable(m) => {
                 tracing::error!(error = %m, "Database unavailable.");
                 ApiError {

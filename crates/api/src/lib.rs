@@ -9,6 +9,7 @@
 
 mod audit;
 mod client_ip;
+mod deadline;
 pub mod error;
 mod extract;
 mod login_budget;

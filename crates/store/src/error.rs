@@ -38,6 +38,9 @@ pub enum StoreError {
         collection: String,
         pipeline: String,
     },
+    /// A statement ran past the request's deadline and was stopped (see [`crate::deadline`]).
+    #[error("the query took longer than {} s and was stopped", .budget.as_secs_f64())]
+    Timeout { budget: std::time::Duration },
     /// The database could not be reached.
     #[error("database unavailable: {0}")]
     Unavailable(String),

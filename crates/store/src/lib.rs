@@ -15,6 +15,7 @@ mod api_keys;
 mod audit;
 pub mod conn;
 mod ddl;
+pub mod deadline;
 pub mod error;
 pub mod login_failures;
 pub mod migrations;

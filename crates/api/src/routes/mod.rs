@@ -1,5 +1,5 @@
 //! The router: one `router()` per resource, assembled with the cross-cutting layers
-//! (request ids, metrics, timeouts, body limits, panics as 500s, security headers).
+//! (request ids, metrics, deadlines, body limits, panics as 500s, security headers).
 
 mod account;
 mod audit;
@@ -25,7 +25,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
@@ -58,7 +57,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), crate::ratelimit::limit))
         .layer(DefaultBodyLimit::max(settings.body_limit))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout.max(Duration::from_millis(100))))
+        .layer(middleware::from_fn_with_state(settings.request_timeout.max(Duration::from_millis(100)), crate::deadline::limit))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("x-content-type-options"),

@@ -1,10 +1,16 @@
 //! The PostgreSQL backend: a deadpool of tokio-postgres connections with cached prepared
 //! statements. A broken connection is discarded by the pool's recycle check, so the store
 //! recovers by itself after the server restarts.
+//!
+//! Statements of a request stop at its deadline ([`crate::deadline`]): a write transaction
+//! sets `statement_timeout` to the time left (in the `BEGIN` round trip), and a read that is
+//! still waiting at the deadline, or whose request went away, is cancelled on the server and
+//! its connection closed rather than handed to the next request mid-query.
 
 mod bulk;
 mod value;
 
+use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -16,6 +22,7 @@ use tokio_postgres::types::ToSql;
 use brigade_core::value::Value;
 
 use crate::conn::{ColType, Conn, Database, JsonRow, Row};
+use crate::deadline::{Deadline, until_deadline};
 use crate::error::StoreError;
 use crate::sql::{Dialect, Ident, Sql};
 use value::{Bind, decode, map_error};
@@ -58,9 +65,8 @@ impl PostgresDatabase {
     }
 
     async fn client(&self) -> Result<Object, StoreError> {
-        self.pool
-            .get()
-            .await
+        until_deadline(self.pool.get())
+            .await?
             .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 }
@@ -73,11 +79,25 @@ impl Database for PostgresDatabase {
 
     async fn begin(&self) -> Result<Box<dyn Conn>, StoreError> {
         let client = self.client().await?;
-        client.batch_execute("BEGIN").await.map_err(map_error)?;
-        Ok(Box::new(PgConn {
+        let mut conn = PgConn {
             client: Some(client),
-            in_transaction: true,
-        }))
+            in_transaction: false,
+            in_flight: false,
+        };
+        let begin = match Deadline::current() {
+            // `0` would mean no limit.
+            Some(d) => format!(
+                "BEGIN; SET LOCAL statement_timeout = {}",
+                d.at()
+                    .saturating_duration_since(std::time::Instant::now())
+                    .as_millis()
+                    .max(1)
+            ),
+            None => "BEGIN".to_owned(),
+        };
+        conn.execute_script(&begin).await?;
+        conn.in_transaction = true;
+        Ok(Box::new(conn))
     }
 
     async fn read(&self) -> Result<Box<dyn Conn>, StoreError> {
@@ -86,6 +106,7 @@ impl Database for PostgresDatabase {
         Ok(Box::new(PgConn {
             client: Some(client),
             in_transaction: false,
+            in_flight: false,
         }))
     }
 
@@ -115,18 +136,57 @@ struct PgConn {
     client: Option<Object>,
     /// Whether a transaction is open (and must be rolled back on drop).
     in_transaction: bool,
+    /// A statement was sent and its answer not awaited to the end (its deadline passed or
+    /// its request went away): it is cancelled and the connection closed on drop.
+    in_flight: bool,
 }
 
 impl PgConn {
-    fn client(&self) -> Result<&Object, StoreError> {
-        self.client
-            .as_ref()
-            .ok_or_else(|| StoreError::Internal("transaction already finished".into()))
+    /// The client, and the flag [`bounded`] keeps.
+    fn parts(&mut self) -> Result<(&Object, &mut bool), StoreError> {
+        match &self.client {
+            Some(client) => Ok((client, &mut self.in_flight)),
+            None => Err(StoreError::Internal("transaction already finished".into())),
+        }
     }
+}
+
+/// Awaits `op` until the request's deadline; `in_flight` stays set if it does not finish.
+async fn bounded<T>(
+    in_flight: &mut bool,
+    op: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    *in_flight = true;
+    let out = match Deadline::current() {
+        None => op.await,
+        Some(d) => match tokio::time::timeout_at(d.at().into(), op).await {
+            Ok(out) => out,
+            Err(_) => return Err(d.exceeded()),
+        },
+    };
+    *in_flight = false;
+    out
 }
 
 impl Drop for PgConn {
     fn drop(&mut self) {
+        if self.in_flight
+            && let Some(client) = self.client.take()
+        {
+            // Stop the statement on the server, then close the connection: handed to another
+            // request, a late cancel could hit that request's statement instead.
+            let token = client.cancel_token();
+            let client = Object::take(client);
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    if let Err(e) = token.cancel_query(NoTls).await {
+                        tracing::warn!(error = %e, "Cancelling an abandoned query failed.");
+                    }
+                    drop(client);
+                });
+            }
+            return;
+        }
         if let Some(client) = self.client.take().filter(|_| self.in_transaction) {
             // Roll back before the connection goes back to the pool; if that fails the
             // connection is closed rather than reused in an aborted state.
@@ -150,12 +210,15 @@ impl Conn for PgConn {
     }
 
     async fn query(&mut self, sql: &Sql, types: &[ColType]) -> Result<Vec<Row>, StoreError> {
-        let client = self.client()?;
-        let stmt = client.prepare_cached(&sql.text).await.map_err(map_error)?;
-        let binds: Vec<Bind<'_>> = sql.params.iter().map(Bind).collect();
-        let params: Vec<&(dyn ToSql + Sync)> =
-            binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
-        let rows = client.query(&stmt, &params).await.map_err(map_error)?;
+        let (client, in_flight) = self.parts()?;
+        let rows = bounded(in_flight, async {
+            let stmt = client.prepare_cached(&sql.text).await.map_err(map_error)?;
+            let binds: Vec<Bind<'_>> = sql.params.iter().map(Bind).collect();
+            let params: Vec<&(dyn ToSql + Sync)> =
+                binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+            client.query(&stmt, &params).await.map_err(map_error)
+        })
+        .await?;
         rows.iter()
             .map(|row| {
                 types
@@ -168,19 +231,23 @@ impl Conn for PgConn {
     }
 
     async fn execute(&mut self, sql: &Sql) -> Result<u64, StoreError> {
-        let client = self.client()?;
-        let stmt = client.prepare_cached(&sql.text).await.map_err(map_error)?;
-        let binds: Vec<Bind<'_>> = sql.params.iter().map(Bind).collect();
-        let params: Vec<&(dyn ToSql + Sync)> =
-            binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
-        client.execute(&stmt, &params).await.map_err(map_error)
+        let (client, in_flight) = self.parts()?;
+        bounded(in_flight, async {
+            let stmt = client.prepare_cached(&sql.text).await.map_err(map_error)?;
+            let binds: Vec<Bind<'_>> = sql.params.iter().map(Bind).collect();
+            let params: Vec<&(dyn ToSql + Sync)> =
+                binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+            client.execute(&stmt, &params).await.map_err(map_error)
+        })
+        .await
     }
 
     async fn execute_script(&mut self, script: &str) -> Result<(), StoreError> {
-        self.client()?
-            .batch_execute(script)
-            .await
-            .map_err(map_error)
+        let (client, in_flight) = self.parts()?;
+        bounded(in_flight, async {
+            client.batch_execute(script).await.map_err(map_error)
+        })
+        .await
     }
 
     async fn insert_rows(
@@ -190,11 +257,20 @@ impl Conn for PgConn {
         rows: &[Row],
         suffix: &[Value],
     ) -> Result<u64, StoreError> {
-        bulk::copy_in(self.client()?, table, columns, rows, suffix).await
+        let (client, in_flight) = self.parts()?;
+        bounded(
+            in_flight,
+            bulk::copy_in(client, table, columns, rows, suffix),
+        )
+        .await
     }
 
     async fn describe(&mut self, sql: &Sql) -> Result<Vec<(String, String)>, StoreError> {
-        let stmt = self.client()?.prepare(&sql.text).await.map_err(map_error)?;
+        let (client, in_flight) = self.parts()?;
+        let stmt = bounded(in_flight, async {
+            client.prepare(&sql.text).await.map_err(map_error)
+        })
+        .await?;
         Ok(stmt
             .columns()
             .iter()
@@ -203,7 +279,8 @@ impl Conn for PgConn {
     }
 
     async fn query_json(&mut self, sql: &Sql) -> Result<Vec<JsonRow>, StoreError> {
-        bulk::query_json(self.client()?, sql).await
+        let (client, in_flight) = self.parts()?;
+        bounded(in_flight, bulk::query_json(client, sql)).await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {

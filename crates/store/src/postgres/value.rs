@@ -145,6 +145,12 @@ pub(super) fn map_error(e: tokio_postgres::Error) -> StoreError {
                 .to_string();
             return StoreError::conflict(&column, "must be unique; another record has this value");
         }
+        // The `statement_timeout` a request's transaction sets (see `begin`).
+        if *code == SqlState::QUERY_CANCELED
+            && let Some(deadline) = crate::deadline::Deadline::current()
+        {
+            return deadline.exceeded();
+        }
         if *code == SqlState::FOREIGN_KEY_VIOLATION {
             return StoreError::Conflict {
                 message: "the record is referenced by other records; delete those first or use cascade_delete".into(),

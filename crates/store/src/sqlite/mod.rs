@@ -1,47 +1,70 @@
 //! The embedded SQLite backend: one writer connection (writes are serialised, so a writer
-//! never sees `SQLITE_BUSY`) and a pool of read-only connections, all in WAL mode.
+//! never sees `SQLITE_BUSY`) and two lanes of read-only connections, all in WAL mode.
 //!
-//! rusqlite is synchronous; statements run inline on the calling task (they take
-//! microseconds; handing the thread off per call costs more than it saves).
+//! rusqlite is synchronous, and a filter over a large collection can keep a statement busy
+//! for seconds; run on the async runtime's worker threads, a few of them froze every request
+//! of the server. So statements are stopped at the request's deadline
+//! ([`crate::deadline`]), and none holds a runtime thread for more than [`INLINE_LIMIT`]:
+//! - Writes run on a blocking thread ([`pool::off_thread`]), interrupted if their request
+//!   goes away.
+//! - Reads take a connection of the *quick* lane (`database.pool_size` connections) and try
+//!   inline first, stopped after [`INLINE_LIMIT`]: a point lookup takes microseconds, and a
+//!   hop to another thread and back would cost a third of GET-by-id throughput. A read that
+//!   outgrows that runs again on a thread of the lane; one still running after [`QUICK_LIMIT`]
+//!   runs again on the *heavy* lane, a few connections (half the cores) that expensive
+//!   filters queue for, so they cannot take every connection (and core) from cheap
+//!   requests. Re-running is safe: reads are read-only and in autocommit mode (a read
+//!   transaction keeps its statements on its connection), and the work thrown away is
+//!   bounded by the limits.
 
 mod bulk;
+mod pool;
+mod stop;
 mod value;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use brigade_core::value::Value;
 
 use crate::conn::{ColType, Conn, Database, JsonRow, Row};
+use crate::deadline::{Deadline, until_deadline};
 use crate::error::StoreError;
 use crate::sql::{Dialect, Ident, Sql};
+use pool::{Handle, Lane, Lease, off_thread};
+use stop::{Stop, is_interrupt};
 use value::{Bind, decode, map_error};
 
 const WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
     PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8000;";
 const READER_PRAGMAS: &str =
     "PRAGMA query_only = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4000;";
+/// How long a read may run inline on a runtime thread before it moves to a lane thread.
+const INLINE_LIMIT: Duration = Duration::from_millis(2);
+/// How long a read may run on the quick lane before it moves to the heavy lane. Point
+/// lookups and pages of indexed lists take well under a millisecond.
+const QUICK_LIMIT: Duration = Duration::from_millis(10);
+
+/// Niceness of the quick lane's threads (statements past [`INLINE_LIMIT`]).
+const QUICK_NICE: i32 = 5;
+/// Niceness of the heavy lane's threads: they get the cores nothing else wants.
+const HEAVY_NICE: i32 = 15;
 
 /// An open SQLite database file.
 pub struct SqliteDatabase {
     path: PathBuf,
-    writer: Arc<tokio::sync::Mutex<Connection>>,
-    readers: Arc<ReaderPool>,
-}
-
-struct ReaderPool {
-    idle: Mutex<Vec<Connection>>,
-    permits: Arc<Semaphore>,
-    size: usize,
+    writer: Arc<tokio::sync::Mutex<Handle>>,
+    quick: Arc<Lane>,
+    heavy: Arc<Lane>,
 }
 
 impl SqliteDatabase {
-    /// Opens (creating if needed) the database at `path` with `readers` read connections.
+    /// Opens (creating if needed) the database at `path` with `readers` quick read
+    /// connections (and a heavy lane of half the cores, at most `readers`).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the file cannot be created or opened.
@@ -59,8 +82,13 @@ impl SqliteDatabase {
             .map_err(unavailable)?;
         writer.execute_batch(WRITER_PRAGMAS).map_err(unavailable)?;
         writer.set_prepared_statement_cache_capacity(256);
-        let mut idle = Vec::with_capacity(readers);
-        for _ in 0..readers.max(1) {
+        let stop = Stop::install(&writer).map_err(unavailable)?;
+        let writer = Handle { conn: writer, stop };
+
+        let readers = readers.max(1);
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let heavy = (cores / 2).clamp(1, readers);
+        let open_reader = || -> Result<Handle, StoreError> {
             let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI;
@@ -70,17 +98,22 @@ impl SqliteDatabase {
                 .map_err(unavailable)?;
             reader.execute_batch(READER_PRAGMAS).map_err(unavailable)?;
             reader.set_prepared_statement_cache_capacity(256);
-            idle.push(reader);
-        }
-        let size = idle.len();
+            let stop = Stop::install(&reader).map_err(unavailable)?;
+            Ok(Handle { conn: reader, stop })
+        };
+        let quick = (0..readers)
+            .map(|_| open_reader())
+            .collect::<Result<_, _>>()?;
+        let heavy = (0..heavy)
+            .map(|_| open_reader())
+            .collect::<Result<_, _>>()?;
+        let threads =
+            |e: std::io::Error| StoreError::Unavailable(format!("cannot start a thread: {e}"));
         Ok(SqliteDatabase {
             path: path.to_path_buf(),
             writer: Arc::new(tokio::sync::Mutex::new(writer)),
-            readers: Arc::new(ReaderPool {
-                idle: Mutex::new(idle),
-                permits: Arc::new(Semaphore::new(size)),
-                size,
-            }),
+            quick: Lane::new(quick, "sqlite-read", QUICK_NICE).map_err(threads)?,
+            heavy: Lane::new(heavy, "sqlite-heavy", HEAVY_NICE).map_err(threads)?,
         })
     }
 
@@ -97,43 +130,25 @@ impl Database for SqliteDatabase {
     }
 
     async fn begin(&self) -> Result<Box<dyn Conn>, StoreError> {
-        let guard = self.writer.clone().lock_owned().await;
+        let guard = until_deadline(self.writer.clone().lock_owned()).await?;
         let mut conn = SqliteConn {
-            holder: Holder::Writer(guard),
-            open: false,
+            lease: Some(Lease::Writer { guard, open: false }),
+            heavy: None,
         };
-        conn.run(|c| c.execute_batch("BEGIN IMMEDIATE"))
-            .map_err(map_error)?;
-        conn.open = true;
+        conn.run(|c| c.execute_batch("BEGIN IMMEDIATE")).await?;
+        if let Some(Lease::Writer { open, .. }) = &mut conn.lease {
+            *open = true;
+        }
         Ok(Box::new(conn))
     }
 
     async fn read(&self) -> Result<Box<dyn Conn>, StoreError> {
-        let permit = self
-            .readers
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError::Unavailable("database is closed".into()))?;
-        let conn = self
-            .readers
-            .idle
-            .lock()
-            .map_err(|_| StoreError::Internal("reader pool poisoned".into()))?
-            .pop()
-            .ok_or_else(|| StoreError::Internal("reader pool empty".into()))?;
-        let conn = SqliteConn {
-            holder: Holder::Reader {
-                conn: Some(conn),
-                pool: self.readers.clone(),
-                _permit: permit,
-            },
-            open: false,
-        };
         // Autocommit: a single read needs no transaction, and skipping BEGIN/ROLLBACK
         // saves two statements per request.
-        Ok(Box::new(conn))
+        Ok(Box::new(SqliteConn {
+            lease: Some(self.quick.lease().await?),
+            heavy: Some(self.heavy.clone()),
+        }))
     }
 
     async fn bulk_writer(
@@ -145,62 +160,120 @@ impl Database for SqliteDatabase {
     }
 
     fn pool_status(&self) -> (usize, usize) {
-        let idle = self.readers.permits.available_permits();
-        (self.readers.size - idle + 1, idle)
+        let (quick_used, quick_idle) = self.quick.status();
+        let (heavy_used, heavy_idle) = self.heavy.status();
+        (quick_used + heavy_used + 1, quick_idle + heavy_idle)
     }
 
     async fn close(&self) {
-        let writer = self.writer.lock().await;
-        if let Err(e) = writer.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;") {
-            tracing::warn!(error = %e, "WAL checkpoint on shutdown failed.");
+        let writer = self.writer.clone().lock_owned().await;
+        let checkpoint = tokio::task::spawn_blocking(move || {
+            writer
+                .conn
+                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;")
+        });
+        match checkpoint.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "WAL checkpoint on shutdown failed."),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint on shutdown failed."),
         }
-        self.readers.permits.close();
+        self.quick.close();
+        self.heavy.close();
     }
-}
-
-enum Holder {
-    Writer(OwnedMutexGuard<Connection>),
-    Reader {
-        conn: Option<Connection>,
-        pool: Arc<ReaderPool>,
-        /// Held for the connection's lifetime; returned on drop.
-        _permit: OwnedSemaphorePermit,
-    },
 }
 
 struct SqliteConn {
-    holder: Holder,
-    open: bool,
+    /// `None` only after a statement panicked (the lease went with it).
+    lease: Option<Lease>,
+    /// A read on the quick lane: the lane to move to when a statement outgrows it.
+    heavy: Option<Arc<Lane>>,
 }
 
 impl SqliteConn {
-    fn connection(&self) -> &Connection {
-        match &self.holder {
-            Holder::Writer(guard) => guard,
-            Holder::Reader { conn, .. } => conn.as_ref().expect("reader present until drop"),
+    /// Runs `f`, stopped at the request's deadline: a write on a blocking thread; a read
+    /// inline for at most [`INLINE_LIMIT`], then on its lane's threads, then (past
+    /// [`QUICK_LIMIT`]) on the heavy lane.
+    async fn run<T, F>(&mut self, f: F) -> Result<T, StoreError>
+    where
+        F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut f = f;
+        let deadline = Deadline::current();
+        let lease = self.lease.take().ok_or_else(|| {
+            StoreError::Internal("the connection was lost by a failed statement".into())
+        })?;
+        // Inside a read transaction (`BEGIN` on a read connection: a consistent extract)
+        // the statement stays on its connection: its snapshot is there.
+        if self.heavy.is_some() && !lease.handle().conn.is_autocommit() {
+            self.heavy = None;
         }
+        if self.heavy.is_some() {
+            let limit = Instant::now() + INLINE_LIMIT;
+            let stop = &lease.handle().stop;
+            stop.arm(Some(deadline.map_or(limit, |d| d.at().min(limit))));
+            let result = f(&lease.handle().conn);
+            stop.disarm();
+            let outgrew = matches!(&result, Err(e) if is_interrupt(e))
+                && !deadline.is_some_and(|d| d.passed());
+            if !outgrew {
+                self.lease = Some(lease);
+                return result.map_err(|e| interpreted(e, deadline));
+            }
+        }
+        let stop_at = match (&self.heavy, deadline) {
+            (Some(_), Some(d)) => Some(d.at().min(Instant::now() + QUICK_LIMIT)),
+            (Some(_), None) => Some(Instant::now() + QUICK_LIMIT),
+            (None, d) => d.map(|d| d.at()),
+        };
+        let (lease, f, result) = off_thread(lease, stop_at, f).await?;
+        let outgrew_quick = matches!(&result, Err(e) if is_interrupt(e))
+            && self.heavy.is_some()
+            && !deadline.is_some_and(|d| d.passed());
+        if !outgrew_quick {
+            self.lease = Some(lease);
+            return result.map_err(|e| interpreted(e, deadline));
+        }
+        // Free the quick connection before queueing for a heavy one.
+        drop(lease);
+        let heavy = self.heavy.take().expect("checked above");
+        let lease = heavy.lease().await?;
+        let (lease, _, result) = off_thread(lease, deadline.map(|d| d.at()), f).await?;
+        self.lease = Some(lease);
+        result.map_err(|e| interpreted(e, deadline))
     }
 
-    fn run<T>(
-        &mut self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
-        // Inline on the runtime thread: statements take microseconds, and `block_in_place`
-        // would hand the worker's core to another thread on every call, which under load
-        // grows the thread pool (and RSS) far more than it saves.
-        f(self.connection())
+    /// Runs a statement on the writer without a deadline (`COMMIT`).
+    async fn run_to_completion<T, F>(&mut self, f: F) -> Result<T, StoreError>
+    where
+        F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let lease = self.lease.take().ok_or_else(|| {
+            StoreError::Internal("the connection was lost by a failed statement".into())
+        })?;
+        let (lease, _, result) = off_thread(lease, None, f).await?;
+        self.lease = Some(lease);
+        result.map_err(map_error)
+    }
+}
+
+/// An interrupted statement past the deadline is a [`StoreError::Timeout`]; anything else
+/// as [`map_error`] says.
+fn interpreted(e: rusqlite::Error, deadline: Option<Deadline>) -> StoreError {
+    match deadline {
+        Some(d) if is_interrupt(&e) && d.passed() => d.exceeded(),
+        _ => map_error(e),
     }
 }
 
 impl Drop for SqliteConn {
     fn drop(&mut self) {
-        if self.open {
-            let _ = self.connection().execute_batch("ROLLBACK");
-        }
-        if let Holder::Reader { conn, pool, .. } = &mut self.holder
-            && let (Some(conn), Ok(mut idle)) = (conn.take(), pool.idle.lock())
+        // An abandoned write transaction is rolled back on a blocking thread too.
+        if let Some(lease) = self.lease.take_if(|l| l.rolls_back())
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            idle.push(conn);
+            runtime.spawn_blocking(move || drop(lease));
         }
     }
 }
@@ -212,7 +285,9 @@ impl Conn for SqliteConn {
     }
 
     async fn query(&mut self, sql: &Sql, types: &[ColType]) -> Result<Vec<Row>, StoreError> {
-        self.run(|c| {
+        let sql = sql.clone();
+        let types = types.to_vec();
+        self.run(move |c| {
             let mut stmt = c.prepare_cached(&sql.text)?;
             let params: Vec<Bind<'_>> = sql.params.iter().map(Bind).collect();
             let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
@@ -226,21 +301,23 @@ impl Conn for SqliteConn {
             }
             Ok(out)
         })
-        .map_err(map_error)
+        .await
     }
 
     async fn execute(&mut self, sql: &Sql) -> Result<u64, StoreError> {
-        self.run(|c| {
+        let sql = sql.clone();
+        self.run(move |c| {
             let mut stmt = c.prepare_cached(&sql.text)?;
             let params: Vec<Bind<'_>> = sql.params.iter().map(Bind).collect();
             stmt.execute(rusqlite::params_from_iter(params.iter()))
                 .map(|n| n as u64)
         })
-        .map_err(map_error)
+        .await
     }
 
     async fn execute_script(&mut self, script: &str) -> Result<(), StoreError> {
-        self.run(|c| c.execute_batch(script)).map_err(map_error)
+        let script = script.to_owned();
+        self.run(move |c| c.execute_batch(&script)).await
     }
 
     async fn insert_rows(
@@ -250,9 +327,13 @@ impl Conn for SqliteConn {
         rows: &[Row],
         suffix: &[Value],
     ) -> Result<u64, StoreError> {
-        let connection = self.connection();
-        // A bulk insert takes milliseconds per batch: let the runtime move other tasks off
-        // this worker while it runs.
+        let lease = self.lease.as_ref().ok_or_else(|| {
+            StoreError::Internal("the connection was lost by a failed statement".into())
+        })?;
+        let connection = &lease.handle().conn;
+        // A pipeline's batch (no request deadline): rather than copying its rows to a
+        // blocking thread, let the runtime move this worker's other tasks elsewhere while
+        // it runs.
         let insert = || bulk::insert(connection, table, columns, rows, suffix);
         match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
             Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(insert),
@@ -262,8 +343,9 @@ impl Conn for SqliteConn {
     }
 
     async fn describe(&mut self, sql: &Sql) -> Result<Vec<(String, String)>, StoreError> {
-        self.run(|c| {
-            let stmt = c.prepare(&sql.text)?;
+        let text = sql.text.clone();
+        self.run(move |c| {
+            let stmt = c.prepare(&text)?;
             Ok(stmt
                 .columns()
                 .iter()
@@ -275,19 +357,81 @@ impl Conn for SqliteConn {
                 })
                 .collect())
         })
-        .map_err(map_error)
+        .await
     }
 
     async fn query_json(&mut self, sql: &Sql) -> Result<Vec<JsonRow>, StoreError> {
-        self.run(|c| bulk::query_json(c, sql)).map_err(map_error)
+        let sql = sql.clone();
+        self.run(move |c| bulk::query_json(c, &sql)).await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        if !self.open {
+        if !self.lease.as_ref().is_some_and(Lease::rolls_back) {
             return Ok(());
         }
-        self.run(|c| c.execute_batch("COMMIT")).map_err(map_error)?;
-        self.open = false;
+        self.run_to_completion(|c| c.execute_batch("COMMIT"))
+            .await?;
+        if let Some(Lease::Writer { open, .. }) = &mut self.lease {
+            *open = false;
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ~50-100 ms of work: past the inline and quick limits.
+    const SLOW: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+        WHERE i < 400000) SELECT count(*) FROM n";
+
+    fn slow() -> Sql {
+        let mut sql = Sql::new(Dialect::Sqlite);
+        sql.push(SLOW);
+        sql
+    }
+
+    fn open() -> (tempfile::TempDir, SqliteDatabase) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDatabase::open(&dir.path().join("t.db"), 2).unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_read_moves_to_the_heavy_lane_and_finishes() {
+        let (_dir, db) = open();
+        let mut conn = db.read().await.unwrap();
+        let rows = conn.query(&slow(), &[ColType::Int]).await.unwrap();
+        assert_eq!(rows, vec![vec![Value::Int(400_000)]]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_transaction_keeps_its_connection() {
+        let (_dir, db) = open();
+        let mut conn = db.read().await.unwrap();
+        conn.execute_script("BEGIN").await.unwrap();
+        conn.query(&slow(), &[ColType::Int]).await.unwrap();
+        // Still on the connection that began it (elsewhere: "no transaction is active").
+        conn.execute_script("COMMIT").await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_past_the_deadline_is_a_timeout() {
+        let (_dir, db) = open();
+        let deadline = Deadline::after(Duration::from_millis(15));
+        let outcome = deadline
+            .scope(async {
+                let mut conn = db.read().await?;
+                conn.query(&slow(), &[ColType::Int]).await
+            })
+            .await;
+        assert!(
+            matches!(outcome, Err(StoreError::Timeout { .. })),
+            "{outcome:?}"
+        );
+        // The connections are back and work.
+        let mut conn = db.read().await.unwrap();
+        conn.execute_script("SELECT 1").await.unwrap();
     }
 }
