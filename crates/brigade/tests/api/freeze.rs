@@ -229,7 +229,7 @@ backend_test!(
         let record = format!("/api/collections/notes/records/{note}");
         let (mut health, mut reads, ()) = tokio::join!(
             probe(&app, "/healthz", &running, true),
-            probe(&app, &record, &running, backend == Backend::Sqlite),
+            probe(&app, &record, &running, true),
             stop
         );
         for loader in loaders {
@@ -254,13 +254,10 @@ backend_test!(
         assert!(health.len() >= 20, "too few /healthz answers: {summary}");
         assert!(health_p50 < Duration::from_millis(100), "{summary}");
         assert!(health_p99 < Duration::from_millis(1000), "{summary}");
-        // On PostgreSQL the expensive queries run in the database's own processes and take the
-        // pool's connections (a cheap read may wait for one until its deadline); only SQLite's
-        // lanes keep cheap reads apart from them.
-        if backend == Backend::Sqlite {
-            assert!(reads_p50 < Duration::from_millis(100), "{summary}");
-            assert!(reads_p99 < Duration::from_millis(1000), "{summary}");
-        }
+        // Cheap reads stay apart from the expensive ones: SQLite moves slow reads to a lane of
+        // their own, PostgreSQL lets expensive filters hold at most half the pool.
+        assert!(reads_p50 < Duration::from_millis(100), "{summary}");
+        assert!(reads_p99 < Duration::from_millis(1000), "{summary}");
 
         // Nothing leaked: every connection is back and answers.
         let page = app.must_list("notes", &[("per_page", "1")]).await;

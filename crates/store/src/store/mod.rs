@@ -76,6 +76,10 @@ pub struct Store {
     counts: Arc<counts::CountCache>,
     /// SQLite only: the queue that commits concurrent writes together.
     group_commit: Option<group_commit::GroupCommit>,
+    /// PostgreSQL only: permits for reads with expensive filters (substring scans, relation
+    /// sub-selects), half the pool, so cheap reads always find a connection while many
+    /// clients send expensive filters. SQLite moves slow reads to a lane of their own instead.
+    heavy_reads: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Store {
@@ -93,7 +97,12 @@ impl Store {
                 Arc::new(PostgresDatabase::connect(url, settings.database.pool_size).await?)
             }
         };
-        Self::with_database(db, &settings.dir.join("migrations")).await
+        let mut store = Self::with_database(db, &settings.dir.join("migrations")).await?;
+        if store.dialect() == Dialect::Postgres {
+            let permits = (settings.database.pool_size / 2).max(1);
+            store.heavy_reads = Some(Arc::new(tokio::sync::Semaphore::new(permits)));
+        }
+        Ok(store)
     }
 
     /// Wraps an opened backend.
@@ -122,6 +131,7 @@ impl Store {
             changes,
             counts,
             group_commit,
+            heavy_reads: None,
         };
         store.reload_schema().await?;
         Ok(store)

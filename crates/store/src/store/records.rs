@@ -76,6 +76,16 @@ impl Store {
                 Some(both)
             }
         };
+        // Held until the page and its total are read.
+        let _heavy = match (&self.heavy_reads, &filter) {
+            (Some(lane), Some(f)) if is_heavy(f) => Some(
+                lane.clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| StoreError::Unavailable("the store is closing".into()))?,
+            ),
+            _ => None,
+        };
         let mut conn = self.db.read().await?;
         let count_key =
             (!skip_total).then(|| super::counts::CountCache::key(&c.name, filter.as_ref()));
@@ -296,6 +306,11 @@ impl Store {
         }
         Ok(outcomes)
     }
+}
+
+/// Whether a compiled filter may scan many rows: a substring match or a relation sub-select.
+fn is_heavy(filter: &Sql) -> bool {
+    filter.text.contains("LIKE ") || filter.text.contains(" IN (SELECT ")
 }
 
 /// Validated writes of one request, ready to run inside a transaction.
