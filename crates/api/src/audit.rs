@@ -4,8 +4,9 @@
 //! before the database closes.
 //!
 //! Record writes are the bulk of the log and anyone allowed to write can make many, so
-//! their queue is bounded: when it is full an entry is dropped, counted per actor in
-//! `audit_dropped_total{actor}` and logged. Security events (sign-ins and their failures,
+//! their queue is bounded: when it is full an entry is dropped, counted in
+//! `audit_dropped_total{actor="anonymous"|"signed_in"}` (no emails on `/metrics`) and
+//! logged with who it was, per actor. Security events (sign-ins and their failures,
 //! tokens, keys, accounts, roles, schema changes: every action but `record.*`) have a queue
 //! of their own that never drops and is written first, so flooding the record queue cannot
 //! hide them. Their volume is bounded by the auth rate limit and by who may make them.
@@ -129,9 +130,21 @@ impl Auditor {
     }
 
     fn count_drop(&self, action: &str, actor: Option<&str>) {
+        // The metric is labelled by kind only: actors are emails, and `/metrics` may be
+        // public; who it was goes to the log.
         let actor = actor.unwrap_or("anonymous");
-        metrics::counter!("audit_dropped_total", "actor" => actor.to_string()).increment(1);
+        let kind = if actor == "anonymous" {
+            "anonymous"
+        } else {
+            "signed_in"
+        };
+        metrics::counter!("audit_dropped_total", "actor" => kind).increment(1);
         let count = self.dropped.lock().map_or(1, |mut d| {
+            // Bounded: past this many actors the counts start over (only the log's pacing
+            // depends on them).
+            if d.len() >= 10_000 && !d.contains_key(actor) {
+                d.clear();
+            }
             let n = d.entry(actor.to_string()).or_default();
             *n += 1;
             *n

@@ -145,7 +145,7 @@ impl FromRequestParts<AppState> for Caller {
 /// 401 unless a user's access token is still current (API keys were checked when they were
 /// looked up). Whoever verified the signature — this extractor or the rate limiter — the
 /// revocation check happens here, on every request.
-async fn current(state: &AppState, p: &Principal) -> Result<(), ApiError> {
+pub(crate) async fn current(state: &AppState, p: &Principal) -> Result<(), ApiError> {
     let PrincipalKind::User { token_version } = p.kind else {
         return Ok(());
     };

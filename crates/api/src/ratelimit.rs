@@ -211,7 +211,11 @@ async fn client_key(
             Err(_) => (Some(format!("ip:{ip}")), None),
         },
         Some(token) => match state.tokens().verify(token) {
-            Ok(p) if p.is_admin() => (None, Some(p)),
+            // A revoked token (demotion, logout) is no superuser: it pays like anyone.
+            Ok(p) if p.is_admin() && crate::extract::current(state, &p).await.is_ok() => {
+                (None, Some(p))
+            }
+            Ok(p) if p.is_admin() => (Some(format!("ip:{ip}")), None),
             Ok(p) => (Some(format!("u:{}", p.id)), Some(p)),
             Err(_) => (Some(format!("ip:{ip}")), None),
         },
@@ -225,7 +229,12 @@ pub(crate) async fn limit(State(state): State<AppState>, mut req: Request, next:
     if EXEMPT.contains(&path) {
         return next.run(req).await;
     }
-    let auth_path = AUTH_PATHS.contains(&path) || AUTH_PREFIXES.iter().any(|p| path.starts_with(p));
+    // Logout and profile changes are security events too (never dropped from the audit
+    // log), so they share the strict budget that bounds how many of those one client makes.
+    let auth_path = AUTH_PATHS.contains(&path)
+        || AUTH_PREFIXES.iter().any(|p| path.starts_with(p))
+        || path == "/api/auth/logout"
+        || (path == "/api/auth/me" && req.method() == axum::http::Method::PATCH);
     let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| {
         client_ip::resolve(
             c.0.ip(),

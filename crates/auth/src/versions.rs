@@ -87,10 +87,19 @@ impl TokenVersions {
     }
 
     fn remember(&self, user_id: &str, version: Option<i64>, read_at: Instant) {
+        // A read that took longer than the TTL may predate a revocation whose marker is
+        // already gone; one that started before the entry we hold (a newer read, or a
+        // revocation here) is older news. Neither is kept.
+        if read_at.elapsed() >= self.ttl {
+            return;
+        }
         let mut entries = self.lock();
-        if let Some(Entry::Forgotten { at }) = entries.get(user_id)
-            && *at >= read_at
-        {
+        let newer = match entries.get(user_id) {
+            Some(Entry::Forgotten { at }) => *at >= read_at,
+            Some(Entry::Known { read_at: held, .. }) => *held > read_at,
+            None => false,
+        };
+        if newer {
             return;
         }
         entries.insert(user_id.to_string(), Entry::Known { version, read_at });
@@ -136,5 +145,23 @@ mod tests {
         assert_eq!(versions.cached("u"), Some(Some(2)));
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(versions.cached("u"), None, "trusted for the TTL only");
+    }
+
+    #[test]
+    fn a_slow_old_read_does_not_replace_a_newer_one() {
+        let versions = TokenVersions::new(Duration::from_secs(5));
+        let slow = Instant::now();
+        std::thread::sleep(Duration::from_millis(2));
+        versions.forget("u");
+        versions.remember("u", Some(2), Instant::now());
+        // The read that started before the revocation finishes last.
+        versions.remember("u", Some(1), slow);
+        assert_eq!(versions.cached("u"), Some(Some(2)));
+        // A read slower than the TTL is not kept at all.
+        let short = TokenVersions::new(Duration::from_millis(10));
+        let started = Instant::now();
+        std::thread::sleep(Duration::from_millis(15));
+        short.remember("v", Some(1), started);
+        assert_eq!(short.cached("v"), None);
     }
 }

@@ -457,3 +457,52 @@ async fn keys_older_than_the_maximum_stop_working() {
     expect_problem(get(&first, &key, "/api/auth/me").await, 403, None).await;
     expect_problem(get(&second, &key, "/api/auth/me").await, 401, None).await;
 }
+
+/// A revoked superuser token is no superuser for the rate limiter either: before, the
+/// signature and the `admin` role in it were enough to skip every limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_superuser_token_is_rate_limited_like_anyone() {
+    let config = "[rate_limit]\ndefault = \"5/min\"\nauth = \"1000/min\"\n";
+    let Some(app) = spawn_app_with_config(Backend::Sqlite, config).await else {
+        return;
+    };
+    let session = expect_json(
+        app.client
+            .post(app.url("/api/auth/login"))
+            .json(&json!({"email": crate::helpers::ADMIN_EMAIL, "password": crate::helpers::ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let token = access(&session).to_string();
+    // Current: superusers are not limited.
+    for _ in 0..8 {
+        let res = get(&app, &token, "/api/collections").await;
+        assert_eq!(res.status(), 200);
+    }
+    let res = post(
+        &app,
+        Some(&token),
+        "/api/auth/logout",
+        refresh_body(&session),
+    )
+    .await;
+    assert!(res.status().is_success(), "logout: {}", res.status());
+    // Revoked: 401, and past the default budget 429.
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(
+            get(&app, &token, "/api/collections")
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&429), "{statuses:?}");
+}

@@ -272,11 +272,10 @@ impl Compiler<'_> {
             (Operandish::Field(a, aspan), Operandish::Field(b, bspan)) => {
                 self.field_field(c, a, aspan, op, b, bspan)
             }
-            (Operandish::List(items, span), Operandish::Value(v, ..))
-            | (Operandish::Value(v, ..), Operandish::List(items, span)) => {
+            (Operandish::List(items, _), Operandish::Value(v, ..))
+            | (Operandish::Value(v, ..), Operandish::List(items, _)) => {
                 // Lists come from `@request`, which callers control: an order comparison with
                 // one is false, not an error.
-                let _ = span;
                 let any = match op {
                     CmpOp::Eq | CmpOp::Like => true,
                     CmpOp::Ne | CmpOp::NotLike => false,

@@ -67,6 +67,7 @@ impl Store {
             )?),
             None => None,
         };
+        let heavy = filter.as_ref().is_some_and(is_heavy);
         let filter = match (filter, rule) {
             (None, None) => None,
             (Some(f), None) | (None, Some(f)) => Some(f),
@@ -77,8 +78,8 @@ impl Store {
             }
         };
         // Held until the page and its total are read.
-        let _heavy = match (&self.heavy_reads, &filter) {
-            (Some(lane), Some(f)) if is_heavy(f) => Some(
+        let _heavy = match &self.heavy_reads {
+            Some(lane) if heavy => Some(
                 lane.clone()
                     .acquire_owned()
                     .await
@@ -308,7 +309,8 @@ impl Store {
     }
 }
 
-/// Whether a compiled filter may scan many rows: a substring match or a relation sub-select.
+/// Whether a caller's compiled filter may scan many rows: a substring match or a relation
+/// sub-select. (Rules are the schema's own cost, not the caller's.)
 fn is_heavy(filter: &Sql) -> bool {
     filter.text.contains("LIKE ") || filter.text.contains(" IN (SELECT ")
 }
