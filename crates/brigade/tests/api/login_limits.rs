@@ -55,31 +55,6 @@ async fn guess_from_twelve_addresses(app: &TestApp, network: &str, email: &str) 
     statuses
 }
 
-macro_rules! on_both_stores {
-    ($name:ident, $settings:expr, |$app:ident| async move $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let Some($app) = spawn_app_with_config(Backend::Sqlite, $settings).await else {
-                    return;
-                };
-                $body
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some($app) = spawn_app_with_config(Backend::Postgres, $settings).await else {
-                    return;
-                };
-                $body
-            }
-        }
-    };
-}
-
 on_both_stores!(
     guesses_spread_over_many_addresses_lock_the_account,
     BEHIND_PROXY,

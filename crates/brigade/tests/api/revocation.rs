@@ -14,7 +14,7 @@ use crate::helpers::{
 };
 
 const PASSWORD: &str = "long enough password";
-const CONFIG: &str = "[auth]\nallow_registration = true\napi_key_max_ttl = \"2d\"\n\
+pub(crate) const CONFIG: &str = "[auth]\nallow_registration = true\napi_key_max_ttl = \"2d\"\n\
                       [rate_limit]\nauth = \"1000/min\"\n";
 
 async fn open_app(backend: Backend) -> Option<TestApp> {
@@ -25,26 +25,7 @@ async fn open_app(backend: Backend) -> Option<TestApp> {
 /// of two days.
 macro_rules! open_backends {
     ($name:ident, |$app:pat_param| async move $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let Some($app) = open_app(Backend::Sqlite).await else {
-                    return;
-                };
-                $body
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some($app) = open_app(Backend::Postgres).await else {
-                    return;
-                };
-                $body
-            }
-        }
+        on_both_stores!($name, crate::revocation::CONFIG, |$app| async move $body);
     };
 }
 

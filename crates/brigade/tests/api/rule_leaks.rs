@@ -7,31 +7,12 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, expect_json, expect_problem, status_and_text};
-use crate::rules::{call, open_app, user};
+use crate::helpers::{TestApp, expect_json, expect_problem, status_and_text};
+use crate::rules::{call, user};
 
 macro_rules! open_backends {
     ($name:ident, |$app:pat_param| async move $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let Some($app) = open_app(Backend::Sqlite).await else {
-                    return;
-                };
-                $body
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some($app) = open_app(Backend::Postgres).await else {
-                    return;
-                };
-                $body
-            }
-        }
+        on_both_stores!($name, crate::rules::OPEN, |$app| async move $body);
     };
 }
 

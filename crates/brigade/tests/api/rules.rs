@@ -4,35 +4,15 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, expect_json, expect_problem, spawn_app_with_config};
+use crate::helpers::{TestApp, expect_json, expect_problem};
 
 /// An app with self-registration open.
-pub(crate) async fn open_app(backend: Backend) -> Option<TestApp> {
-    spawn_app_with_config(backend, "[auth]\nallow_registration = true\n").await
-}
+/// Self-registration open.
+pub(crate) const OPEN: &str = "[auth]\nallow_registration = true\n";
 
 macro_rules! open_backends {
     ($name:ident, |$app:pat_param| async move $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let Some($app) = open_app(Backend::Sqlite).await else {
-                    return;
-                };
-                $body
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some($app) = open_app(Backend::Postgres).await else {
-                    return;
-                };
-                $body
-            }
-        }
+        on_both_stores!($name, crate::rules::OPEN, |$app| async move $body);
     };
 }
 

@@ -58,6 +58,40 @@ macro_rules! both_backends {
     };
 }
 
+/// Runs a test body on SQLite and PostgreSQL apps started with `$config` as brigade.toml.
+macro_rules! on_both_stores {
+    ($name:ident, $config:expr, |$app:pat_param| async move $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let Some($app) =
+                    crate::helpers::spawn_app_with_config(crate::helpers::Backend::Sqlite, $config)
+                        .await
+                else {
+                    return;
+                };
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some($app) = crate::helpers::spawn_app_with_config(
+                    crate::helpers::Backend::Postgres,
+                    $config,
+                )
+                .await
+                else {
+                    return;
+                };
+                $body
+            }
+        }
+    };
+}
+
 /// Defines `sqlite` and `postgres` tests of an app started with `$files`.
 macro_rules! files_test {
     ($name:ident, $files:expr, |$app:pat_param| async move $body:block) => {
