@@ -12,7 +12,7 @@ use crate::access::{Access, RuleOp, rule_for};
 use crate::conn::{ColType, Conn};
 use crate::ddl::{column_type, ident, table};
 use crate::error::StoreError;
-use crate::query::{Lookup, RequestContext, SortKey, Source, compile_filter};
+use crate::query::{Compiled, Lookup, RequestContext, SortKey, Source, compile_filter};
 use crate::sql::Sql;
 
 /// A record as the API returns it.
@@ -421,7 +421,7 @@ pub(crate) fn rule_sql(
     request: &RequestContext,
     metadata: Option<&str>,
 ) -> Result<Sql, StoreError> {
-    compile_source(dialect, c, source, lookup, Source::Rule(request), metadata)
+    compile_source(dialect, c, source, lookup, Source::Rule(request), metadata).map(|c| c.sql)
 }
 
 /// Compiles a caller's `filter=` against `c`: relation walks see only what `access` may
@@ -434,7 +434,7 @@ pub(crate) fn filter_sql(
     lookup: Lookup<'_>,
     access: &Access,
     metadata: Option<&str>,
-) -> Result<Sql, StoreError> {
+) -> Result<Compiled, StoreError> {
     compile_source(dialect, c, source, lookup, Source::Filter(access), metadata)
 }
 
@@ -445,7 +445,7 @@ fn compile_source(
     lookup: Lookup<'_>,
     kind: Source<'_>,
     metadata: Option<&str>,
-) -> Result<Sql, StoreError> {
+) -> Result<Compiled, StoreError> {
     if let Some(at) = source.chars().position(|c| c == '\0') {
         return Err(StoreError::invalid(
             "filter",

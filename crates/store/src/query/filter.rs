@@ -63,6 +63,14 @@ impl Cost {
     const WALK: u32 = 10;
 }
 
+/// A compiled filter or rule.
+pub(crate) struct Compiled {
+    pub(crate) sql: Sql,
+    /// Whether it may scan many rows (a `~` or a relation step): such list reads queue for
+    /// PostgreSQL's heavy-read permits.
+    pub(crate) scans: bool,
+}
+
 /// What a compiled source is, which decides what it may do (see the module docs).
 #[derive(Clone, Copy)]
 pub(crate) enum Source<'a> {
@@ -79,6 +87,8 @@ struct Compiler<'a> {
     kind: Source<'a>,
     /// Accumulated [`Cost`] of the comparisons compiled so far.
     cost: Cell<u32>,
+    /// Whether any part may scan many rows (a `~` or a relation step).
+    scans: Cell<bool>,
     /// A JSON text column whose keys are fields too (`metadata.lang`, or `lang` when no
     /// column has that name): search documents' metadata.
     metadata: Option<&'a str>,
@@ -100,13 +110,14 @@ pub(crate) fn compile_filter(
     expr: &Expr,
     kind: Source<'_>,
     metadata: Option<&str>,
-) -> Result<Sql, StoreError> {
+) -> Result<Compiled, StoreError> {
     let c = Compiler {
         dialect,
         source,
         lookup,
         kind,
         cost: Cell::new(0),
+        scans: Cell::new(false),
         metadata,
         now: brigade_core::time::now(),
     };
@@ -127,7 +138,10 @@ pub(crate) fn compile_filter(
             ),
         ));
     }
-    Ok(sql)
+    Ok(Compiled {
+        sql,
+        scans: c.scans.get(),
+    })
 }
 
 /// Where a value operand comes from.
@@ -379,6 +393,9 @@ impl Compiler<'_> {
 
     fn charge(&self, units: u32) {
         self.cost.set(self.cost.get().saturating_add(units));
+        if units >= Cost::CONTAINS {
+            self.scans.set(true);
+        }
     }
 
     /// The restriction a walk through `field` into `target` must carry: none for rules and
@@ -785,6 +802,32 @@ mod tests {
             kind,
             None,
         )
+        .map(|c| c.sql)
+    }
+
+    fn scans(source: &str) -> bool {
+        let schema = schema();
+        let lookup = |name: &str| schema.iter().find(|c| c.name == name).cloned();
+        let expr = brigade_core::filter::parse(source).unwrap();
+        let kind = Source::Filter(&Access::Superuser);
+        compile_filter(
+            Dialect::Sqlite,
+            &schema[0],
+            &lookup,
+            source,
+            &expr,
+            kind,
+            None,
+        )
+        .unwrap()
+        .scans
+    }
+
+    #[test]
+    fn substring_matches_and_relation_steps_are_scans() {
+        assert!(!scans("title = 'a' && title != 'b'"));
+        assert!(scans("title ~ 'a'"));
+        assert!(scans("profile.owner = 'u1'"));
     }
 
     fn caller(id: Option<&str>) -> Access {

@@ -8,6 +8,6 @@ mod params;
 
 pub use filter::MAX_FILTER_COST;
 pub use filter::RequestContext;
-pub(crate) use filter::{Lookup, Source, compile_filter};
+pub(crate) use filter::{Compiled, Lookup, Source, compile_filter};
 pub use params::ListParams;
 pub(crate) use params::{SortKey, parse_expand, parse_fields, parse_sort};

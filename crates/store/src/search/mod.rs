@@ -736,7 +736,7 @@ impl Store {
             }
         };
         let filter = filter
-            .map(|f| filter_sql(dialect, &collection, f, &lookup, access, metadata))
+            .map(|f| filter_sql(dialect, &collection, f, &lookup, access, metadata).map(|c| c.sql))
             .transpose()?;
         if filter.is_none() && rule.is_none() {
             return Ok(None);

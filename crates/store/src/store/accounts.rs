@@ -288,14 +288,17 @@ impl Store {
             .map(str::trim)
             .filter(|f| !f.is_empty())
         {
-            Some(src) => Some(records::filter_sql(
-                self.dialect(),
-                &c,
-                src,
-                &lookup,
-                &crate::access::Access::Superuser,
-                None,
-            )?),
+            Some(src) => Some(
+                records::filter_sql(
+                    self.dialect(),
+                    &c,
+                    src,
+                    &lookup,
+                    &crate::access::Access::Superuser,
+                    None,
+                )?
+                .sql,
+            ),
             None => None,
         };
         let mut conn = self.db.read().await?;

@@ -67,7 +67,8 @@ impl Store {
             )?),
             None => None,
         };
-        let heavy = filter.as_ref().is_some_and(is_heavy);
+        let heavy = filter.as_ref().is_some_and(|f| f.scans);
+        let filter = filter.map(|f| f.sql);
         let filter = match (filter, rule) {
             (None, None) => None,
             (Some(f), None) | (None, Some(f)) => Some(f),
@@ -307,12 +308,6 @@ impl Store {
         }
         Ok(outcomes)
     }
-}
-
-/// Whether a caller's compiled filter may scan many rows: a substring match or a relation
-/// sub-select. (Rules are the schema's own cost, not the caller's.)
-fn is_heavy(filter: &Sql) -> bool {
-    filter.text.contains("LIKE ") || filter.text.contains(" IN (SELECT ")
 }
 
 /// Validated writes of one request, ready to run inside a transaction.
