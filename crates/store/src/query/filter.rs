@@ -422,7 +422,7 @@ impl Compiler<'_> {
                 span,
                 format!(
                     "`{field}` points to `{}`, whose records only superusers may view, so a \
-                     filter cannot follow it",
+                     filter cannot follow it; compare `{field}` itself (the related id) instead",
                     target.name
                 ),
             )),
