@@ -28,4 +28,4 @@ pub use run::{RunOptions, RunView, Runner, Trigger};
 /// Environment lookups (`${VAR}` in sources, `env_var()` in models), injected by the binary
 /// so nothing reads the process environment deep inside (and tests can supply their own).
 pub type Env = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
-pub use spec::{Pipeline, load_dir};
+pub use spec::{Broken, Catalog, Pipeline, load_dir};

@@ -86,9 +86,11 @@ pub fn spawn(runner: Arc<crate::Runner>) -> tokio::task::JoinHandle<()> {
         loop {
             match runner.reload() {
                 Ok(()) => broken = false,
+                // Invalid files are reported by the runner; only an unreadable folder lands
+                // here.
                 Err(e) if !broken => {
                     broken = true;
-                    tracing::warn!(error = %e, "A pipeline file is invalid; schedules stay as they were until it is fixed.");
+                    tracing::error!(error = %e, "Cannot read the pipelines folder; schedules stay as they were until it can be read.");
                 }
                 Err(_) => {}
             }

@@ -36,7 +36,8 @@ async fn list_pipelines(
     _admin: Admin,
 ) -> Result<Json<Value>, ApiError> {
     let runner = state.runner();
-    // New and edited pipeline files show up without a restart; a broken one is reported.
+    // New and edited pipeline files show up without a restart; a broken one is listed as
+    // `invalid` with its error, and the others are unaffected.
     runner
         .reload()
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
@@ -44,13 +45,37 @@ async fn list_pipelines(
     for p in runner.pipelines().iter() {
         out.push(json!({
             "name": p.name,
+            "status": "valid",
+            "file": p.file,
             "description": p.description,
             "schedule": p.schedule,
             "next_run": brigade_pipelines::schedule::next_run(p),
             "last_run": newest_run(&state, &p.name).await?,
         }));
     }
+    for b in runner.broken().iter() {
+        out.push(invalid(b, newest_run(&state, &b.name).await?));
+    }
     Ok(Json(Value::Array(out)))
+}
+
+/// A disabled pipeline: its file and why it did not load.
+fn invalid(b: &brigade_pipelines::Broken, last_run: Value) -> Value {
+    json!({
+        "name": b.name,
+        "status": "invalid",
+        "file": b.file,
+        "error": {
+            "file": b.error.file,
+            "line": b.error.line,
+            "key": b.error.key,
+            "message": b.error.message,
+            "detail": b.error.to_string(),
+        },
+        "schedule": null,
+        "next_run": null,
+        "last_run": last_run,
+    })
 }
 
 fn unknown_pipeline(name: &str) -> ApiError {
@@ -79,9 +104,16 @@ async fn get_pipeline(
     _admin: Admin,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let runner = state.runner();
+    if runner.pipeline(&name).is_none()
+        && let Some(b) = runner.broken().iter().find(|b| b.name == name)
+    {
+        return Ok(Json(invalid(b, newest_run(&state, &b.name).await?)));
+    }
     let p = find_pipeline(&state, &name)?;
     Ok(Json(json!({
         "name": p.name,
+        "status": "valid",
         "description": p.description,
         "file": p.file,
         "schedule": p.schedule,

@@ -57,7 +57,10 @@ pub(crate) async fn run(settings: Settings, cmd: BenchCommand) -> Result<(), Fai
         } => return super::bench_search::run(settings, indexes, questions, repeat, json).await,
     };
     let pipelines = super::pipeline::load(&settings)?;
-    if !pipelines.iter().any(|p| p.name == name) {
+    if let Some(b) = pipelines.broken(&name) {
+        return Err(Failure::Usage(format!("pipeline `{name}` is invalid: {}", b.error)));
+    }
+    if !pipelines.pipelines.iter().any(|p| p.name == name) {
         return Err(Failure::Usage(format!(
             "no pipeline `{name}` in {}/pipelines",
             settings.dir.display()

@@ -9,7 +9,7 @@ use anyhow::Context;
 use brigade_core::settings::Settings;
 use brigade_pipelines::run::report::Backfill;
 use brigade_pipelines::run::{Event, RunView, StartError};
-use brigade_pipelines::{Pipeline, RunOptions, Runner, Trigger};
+use brigade_pipelines::{Catalog, RunOptions, Runner, Trigger};
 use brigade_store::Store;
 use clap::{Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -75,19 +75,27 @@ pub(crate) enum GraphFormat {
     Mermaid,
 }
 
-/// Loads the app's pipeline files; a bad file is a usage error (exit 2).
-pub(crate) fn load(settings: &Settings) -> Result<Vec<Pipeline>, Failure> {
+/// Loads the app's pipeline files. An invalid file disables only its own pipeline: naming
+/// that pipeline is a usage error (exit 2) that shows the file's error; the others work.
+pub(crate) fn load(settings: &Settings) -> Result<Catalog, Failure> {
     brigade_pipelines::load_dir(&settings.dir).map_err(|e| Failure::Usage(e.to_string()))
 }
 
 pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), Failure> {
-    let pipelines = load(&settings)?;
+    let catalog = load(&settings)?;
+    let pipelines = &catalog.pipelines;
     let find = |name: &str| {
         pipelines
             .iter()
             .find(|p| p.name == name)
             .cloned()
             .ok_or_else(|| {
+                if let Some(b) = catalog.broken(name) {
+                    return Failure::Usage(format!(
+                        "pipeline `{name}` is disabled: its file is invalid: {}",
+                        b.error
+                    ));
+                }
                 let names: Vec<&str> = pipelines.iter().map(|p| p.name.as_str()).collect();
                 Failure::Usage(format!(
                     "no pipeline `{name}` in {}/pipelines (found: {})",
@@ -117,7 +125,7 @@ pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), 
     let runner = Runner::new(
         store.clone(),
         &settings.dir,
-        pipelines.clone(),
+        catalog.clone(),
         Arc::new(|name: &str| std::env::var(name).ok()),
     );
     let result = match cmd {
@@ -178,7 +186,8 @@ fn start_failure(e: StartError) -> Failure {
 
 async fn list(runner: &Arc<Runner>) -> Result<(), Failure> {
     let pipelines = runner.pipelines();
-    if pipelines.is_empty() {
+    let broken = runner.broken();
+    if pipelines.is_empty() && broken.is_empty() {
         println!("No pipelines: add a pipelines/NAME.toml file (see `brigade init`).");
         return Ok(());
     }
@@ -201,6 +210,10 @@ async fn list(runner: &Arc<Runner>) -> Result<(), Failure> {
             status,
             finished
         );
+    }
+    for b in broken.iter() {
+        println!("{:<24} {:<16} {:>6}  {:<10}", b.name, "-", "-", "INVALID");
+        eprintln!("  {}", b.error);
     }
     Ok(())
 }

@@ -75,6 +75,8 @@ pub struct Runner {
     store: Arc<Store>,
     dir: PathBuf,
     pipelines: RwLock<Arc<Vec<Pipeline>>>,
+    /// Pipeline files that did not load (disabled until fixed).
+    broken: RwLock<Arc<Vec<crate::Broken>>>,
     env: Env,
     active: Mutex<HashMap<String, Active>>,
     /// One run per pipeline at a time in this process; later runs wait `queued`.
@@ -83,12 +85,14 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// A runner over `pipelines` (already loaded from `dir`).
-    pub fn new(store: Arc<Store>, dir: &Path, pipelines: Vec<Pipeline>, env: Env) -> Arc<Runner> {
+    /// A runner over `catalog` (already loaded from `dir`).
+    pub fn new(store: Arc<Store>, dir: &Path, catalog: crate::Catalog, env: Env) -> Arc<Runner> {
+        report_broken(&[], &catalog.broken);
         Arc::new(Runner {
             store,
             dir: dir.to_path_buf(),
-            pipelines: RwLock::new(Arc::new(pipelines)),
+            pipelines: RwLock::new(Arc::new(catalog.pipelines)),
+            broken: RwLock::new(Arc::new(catalog.broken)),
             env,
             active: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
@@ -114,15 +118,25 @@ impl Runner {
         self.pipelines.read().map(|p| p.clone()).unwrap_or_default()
     }
 
-    /// Reads the pipeline files again (new, changed and removed pipelines, models and
-    /// schedules take effect); on an error the pipelines stay as they were.
+    /// Pipeline files that did not load, as of the last reload.
+    pub fn broken(&self) -> Arc<Vec<crate::Broken>> {
+        self.broken.read().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    /// Reads the pipeline files again: new, changed and removed pipelines, models and
+    /// schedules take effect. An invalid file disables only its own pipeline (logged once
+    /// when it breaks and when it is fixed); the others keep running.
     ///
     /// # Errors
-    /// The first invalid file.
+    /// Only when the `pipelines` folder cannot be read; the pipelines stay as they were.
     pub fn reload(&self) -> Result<(), crate::ConfigError> {
         let fresh = crate::spec::load_dir(&self.dir)?;
         if let Ok(mut pipelines) = self.pipelines.write() {
-            *pipelines = Arc::new(fresh);
+            *pipelines = Arc::new(fresh.pipelines);
+        }
+        if let Ok(mut broken) = self.broken.write() {
+            report_broken(&broken, &fresh.broken);
+            *broken = Arc::new(fresh.broken);
         }
         Ok(())
     }
@@ -301,9 +315,13 @@ impl Runner {
         // Files are read again at every run, so edits to models take effect without a
         // restart; parsing takes milliseconds.
         self.reload()?;
-        let pipeline = self
-            .pipeline(name)
-            .ok_or_else(|| StartError::UnknownPipeline(name.to_string()))?;
+        let pipeline = self.pipeline(name).ok_or_else(|| {
+            match self.broken().iter().find(|b| b.name == name) {
+                // A disabled pipeline says why.
+                Some(broken) => StartError::Config(broken.error.clone()),
+                None => StartError::UnknownPipeline(name.to_string()),
+            }
+        })?;
         if let Some(step) = &options.from_step
             && pipeline.node(step).is_none()
         {
@@ -612,6 +630,18 @@ impl Runner {
             tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt + 1))).await;
         }
     }
+}
+
+/// Logs files that broke or were fixed since `before`, and sets the `pipeline_invalid_files`
+/// gauge (alert on it being above zero: a broken file's schedule does not fire).
+fn report_broken(before: &[crate::Broken], now: &[crate::Broken]) {
+    for b in now.iter().filter(|b| !before.contains(b)) {
+        tracing::error!(pipeline = %b.name, file = %b.file, error = %b.error, "A pipeline file is invalid: this pipeline is disabled (not run, not scheduled) until the file is fixed; the others keep running.");
+    }
+    for b in before.iter().filter(|b| !now.iter().any(|n| n.file == b.file)) {
+        tracing::info!(pipeline = %b.name, file = %b.file, "A pipeline file is valid again.");
+    }
+    metrics::gauge!("pipeline_invalid_files").set(now.len() as f64);
 }
 
 /// Retrying helps with sources and connections, not with mistakes in SQL, files or data.

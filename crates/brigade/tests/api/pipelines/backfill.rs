@@ -137,16 +137,29 @@ files_test!(
             "pipelines/more.toml",
             b"[[extract]]\nname = \"raw_more\"\nfrom = \"nowhere\"\n",
         );
-        let problem =
-            crate::helpers::expect_problem(app.get("/api/pipelines").await, 422, None).await;
+        // A broken file disables only its own pipeline: the list shows why, the others run.
+        let list = expect_json(app.get("/api/pipelines").await, 200).await;
+        assert_eq!(names(&list), ["events", "more"], "{list}");
+        assert_eq!(list[0]["status"], "valid", "{list}");
+        assert_eq!(list[1]["status"], "invalid", "{list}");
+        assert_eq!(list[1]["error"]["file"], "pipelines/more.toml", "{list}");
+        assert_eq!(list[1]["error"]["line"], 3, "{list}");
         assert!(
-            problem["detail"]
+            list[1]["error"]["detail"]
                 .as_str()
                 .is_some_and(|d| d.contains("pipelines/more.toml:3") && d.contains("from")),
-            "{problem}"
+            "{list}"
         );
+        assert_eq!(
+            list[1]["last_run"]["status"], "succeeded",
+            "its history stays visible: {list}"
+        );
+        let shown = expect_json(app.get("/api/pipelines/more").await, 200).await;
+        assert_eq!(shown["status"], "invalid", "{shown}");
+        let events = run_pipeline(&app, "events", no_options()).await;
+        assert_eq!(events["status"], "succeeded", "{events}");
         let refused = crate::helpers::expect_problem(
-            app.post("/api/pipelines/events/runs", no_options()).await,
+            app.post("/api/pipelines/more/runs", no_options()).await,
             422,
             None,
         )
@@ -154,7 +167,7 @@ files_test!(
         assert!(
             refused["detail"]
                 .as_str()
-                .is_some_and(|d| d.contains("pipelines/more.toml")),
+                .is_some_and(|d| d.contains("pipelines/more.toml:3")),
             "{refused}"
         );
     }

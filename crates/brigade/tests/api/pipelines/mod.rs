@@ -4,6 +4,7 @@
 mod support;
 
 mod backfill;
+mod broken_files;
 mod crash;
 mod files;
 mod loads;
