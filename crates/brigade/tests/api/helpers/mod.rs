@@ -24,7 +24,7 @@ use tempfile::TempDir;
 pub(crate) const ADMIN_EMAIL: &str = "admin@example.com";
 pub(crate) const ADMIN_PASSWORD: &str = "Sup3r-secret-pass!";
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
-const BIN: &str = env!("CARGO_BIN_EXE_brigade");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_brigade");
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 

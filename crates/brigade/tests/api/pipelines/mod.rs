@@ -8,5 +8,6 @@ mod broken_files;
 mod crash;
 mod files;
 mod loads;
+mod model_memory;
 mod models;
 mod runs;
