@@ -13,9 +13,11 @@
 //! - [`schedule`]: cron parsing, next firings and the scheduler loop.
 //! - [`lineage`]: table- and column-level lineage.
 
+pub mod alerts;
 pub mod dag;
 pub mod error;
 pub mod extract;
+pub mod freshness;
 pub mod lineage;
 pub mod run;
 pub mod schedule;

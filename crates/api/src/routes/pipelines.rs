@@ -43,6 +43,7 @@ async fn list_pipelines(
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let mut out = Vec::new();
     for p in runner.pipelines().iter() {
+        let freshness = brigade_pipelines::freshness::check(state.store(), p).await;
         out.push(json!({
             "name": p.name,
             "status": "valid",
@@ -51,6 +52,7 @@ async fn list_pipelines(
             "schedule": p.schedule,
             "next_run": brigade_pipelines::schedule::next_run(p),
             "last_run": newest_run(&state, &p.name).await?,
+            "freshness": brigade_pipelines::freshness::worst(&freshness),
         }));
     }
     for b in runner.broken().iter() {
@@ -121,6 +123,7 @@ async fn get_pipeline(
         "retries": p.retries,
         "nodes": p.graph.nodes,
         "last_run": newest_run(&state, &p.name).await?,
+        "freshness": brigade_pipelines::freshness::check(state.store(), &p).await,
     })))
 }
 

@@ -58,7 +58,10 @@ pub(crate) async fn run(settings: Settings, cmd: BenchCommand) -> Result<(), Fai
     };
     let pipelines = super::pipeline::load(&settings)?;
     if let Some(b) = pipelines.broken(&name) {
-        return Err(Failure::Usage(format!("pipeline `{name}` is invalid: {}", b.error)));
+        return Err(Failure::Usage(format!(
+            "pipeline `{name}` is invalid: {}",
+            b.error
+        )));
     }
     if !pipelines.pipelines.iter().any(|p| p.name == name) {
         return Err(Failure::Usage(format!(

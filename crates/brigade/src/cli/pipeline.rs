@@ -58,6 +58,11 @@ pub(crate) enum PipelineCommand {
         #[arg(long, default_value_t = 10)]
         limit: i64,
     },
+    /// Check how old each extract's newest data is against its `freshness` limits.
+    #[command(
+        after_help = "Example:\n  brigade pipeline freshness flights --dir examples/flights\n\nEach extract with `freshness = { warn_after = \"6h\", error_after = \"1d\" }` is PASS,\nWARN, ERROR or UNKNOWN (never loaded). Exit code 1 when any is ERROR, so a CI job or a\ncron monitor can alert on it."
+    )]
+    Freshness { name: String },
     /// Print the dependency graph of a pipeline (Graphviz dot or Mermaid).
     #[command(
         after_help = "Examples:\n  brigade pipeline graph flights --dir examples/flights | dot -Tsvg > flights.svg\n  brigade pipeline graph flights --format mermaid --dir examples/flights"
@@ -131,6 +136,7 @@ pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), 
     let result = match cmd {
         PipelineCommand::Graph { .. } => Ok(()),
         PipelineCommand::List => list(&runner).await,
+        PipelineCommand::Freshness { name } => freshness(&store, &find(&name)?).await,
         PipelineCommand::Runs { name, limit } => {
             find(&name)?;
             runs(&store, &name, limit).await
@@ -216,6 +222,62 @@ async fn list(runner: &Arc<Runner>) -> Result<(), Failure> {
         eprintln!("  {}", b.error);
     }
     Ok(())
+}
+
+async fn freshness(store: &Store, pipeline: &brigade_pipelines::Pipeline) -> Result<(), Failure> {
+    use brigade_pipelines::freshness::{Status, check};
+    let reports = check(store, pipeline).await;
+    if reports.is_empty() {
+        println!(
+            "No extract of `{}` declares freshness: add e.g. freshness = {{ warn_after = \"6h\", error_after = \"1d\" }} to an [[extract]].",
+            pipeline.name
+        );
+        return Ok(());
+    }
+    println!(
+        "EXTRACT                  STATUS   AGE          NEWEST                     WARN AFTER  ERROR AFTER"
+    );
+    for r in &reports {
+        let status = match r.status {
+            Status::Pass => "PASS",
+            Status::Warn => "WARN",
+            Status::Error => "ERROR",
+            Status::Unknown => "UNKNOWN",
+        };
+        let age = r
+            .age_seconds
+            .map_or_else(|| "-".to_string(), |s| human_age(s));
+        println!(
+            "{:<24} {:<8} {:<12} {:<26} {:<11} {}",
+            r.extract,
+            status,
+            age,
+            r.newest.as_deref().unwrap_or("-"),
+            r.warn_after.as_deref().unwrap_or("-"),
+            r.error_after.as_deref().unwrap_or("-")
+        );
+        if let Some(error) = &r.error {
+            eprintln!("  {}: {error}", r.extract);
+        }
+    }
+    if reports.iter().any(|r| r.status == Status::Error) {
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "a source of `{}` is past its error_after age",
+            pipeline.name
+        )));
+    }
+    Ok(())
+}
+
+/// `93784` → `1d 2h 3m`.
+fn human_age(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h {m}m"),
+    }
 }
 
 async fn runs(store: &Store, name: &str, limit: i64) -> Result<(), Failure> {

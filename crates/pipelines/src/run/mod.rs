@@ -81,7 +81,6 @@ pub struct Runner {
     active: Mutex<HashMap<String, Active>>,
     /// One run per pipeline at a time in this process; later runs wait `queued`.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    http: reqwest::Client,
 }
 
 impl Runner {
@@ -96,10 +95,6 @@ impl Runner {
             env,
             active: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
         })
     }
 
@@ -507,10 +502,9 @@ impl Runner {
             active.remove(&record.id);
         }
         let view = RunView::from(record);
-        if view.status == "failed"
-            && let Some(on_failure) = &pipeline.on_failure
-        {
-            self.notify(&on_failure.webhook, &view).await;
+        crate::freshness::poke();
+        if view.status != "cancelled" {
+            crate::alerts::send(&pipeline, &crate::alerts::for_run(&view)).await;
         }
         view
     }
@@ -616,20 +610,6 @@ impl Runner {
             }
         })
     }
-
-    async fn notify(&self, url: &str, run: &RunView) {
-        let body = serde_json::json!({ "event": "run_failed", "run": run });
-        for attempt in 0..3u32 {
-            match self.http.post(url).json(&body).send().await {
-                Ok(r) if r.status().is_success() => return,
-                Ok(r) => {
-                    tracing::warn!(url, status = %r.status(), "on_failure webhook refused the run.")
-                }
-                Err(e) => tracing::warn!(url, error = %e, "on_failure webhook unreachable."),
-            }
-            tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt + 1))).await;
-        }
-    }
 }
 
 /// Logs files that broke or were fixed since `before`, and sets the `pipeline_invalid_files`
@@ -638,7 +618,10 @@ fn report_broken(before: &[crate::Broken], now: &[crate::Broken]) {
     for b in now.iter().filter(|b| !before.contains(b)) {
         tracing::error!(pipeline = %b.name, file = %b.file, error = %b.error, "A pipeline file is invalid: this pipeline is disabled (not run, not scheduled) until the file is fixed; the others keep running.");
     }
-    for b in before.iter().filter(|b| !now.iter().any(|n| n.file == b.file)) {
+    for b in before
+        .iter()
+        .filter(|b| !now.iter().any(|n| n.file == b.file))
+    {
         tracing::info!(pipeline = %b.name, file = %b.file, "A pipeline file is valid again.");
     }
     metrics::gauge!("pipeline_invalid_files").set(now.len() as f64);

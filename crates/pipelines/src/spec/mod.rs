@@ -84,6 +84,78 @@ pub struct OnFailure {
     pub webhook: String,
 }
 
+/// Which events a `[[notify]]` target receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyEvent {
+    /// A run failed (its error and failing step are in the payload).
+    Failure,
+    /// A run succeeded.
+    Success,
+    /// A scheduled run did not happen: the pipeline file was invalid, the run was refused,
+    /// or no process was up at the firing time.
+    Missed,
+    /// An extract's newest data passed its `freshness` warn or error age.
+    Freshness,
+}
+
+impl NotifyEvent {
+    /// The `event` of the webhook payload.
+    pub fn payload_name(self) -> &'static str {
+        match self {
+            NotifyEvent::Failure => "run_failed",
+            NotifyEvent::Success => "run_succeeded",
+            NotifyEvent::Missed => "run_missed",
+            NotifyEvent::Freshness => "source_stale",
+        }
+    }
+}
+
+fn default_notify_events() -> Vec<NotifyEvent> {
+    vec![
+        NotifyEvent::Failure,
+        NotifyEvent::Missed,
+        NotifyEvent::Freshness,
+    ]
+}
+
+/// One `[[notify]]`: a webhook and the events it receives (POSTed as JSON with the reason).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    pub webhook: String,
+    /// Default: failure, missed and freshness.
+    #[serde(default = "default_notify_events")]
+    pub on: Vec<NotifyEvent>,
+}
+
+/// `freshness = { warn_after = "6h", error_after = "1d" }` of an extract: how old its newest
+/// row may get (by `field`, default the `_loaded_at` every bronze row carries).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Freshness {
+    pub warn_after: Option<String>,
+    pub error_after: Option<String>,
+    /// A timestamp column of the bronze table; default `_loaded_at`.
+    pub field: Option<String>,
+}
+
+impl Freshness {
+    /// `(warn, error)` ages; validated on load, so unparsable values are `None`.
+    pub fn limits(&self) -> (Option<std::time::Duration>, Option<std::time::Duration>) {
+        let parse = |v: &Option<String>| {
+            v.as_deref()
+                .and_then(|t| brigade_core::settings::parse_duration(t).ok())
+        };
+        (parse(&self.warn_after), parse(&self.error_after))
+    }
+
+    /// The column whose newest value is the data's age.
+    pub fn field(&self) -> &str {
+        self.field.as_deref().unwrap_or("_loaded_at")
+    }
+}
+
 /// One `[[extract]]`: a source landing in one bronze table.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +197,8 @@ pub struct Extract {
     pub write: Option<Write>,
     #[serde(default)]
     pub on_bad_row: BadRows,
+    /// How old the newest data may get before it is reported stale.
+    pub freshness: Option<Freshness>,
 }
 
 /// Materialization of a model.
@@ -249,6 +323,9 @@ pub struct Pipeline {
     /// First retry delay in milliseconds, doubled each time (default 1000).
     pub retry_backoff_ms: Option<u64>,
     pub on_failure: Option<OnFailure>,
+    /// Webhooks for run outcomes, missed schedules and stale sources.
+    #[serde(default)]
+    pub notify: Vec<Notify>,
     /// `brigade serve` runs the pipeline at start when it never succeeded (demos, fresh
     /// environments).
     #[serde(default)]

@@ -45,6 +45,7 @@ pub(super) fn pipeline(dir: &Path, text: &str, p: &mut Pipeline) -> Result<(), C
     {
         return Err(c.err("on_failure.webhook", "must be an http:// or https:// URL"));
     }
+    notify_and_freshness(&c, p)?;
     if p.extract.is_empty() && p.model.is_empty() {
         return Err(c.err("", "a pipeline needs at least one [[extract]] or [[model]]"));
     }
@@ -63,6 +64,54 @@ pub(super) fn pipeline(dir: &Path, text: &str, p: &mut Pipeline) -> Result<(), C
         model(&c, dir, i, m)?;
     }
     p.graph = graph(&c, p, &names)?;
+    Ok(())
+}
+
+/// Webhook URLs of `[[notify]]` and the ages of every extract's `freshness`.
+fn notify_and_freshness(c: &Checker<'_>, p: &Pipeline) -> Result<(), ConfigError> {
+    for (i, n) in p.notify.iter().enumerate() {
+        if !(n.webhook.starts_with("http://") || n.webhook.starts_with("https://")) {
+            return Err(c.err(
+                &format!("notify[{i}].webhook"),
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if n.on.is_empty() {
+            return Err(c.err(
+                &format!("notify[{i}].on"),
+                "lists no event; use some of \"failure\", \"success\", \"missed\", \"freshness\"",
+            ));
+        }
+    }
+    for (i, e) in p.extract.iter().enumerate() {
+        let Some(f) = &e.freshness else { continue };
+        let key = |k: &str| format!("extract[{i}].freshness.{k}");
+        for (k, v) in [
+            ("warn_after", &f.warn_after),
+            ("error_after", &f.error_after),
+        ] {
+            if let Some(v) = v {
+                brigade_core::settings::parse_duration(v).map_err(|m| c.err(&key(k), m))?;
+            }
+        }
+        match f.limits() {
+            (None, None) => {
+                return Err(c.err(
+                    &format!("extract[{i}].freshness"),
+                    "set warn_after, error_after or both, e.g. { warn_after = \"6h\", error_after = \"1d\" }",
+                ));
+            }
+            (Some(w), Some(e)) if w > e => {
+                return Err(c.err(&key("warn_after"), "must not be longer than error_after"));
+            }
+            _ => {}
+        }
+        if let Some(field) = &f.field
+            && brigade_store::sql::Ident::parse(field).is_err()
+        {
+            return Err(c.err(&key("field"), format!("`{field}` is not a column name")));
+        }
+    }
     Ok(())
 }
 

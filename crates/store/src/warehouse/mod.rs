@@ -7,9 +7,11 @@
 //! (`CREATE TABLE .. AS`, `CREATE VIEW .. AS`, `WHERE (..) IS NOT TRUE`).
 
 mod expose;
+mod freshness;
 mod load;
 mod models;
 mod runs;
+mod schedules;
 mod tables;
 
 pub use expose::Expose;

@@ -383,3 +383,22 @@ pub(crate) async fn run_events(app: &TestApp, id: &str) -> Vec<(String, Value)> 
     }
     events
 }
+
+/// A local endpoint that hands every JSON body POSTed to `/hook` to the returned channel.
+pub(crate) async fn webhook_receiver() -> (String, tokio::sync::mpsc::Receiver<serde_json::Value>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(body).await;
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, rx)
+}
