@@ -244,9 +244,7 @@ async fn freshness(store: &Store, pipeline: &brigade_pipelines::Pipeline) -> Res
             Status::Error => "ERROR",
             Status::Unknown => "UNKNOWN",
         };
-        let age = r
-            .age_seconds
-            .map_or_else(|| "-".to_string(), |s| human_age(s));
+        let age = r.age_seconds.map_or_else(|| "-".to_string(), human_age);
         println!(
             "{:<24} {:<8} {:<12} {:<26} {:<11} {}",
             r.extract,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::support::*;
-use crate::helpers::{Backend, TestApp, expect_json, write_file};
+use crate::helpers::{TestApp, expect_json, write_file};
 
 /// The next webhook body whose `event` is `event`, within 20 s.
 async fn next_event(
@@ -179,7 +179,7 @@ backend_test!(
     stale_sources_show_in_the_api_cli_and_metrics_and_are_notified,
     |backend| async move {
         let (url, mut hooks) = webhook_receiver().await;
-        let pipeline = format!("{}{STALE}", notify(&url, "[\"freshness\"]"));
+        let pipeline = format!("{STALE}\n{}", notify(&url, "[\"freshness\"]"));
         let files = [
             ("pipelines/events.toml", pipeline.as_bytes()),
             (
