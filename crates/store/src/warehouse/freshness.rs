@@ -81,7 +81,7 @@ mod tests {
             "2026-12-04 20:06:27.123+01:00",
             "2026-12-04 19:06:27.123",
         ] {
-            let got = parse_timestamp(text).map(|d| brigade_core::time::format_datetime(d));
+            let got = parse_timestamp(text).map(brigade_core::time::format_datetime);
             assert_eq!(got.as_deref(), Some(want), "{text}");
         }
         assert!(parse_timestamp("2026-12-04").is_some());
