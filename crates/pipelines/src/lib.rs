@@ -23,6 +23,7 @@ pub mod run;
 pub mod schedule;
 pub mod spec;
 pub mod template;
+pub mod triggers;
 
 pub use error::{ConfigError, PipelineError};
 pub use run::{RunOptions, RunView, Runner, Trigger};

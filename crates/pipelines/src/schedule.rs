@@ -88,8 +88,9 @@ const RESCAN: Duration = Duration::from_secs(30);
 /// scheduler starts again; start a run through the API or the CLI instead.
 pub fn spawn(runner: Arc<crate::Runner>) -> tokio::task::JoinHandle<()> {
     let watch = crate::freshness::watch(runner.clone());
+    let triggers = crate::triggers::watch(runner.clone());
     tokio::spawn(async move {
-        tokio::join!(schedule(runner), watch);
+        tokio::join!(schedule(runner), watch, triggers);
     })
 }
 

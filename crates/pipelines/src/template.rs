@@ -1,5 +1,6 @@
 //! Rendering model SQL: Jinja (minijinja) with dbt's vocabulary — `{{ ref('name') }}`,
-//! `{{ this }}`, `{% if is_incremental() %}` and `{{ env_var('NAME', 'default') }}`.
+//! `{{ this }}`, `{% if is_incremental() %}`, `{{ env_var('NAME', 'default') }}` and
+//! `{{ var('name') }}` (the pipeline's `[vars]`, overridden by the run).
 //! Rendering with a recording `ref` is also how a model's dependencies are found.
 
 use std::collections::BTreeSet;
@@ -18,6 +19,8 @@ pub struct Context<'a> {
     pub incremental: bool,
     /// Values `env_var` may read.
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Values `var` reads: the pipeline's `[vars]` defaults with the run's overrides.
+    pub vars: &'a std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// The rendered SQL and the nodes it refers to.
@@ -98,6 +101,26 @@ pub fn render(text: &str, cx: &Context<'_>) -> Result<Rendered, TemplateError> {
             })
         },
     );
+    let vars = cx.vars.clone();
+    env.add_function(
+        "var",
+        move |name: String, default: Option<JinjaValue>| -> Result<JinjaValue, JinjaError> {
+            match (vars.get(&name), default) {
+                (Some(v), _) => Ok(JinjaValue::from_serialize(v)),
+                (None, Some(d)) => Ok(d),
+                (None, None) => {
+                    let known: Vec<&str> = vars.keys().map(String::as_str).collect();
+                    Err(JinjaError::new(
+                        ErrorKind::InvalidOperation,
+                        format!(
+                            "unknown var `{name}`; declare it under [vars] with a default (declared: {})",
+                            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                        ),
+                    ))
+                }
+            }
+        },
+    );
     let this = JinjaValue::from_safe_string(quote(cx.this));
     let sql = env
         .render_str(text, minijinja::context! { this => this })
@@ -132,7 +155,7 @@ fn describe(e: &JinjaError) -> String {
         .map_or_else(|| e.kind().to_string(), str::to_string);
     if e.kind() == ErrorKind::UndefinedError {
         message = format!(
-            "{message} (models know `ref('name')`, `this`, `is_incremental()` and `env_var('NAME')`)"
+            "{message} (models know `ref('name')`, `this`, `is_incremental()`, `env_var('NAME')` and `var('name')`)"
         );
     }
     message
@@ -143,12 +166,35 @@ mod tests {
     use super::*;
 
     fn cx<'a>(nodes: &'a [String], incremental: bool) -> Context<'a> {
+        static VARS: std::sync::LazyLock<std::collections::BTreeMap<String, serde_json::Value>> =
+            std::sync::LazyLock::new(|| {
+                [
+                    ("day".to_string(), serde_json::json!("2013-01-01")),
+                    ("limit".to_string(), serde_json::json!(5)),
+                ]
+                .into()
+            });
         Context {
             nodes,
             this: "gold",
             incremental,
             env: &|name| (name == "MIN_YEAR").then(|| "2013".to_string()),
+            vars: &VARS,
         }
+    }
+
+    #[test]
+    fn var_reads_the_runs_values_or_a_default_and_names_unknown_ones() {
+        let nodes = vec![];
+        let r = render(
+            "WHERE d = '{{ var('day') }}' LIMIT {{ var('limit') }} -- {{ var('x', 'dflt') }}",
+            &cx(&nodes, false),
+        )
+        .unwrap();
+        assert_eq!(r.sql, "WHERE d = '2013-01-01' LIMIT 5 -- dflt");
+        let e = render("{{ var('nope') }}", &cx(&nodes, false)).unwrap_err();
+        assert!(e.message.contains("unknown var `nope`"), "{}", e.message);
+        assert!(e.message.contains("day, limit"), "{}", e.message);
     }
 
     #[test]

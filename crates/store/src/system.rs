@@ -85,6 +85,12 @@ const STEPS: &[(i64, &str)] = &[
     ),
     (11, crate::login_failures::DDL),
     (12, crate::oidc_links::DDL),
+    (
+        13,
+        "CREATE TABLE IF NOT EXISTS _pipeline_triggers (pipeline TEXT NOT NULL,
+         source TEXT NOT NULL, seen TEXT NOT NULL, updated TEXT NOT NULL,
+         PRIMARY KEY (pipeline, source));",
+    ),
 ];
 
 /// Steps whose SQL differs on PostgreSQL.

@@ -121,6 +121,12 @@ async fn get_pipeline(
         "schedule": p.schedule,
         "next_run": brigade_pipelines::schedule::next_run(&p),
         "retries": p.retries,
+        "trigger": p.trigger.as_ref().map(|t| json!({
+            "after": t.after,
+            "files": t.files,
+            "poll": t.poll,
+        })),
+        "vars": p.var_defaults(),
         "nodes": p.graph.nodes,
         "last_run": newest_run(&state, &p.name).await?,
         "freshness": brigade_pipelines::freshness::check(state.store(), &p).await,
@@ -148,6 +154,8 @@ struct StartBody {
     /// Reload `{"from": .., "to": ..}` of the incremental extracts' cursors.
     #[serde(default)]
     backfill: Option<brigade_pipelines::run::report::Backfill>,
+    #[serde(default)]
+    vars: std::collections::BTreeMap<String, Value>,
 }
 
 async fn start_run(
@@ -172,7 +180,7 @@ async fn start_run(
                 .to_string();
             ApiError::field(
                 &key,
-                format!("expected {{\"full_refresh\": bool, \"from_step\": string, \"backfill\": {{\"from\": .., \"to\": ..}}}}: {e}"),
+                format!("expected {{\"full_refresh\": bool, \"from_step\": string, \"backfill\": {{\"from\": .., \"to\": ..}}, \"vars\": {{\"name\": value}}}}: {e}"),
             )
         })?
     };
@@ -181,6 +189,8 @@ async fn start_run(
         from_step: body.from_step,
         retry_of: None,
         backfill: body.backfill,
+        vars: body.vars,
+        cause: None,
     };
     let id = state
         .runner()

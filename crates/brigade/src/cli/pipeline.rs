@@ -23,7 +23,7 @@ pub(crate) enum PipelineCommand {
     List,
     /// Run a pipeline now and wait for it, with progress per step.
     #[command(
-        after_help = "Examples:\n  brigade pipeline run flights --dir examples/flights\n  brigade pipeline run flights --full-refresh --dir examples/flights\n  brigade pipeline run flights --from silver_flights --dir examples/flights\n  brigade pipeline run events --backfill-from 2013-06-01 --backfill-to 2013-07-01 --dir myapp\n\nExit code 1 when the run fails; the summary names the step and the reason."
+        after_help = "Examples:\n  brigade pipeline run flights --dir examples/flights\n  brigade pipeline run flights --full-refresh --dir examples/flights\n  brigade pipeline run flights --from silver_flights --dir examples/flights\n  brigade pipeline run events --backfill-from 2013-06-01 --backfill-to 2013-07-01 --dir myapp\n  brigade pipeline run daily --var day=2013-06-01 --dir myapp\n\nExit code 1 when the run fails; the summary names the step and the reason."
     )]
     Run {
         /// The pipeline's name (its file stem unless the file sets `name`).
@@ -41,6 +41,11 @@ pub(crate) enum PipelineCommand {
         /// Backfill: ... and cursor < TO.
         #[arg(long, value_name = "TO", requires = "backfill_from")]
         backfill_to: Option<String>,
+        /// Set a var of the pipeline's `[vars]` for this run (`{{ var('NAME') }}` in models,
+        /// `${var.NAME}` in extracts); repeat for several. Numbers and true/false keep
+        /// their type.
+        #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+        vars: Vec<(String, serde_json::Value)>,
     },
     /// Run a failed or cancelled run again from the step that did not finish.
     #[command(
@@ -147,6 +152,7 @@ pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), 
             from,
             backfill_from,
             backfill_to,
+            vars,
         } => {
             find(&name)?;
             let cursor = |s: String| {
@@ -165,6 +171,8 @@ pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), 
                 from_step: from,
                 retry_of: None,
                 backfill,
+                vars: vars.into_iter().collect(),
+                cause: None,
             };
             execute(&runner, &name, options).await
         }
@@ -181,6 +189,27 @@ pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), 
     };
     store.close().await;
     result
+}
+
+/// `NAME=VALUE` of `--var`: integers, floats and booleans keep their type.
+fn parse_var(text: &str) -> Result<(String, serde_json::Value), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE, e.g. --var day=2013-06-01"))?;
+    let value = if let Ok(i) = value.parse::<i64>() {
+        i.into()
+    } else if let Ok(f) = value
+        .parse::<f64>()
+        .map_err(|_| ())
+        .and_then(|f| serde_json::Number::from_f64(f).ok_or(()))
+    {
+        serde_json::Value::Number(f)
+    } else if let Ok(b) = value.parse::<bool>() {
+        b.into()
+    } else {
+        value.into()
+    };
+    Ok((name.trim().to_string(), value))
 }
 
 fn start_failure(e: StartError) -> Failure {

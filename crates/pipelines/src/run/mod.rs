@@ -47,6 +47,10 @@ pub enum Trigger {
     Schedule,
     Api,
     Cli,
+    /// Another pipeline succeeded (`[trigger] after`).
+    Pipeline,
+    /// New or changed files (`[trigger] files`).
+    Files,
 }
 
 impl Trigger {
@@ -56,6 +60,8 @@ impl Trigger {
             Trigger::Schedule => "schedule",
             Trigger::Api => "api",
             Trigger::Cli => "cli",
+            Trigger::Pipeline => "pipeline",
+            Trigger::Files => "files",
         }
     }
 }
@@ -101,6 +107,11 @@ impl Runner {
     /// Environment lookups of this runner.
     pub fn env(&self) -> &Env {
         &self.env
+    }
+
+    /// The app directory (file paths of extracts are relative to it).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The store runs write to.
@@ -234,6 +245,8 @@ impl Runner {
             from_step: from,
             retry_of: Some(view.id),
             backfill: view.backfill,
+            vars: view.vars,
+            cause: None,
         })
     }
 
@@ -343,6 +356,7 @@ impl Runner {
                 });
             }
         }
+        check_vars(&pipeline, &options.vars)?;
         let steps: Vec<StepReport> = pipeline
             .graph
             .nodes
@@ -639,4 +653,35 @@ fn retryable(e: &PipelineError) -> bool {
         // or a missing file, which fail the same way every time.
         PipelineError::Extract(_) => e.is_transient(),
     }
+}
+
+/// A run's `vars` must be declared under the pipeline's `[vars]` and be scalars.
+fn check_vars(
+    pipeline: &Pipeline,
+    vars: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Result<(), StartError> {
+    for (name, value) in vars {
+        if !pipeline.vars.contains_key(name) {
+            let declared: Vec<&str> = pipeline.vars.keys().map(String::as_str).collect();
+            return Err(StartError::Invalid {
+                field: "vars",
+                message: format!(
+                    "pipeline `{}` declares no var `{name}` (declared: {}); add it under [vars] with a default",
+                    pipeline.name,
+                    if declared.is_empty() {
+                        "none".to_string()
+                    } else {
+                        declared.join(", ")
+                    }
+                ),
+            });
+        }
+        if !(value.is_string() || value.is_number() || value.is_boolean()) {
+            return Err(StartError::Invalid {
+                field: "vars",
+                message: format!("vars.{name} must be a string, a number or a boolean"),
+            });
+        }
+    }
+    Ok(())
 }

@@ -64,6 +64,25 @@ pub struct RunOptions {
     /// those rows (merging them on `primary_key` when there is one); cursors stay as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backfill: Option<Backfill>,
+    /// Values for the pipeline's `[vars]` (the others keep their defaults).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub vars: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Why an event trigger started the run ("run X of `ingest` succeeded", "new or
+    /// changed files: ...").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+impl RunOptions {
+    /// The pipeline's `[vars]` defaults overridden by this run's values.
+    pub fn effective_vars(
+        &self,
+        pipeline: &crate::Pipeline,
+    ) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let mut vars = pipeline.var_defaults();
+        vars.extend(self.vars.clone());
+        vars
+    }
 }
 
 /// A cursor range to reload.
@@ -91,6 +110,10 @@ pub struct RunView {
     pub retry_of: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backfill: Option<Backfill>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub vars: std::collections::BTreeMap<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
     pub steps: Vec<StepReport>,
 }
 
@@ -109,6 +132,8 @@ impl From<RunRecord> for RunView {
             full_refresh: options.full_refresh,
             retry_of: options.retry_of,
             backfill: options.backfill,
+            vars: options.vars,
+            cause: options.cause,
             steps: serde_json::from_value(r.steps).unwrap_or_default(),
         }
     }

@@ -49,6 +49,21 @@ pub(super) fn write_mode(e: &Extract, full_refresh: bool) -> WriteMode {
     }
 }
 
+/// `env` that also resolves `${var.NAME}` to the run's vars.
+fn with_vars(
+    env: &crate::Env,
+    vars: std::collections::BTreeMap<String, serde_json::Value>,
+) -> crate::Env {
+    let env = env.clone();
+    Arc::new(move |name: &str| match name.strip_prefix("var.") {
+        Some(var) => vars.get(var).map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }),
+        None => env(name),
+    })
+}
+
 /// Loads one extract into its bronze table.
 pub(super) async fn extract(
     cx: &StepContext<'_>,
@@ -70,7 +85,7 @@ pub(super) async fn extract(
         spec: e.clone(),
         since,
         range: backfill.clone(),
-        env: cx.env.clone(),
+        env: with_vars(cx.env, cx.options.effective_vars(cx.pipeline)),
         cancelled: cx.cancelled.clone(),
     });
     let mode = match (
@@ -232,6 +247,7 @@ pub(super) async fn model(
         .collect();
     let env = cx.env.clone();
     let lookup = move |name: &str| env(name);
+    let vars = cx.options.effective_vars(cx.pipeline);
     let rendered = template::render(
         &m.text,
         &template::Context {
@@ -241,6 +257,7 @@ pub(super) async fn model(
                 && exists
                 && !cx.options.full_refresh,
             env: &lookup,
+            vars: &vars,
         },
     )
     .map_err(|e| {

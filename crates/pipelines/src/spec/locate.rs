@@ -58,7 +58,19 @@ pub fn line_of(text: &str, path: &str) -> usize {
                         found = l + 1;
                         start = l;
                     }
-                    None => return found,
+                    None => {
+                        // A plain `[table]` block such as `[trigger]` or `[vars]`.
+                        let header = format!("[{table}]");
+                        let Some(block) = (start..end).find(|&l| lines[l].trim() == header) else {
+                            return found;
+                        };
+                        found = block + 1;
+                        start = block + 1;
+                        end = (block + 1..end)
+                            .find(|&l| lines[l].trim_start().starts_with('['))
+                            .unwrap_or(end);
+                        prefix = table;
+                    }
                 }
             }
         }

@@ -5,6 +5,9 @@
 mod locate;
 mod validate;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -127,6 +130,33 @@ pub struct Notify {
     /// Default: failure, missed and freshness.
     #[serde(default = "default_notify_events")]
     pub on: Vec<NotifyEvent>,
+}
+
+/// `[trigger]`: events that start a run, beside (or instead of) the cron `schedule`. Both
+/// are watched by `brigade serve`; each event starts one run however many processes share
+/// the database.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Triggers {
+    /// Run after each successful run of these pipelines.
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// Run when a file matching a `file` extract's `path` appears or changes (once its
+    /// size and modification time held still for one `poll`).
+    #[serde(default)]
+    pub files: bool,
+    /// How often files are looked at; default 10s.
+    pub poll: Option<String>,
+}
+
+impl Triggers {
+    /// The file polling interval; validated on load.
+    pub fn poll(&self) -> std::time::Duration {
+        self.poll
+            .as_deref()
+            .and_then(|t| brigade_core::settings::parse_duration(t).ok())
+            .unwrap_or(std::time::Duration::from_secs(10))
+    }
 }
 
 /// `freshness = { warn_after = "6h", error_after = "1d" }` of an extract: how old its newest
@@ -326,6 +356,12 @@ pub struct Pipeline {
     /// Webhooks for run outcomes, missed schedules and stale sources.
     #[serde(default)]
     pub notify: Vec<Notify>,
+    /// Events that start a run: another pipeline's success, new files.
+    pub trigger: Option<Triggers>,
+    /// Run parameters with their defaults (`[vars]`): `{{ var('name') }}` in models and
+    /// `${var.name}` wherever extracts expand `${VAR}`; a run may override them.
+    #[serde(default)]
+    pub vars: BTreeMap<String, toml::Value>,
     /// `brigade serve` runs the pipeline at start when it never succeeded (demos, fresh
     /// environments).
     #[serde(default)]
@@ -370,6 +406,23 @@ impl Pipeline {
         }
         validate::pipeline(dir, text, &mut pipeline)?;
         Ok(pipeline)
+    }
+
+    /// The `[vars]` defaults as JSON values.
+    pub fn var_defaults(&self) -> BTreeMap<String, serde_json::Value> {
+        self.vars
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    toml::Value::String(s) => serde_json::Value::from(s.clone()),
+                    toml::Value::Integer(i) => serde_json::Value::from(*i),
+                    toml::Value::Float(f) => serde_json::Value::from(*f),
+                    toml::Value::Boolean(b) => serde_json::Value::from(*b),
+                    other => serde_json::Value::from(other.to_string()),
+                };
+                (k.clone(), v)
+            })
+            .collect()
     }
 
     /// The extract or model called `name`.

@@ -46,6 +46,7 @@ pub(super) fn pipeline(dir: &Path, text: &str, p: &mut Pipeline) -> Result<(), C
         return Err(c.err("on_failure.webhook", "must be an http:// or https:// URL"));
     }
     notify_and_freshness(&c, p)?;
+    triggers_and_vars(&c, p)?;
     if p.extract.is_empty() && p.model.is_empty() {
         return Err(c.err("", "a pipeline needs at least one [[extract]] or [[model]]"));
     }
@@ -110,6 +111,75 @@ fn notify_and_freshness(c: &Checker<'_>, p: &Pipeline) -> Result<(), ConfigError
             && brigade_store::sql::Ident::parse(field).is_err()
         {
             return Err(c.err(&key("field"), format!("`{field}` is not a column name")));
+        }
+    }
+    Ok(())
+}
+
+/// `[trigger]` (known events, a poll interval, a file extract to watch) and `[vars]`
+/// (scalar defaults under identifier names).
+fn triggers_and_vars(c: &Checker<'_>, p: &Pipeline) -> Result<(), ConfigError> {
+    if let Some(t) = &p.trigger {
+        for (i, upstream) in t.after.iter().enumerate() {
+            if upstream == &p.name {
+                return Err(c.err(
+                    &format!("trigger.after[{i}]"),
+                    "a pipeline cannot trigger itself; use a schedule to repeat it",
+                ));
+            }
+            if !valid_name(upstream) {
+                return Err(c.err(
+                    &format!("trigger.after[{i}]"),
+                    format!("`{upstream}` is not a pipeline name"),
+                ));
+            }
+        }
+        if let Some(poll) = &t.poll {
+            let every = brigade_core::settings::parse_duration(poll)
+                .map_err(|m| c.err("trigger.poll", m))?;
+            if every < std::time::Duration::from_secs(1) {
+                return Err(c.err("trigger.poll", "must be at least 1s"));
+            }
+        }
+        if t.files
+            && !p
+                .extract
+                .iter()
+                .any(|e| e.from == crate::spec::SourceKind::File)
+        {
+            return Err(c.err(
+                "trigger.files",
+                "watches the paths of `file` extracts, and this pipeline has none",
+            ));
+        }
+        if !t.files && t.poll.is_some() {
+            return Err(c.err("trigger.poll", "only applies with files = true"));
+        }
+        if t.after.is_empty() && !t.files {
+            return Err(c.err(
+                "trigger",
+                "names no event; set after = [\"other_pipeline\"], files = true, or both",
+            ));
+        }
+    }
+    for (name, value) in &p.vars {
+        if brigade_store::sql::Ident::parse(name).is_err() {
+            return Err(c.err(
+                &format!("vars.{name}"),
+                "is not a valid variable name (letters, digits and `_`)",
+            ));
+        }
+        if !matches!(
+            value,
+            toml::Value::String(_)
+                | toml::Value::Integer(_)
+                | toml::Value::Float(_)
+                | toml::Value::Boolean(_)
+        ) {
+            return Err(c.err(
+                &format!("vars.{name}"),
+                "must be a string, a number or a boolean (its default value)",
+            ));
         }
     }
     Ok(())
@@ -385,12 +455,14 @@ fn graph(c: &Checker<'_>, p: &Pipeline, names: &[String]) -> Result<Graph, Confi
             depends_on: Vec::new(),
         })
         .collect();
+    let vars = p.var_defaults();
     for (i, m) in p.model.iter().enumerate() {
         let cx = template::Context {
             nodes: names,
             this: &m.name,
             incremental: false,
             env: &|_| Some(String::new()),
+            vars: &vars,
         };
         let rendered = template::render(&m.text, &cx).map_err(|e| {
             if m.query.is_some() {

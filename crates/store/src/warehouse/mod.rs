@@ -13,6 +13,7 @@ mod models;
 mod runs;
 mod schedules;
 mod tables;
+mod triggers;
 
 pub use expose::Expose;
 pub use load::{Finish, LINEAGE, RejectedRows, Staging, WriteMode};
