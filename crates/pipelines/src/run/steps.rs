@@ -9,13 +9,14 @@ use std::time::Instant;
 use brigade_core::value::Value;
 use brigade_store::Store;
 use brigade_store::warehouse::{
-    ExpectationAction, Expose, Finish, Materialize, ModelPlan, RejectedRows, StateUpdate, WriteMode,
+    ExpectationAction, Expose, Finish, Materialize, ModelPlan, RejectedRows, SnapshotSpec,
+    StateUpdate, WriteMode,
 };
 
 use super::report::{Event, ExpectationReport, RunOptions, StepReport};
 use crate::error::PipelineError;
 use crate::extract::{self, Message};
-use crate::spec::{Contract, Extract, Materialized, Model, OnFail, Pipeline, Write};
+use crate::spec::{Contract, Extract, HardDeletes, Materialized, Model, OnFail, Pipeline, Write};
 use crate::template;
 
 /// What a step needs from its run.
@@ -278,6 +279,16 @@ pub(super) async fn model(
                     .map(|k| k.columns())
                     .unwrap_or_default(),
             },
+            Materialized::Snapshot => Materialize::Snapshot(SnapshotSpec {
+                unique_key: m
+                    .unique_key
+                    .as_ref()
+                    .map(|k| k.columns())
+                    .unwrap_or_default(),
+                check_cols: m.check_cols.clone(),
+                updated_at: m.updated_at.clone(),
+                invalidate_hard_deletes: m.hard_deletes == Some(HardDeletes::Invalidate),
+            }),
         },
         full_refresh: cx.options.full_refresh,
         expectations: m
@@ -348,6 +359,15 @@ pub(super) async fn model(
     }
     if let Some(failure) = outcome.failure {
         return Err(PipelineError::Check(failure));
+    }
+    if m.materialized == Materialized::Snapshot {
+        tracing::info!(
+            pipeline = %cx.pipeline.name,
+            snapshot = %m.name,
+            new_versions = outcome.rows_out,
+            closed_versions = outcome.versions_closed,
+            "Snapshot updated."
+        );
     }
     report.status = "succeeded".into();
     Ok(())

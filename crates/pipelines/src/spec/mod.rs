@@ -239,6 +239,20 @@ pub enum Materialized {
     Table,
     View,
     Incremental,
+    /// Slowly changing dimension, type 2: every version of every `unique_key` row, with
+    /// `valid_from` and `valid_to` (NULL for the current one).
+    Snapshot,
+}
+
+/// What a snapshot does when a key disappears from its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HardDeletes {
+    /// Keep the last version current (dbt's default).
+    #[default]
+    Ignore,
+    /// Close the current version (`valid_to` = the run's time).
+    Invalidate,
 }
 
 /// The layer of a node.
@@ -324,6 +338,13 @@ pub struct Model {
     #[serde(default)]
     pub materialized: Materialized,
     pub unique_key: Option<Key>,
+    /// Snapshots: the columns whose change makes a new version (default: all but the key).
+    pub check_cols: Option<Vec<String>>,
+    /// Snapshots: a timestamp column; a newer value makes a new version valid from it
+    /// (instead of comparing columns).
+    pub updated_at: Option<String>,
+    /// Snapshots: what a key missing from the source does to its current version.
+    pub hard_deletes: Option<HardDeletes>,
     #[serde(default)]
     pub expose: bool,
     #[serde(default)]

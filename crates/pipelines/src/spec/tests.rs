@@ -59,3 +59,25 @@ fn vars_need_scalar_defaults_and_models_may_only_use_declared_ones() {
     .unwrap_err();
     assert!(e.message.contains("unknown var `day`"), "{e}");
 }
+
+#[test]
+fn snapshots_need_a_key_one_strategy_and_no_expose() {
+    let model = |extra: &str| {
+        format!("name = \"p\"\n\n[[model]]\nname = \"h\"\nquery = \"SELECT 1 AS id\"\n{extra}")
+    };
+    assert!(parse(&model("materialized = \"snapshot\"\nunique_key = \"id\"\n")).is_ok());
+    let e = parse(&model("materialized = \"snapshot\"\n")).unwrap_err();
+    assert_eq!(e.key, "model[0].materialized", "{e}");
+    let e = parse(&model(
+        "materialized = \"snapshot\"\nunique_key = \"id\"\nupdated_at = \"u\"\ncheck_cols = [\"a\"]\n",
+    ))
+    .unwrap_err();
+    assert_eq!(e.key, "model[0].updated_at", "{e}");
+    let e = parse(&model(
+        "materialized = \"snapshot\"\nunique_key = \"id\"\nexpose = true\n",
+    ))
+    .unwrap_err();
+    assert_eq!(e.key, "model[0].expose", "{e}");
+    let e = parse(&model("check_cols = [\"a\"]\n")).unwrap_err();
+    assert!(e.message.contains("snapshots"), "{e}");
+}

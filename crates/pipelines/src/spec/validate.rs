@@ -185,6 +185,59 @@ fn triggers_and_vars(c: &Checker<'_>, p: &Pipeline) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// A snapshot's key, strategy and delete handling; those keys elsewhere are mistakes.
+fn snapshot(c: &Checker<'_>, i: usize, m: &Model) -> Result<(), ConfigError> {
+    let key = |k: &str| format!("model[{i}].{k}");
+    if m.materialized != Materialized::Snapshot {
+        for (name, set) in [
+            ("check_cols", m.check_cols.is_some()),
+            ("updated_at", m.updated_at.is_some()),
+            ("hard_deletes", m.hard_deletes.is_some()),
+        ] {
+            if set {
+                return Err(c.err(
+                    &key(name),
+                    format!("{name} applies to snapshots (materialized = \"snapshot\")"),
+                ));
+            }
+        }
+        return Ok(());
+    }
+    if m.unique_key.is_none() {
+        return Err(c.err(
+            &key("materialized"),
+            "a snapshot tracks rows by key: set unique_key (a column or a list of columns)",
+        ));
+    }
+    if m.expose {
+        return Err(c.err(
+            &key("expose"),
+            "a snapshot keeps several versions per key, so it cannot be a collection keyed by it; expose a model that selects the current versions (WHERE valid_to IS NULL)",
+        ));
+    }
+    if m.check_cols.is_some() && m.updated_at.is_some() {
+        return Err(c.err(
+            &key("updated_at"),
+            "choose one strategy: updated_at (a newer timestamp is a new version) or check_cols (a changed value is)",
+        ));
+    }
+    let columns = m
+        .check_cols
+        .iter()
+        .flatten()
+        .map(|col| ("check_cols", col))
+        .chain(m.updated_at.iter().map(|col| ("updated_at", col)));
+    for (k, col) in columns {
+        if brigade_store::sql::Ident::parse(col).is_err() {
+            return Err(c.err(&key(k), format!("`{col}` is not a column name")));
+        }
+    }
+    if m.check_cols.as_ref().is_some_and(Vec::is_empty) {
+        return Err(c.err(&key("check_cols"), "lists no column"));
+    }
+    Ok(())
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
@@ -389,9 +442,15 @@ fn model(c: &Checker<'_>, dir: &Path, i: usize, m: &mut Model) -> Result<(), Con
     if m.text.trim().is_empty() {
         return Err(c.err(&key("sql"), format!("the SQL of `{}` is empty", m.name)));
     }
-    if m.materialized != Materialized::Incremental && !m.expose && m.unique_key.is_some() {
-        return Err(c.err(&key("unique_key"), "unique_key applies to incremental models (the merge key) and exposed models (the record id)"));
+    if !matches!(
+        m.materialized,
+        Materialized::Incremental | Materialized::Snapshot
+    ) && !m.expose
+        && m.unique_key.is_some()
+    {
+        return Err(c.err(&key("unique_key"), "unique_key applies to incremental models (the merge key), snapshots (the tracked key) and exposed models (the record id)"));
     }
+    snapshot(c, i, m)?;
     if let Some(rule) = &m.list_rule {
         if !m.expose {
             return Err(c.err(

@@ -12,6 +12,7 @@ mod load;
 mod models;
 mod runs;
 mod schedules;
+mod snapshots;
 mod tables;
 mod triggers;
 
@@ -19,6 +20,7 @@ pub use expose::Expose;
 pub use load::{Finish, LINEAGE, RejectedRows, Staging, WriteMode};
 pub use models::{ExpectationAction, ExpectationOutcome, Materialize, ModelOutcome, ModelPlan};
 pub use runs::{RunRecord, StateUpdate};
+pub use snapshots::{SnapshotSpec, VALID_FROM, VALID_TO};
 pub use tables::{Column, ColumnType, STAGING_PREFIX};
 
 use crate::error::StoreError;

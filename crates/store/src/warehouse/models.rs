@@ -7,6 +7,7 @@ use brigade_core::value::Value;
 use super::expose::{self, Expose};
 use super::load::{Finish, WriteMode, publish_table};
 use super::runs;
+use super::snapshots::{self, SnapshotSpec};
 use super::tables::{self, Column, STAGING_PREFIX, ident};
 use super::user_sql;
 use crate::conn::{ColType, Conn, JsonRow};
@@ -23,6 +24,8 @@ pub enum Materialize {
     Incremental {
         unique_key: Vec<String>,
     },
+    /// Versions per key with `valid_from`/`valid_to` (SCD type 2); never rebuilt.
+    Snapshot(SnapshotSpec),
 }
 
 /// What an expectation does with failing rows.
@@ -75,6 +78,8 @@ pub struct ModelOutcome {
     pub failure: Option<String>,
     /// The published columns.
     pub columns: Vec<Column>,
+    /// Snapshots: versions closed this run (changed or deleted rows).
+    pub versions_closed: u64,
 }
 
 impl Store {
@@ -138,11 +143,31 @@ impl Store {
             expectations: Vec::new(),
             failure: None,
             columns: Vec::new(),
+            versions_closed: 0,
         };
         let columns = tables::columns(tx.as_mut(), staging.as_str())
             .await?
             .unwrap_or_default();
         if expectations(tx.as_mut(), plan, &staging, &columns, &mut outcome).await? {
+            return Ok(outcome);
+        }
+        if let Materialize::Snapshot(spec) = &plan.materialize {
+            match snapshots::apply(tx.as_mut(), &staging, &plan.target, &columns, spec, &now)
+                .await?
+            {
+                Err(message) => {
+                    outcome.failure = Some(message);
+                    return Ok(outcome);
+                }
+                Ok(counts) => {
+                    outcome.rows_out = counts.inserted;
+                    outcome.versions_closed = counts.closed;
+                }
+            }
+            tx.execute_script(&format!("DROP TABLE {staging}")).await?;
+            outcome.columns = columns;
+            runs::finish_in(tx.as_mut(), finish).await?;
+            tx.commit().await?;
             return Ok(outcome);
         }
         let existing = tables::columns(tx.as_mut(), &plan.target).await?;
@@ -243,6 +268,7 @@ async fn view(
         expectations: Vec::new(),
         failure: None,
         columns: columns.clone(),
+        versions_closed: 0,
     };
     expectations(tx, plan, target, &columns, &mut outcome).await?;
     Ok(outcome)

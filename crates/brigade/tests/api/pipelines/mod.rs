@@ -12,4 +12,5 @@ mod loads;
 mod model_memory;
 mod models;
 mod runs;
+mod snapshots;
 mod triggers;
