@@ -118,6 +118,14 @@ pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), 
                 ))
             })
     };
+    // A pipeline that does not exist or whose file is invalid is refused before the
+    // database is opened.
+    if let PipelineCommand::Run { name, .. }
+    | PipelineCommand::Runs { name, .. }
+    | PipelineCommand::Freshness { name } = &cmd
+    {
+        find(name)?;
+    }
     if let PipelineCommand::Graph { name, format } = &cmd {
         let p = find(name)?;
         match format {

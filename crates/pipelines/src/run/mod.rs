@@ -425,12 +425,12 @@ impl Runner {
         if let Ok(true) = self.store.run_cancel_requested(&record.id).await {
             cancelled.store(true, Ordering::Relaxed);
         }
-        let emit = move |e: Event| {
+        let emit: Arc<dyn Fn(Event) + Send + Sync> = Arc::new(move |e: Event| {
             if let Some(observe) = &observe {
                 observe(&e);
             }
             let _ = events.send(e);
-        };
+        });
         let targets: Vec<String> = pipeline
             .graph
             .nodes
@@ -451,31 +451,80 @@ impl Runner {
             steps: steps.iter().map(|s| s.name.clone()).collect(),
         });
         let heartbeat = self.heartbeat(&record.id, &cancelled);
+        let threads = self.threads(&pipeline);
+        let deps: Vec<Vec<usize>> = pipeline
+            .graph
+            .nodes
+            .iter()
+            .map(|n| {
+                n.depends_on
+                    .iter()
+                    .filter_map(|d| pipeline.graph.nodes.iter().position(|m| &m.name == d))
+                    .collect()
+            })
+            .collect();
+        // Which steps this run executes: all, or those from `from_step` on.
+        let first = options
+            .from_step
+            .as_deref()
+            .and_then(|f| steps.iter().position(|s| s.name == f))
+            .unwrap_or(0);
+        let to_run: Vec<bool> = (0..steps.len()).map(|i| i >= first).collect();
+        for (i, step) in steps.iter_mut().enumerate() {
+            if !to_run[i] {
+                step.status = "skipped".into();
+            }
+        }
+        let current = Arc::new(Mutex::new(steps.clone()));
+        let pipeline = Arc::new(pipeline);
+        let options = Arc::new(options);
         let mut failure: Option<(String, PipelineError)> = None;
-        let mut reached = options.from_step.is_none();
-        for i in 0..steps.len() {
-            let name = steps[i].name.clone();
-            if !reached && options.from_step.as_deref() == Some(name.as_str()) {
-                reached = true;
+        let mut started = vec![false; steps.len()];
+        let mut done = vec![false; steps.len()];
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        loop {
+            // Start every step whose inputs are built, up to `threads` at a time, in
+            // graph order; after a failure or a cancel, start nothing more.
+            while failure.is_none() && !cancelled.load(Ordering::Relaxed) {
+                let ready = (0..steps.len()).find(|&i| {
+                    to_run[i] && !started[i] && deps[i].iter().all(|&d| !to_run[d] || done[d])
+                });
+                let Some(i) = ready.filter(|_| in_flight.len() < threads) else {
+                    break;
+                };
+                started[i] = true;
+                steps[i].status = "running".into();
+                if let Ok(mut c) = current.lock() {
+                    c[i] = steps[i].clone();
+                }
+                self.save(&mut record, &steps).await;
+                // Each step is a task of its own, so steps progress while this loop waits
+                // for the store.
+                let runner = self.clone();
+                let (current, pipeline, options) =
+                    (current.clone(), pipeline.clone(), options.clone());
+                let (cancelled, emit) = (cancelled.clone(), emit.clone());
+                let run_id = record.id.clone();
+                let task = tokio::spawn(async move {
+                    runner
+                        .step(
+                            &pipeline, &run_id, &options, &current, i, &cancelled, &*emit,
+                        )
+                        .await
+                });
+                in_flight.push(async move { (i, task.await) });
             }
-            if !reached || failure.is_some() {
-                steps[i].status = "skipped".into();
-                continue;
-            }
-            if cancelled.load(Ordering::Relaxed) {
-                steps[i].status = "cancelled".into();
-                failure.get_or_insert((name, PipelineError::Cancelled));
-                continue;
-            }
-            steps[i].status = "running".into();
-            self.save(&mut record, &steps).await;
-            match self
-                .step(
-                    &pipeline, &record.id, &options, &mut steps, i, &cancelled, &emit,
-                )
-                .await
-            {
-                Ok(()) => {}
+            let Some((i, joined)) = futures::StreamExt::next(&mut in_flight).await else {
+                break;
+            };
+            let (report, result) = joined.unwrap_or_else(|e| {
+                // The step's task panicked: the step failed, the run goes on to its end.
+                let error = PipelineError::Extract(format!("the step stopped unexpectedly: {e}"));
+                (steps[i].clone(), Err(error))
+            });
+            steps[i] = report;
+            match result {
+                Ok(()) => done[i] = true,
                 Err(e) => {
                     steps[i].status = if matches!(e, PipelineError::Cancelled) {
                         "cancelled".into()
@@ -483,14 +532,31 @@ impl Runner {
                         "failed".into()
                     };
                     steps[i].error = Some(e.to_string());
-                    failure = Some((name, e));
+                    failure.get_or_insert((steps[i].name.clone(), e));
                 }
+            }
+            if let Ok(mut c) = current.lock() {
+                c[i] = steps[i].clone();
             }
             self.save(&mut record, &steps).await;
             emit(Event::StepFinished {
                 run_id: record.id.clone(),
                 step: steps[i].clone(),
             });
+        }
+        drop(in_flight);
+        // Steps that never started: skipped after a failure, cancelled after a cancel.
+        let was_cancelled = cancelled.load(Ordering::Relaxed);
+        for i in (0..steps.len()).filter(|&i| to_run[i] && !started[i]) {
+            if failure.is_none() && was_cancelled {
+                failure = Some((steps[i].name.clone(), PipelineError::Cancelled));
+            }
+            steps[i].status =
+                if was_cancelled && matches!(failure, Some((_, PipelineError::Cancelled))) {
+                    "cancelled".into()
+                } else {
+                    "skipped".into()
+                };
         }
         heartbeat.abort();
         record.finished = Some(brigade_core::time::now());
@@ -523,37 +589,49 @@ impl Runner {
         view
     }
 
+    /// Runs step `i` with its retries; returns its report and outcome. `current` holds
+    /// every step's latest report: the record committed with the step's data is built
+    /// from it.
     #[allow(clippy::too_many_arguments)]
     async fn step(
         &self,
         pipeline: &Pipeline,
         run_id: &str,
         options: &RunOptions,
-        steps: &mut [StepReport],
+        current: &Mutex<Vec<StepReport>>,
         i: usize,
         cancelled: &Arc<AtomicBool>,
         emit: &(dyn Fn(Event) + Send + Sync),
-    ) -> Result<(), PipelineError> {
-        let name = steps[i].name.clone();
-        let node = pipeline
-            .node(&name)
-            .ok_or_else(|| PipelineError::Extract(format!("no step `{name}`")))?;
+    ) -> (StepReport, Result<(), PipelineError>) {
+        let mut report = current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)[i]
+            .clone();
+        let name = report.name.clone();
+        let Some(node) = pipeline.node(&name) else {
+            return (
+                report,
+                Err(PipelineError::Extract(format!("no step `{name}`"))),
+            );
+        };
         let backoff = pipeline.retry_backoff_ms.unwrap_or(1000);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            steps[i].status = "running".into();
-            steps[i].attempts = attempt;
-            steps[i].error = None;
+            report.status = "running".into();
+            report.attempts = attempt;
+            report.error = None;
             emit(Event::StepStarted {
                 run_id: run_id.to_string(),
                 step: name.clone(),
                 attempt,
             });
-            let snapshot = steps.to_vec();
-            let steps_after = move |r: &StepReport| {
-                let mut all = snapshot.clone();
-                all[i] = r.clone();
+            // The run's steps as they stand when this step commits, with this one done.
+            let steps_after = |r: &StepReport| {
+                let mut all = current.lock().map(|c| c.clone()).unwrap_or_default();
+                if let Some(slot) = all.get_mut(i) {
+                    *slot = r.clone();
+                }
                 serde_json::to_value(all).unwrap_or_default()
             };
             let cx = steps::StepContext {
@@ -568,20 +646,18 @@ impl Runner {
                 steps_after: &steps_after,
             };
             let started = std::time::Instant::now();
-            let mut report = steps[i].clone();
             let result = match node {
                 Node::Extract(e) => steps::extract(&cx, e, &mut report).await,
                 Node::Model(m) => steps::model(&cx, m, &mut report).await,
             };
             report.duration_ms = started.elapsed().as_millis() as u64;
-            steps[i] = report;
             metrics::histogram!("pipeline_step_duration_seconds", "pipeline" => pipeline.name.clone(), "step" => name.clone())
                 .record(started.elapsed().as_secs_f64());
             match result {
                 Ok(()) => {
                     metrics::counter!("pipeline_rows_total", "pipeline" => pipeline.name.clone(), "step" => name.clone())
-                        .increment(steps[i].rows_out);
-                    return Ok(());
+                        .increment(report.rows_out);
+                    return (report, Ok(()));
                 }
                 Err(e)
                     if attempt <= pipeline.retries
@@ -592,7 +668,23 @@ impl Runner {
                     tracing::warn!(pipeline = %pipeline.name, step = %name, attempt, error = %e, delay_ms = delay, "Step failed; retrying.");
                     tokio::time::sleep(Duration::from_millis(delay)).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return (report, Err(e)),
+            }
+        }
+    }
+
+    /// How many steps of `pipeline` run at once: its `threads` (default 4) on PostgreSQL,
+    /// at most half the connection pool so the API always finds a connection; one on
+    /// SQLite, whose single writer would serialise them anyway.
+    fn threads(&self, pipeline: &Pipeline) -> usize {
+        match self.store.dialect() {
+            brigade_store::sql::Dialect::Sqlite => 1,
+            brigade_store::sql::Dialect::Postgres => {
+                let wanted = pipeline.threads.unwrap_or(4).max(1);
+                match self.store.pool_size() {
+                    0 => 1,
+                    pool => wanted.min((pool / 2).max(1)),
+                }
             }
         }
     }

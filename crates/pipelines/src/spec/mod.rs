@@ -377,6 +377,9 @@ pub struct Pipeline {
     /// Webhooks for run outcomes, missed schedules and stale sources.
     #[serde(default)]
     pub notify: Vec<Notify>,
+    /// Steps that may run at once on PostgreSQL (independent extracts and models);
+    /// default 4. SQLite runs one step at a time (one writer).
+    pub threads: Option<usize>,
     /// Events that start a run: another pipeline's success, new files.
     pub trigger: Option<Triggers>,
     /// Run parameters with their defaults (`[vars]`): `{{ var('name') }}` in models and

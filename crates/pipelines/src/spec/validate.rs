@@ -47,6 +47,11 @@ pub(super) fn pipeline(dir: &Path, text: &str, p: &mut Pipeline) -> Result<(), C
     }
     notify_and_freshness(&c, p)?;
     triggers_and_vars(&c, p)?;
+    if let Some(threads) = p.threads
+        && !(1..=32).contains(&threads)
+    {
+        return Err(c.err("threads", "must be between 1 and 32"));
+    }
     if p.extract.is_empty() && p.model.is_empty() {
         return Err(c.err("", "a pipeline needs at least one [[extract]] or [[model]]"));
     }

@@ -80,6 +80,8 @@ pub struct Store {
     /// sub-selects), half the pool, so cheap reads always find a connection while many
     /// clients send expensive filters. SQLite moves slow reads to a lane of their own instead.
     heavy_reads: Option<Arc<tokio::sync::Semaphore>>,
+    /// Connections the backend may open (`database.pool_size`); 0 when not known.
+    pool_size: usize,
 }
 
 impl Store {
@@ -102,6 +104,7 @@ impl Store {
             let permits = (settings.database.pool_size / 2).max(1);
             store.heavy_reads = Some(Arc::new(tokio::sync::Semaphore::new(permits)));
         }
+        store.pool_size = settings.database.pool_size;
         Ok(store)
     }
 
@@ -132,6 +135,7 @@ impl Store {
             counts,
             group_commit,
             heavy_reads: None,
+            pool_size: 0,
         };
         store.reload_schema().await?;
         Ok(store)
@@ -140,6 +144,12 @@ impl Store {
     /// The SQL dialect of the backend.
     pub fn dialect(&self) -> Dialect {
         self.db.dialect()
+    }
+
+    /// Connections the backend may open (`database.pool_size`); 0 when the store was built
+    /// around a backend opened elsewhere.
+    pub fn pool_size(&self) -> usize {
+        self.pool_size
     }
 
     /// `(in use, idle)` connections.

@@ -1,6 +1,6 @@
 //! Pipeline files on the command line: mistakes are refused before anything runs (exit 2,
-//! naming file, line and key) by `brigade pipeline` and by `brigade serve`; `graph`, `list`
-//! and `run` print what a user reads. SQLite only: nothing here depends on the backend.
+//! naming file, line and key) by `brigade pipeline`, and logged by `brigade serve`, which
+//! disables only that pipeline; `graph`, `list` and `run` print what a user reads. SQLite only: nothing here depends on the backend.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -60,45 +60,57 @@ fn valid_app(orders: &str) -> tempfile::TempDir {
 
 const ORDERS: &str = "id,customer,amount\n1,1,10.5\n2,2,20\n3,1,5\n";
 
-/// `brigade serve` on `dir`; it must exit on its own within 20 s.
-fn serve_exit(dir: &Path) -> std::process::Output {
+/// `brigade serve` on `dir`: it starts (the other pipelines keep running) and logs the
+/// invalid file; returns its stderr once it has.
+fn serve_log(dir: &Path) -> String {
+    use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_brigade"))
         .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
         .arg(dir)
         .env("BRIGADE_DATABASE_URL", sqlite_url(dir))
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn brigade serve");
-    for _ in 0..200 {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
         }
-        std::thread::sleep(Duration::from_millis(100));
+    });
+    let mut log = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while let Ok(line) =
+        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        log.push_str(&line);
+        log.push('\n');
+        if log.contains("A pipeline file is invalid") && log.contains("Listening") {
+            break;
+        }
     }
     let _ = child.kill();
-    let out = child.wait_with_output().expect("output");
-    panic!(
-        "brigade serve started despite a bad pipeline file:\n{}",
-        output_text(&out)
+    let _ = child.wait();
+    assert!(
+        log.contains("A pipeline file is invalid") && log.contains("Listening"),
+        "brigade serve should start and log the invalid file:\n{log}"
     );
+    log
 }
 
-/// Writes `files`, then checks that `pipeline graph`, `pipeline run` and `serve` all exit
-/// with 2 and that stderr contains every one of `expected`.
+/// Writes `files`, then checks that `pipeline graph` and `pipeline run` exit with 2 before
+/// opening the database, that `serve` starts and logs the file as invalid, and that each
+/// says every one of `expected`.
 async fn refused(files: &[(&str, Vec<u8>)], expected: &[&str]) {
     let dir = app_dir(files);
     let url = sqlite_url(dir.path());
     let graph = pipeline_cli(dir.path(), &url, &["graph", "p"]).await;
     let run = pipeline_cli(dir.path(), &url, &["run", "p"]).await;
-    let serve = tokio::task::spawn_blocking({
-        let path = dir.path().to_path_buf();
-        move || serve_exit(&path)
-    })
-    .await
-    .expect("serve");
-    for (what, out) in [("graph", &graph), ("run", &run), ("serve", &serve)] {
+    for (what, out) in [("graph", &graph), ("run", &run)] {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(
             out.status.code(),
@@ -119,6 +131,18 @@ async fn refused(files: &[(&str, Vec<u8>)], expected: &[&str]) {
         "the database was opened despite the bad file: {}",
         output_text(&run)
     );
+    let log = tokio::task::spawn_blocking({
+        let path = dir.path().to_path_buf();
+        move || serve_log(&path)
+    })
+    .await
+    .expect("serve");
+    for part in expected {
+        assert!(
+            log.contains(part),
+            "serve: the log does not contain {part:?}:\n{log}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ mod files;
 mod loads;
 mod model_memory;
 mod models;
+mod parallel;
 mod runs;
 mod snapshots;
 mod triggers;
