@@ -137,8 +137,14 @@ impl App {
             &settings.dir,
             pipelines,
             Arc::new(|name: &str| std::env::var(name).ok()),
+            brigade_pipelines::Process {
+                role: "brigade serve",
+                stale_after: settings.pipelines.stale_after,
+            },
         );
-        runner.recover().await?;
+        // Runs whose process died are failed by heartbeat age, here and every
+        // `stale_after / 2` in the scheduler; runs of live CLI processes are left alone.
+        runner.sweep(None).await?;
         let scheduler = brigade_pipelines::schedule::spawn(runner.clone());
         brigade_pipelines::schedule::run_on_start(&runner).await;
         let app_runner = runner.clone();

@@ -1,5 +1,6 @@
 //! The `brigade` binary: parses the command line, loads settings and runs one command.
-//! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration.
+//! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration, 130 and 143
+//! a pipeline run stopped by SIGINT or SIGTERM.
 
 mod cli;
 mod logging;
@@ -34,6 +35,10 @@ fn main() -> ExitCode {
         Err(cli::Failure::Runtime(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
+        }
+        Err(cli::Failure::Signal { code, message }) => {
+            eprintln!("{message}");
+            ExitCode::from(code)
         }
     }
 }

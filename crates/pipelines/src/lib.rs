@@ -26,7 +26,7 @@ pub mod template;
 pub mod triggers;
 
 pub use error::{ConfigError, PipelineError};
-pub use run::{RunOptions, RunView, Runner, Trigger};
+pub use run::{Process, RunOptions, RunView, Runner, Trigger};
 
 /// Environment lookups (`${VAR}` in sources, `env_var()` in models), injected by the binary
 /// so nothing reads the process environment deep inside (and tests can supply their own).

@@ -82,15 +82,17 @@ pub async fn run_on_start(runner: &Arc<crate::Runner>) {
 const RESCAN: Duration = Duration::from_secs(30);
 
 /// Runs the scheduled pipelines of `runner` until the task is aborted, and beside them the
-/// source freshness checks ([`crate::freshness::watch`]). The pipeline files are read again
+/// source freshness checks ([`crate::freshness::watch`]) and the sweep that fails runs whose
+/// process stopped ([`crate::Runner::sweep`]). The pipeline files are read again
 /// at least every 30 s, so a new or changed `schedule` needs no restart. Firings missed
 /// while no process was up are not caught up (like cron) but notified as `missed` once the
 /// scheduler starts again; start a run through the API or the CLI instead.
 pub fn spawn(runner: Arc<crate::Runner>) -> tokio::task::JoinHandle<()> {
     let watch = crate::freshness::watch(runner.clone());
     let triggers = crate::triggers::watch(runner.clone());
+    let sweep = runner.clone().sweep_forever();
     tokio::spawn(async move {
-        tokio::join!(schedule(runner), watch, triggers);
+        tokio::join!(schedule(runner), watch, triggers, sweep);
     })
 }
 

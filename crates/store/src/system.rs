@@ -85,8 +85,17 @@ const STEPS: &[(i64, &str)] = &[
     ),
     (11, crate::login_failures::DDL),
     (12, crate::oidc_links::DDL),
+    // One run per pipeline across processes: the lease row a run holds while it runs, and
+    // which process a run belongs to (so a dead one can be told from a slow one).
     (
         13,
+        "CREATE TABLE IF NOT EXISTS _pipeline_leases (pipeline TEXT PRIMARY KEY NOT NULL,
+         run_id TEXT NOT NULL, holder TEXT NOT NULL, heartbeat_at TEXT NOT NULL);
+     ALTER TABLE _pipeline_runs ADD COLUMN holder TEXT;",
+    ),
+    // What event triggers last acted on (an upstream run, the files seen).
+    (
+        14,
         "CREATE TABLE IF NOT EXISTS _pipeline_triggers (pipeline TEXT NOT NULL,
          source TEXT NOT NULL, seen TEXT NOT NULL, updated TEXT NOT NULL,
          PRIMARY KEY (pipeline, source));",

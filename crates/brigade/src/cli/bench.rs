@@ -80,6 +80,10 @@ pub(crate) async fn run(settings: Settings, cmd: BenchCommand) -> Result<(), Fai
         &settings.dir,
         pipelines,
         Arc::new(|name: &str| std::env::var(name).ok()),
+        brigade_pipelines::Process {
+            role: "brigade bench",
+            stale_after: settings.pipelines.stale_after,
+        },
     );
     let mut walls = Vec::new();
     let mut steps: Vec<(String, Vec<f64>, u64)> = Vec::new();

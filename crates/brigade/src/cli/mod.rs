@@ -8,6 +8,7 @@ mod migrate;
 mod pipeline;
 mod search;
 mod serve;
+mod stop;
 mod superuser;
 
 use std::path::PathBuf;
@@ -21,6 +22,9 @@ pub(crate) enum Failure {
     Usage(String),
     /// Anything else: exit 1.
     Runtime(anyhow::Error),
+    /// Stopped by a signal after cleaning up: exit 128 + the signal's number (130 for
+    /// SIGINT, 143 for SIGTERM), as shells report it.
+    Signal { code: u8, message: String },
 }
 
 impl From<anyhow::Error> for Failure {

@@ -23,7 +23,7 @@ pub(crate) enum PipelineCommand {
     List,
     /// Run a pipeline now and wait for it, with progress per step.
     #[command(
-        after_help = "Examples:\n  brigade pipeline run flights --dir examples/flights\n  brigade pipeline run flights --full-refresh --dir examples/flights\n  brigade pipeline run flights --from silver_flights --dir examples/flights\n  brigade pipeline run events --backfill-from 2013-06-01 --backfill-to 2013-07-01 --dir myapp\n  brigade pipeline run daily --var day=2013-06-01 --dir myapp\n\nExit code 1 when the run fails; the summary names the step and the reason."
+        after_help = "Examples:\n  brigade pipeline run flights --dir examples/flights\n  brigade pipeline run flights --full-refresh --dir examples/flights\n  brigade pipeline run flights --from silver_flights --dir examples/flights\n  brigade pipeline run events --backfill-from 2013-06-01 --backfill-to 2013-07-01 --dir myapp\n  brigade pipeline run daily --var day=2013-06-01 --dir myapp\n\nExit code 1 when the run fails; the summary names the step and the reason. While another\nrun of the pipeline (in any process) is going, this one waits for it. Ctrl-C or SIGTERM\ncancels the run (nothing half-written is published) and exits 130 or 143."
     )]
     Run {
         /// The pipeline's name (its file stem unless the file sets `name`).
@@ -145,6 +145,10 @@ pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), 
         &settings.dir,
         catalog.clone(),
         Arc::new(|name: &str| std::env::var(name).ok()),
+        brigade_pipelines::Process {
+            role: "brigade pipeline run",
+            stale_after: settings.pipelines.stale_after,
+        },
     );
     let result = match cmd {
         PipelineCommand::Graph { .. } => Ok(()),
@@ -347,6 +351,16 @@ async fn execute(runner: &Arc<Runner>, name: &str, options: RunOptions) -> Resul
         move |event: &Event| {
             let Ok(mut open) = open.lock() else { return };
             match event {
+                Event::Queued {
+                    pipeline,
+                    waiting_for,
+                    holder,
+                    ..
+                } => bars.suspend(|| {
+                    eprintln!(
+                        "waiting for run {waiting_for} of pipeline {pipeline} held by {holder} ..."
+                    );
+                }),
                 Event::StepStarted { step, attempt, .. } => {
                     let bar = open.entry(step.clone()).or_insert_with(|| {
                         let bar = bars.add(ProgressBar::new_spinner());
@@ -393,11 +407,23 @@ async fn execute(runner: &Arc<Runner>, name: &str, options: RunOptions) -> Resul
             }
         }
     };
+    let stop = super::stop::Stop::watch(runner.clone());
     let view = runner
         .run(name, Trigger::Cli, options, Some(Arc::new(observe)))
         .await
         .map_err(start_failure)?;
     summary(&view);
+    if let Some(signal) = stop.received() {
+        return Err(Failure::Signal {
+            code: signal.exit_code(),
+            message: format!(
+                "run {} {}: {}",
+                view.id,
+                view.status,
+                view.error.unwrap_or_default()
+            ),
+        });
+    }
     if view.status == "succeeded" {
         Ok(())
     } else {

@@ -29,6 +29,7 @@ pub const ENV_PREFIX: &str = "BRIGADE_";
 /// `RATE_LIMIT_DEFAULT` maps to `rate_limit.default`.
 const SECTIONS: &[&str] = &[
     "rate_limit",
+    "pipelines",
     "database",
     "server",
     "search",
@@ -67,6 +68,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub redis: RedisSettings,
     pub metrics: MetricsSettings,
+    pub pipelines: PipelineSettings,
     pub search: SearchSettings,
     /// `None`: `/api/rag` answers extractively.
     pub llm: Option<LlmSettings>,
@@ -94,6 +96,22 @@ pub struct RedisSettings {
 pub struct MailSettings {
     pub from: String,
     pub outbox: PathBuf,
+}
+
+/// `[pipelines]`: how runs in several processes share the database.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    /// A queued or running run whose process has not refreshed its heartbeat for this long
+    /// is taken for dead: marked failed, its pipeline's lease freed (default 30 s).
+    pub stale_after: Duration,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            stale_after: Duration::from_secs(30),
+        }
+    }
 }
 
 /// `[audit]`.
@@ -245,6 +263,7 @@ struct RawSettings {
     // Sections owned by later features; accepted so app directories written for them load.
     rate_limit: RawRateLimit,
     audit: RawAudit,
+    pipelines: RawPipelines,
     mail: RawMail,
     redis: RawRedis,
     metrics: RawMetrics,
@@ -335,6 +354,12 @@ struct RawRedis {
 struct RawMail {
     from: Option<String>,
     outbox: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPipelines {
+    stale_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -566,6 +591,13 @@ impl Settings {
                 parse_duration(other.unwrap_or("90d")).map_err(|m| fail("audit.retention", m))?,
             ),
         };
+        let stale_after = duration("pipelines.stale_after", &raw.pipelines.stale_after, "30s")?;
+        if stale_after < Duration::from_secs(1) {
+            return Err(fail(
+                "pipelines.stale_after",
+                "must be at least 1s (runs refresh their heartbeat several times within it)".into(),
+            ));
+        }
         let search = search::search(raw.search).map_err(|(k, m)| fail(&k, m))?;
         let llm = search::llm(raw.llm, &vars).map_err(|(k, m)| fail(&k, m))?;
         Ok(Settings {
@@ -579,6 +611,7 @@ impl Settings {
             rate_limit,
             metrics,
             audit: AuditSettings { retention },
+            pipelines: PipelineSettings { stale_after },
             redis: RedisSettings {
                 url: match raw.redis.url {
                     Some(u) if u.starts_with("redis://") => Some(u),

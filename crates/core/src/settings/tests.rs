@@ -88,6 +88,20 @@ fn rates() {
 }
 
 #[test]
+fn pipelines_stale_after_from_file_and_environment() {
+    let s = load("", &[]).unwrap();
+    assert_eq!(s.pipelines.stale_after, Duration::from_secs(30));
+    let s = load("[pipelines]\nstale_after = \"2m\"\n", &[]).unwrap();
+    assert_eq!(s.pipelines.stale_after, Duration::from_secs(120));
+    let s = load("", &[("BRIGADE_PIPELINES_STALE_AFTER", "5s")]).unwrap();
+    assert_eq!(s.pipelines.stale_after, Duration::from_secs(5));
+    let e = load("[pipelines]\nstale_after = \"soon\"\n", &[]).unwrap_err();
+    assert_eq!(e.key, "pipelines.stale_after");
+    let e = load("", &[("BRIGADE_PIPELINES_STALE_AFTER", "100ms")]).unwrap_err();
+    assert_eq!(e.origin, "BRIGADE_PIPELINES_STALE_AFTER");
+}
+
+#[test]
 fn durations_and_sizes() {
     assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
     assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));

@@ -2,6 +2,7 @@
 //! step, with per-step retries, cancellation, progress events and run records that survive
 //! restarts. `brigade serve` (scheduler and API) and `brigade pipeline run` share it.
 
+pub mod liveness;
 pub mod report;
 mod steps;
 
@@ -68,7 +69,19 @@ impl Trigger {
 
 struct Active {
     cancelled: Arc<AtomicBool>,
+    /// Why it was cancelled, when not by a request (`stopped by SIGTERM`).
+    reason: Arc<Mutex<Option<String>>>,
     events: broadcast::Sender<Event>,
+}
+
+/// How this process takes part in runs shared with other processes.
+#[derive(Debug, Clone)]
+pub struct Process {
+    /// What this process is, as other processes see it (`brigade serve`).
+    pub role: &'static str,
+    /// A queued or running run whose heartbeat is older than this counts as dead
+    /// (`[pipelines] stale_after`).
+    pub stale_after: Duration,
 }
 
 pub use crate::Env;
@@ -85,13 +98,25 @@ pub struct Runner {
     broken: RwLock<Arc<Vec<crate::Broken>>>,
     env: Env,
     active: Mutex<HashMap<String, Active>>,
-    /// One run per pipeline at a time in this process; later runs wait `queued`.
+    /// One run per pipeline at a time in this process; later runs wait `queued`. Across
+    /// processes the pipeline's lease in the store does the same.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// This process, as recorded on its runs and leases.
+    holder: liveness::Holder,
+    stale_after: Duration,
+    /// Set once this process stops: runs it starts from now on are cancelled at once.
+    stopping: Mutex<Option<String>>,
 }
 
 impl Runner {
     /// A runner over `catalog` (already loaded from `dir`).
-    pub fn new(store: Arc<Store>, dir: &Path, catalog: crate::Catalog, env: Env) -> Arc<Runner> {
+    pub fn new(
+        store: Arc<Store>,
+        dir: &Path,
+        catalog: crate::Catalog,
+        env: Env,
+        process: Process,
+    ) -> Arc<Runner> {
         report_broken(&[], &catalog.broken);
         Arc::new(Runner {
             store,
@@ -101,6 +126,9 @@ impl Runner {
             env,
             active: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
+            holder: liveness::Holder::this_process(process.role),
+            stale_after: process.stale_after,
+            stopping: Mutex::new(None),
         })
     }
 
@@ -152,31 +180,63 @@ impl Runner {
         self.pipelines().iter().find(|p| p.name == name).cloned()
     }
 
-    /// Marks runs whose process died as failed: on SQLite (one process) every unfinished
-    /// run, on PostgreSQL those without a heartbeat for a minute.
+    /// How long a run may go without a heartbeat before it counts as dead.
+    pub fn stale_after(&self) -> Duration {
+        self.stale_after
+    }
+
+    /// How often a run refreshes its heartbeat and checks for cancellation requests: several
+    /// times within `stale_after`.
+    fn tick(&self) -> Duration {
+        (self.stale_after / 5).clamp(Duration::from_millis(200), Duration::from_secs(2))
+    }
+
+    /// Marks the queued or running runs of `pipeline` (of every pipeline when `None`) whose
+    /// process died as failed and frees their leases, so they can be retried: those whose
+    /// heartbeat is older than `stale_after`, unless their process is still running on this
+    /// host (one long SQLite statement holds up its heartbeat) or in this process. Returns
+    /// how many.
     ///
     /// # Errors
     /// The store's.
-    pub async fn recover(&self) -> Result<u64, brigade_store::StoreError> {
-        let cutoff = match self.store.dialect() {
-            brigade_store::sql::Dialect::Sqlite => {
-                chrono::Utc::now() + chrono::Duration::seconds(1)
+    pub async fn sweep(&self, pipeline: Option<&str>) -> Result<u64, brigade_store::StoreError> {
+        let before = brigade_core::time::format_datetime(
+            chrono::Utc::now() - chrono::Duration::from_std(self.stale_after).unwrap_or_default(),
+        );
+        let mut failed = 0;
+        for run in self.store.runs_stale(pipeline, &before).await? {
+            let ours = self
+                .active
+                .lock()
+                .map(|a| a.contains_key(&run.id))
+                .unwrap_or(false);
+            let holder = run.holder.as_deref().and_then(liveness::Holder::parse);
+            if ours || holder.as_ref().map(liveness::Holder::alive) == Some(liveness::Alive::Yes) {
+                continue;
             }
-            brigade_store::sql::Dialect::Postgres => {
-                chrono::Utc::now() - chrono::Duration::seconds(60)
-            }
-        };
-        let n = self
-            .store
-            .runs_fail_stale(&brigade_core::time::format_datetime(cutoff))
-            .await?;
-        if n > 0 {
-            tracing::warn!(
-                runs = n,
-                "Marked runs interrupted by a stopped process as failed."
+            let error = format!(
+                "the process running it stopped responding (last heartbeat {}{}); retry it or start a new run",
+                run.heartbeat.as_deref().unwrap_or("never"),
+                holder.map(|h| format!(", {h}")).unwrap_or_default(),
             );
+            if self.store.run_fail_stale(&run.id, &before, &error).await? {
+                tracing::warn!(run = %run.id, pipeline = %run.pipeline, error = %error, "Marked a run whose process stopped responding as failed.");
+                failed += 1;
+            }
         }
-        Ok(n)
+        Ok(failed)
+    }
+
+    /// Sweeps dead runs of every pipeline every `stale_after / 2` (the server's background
+    /// loop), until the task is dropped.
+    pub async fn sweep_forever(self: Arc<Self>) {
+        let every = (self.stale_after / 2).max(Duration::from_secs(1));
+        loop {
+            if let Err(e) = self.sweep(None).await {
+                tracing::warn!(error = %e, "Could not look for runs whose process stopped.");
+            }
+            tokio::time::sleep(every).await;
+        }
     }
 
     /// Records a queued run of `name` and starts it in the background; returns its id.
@@ -220,11 +280,21 @@ impl Runner {
     /// # Errors
     /// Unknown run, or a run that did not fail.
     pub async fn retry(self: &Arc<Self>, run_id: &str) -> Result<RunOptions, StartError> {
-        let run = self
+        let mut run = self
             .store
             .run_get(run_id)
             .await?
             .ok_or_else(|| StartError::UnknownRun(run_id.to_string()))?;
+        if matches!(run.status.as_str(), "queued" | "running")
+            && self.sweep(Some(&run.pipeline)).await? > 0
+        {
+            // Its process died: the sweep just marked it failed.
+            run = self
+                .store
+                .run_get(run_id)
+                .await?
+                .ok_or_else(|| StartError::UnknownRun(run_id.to_string()))?;
+        }
         if !matches!(run.status.as_str(), "failed" | "cancelled") {
             return Err(StartError::Invalid {
                 field: "run_id",
@@ -268,8 +338,20 @@ impl Runner {
     /// Asks every run of this process to stop (the server is shutting down). Extracts stop
     /// between batches and publish nothing; a model finishes its statement.
     pub fn cancel_all(&self) {
+        self.cancel_all_because("the run was cancelled: the server is shutting down");
+    }
+
+    /// Like [`Runner::cancel_all`], recording `reason` as the runs' error (`stopped by
+    /// SIGTERM`). Runs this process would start afterwards are cancelled too.
+    pub fn cancel_all_because(&self, reason: &str) {
+        if let Ok(mut stopping) = self.stopping.lock() {
+            stopping.get_or_insert_with(|| reason.to_string());
+        }
         if let Ok(active) = self.active.lock() {
             for a in active.values() {
+                if let Ok(mut r) = a.reason.lock() {
+                    r.get_or_insert_with(|| reason.to_string());
+                }
                 a.cancelled.store(true, Ordering::Relaxed);
             }
         }
@@ -323,6 +405,11 @@ impl Runner {
         // Files are read again at every run, so edits to models take effect without a
         // restart; parsing takes milliseconds.
         self.reload()?;
+        // Runs of this pipeline whose process died are failed first, so their lease does not
+        // hold this one up.
+        if let Err(e) = self.sweep(Some(name)).await {
+            tracing::warn!(error = %e, "Could not look for runs whose process stopped.");
+        }
         let pipeline = self.pipeline(name).ok_or_else(|| {
             match self.broken().iter().find(|b| b.name == name) {
                 // A disabled pipeline says why.
@@ -389,12 +476,17 @@ impl Runner {
             steps: serde_json::to_value(&steps).unwrap_or_default(),
         };
         self.store.run_insert(&record).await?;
+        self.store
+            .run_set_holder(&record.id, &self.holder.stored())
+            .await?;
         let (events, _) = broadcast::channel(256);
+        let stopping = self.stopping.lock().ok().and_then(|s| s.clone());
         if let Ok(mut active) = self.active.lock() {
             active.insert(
                 record.id.clone(),
                 Active {
-                    cancelled: Arc::new(AtomicBool::new(false)),
+                    cancelled: Arc::new(AtomicBool::new(stopping.is_some())),
+                    reason: Arc::new(Mutex::new(stopping)),
                     events,
                 },
             );
@@ -414,14 +506,19 @@ impl Runner {
             .lock()
             .map(|mut l| l.entry(pipeline.name.clone()).or_default().clone())
             .unwrap_or_default();
-        let _serial = lock.lock().await;
-        let (cancelled, events) = match self.active.lock().ok().and_then(|a| {
+        let (cancelled, reason, events) = match self.active.lock().ok().and_then(|a| {
             a.get(&record.id)
-                .map(|a| (a.cancelled.clone(), a.events.clone()))
+                .map(|a| (a.cancelled.clone(), a.reason.clone(), a.events.clone()))
         }) {
             Some(x) => x,
-            None => (Arc::new(AtomicBool::new(false)), broadcast::channel(1).0),
+            None => (
+                Arc::new(AtomicBool::new(false)),
+                Arc::default(),
+                broadcast::channel(1).0,
+            ),
         };
+        let leased = Arc::new(AtomicBool::new(false));
+        let heartbeat = self.heartbeat(&record.id, &cancelled, &reason, &leased);
         if let Ok(true) = self.store.run_cancel_requested(&record.id).await {
             cancelled.store(true, Ordering::Relaxed);
         }
@@ -431,6 +528,15 @@ impl Runner {
             }
             let _ = events.send(e);
         });
+        let _serial = tokio::select! {
+            serial = lock.lock() => Some(serial),
+            () = until(&cancelled) => None,
+        };
+        if !cancelled.load(Ordering::Relaxed) {
+            self.take_lease(&pipeline.name, &record.id, &cancelled, &*emit)
+                .await;
+            leased.store(!cancelled.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
         let targets: Vec<String> = pipeline
             .graph
             .nodes
@@ -450,7 +556,6 @@ impl Runner {
             pipeline: pipeline.name.clone(),
             steps: steps.iter().map(|s| s.name.clone()).collect(),
         });
-        let heartbeat = self.heartbeat(&record.id, &cancelled);
         let threads = self.threads(&pipeline);
         let deps: Vec<Vec<usize>> = pipeline
             .graph
@@ -564,7 +669,13 @@ impl Runner {
             None => record.status = "succeeded".into(),
             Some((_, PipelineError::Cancelled)) => {
                 record.status = "cancelled".into();
-                record.error = Some("the run was cancelled".into());
+                record.error = Some(
+                    reason
+                        .lock()
+                        .ok()
+                        .and_then(|r| r.clone())
+                        .unwrap_or_else(|| "the run was cancelled".into()),
+                );
             }
             Some((step, e)) => {
                 record.status = "failed".into();
@@ -572,6 +683,12 @@ impl Runner {
             }
         }
         self.save(&mut record, &steps).await;
+        if leased.load(Ordering::Relaxed)
+            && let Err(e) = self.store.lease_release(&pipeline.name, &record.id).await
+        {
+            // It goes stale and is taken over after `stale_after`.
+            tracing::warn!(run = %record.id, error = %e, "Could not release the pipeline's lease.");
+        }
         metrics::counter!("pipeline_runs_total", "pipeline" => pipeline.name.clone(), "status" => record.status.clone()).increment(1);
         emit(Event::RunFinished {
             run_id: record.id.clone(),
@@ -696,25 +813,94 @@ impl Runner {
         }
     }
 
-    /// Keeps the run's heartbeat fresh (so other processes know it is alive) and picks up
-    /// cancellation requests made through another process.
-    fn heartbeat(&self, run_id: &str, cancelled: &Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    /// Waits until run `run_id` holds the lease of `pipeline` (or is cancelled), sweeping
+    /// runs whose process died meanwhile. Announces each run it waits for.
+    async fn take_lease(
+        &self,
+        pipeline: &str,
+        run_id: &str,
+        cancelled: &Arc<AtomicBool>,
+        emit: &(dyn Fn(Event) + Send + Sync),
+    ) {
+        let mut waiting_for: Option<String> = None;
+        loop {
+            match self
+                .store
+                .lease_take(pipeline, run_id, &self.holder.stored())
+                .await
+            {
+                Ok(brigade_store::warehouse::LeaseClaim::Taken) => return,
+                Ok(brigade_store::warehouse::LeaseClaim::Held(lease)) => {
+                    if waiting_for.as_deref() != Some(lease.run_id.as_str()) {
+                        let holder = liveness::describe(&lease.holder);
+                        tracing::info!(run = %run_id, pipeline, waiting_for = %lease.run_id, holder = %holder, "Waiting for another run of the pipeline to finish.");
+                        emit(Event::Queued {
+                            run_id: run_id.to_string(),
+                            pipeline: pipeline.to_string(),
+                            waiting_for: lease.run_id.clone(),
+                            holder,
+                        });
+                        waiting_for = Some(lease.run_id);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(run = %run_id, error = %e, "Could not take the pipeline's lease; trying again.");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.tick()) => {}
+                () = until(cancelled) => return,
+            }
+            if let Err(e) = self.sweep(Some(pipeline)).await {
+                tracing::warn!(error = %e, "Could not look for runs whose process stopped.");
+            }
+        }
+    }
+
+    /// Keeps the run's heartbeat (and its lease's, once `leased`) fresh so other processes
+    /// know it is alive, and picks up cancellation requests made through another process.
+    /// A run that finds itself no longer queued or running, or no longer holding its lease,
+    /// was taken for dead by another process: it stops without publishing.
+    fn heartbeat(
+        &self,
+        run_id: &str,
+        cancelled: &Arc<AtomicBool>,
+        reason: &Arc<Mutex<Option<String>>>,
+        leased: &Arc<AtomicBool>,
+    ) -> tokio::task::JoinHandle<()> {
         let store = self.store.clone();
         let id = run_id.to_string();
         let cancelled = cancelled.clone();
+        let reason = reason.clone();
+        let leased = leased.clone();
+        let tick = self.tick();
+        let stale_after = self.stale_after;
         tokio::spawn(async move {
-            let mut tick: u32 = 0;
             loop {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                tick += 1;
-                if tick.is_multiple_of(8) {
-                    let _ = store.run_heartbeat(&id).await;
+                tokio::time::sleep(tick).await;
+                if let Ok(false) = store.run_beat(&id, leased.load(Ordering::Relaxed)).await {
+                    if let Ok(mut r) = reason.lock() {
+                        r.get_or_insert_with(|| {
+                            format!(
+                                "the run was stopped: its heartbeat was older than stale_after ({}s) and another process took it for dead",
+                                stale_after.as_secs_f64()
+                            )
+                        });
+                    }
+                    cancelled.store(true, Ordering::Relaxed);
                 }
                 if let Ok(true) = store.run_cancel_requested(&id).await {
                     cancelled.store(true, Ordering::Relaxed);
                 }
             }
         })
+    }
+}
+
+/// Resolves once `flag` is set (polled: cancellation is rare and a few ms late is fine).
+async fn until(flag: &AtomicBool) {
+    while !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

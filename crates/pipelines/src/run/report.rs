@@ -143,6 +143,16 @@ impl From<RunRecord> for RunView {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// The run waits: another run of its pipeline (maybe in another process) holds the
+    /// pipeline's lease. Sent when the run starts waiting and when the holder changes.
+    Queued {
+        run_id: String,
+        pipeline: String,
+        /// The run holding the lease.
+        waiting_for: String,
+        /// The process running it, e.g. `brigade pipeline run (pid 4242 on build-1)`.
+        holder: String,
+    },
     RunStarted {
         run_id: String,
         pipeline: String,
@@ -175,6 +185,7 @@ impl Event {
     /// The SSE event name.
     pub fn name(&self) -> &'static str {
         match self {
+            Event::Queued { .. } => "queued",
             Event::RunStarted { .. } => "run_started",
             Event::StepStarted { .. } => "step_started",
             Event::Progress { .. } => "progress",

@@ -1,5 +1,5 @@
 //! The tables pipelines write: bronze loads through staging tables, model materialization,
-//! run records and incremental state. Everything that must be all-or-nothing (publishing a
+//! run records, pipeline leases and incremental state. Everything that must be all-or-nothing (publishing a
 //! step's table, its incremental cursor and its step record) commits in one transaction here.
 //!
 //! Users' model SQL is the one place SQL written outside this crate reaches the database
@@ -8,6 +8,7 @@
 
 mod expose;
 mod freshness;
+mod leases;
 mod load;
 mod models;
 mod runs;
@@ -17,6 +18,7 @@ mod tables;
 mod triggers;
 
 pub use expose::Expose;
+pub use leases::{Lease, LeaseClaim, StaleRun};
 pub use load::{Finish, LINEAGE, RejectedRows, Staging, WriteMode};
 pub use models::{ExpectationAction, ExpectationOutcome, Materialize, ModelOutcome, ModelPlan};
 pub use runs::{RunRecord, StateUpdate};

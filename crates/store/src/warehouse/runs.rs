@@ -222,24 +222,6 @@ impl Store {
             .collect())
     }
 
-    /// Marks runs left `queued` or `running` with a heartbeat older than `stale_before`
-    /// (a process that died) as failed. Returns how many.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn runs_fail_stale(&self, stale_before: &str) -> Result<u64, StoreError> {
-        let mut tx = self.db.begin().await?;
-        let mut sql = Sql::new(tx.dialect());
-        sql.push("UPDATE _pipeline_runs SET status = 'failed', finished = ")
-            .bind(Value::Text(brigade_core::time::now()))
-            .push(", error = 'the process running it stopped before the run finished; start a new run or retry it' WHERE status IN ('queued', 'running') AND (heartbeat IS NULL OR heartbeat < ")
-            .bind(Value::Text(stale_before.into()))
-            .push(")");
-        let n = tx.execute(&sql).await?;
-        tx.commit().await?;
-        Ok(n)
-    }
-
     /// Stores the steps of a running run (progress of the current step).
     ///
     /// # Errors
@@ -262,7 +244,7 @@ impl Store {
     }
 
     /// Marks run `id` failed with `error` unless it already ended (a shutdown that could not
-    /// wait for it).
+    /// wait for it), and frees its pipeline's lease.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
@@ -277,19 +259,8 @@ impl Store {
             .bind(Value::Text(id.into()))
             .push(" AND status IN ('queued', 'running')");
         tx.execute(&sql).await?;
-        tx.commit().await
-    }
-
-    /// Refreshes the heartbeat of a running run.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn run_heartbeat(&self, id: &str) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
         let mut sql = Sql::new(tx.dialect());
-        sql.push("UPDATE _pipeline_runs SET heartbeat = ")
-            .bind(Value::Text(brigade_core::time::now()))
-            .push(" WHERE id = ")
+        sql.push("DELETE FROM _pipeline_leases WHERE run_id = ")
             .bind(Value::Text(id.into()));
         tx.execute(&sql).await?;
         tx.commit().await

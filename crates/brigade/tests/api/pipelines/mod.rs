@@ -8,6 +8,7 @@ mod backfill;
 mod broken_files;
 mod crash;
 mod files;
+mod leases;
 mod loads;
 mod model_memory;
 mod models;
