@@ -85,6 +85,12 @@ const STEPS: &[(i64, &str)] = &[
     ),
     (11, crate::login_failures::DDL),
     (12, crate::oidc_links::DDL),
+    // Which pipeline owns which table: a pipeline creates and replaces only its own.
+    (
+        13,
+        "CREATE TABLE IF NOT EXISTS _pipeline_tables (table_name TEXT PRIMARY KEY NOT NULL,
+         pipeline TEXT NOT NULL, node TEXT NOT NULL, created_at TEXT NOT NULL);",
+    ),
 ];
 
 /// Steps whose SQL differs on PostgreSQL.

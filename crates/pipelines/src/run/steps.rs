@@ -35,17 +35,23 @@ pub(super) struct StepContext<'a> {
 
 /// How an extract writes its table.
 pub(super) fn write_mode(e: &Extract, full_refresh: bool) -> WriteMode {
+    // A rebuild of a keyed table keeps one row per key, like the merges that built it.
+    let replace = if e.primary_key.is_empty() {
+        WriteMode::Replace
+    } else {
+        WriteMode::Rebuild(e.primary_key.clone())
+    };
     if full_refresh {
-        return WriteMode::Replace;
+        return replace;
     }
     match e.write {
         Some(Write::Append) => WriteMode::Append,
-        Some(Write::Replace) => WriteMode::Replace,
+        Some(Write::Replace) => replace,
         Some(Write::Merge) => WriteMode::Merge(e.primary_key.clone()),
         None if !e.primary_key.is_empty() => WriteMode::Merge(e.primary_key.clone()),
         // Incremental loads add what is new; a keyless full read is a snapshot.
         None if e.incremental.is_some() => WriteMode::Append,
-        None => WriteMode::Replace,
+        None => replace,
     }
 }
 
@@ -78,13 +84,15 @@ pub(super) async fn extract(
         &e.incremental,
         write_mode(e, cx.options.full_refresh),
     ) {
-        (Some((from, to)), Some(inc), WriteMode::Append | WriteMode::Replace) => {
-            WriteMode::ReplaceRange {
-                column: crate::extract::normalize(&inc.cursor),
-                from: crate::extract::infer::from_json(from).1,
-                to: crate::extract::infer::from_json(to).1,
-            }
-        }
+        (
+            Some((from, to)),
+            Some(inc),
+            WriteMode::Append | WriteMode::Replace | WriteMode::Rebuild(_),
+        ) => WriteMode::ReplaceRange {
+            column: crate::extract::normalize(&inc.cursor),
+            from: crate::extract::infer::from_json(from).1,
+            to: crate::extract::infer::from_json(to).1,
+        },
         (_, _, mode) => mode,
     };
     let loaded_at = brigade_core::time::now();
@@ -103,7 +111,7 @@ pub(super) async fn extract(
                         width = columns.len();
                         staging = Some(
                             cx.store
-                                .begin_load(&e.name, &columns, cx.run_id, &mode)
+                                .begin_load(&cx.pipeline.name, &e.name, &columns, cx.run_id, &mode)
                                 .await?,
                         );
                     }
@@ -207,7 +215,12 @@ pub(super) async fn extract(
         run_steps: Some((cx.run_id.to_string(), (cx.steps_after)(report))),
     };
     match staging.publish(&mode, finish).await {
-        Ok(_) => Ok(()),
+        Ok(published) => {
+            // Rows that repeated a key are not in the table: count what is.
+            report.rows_dropped = report.rows_in.saturating_sub(published);
+            report.rows_out = published;
+            Ok(())
+        }
         Err(err) => {
             report.status = "running".into();
             Err(err.into())

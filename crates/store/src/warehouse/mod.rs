@@ -10,6 +10,7 @@ mod expose;
 mod freshness;
 mod load;
 mod models;
+pub(crate) mod ownership;
 mod runs;
 mod schedules;
 mod tables;
@@ -17,6 +18,7 @@ mod tables;
 pub use expose::Expose;
 pub use load::{Finish, LINEAGE, RejectedRows, Staging, WriteMode};
 pub use models::{ExpectationAction, ExpectationOutcome, Materialize, ModelOutcome, ModelPlan};
+pub use ownership::{Owner, Taken};
 pub use runs::{RunRecord, StateUpdate};
 pub use tables::{Column, ColumnType, STAGING_PREFIX};
 
