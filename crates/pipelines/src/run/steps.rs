@@ -259,11 +259,24 @@ pub(super) async fn model(
     .map_err(|e| {
         PipelineError::Config(crate::ConfigError::new(&m.origin, e.line, "", e.message))
     })?;
+    // Templates can emit text the file check could not see: check what will run.
+    let end = crate::statement::single_query(&rendered.sql, false).map_err(|e| {
+        PipelineError::Config(crate::ConfigError::new(
+            &m.origin,
+            0,
+            "",
+            format!(
+                "model `{}`: the rendered SQL is not one query: {}",
+                m.name, e.message
+            ),
+        ))
+    })?;
     let plan = ModelPlan {
         pipeline: cx.pipeline.name.clone(),
         run_id: cx.run_id.to_string(),
         target: m.name.clone(),
-        sql: rendered.sql,
+        // Without a trailing `;` or comment, so the store can wrap it.
+        sql: rendered.sql[..end].to_string(),
         materialize: match m.materialized {
             Materialized::Table => Materialize::Table,
             Materialized::View => Materialize::View,

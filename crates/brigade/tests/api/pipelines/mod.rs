@@ -14,3 +14,4 @@ mod model_memory;
 mod models;
 mod ownership;
 mod runs;
+mod statements;
