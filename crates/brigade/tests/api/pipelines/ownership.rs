@@ -218,3 +218,49 @@ files_test!(
         assert_eq!(rows[0]["n"], 1, "the superuser is still there: {rows:?}");
     }
 );
+
+const BULK: &str = r#"
+name = "bulk"
+retries = 0
+
+[[extract]]
+name = "bulk"
+from = "file"
+path = "data/bulk.csv"
+"#;
+
+files_test!(
+    a_collection_made_while_a_run_loads_is_not_replaced_by_the_publish,
+    vec![
+        text("pipelines/bulk.toml", BULK),
+        text("data/bulk.csv", &numbered_csv(1, 400_000)),
+    ],
+    |app| async move {
+        let started = expect_json(app.post("/api/pipelines/bulk/runs", json!({})).await, 202).await;
+        let id = started["run_id"].as_str().expect("run_id").to_string();
+        // The run passed its checks; a collection takes the name while rows are staged.
+        wait_until_loading(&app, &id).await;
+        app.must_create_collection(json!({
+            "name": "bulk",
+            "fields": [{ "name": "note", "type": "text" }],
+        }))
+        .await;
+        app.must_post_record("bulk", json!({ "note": "mine" }))
+            .await;
+
+        let run = wait(&app, &id).await;
+        assert_eq!(run["status"], "failed", "{run}");
+        let error = step(&run, "bulk")["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("table `bulk` belongs to collection `bulk`"),
+            "the publish checks again: {run}"
+        );
+        assert_eq!(
+            app.count("bulk").await,
+            1,
+            "the collection keeps its record"
+        );
+        let left = staging_tables(app.backend, &app.db_url).await;
+        assert!(left.is_empty(), "staged rows are discarded: {left:?}");
+    }
+);
