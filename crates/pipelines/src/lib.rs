@@ -22,6 +22,7 @@ pub mod lineage;
 pub mod run;
 pub mod schedule;
 pub mod spec;
+pub mod statement;
 pub mod template;
 pub mod triggers;
 

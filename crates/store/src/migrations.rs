@@ -138,6 +138,17 @@ pub(crate) async fn apply_operation(conn: &mut dyn Conn, op: &Operation) -> Resu
                     format!("a collection named `{}` already exists", collection.name),
                 ));
             }
+            if let Some((pipeline, node)) =
+                crate::warehouse::ownership::pipeline_owner(conn, &collection.name).await?
+            {
+                return Err(StoreError::conflict(
+                    "name",
+                    format!(
+                        "table `{}` belongs to pipeline `{pipeline}` (node {node}); choose another collection name",
+                        collection.name
+                    ),
+                ));
+            }
             for stmt in ddl::create_collection(dialect, collection)? {
                 conn.execute_script(&stmt).await?;
             }

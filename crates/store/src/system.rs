@@ -100,6 +100,12 @@ const STEPS: &[(i64, &str)] = &[
          source TEXT NOT NULL, seen TEXT NOT NULL, updated TEXT NOT NULL,
          PRIMARY KEY (pipeline, source));",
     ),
+    // Which pipeline owns which table: a pipeline creates and replaces only its own.
+    (
+        15,
+        "CREATE TABLE IF NOT EXISTS _pipeline_tables (table_name TEXT PRIMARY KEY NOT NULL,
+         pipeline TEXT NOT NULL, node TEXT NOT NULL, created_at TEXT NOT NULL);",
+    ),
 ];
 
 /// Steps whose SQL differs on PostgreSQL.

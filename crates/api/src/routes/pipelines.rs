@@ -206,6 +206,7 @@ fn start_error(e: StartError) -> ApiError {
         StartError::UnknownRun(id) => ApiError::not_found(format!("run `{id}` not found")),
         StartError::Invalid { field, message } => ApiError::field(field, message),
         StartError::Config(e) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        e @ StartError::TablesTaken(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
         StartError::Store(e) => e.into(),
     }
 }

@@ -38,6 +38,10 @@ pub enum StartError {
     /// A pipeline or model file is invalid (files are read again at every run).
     #[error("{0}")]
     Config(#[from] crate::ConfigError),
+    /// Tables the run would write belong to a collection, the system or another pipeline;
+    /// nothing ran.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    TablesTaken(Vec<brigade_store::warehouse::Taken>),
     #[error(transparent)]
     Store(#[from] brigade_store::StoreError),
 }
@@ -444,6 +448,18 @@ impl Runner {
             }
         }
         check_vars(&pipeline, &options.vars)?;
+        // Before the first step: a node named like a collection, a system table or another
+        // pipeline's table would replace it (and cascade through its foreign keys).
+        let targets: Vec<String> = pipeline
+            .graph
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .collect();
+        let taken = self.store.table_owners(&pipeline.name, &targets).await?;
+        if !taken.is_empty() {
+            return Err(StartError::TablesTaken(taken));
+        }
         let steps: Vec<StepReport> = pipeline
             .graph
             .nodes

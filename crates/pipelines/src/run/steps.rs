@@ -36,17 +36,23 @@ pub(super) struct StepContext<'a> {
 
 /// How an extract writes its table.
 pub(super) fn write_mode(e: &Extract, full_refresh: bool) -> WriteMode {
+    // A rebuild of a keyed table keeps one row per key, like the merges that built it.
+    let replace = if e.primary_key.is_empty() {
+        WriteMode::Replace
+    } else {
+        WriteMode::Rebuild(e.primary_key.clone())
+    };
     if full_refresh {
-        return WriteMode::Replace;
+        return replace;
     }
     match e.write {
         Some(Write::Append) => WriteMode::Append,
-        Some(Write::Replace) => WriteMode::Replace,
+        Some(Write::Replace) => replace,
         Some(Write::Merge) => WriteMode::Merge(e.primary_key.clone()),
         None if !e.primary_key.is_empty() => WriteMode::Merge(e.primary_key.clone()),
         // Incremental loads add what is new; a keyless full read is a snapshot.
         None if e.incremental.is_some() => WriteMode::Append,
-        None => WriteMode::Replace,
+        None => replace,
     }
 }
 
@@ -94,13 +100,15 @@ pub(super) async fn extract(
         &e.incremental,
         write_mode(e, cx.options.full_refresh),
     ) {
-        (Some((from, to)), Some(inc), WriteMode::Append | WriteMode::Replace) => {
-            WriteMode::ReplaceRange {
-                column: crate::extract::normalize(&inc.cursor),
-                from: crate::extract::infer::from_json(from).1,
-                to: crate::extract::infer::from_json(to).1,
-            }
-        }
+        (
+            Some((from, to)),
+            Some(inc),
+            WriteMode::Append | WriteMode::Replace | WriteMode::Rebuild(_),
+        ) => WriteMode::ReplaceRange {
+            column: crate::extract::normalize(&inc.cursor),
+            from: crate::extract::infer::from_json(from).1,
+            to: crate::extract::infer::from_json(to).1,
+        },
         (_, _, mode) => mode,
     };
     let loaded_at = brigade_core::time::now();
@@ -119,7 +127,7 @@ pub(super) async fn extract(
                         width = columns.len();
                         staging = Some(
                             cx.store
-                                .begin_load(&e.name, &columns, cx.run_id, &mode)
+                                .begin_load(&cx.pipeline.name, &e.name, &columns, cx.run_id, &mode)
                                 .await?,
                         );
                     }
@@ -223,7 +231,12 @@ pub(super) async fn extract(
         run_steps: Some((cx.run_id.to_string(), (cx.steps_after)(report))),
     };
     match staging.publish(&mode, finish).await {
-        Ok(_) => Ok(()),
+        Ok(published) => {
+            // Rows that repeated a key are not in the table: count what is.
+            report.rows_dropped = report.rows_in.saturating_sub(published);
+            report.rows_out = published;
+            Ok(())
+        }
         Err(err) => {
             report.status = "running".into();
             Err(err.into())
@@ -264,11 +277,24 @@ pub(super) async fn model(
     .map_err(|e| {
         PipelineError::Config(crate::ConfigError::new(&m.origin, e.line, "", e.message))
     })?;
+    // Templates can emit text the file check could not see: check what will run.
+    let end = crate::statement::single_query(&rendered.sql, false).map_err(|e| {
+        PipelineError::Config(crate::ConfigError::new(
+            &m.origin,
+            0,
+            "",
+            format!(
+                "model `{}`: the rendered SQL is not one query: {}",
+                m.name, e.message
+            ),
+        ))
+    })?;
     let plan = ModelPlan {
         pipeline: cx.pipeline.name.clone(),
         run_id: cx.run_id.to_string(),
         target: m.name.clone(),
-        sql: rendered.sql,
+        // Without a trailing `;` or comment, so the store can wrap it.
+        sql: rendered.sql[..end].to_string(),
         materialize: match m.materialized {
             Materialized::Table => Materialize::Table,
             Materialized::View => Materialize::View,

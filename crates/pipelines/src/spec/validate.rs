@@ -447,6 +447,18 @@ fn model(c: &Checker<'_>, dir: &Path, i: usize, m: &mut Model) -> Result<(), Con
     if m.text.trim().is_empty() {
         return Err(c.err(&key("sql"), format!("the SQL of `{}` is empty", m.name)));
     }
+    if let Err(e) = crate::statement::single_query(&m.text, true) {
+        return Err(if m.query.is_some() {
+            c.err(&key("query"), format!("model `{}`: {}", m.name, e.message))
+        } else {
+            ConfigError::new(
+                &m.origin,
+                e.line,
+                "",
+                format!("model `{}`: {}", m.name, e.message),
+            )
+        });
+    }
     if !matches!(
         m.materialized,
         Materialized::Incremental | Materialized::Snapshot

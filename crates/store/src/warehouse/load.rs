@@ -23,6 +23,9 @@ pub enum WriteMode {
     Replace,
     /// Insert or update by these key columns (the last row of a key in one load wins).
     Merge(Vec<String>),
+    /// Replace the table's contents with one row per key of these columns (the last row of a
+    /// key wins, as in a merge): a full refresh of a keyed extract.
+    Rebuild(Vec<String>),
     /// Replace the rows with `from <= column < to` (a backfill of an incremental extract).
     ReplaceRange {
         column: String,
@@ -54,6 +57,8 @@ pub struct Finish {
 /// A load in progress: rows written so far sit in a staging table.
 pub struct Staging {
     db: Arc<dyn Database>,
+    /// The pipeline loading it: the table must be its own (see [`super::ownership`]).
+    pipeline: String,
     target: String,
     table: Ident,
     columns: Vec<Column>,
@@ -73,12 +78,14 @@ pub const LINEAGE: [(&str, ColumnType); 3] = [
 ];
 
 impl Store {
-    /// Starts loading `target` with `columns` (the data columns; lineage columns are added).
+    /// Starts loading `target` for `pipeline` with `columns` (the data columns; lineage
+    /// columns are added).
     ///
     /// # Errors
     /// [`StoreError::Invalid`] for a bad table or column name.
     pub async fn begin_load(
         &self,
+        pipeline: &str,
         target: &str,
         columns: &[Column],
         batch_id: &str,
@@ -110,7 +117,9 @@ impl Store {
             .await?;
         // A replacing load's staging table becomes the table: write it durably once rather
         // than unlogged and then again by SET LOGGED.
-        let unlogged = if tx.dialect() == Dialect::Postgres && *mode != WriteMode::Replace {
+        let unlogged = if tx.dialect() == Dialect::Postgres
+            && !matches!(mode, WriteMode::Replace | WriteMode::Rebuild(_))
+        {
             "UNLOGGED "
         } else {
             ""
@@ -124,6 +133,7 @@ impl Store {
         tx.commit().await?;
         Ok(Staging {
             db: self.db.clone(),
+            pipeline: pipeline.to_string(),
             target: target.to_string(),
             table: staging,
             idents: typed.into_iter().map(|(i, _)| i).collect(),
@@ -203,11 +213,12 @@ impl Staging {
     }
 
     /// Publishes the staged rows into the target in one transaction, with `finish`.
-    /// Returns the target's columns after the load.
+    /// Returns the rows published: those staged less repeated keys of a merge or rebuild.
     ///
     /// # Errors
     /// [`StoreError::Unprocessable`] when the new columns clash with the table's (a changed
-    /// type), or the merge key is missing; nothing is changed then.
+    /// type), or the merge key is missing; [`StoreError::Conflict`] when the table belongs to
+    /// a collection or another pipeline. Nothing is changed then.
     pub async fn publish(mut self, mode: &WriteMode, finish: Finish) -> Result<u64, StoreError> {
         if let Err(e) = self.end_stream().await {
             self.discard().await;
@@ -215,12 +226,19 @@ impl Staging {
         }
         let mut tx = self.db.begin().await?;
         let result =
-            publish_table(tx.as_mut(), &self.table, &self.target, &self.columns, mode).await;
+            match super::ownership::claim(tx.as_mut(), &self.pipeline, &self.target, &self.target)
+                .await
+            {
+                Ok(()) => {
+                    publish_table(tx.as_mut(), &self.table, &self.target, &self.columns, mode).await
+                }
+                Err(e) => Err(e),
+            };
         match result {
-            Ok(()) => {
+            Ok(duplicates) => {
                 runs::finish_in(tx.as_mut(), finish).await?;
                 tx.commit().await?;
-                Ok(self.rows)
+                Ok(self.rows.saturating_sub(duplicates))
             }
             Err(e) => {
                 drop(tx);
@@ -244,52 +262,47 @@ impl Staging {
 
 /// Moves the rows of `staging` (with `columns`) into `target` per `mode`, evolving the
 /// target's columns; `staging` is gone afterwards. Shared by bronze loads and models.
+/// Returns how many staged rows repeated a key of a merge or rebuild (the last one of each
+/// key is kept; the others are not published).
 pub(super) async fn publish_table(
     tx: &mut dyn Conn,
     staging: &Ident,
     target_name: &str,
     columns: &[Column],
     mode: &WriteMode,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     let target = ident(target_name)?;
     let dialect = tx.dialect();
+    let keys = match mode {
+        WriteMode::Merge(keys) | WriteMode::Rebuild(keys) => Some(keys),
+        _ => None,
+    };
+    let duplicates = match keys {
+        Some(keys) => keep_last(tx, staging, keys).await?,
+        None => 0,
+    };
     let existing = tables::columns(tx, target_name).await?;
     if existing.is_some() && tables::is_view(tx, target_name).await? {
         tx.execute_script(&format!("DROP VIEW {target}"))
             .await
             .map_err(super::user_sql)?;
-        return rename(tx, staging, &target).await;
+        rename(tx, staging, &target).await?;
+        return Ok(duplicates);
     }
     let Some(existing) = existing else {
         // A new table: the staging table becomes it.
-        if let WriteMode::Merge(keys) = mode {
-            // As in a merge, the last row of a key wins (else the unique index fails).
-            let order = if dialect == Dialect::Sqlite {
-                "rowid"
-            } else {
-                "ctid"
-            };
-            let key_list = keys
-                .iter()
-                .map(|k| ident(k).map(|i| i.to_string()))
-                .collect::<Result<Vec<_>, _>>()?
-                .join(", ");
-            tx.execute_script(&format!(
-                "DELETE FROM {staging} WHERE {order} IN (SELECT {order} FROM (SELECT {order}, \
-                 row_number() OVER (PARTITION BY {key_list} ORDER BY {order} DESC) AS _brigade_rank \
-                 FROM {staging}) s WHERE _brigade_rank > 1)"
-            ))
-            .await
-            .map_err(super::user_sql)?;
-        }
         rename(tx, staging, &target).await?;
-        if let WriteMode::Merge(keys) = mode {
+        if let Some(keys) = keys {
             unique_index(tx, &target, target_name, keys).await?;
         }
-        return Ok(());
+        return Ok(duplicates);
     };
-    if *mode == WriteMode::Replace {
-        return replace(tx, staging, &target, target_name, columns, &existing).await;
+    if let WriteMode::Replace | WriteMode::Rebuild(_) = mode {
+        replace(tx, staging, &target, target_name, columns, &existing).await?;
+        if let Some(keys) = keys {
+            unique_index(tx, &target, target_name, keys).await?;
+        }
+        return Ok(duplicates);
     }
     evolve(tx, &target, target_name, columns, &existing).await?;
     let names: Vec<String> = columns
@@ -330,16 +343,7 @@ pub(super) async fn publish_table(
     let sql = match mode {
         WriteMode::Merge(keys) => {
             unique_index(tx, &target, target_name, keys).await?;
-            let key_list = keys
-                .iter()
-                .map(|k| ident(k).map(|i| i.to_string()))
-                .collect::<Result<Vec<_>, _>>()?
-                .join(", ");
-            let order = if dialect == Dialect::Sqlite {
-                "rowid"
-            } else {
-                "ctid"
-            };
+            let key_list = key_list(keys)?;
             let updates: Vec<String> = names
                 .iter()
                 .filter(|n| !keys.iter().any(|k| format!("\"{k}\"") == **n))
@@ -350,16 +354,43 @@ pub(super) async fn publish_table(
             } else {
                 format!("UPDATE SET {}", updates.join(", "))
             };
+            // `WHERE true` lets SQLite parse `ON CONFLICT` after a `SELECT`.
             format!(
-                "INSERT INTO {target} ({list}) SELECT {list} FROM (SELECT {list}, row_number() OVER \
-                 (PARTITION BY {key_list} ORDER BY {order} DESC) AS _brigade_rank FROM {staging}) s \
-                 WHERE _brigade_rank = 1 ON CONFLICT ({key_list}) DO {action}"
+                "INSERT INTO {target} ({list}) SELECT {list} FROM {staging} WHERE true \
+                 ON CONFLICT ({key_list}) DO {action}"
             )
         }
         _ => format!("INSERT INTO {target} ({list}) SELECT {list} FROM {staging}"),
     };
     tx.execute_script(&sql).await.map_err(super::user_sql)?;
-    tx.execute_script(&format!("DROP TABLE {staging}")).await
+    tx.execute_script(&format!("DROP TABLE {staging}")).await?;
+    Ok(duplicates)
+}
+
+fn key_list(keys: &[String]) -> Result<String, StoreError> {
+    Ok(keys
+        .iter()
+        .map(|k| ident(k).map(|i| i.to_string()))
+        .collect::<Result<Vec<_>, _>>()?
+        .join(", "))
+}
+
+/// Deletes all but the last staged row of each key (the order rows were staged in), so the
+/// table gets one row per key; returns how many were deleted.
+async fn keep_last(tx: &mut dyn Conn, staging: &Ident, keys: &[String]) -> Result<u64, StoreError> {
+    let order = if tx.dialect() == Dialect::Sqlite {
+        "rowid"
+    } else {
+        "ctid"
+    };
+    let key_list = key_list(keys)?;
+    let mut sql = crate::sql::Sql::new(tx.dialect());
+    sql.push(&format!(
+        "DELETE FROM {staging} WHERE {order} IN (SELECT {order} FROM (SELECT {order}, \
+         row_number() OVER (PARTITION BY {key_list} ORDER BY {order} DESC) AS _brigade_rank \
+         FROM {staging}) s WHERE _brigade_rank > 1)"
+    ));
+    tx.execute(&sql).await.map_err(super::user_sql)
 }
 
 /// Adds columns the target lacks; refuses a column whose type changed.

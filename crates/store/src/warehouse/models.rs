@@ -105,6 +105,8 @@ impl Store {
         }
         let now = brigade_core::time::now();
         let mut tx = self.db.begin().await?;
+        // Before anything is dropped or built: the table must be this pipeline's own.
+        super::ownership::claim(tx.as_mut(), &plan.pipeline, &plan.target, &plan.target).await?;
         let select = plan.sql.trim().trim_end_matches(';').trim_end();
         let wrapped;
         let select = match &plan.expose {
@@ -178,6 +180,10 @@ impl Store {
             outcome.failure = Some(message);
             return Ok(outcome);
         }
+        if let Some(failure) = repeated_ids(tx.as_mut(), plan, &staging).await? {
+            outcome.failure = Some(failure);
+            return Ok(outcome);
+        }
         let mode = match &plan.materialize {
             Materialize::Incremental { unique_key } if existing.is_some() && !plan.full_refresh => {
                 if unique_key.is_empty() {
@@ -197,7 +203,11 @@ impl Store {
             }
             _ => WriteMode::Replace,
         };
-        publish_table(tx.as_mut(), &staging, &plan.target, &columns, &mode).await?;
+        // Repeated merge keys: the last row wins; the report counts what the table got.
+        let duplicates =
+            publish_table(tx.as_mut(), &staging, &plan.target, &columns, &mode).await?;
+        outcome.rows_out = outcome.rows_out.saturating_sub(duplicates);
+        outcome.rows_dropped += duplicates;
         outcome.columns = columns;
         if let Some(e) = &plan.expose {
             let index = ident(
@@ -270,8 +280,62 @@ async fn view(
         columns: columns.clone(),
         versions_closed: 0,
     };
-    expectations(tx, plan, target, &columns, &mut outcome).await?;
+    if !expectations(tx, plan, target, &columns, &mut outcome).await? {
+        outcome.failure = repeated_ids(tx, plan, target).await?;
+    }
     Ok(outcome)
+}
+
+/// An exposed model's record ids must be unique (else `GET` by id returns one of several rows
+/// at random): names up to 5 repeated ids and how many repeat, or `None` when all are unique.
+async fn repeated_ids(
+    tx: &mut dyn Conn,
+    plan: &ModelPlan,
+    table: &Ident,
+) -> Result<Option<String>, StoreError> {
+    let Some(expose) = &plan.expose else {
+        return Ok(None);
+    };
+    let mut sql = Sql::new(tx.dialect());
+    sql.push("SELECT id, count(*) FROM ")
+        .ident(table)
+        .push(" GROUP BY id HAVING count(*) > 1 ORDER BY count(*) DESC, id LIMIT 5");
+    let sample = tx.query(&sql, &[ColType::Text, ColType::Int]).await?;
+    if sample.is_empty() {
+        return Ok(None);
+    }
+    let mut sql = Sql::new(tx.dialect());
+    sql.push("SELECT count(*) FROM (SELECT id FROM ")
+        .ident(table)
+        .push(" GROUP BY id HAVING count(*) > 1) d");
+    let repeated = match tx
+        .query(&sql, &[ColType::Int])
+        .await?
+        .first()
+        .and_then(|r| r.first())
+    {
+        Some(Value::Int(n)) => *n,
+        _ => 0,
+    };
+    let shown: Vec<String> = sample
+        .iter()
+        .map(|r| match r.as_slice() {
+            [Value::Text(id), Value::Int(n)] => format!("`{id}` ({n} rows)"),
+            [_, Value::Int(n)] => format!("NULL ({n} rows)"),
+            _ => "?".to_string(),
+        })
+        .collect();
+    let key = if expose.key.is_empty() {
+        "its `id` column".to_string()
+    } else {
+        format!("unique_key ({})", expose.key.join(", "))
+    };
+    Ok(Some(format!(
+        "model `{}` is exposed with {key} but {repeated} key(s) repeat, e.g. {}; a record id must be \
+         unique: fix the model or choose a unique_key that is unique. Nothing was published",
+        plan.target,
+        shown.join(", ")
+    )))
 }
 
 /// Runs the plan's expectations over `table`; returns `true` when one failed the step.
