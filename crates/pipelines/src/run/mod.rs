@@ -847,7 +847,10 @@ impl Runner {
             {
                 Ok(brigade_store::warehouse::LeaseClaim::Taken) => return,
                 Ok(brigade_store::warehouse::LeaseClaim::Held(lease)) => {
-                    if waiting_for.as_deref() != Some(lease.run_id.as_str()) {
+                    // An empty holder: the lease was freed between two statements.
+                    if !lease.run_id.is_empty()
+                        && waiting_for.as_deref() != Some(lease.run_id.as_str())
+                    {
                         let holder = liveness::describe(&lease.holder);
                         tracing::info!(run = %run_id, pipeline, waiting_for = %lease.run_id, holder = %holder, "Waiting for another run of the pipeline to finish.");
                         emit(Event::Queued {

@@ -92,7 +92,7 @@ impl Store {
             .await?
             .pop();
         let Some(row) = row else {
-            // Released between the two statements: try again next time.
+            // Released between the two statements (PostgreSQL): an empty lease, try again.
             tx.commit().await?;
             return Ok(LeaseClaim::Held(Lease {
                 pipeline: pipeline.into(),
