@@ -360,6 +360,8 @@ impl Runner {
                 error: None,
                 attempts: 0,
                 rows_rejected: 0,
+                rows_skipped: Default::default(),
+                notes: Vec::new(),
             })
             .collect();
         let record = RunRecord {
@@ -475,7 +477,7 @@ impl Runner {
             self.save(&mut record, &steps).await;
             emit(Event::StepFinished {
                 run_id: record.id.clone(),
-                step: steps[i].clone(),
+                step: Box::new(steps[i].clone()),
             });
         }
         heartbeat.abort();

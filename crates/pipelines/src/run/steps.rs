@@ -65,11 +65,22 @@ pub(super) async fn extract(
         (Some(_), false, None) => cx.store.pipeline_state(&cx.pipeline.name, &e.name).await?,
         _ => None,
     };
+    let boundary = match since {
+        Some(_) => {
+            cx.store
+                .pipeline_boundary(&cx.pipeline.name, &e.name)
+                .await?
+        }
+        None => None,
+    };
+    let existing = cx.store.table_columns(&e.name).await?;
     let mut rx = extract::start(extract::Context {
         dir: cx.dir.to_path_buf(),
         spec: e.clone(),
         since,
         range: backfill.clone(),
+        boundary,
+        existing: existing.clone().filter(|_| !cx.options.full_refresh),
         env: cx.env.clone(),
         cancelled: cx.cancelled.clone(),
     });
@@ -95,7 +106,7 @@ pub(super) async fn extract(
     let mut last_progress = Instant::now();
     // The first batch is recorded at once (a run visibly loads), then every second.
     let mut last_saved: Option<Instant> = None;
-    let result: Result<Option<serde_json::Value>, PipelineError> = async {
+    let result: Result<(Option<serde_json::Value>, extract::Summary), PipelineError> = async {
         while let Some(message) = rx.recv().await {
             match message? {
                 Message::Columns(columns) => match &mut staging {
@@ -157,7 +168,7 @@ pub(super) async fn extract(
                         )
                     }));
                 }
-                Message::Done { cursor } => return Ok(cursor),
+                Message::Done { cursor, summary } => return Ok((cursor, summary)),
             }
             if cx.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
                 return Err(PipelineError::Cancelled);
@@ -169,8 +180,8 @@ pub(super) async fn extract(
         )))
     }
     .await;
-    let cursor = match result {
-        Ok(cursor) => cursor,
+    let (cursor, summary) = match result {
+        Ok(done) => done,
         Err(err) => {
             drop(rx);
             if let Some(s) = staging {
@@ -185,6 +196,24 @@ pub(super) async fn extract(
             e.name
         )));
     };
+    report.rows_skipped = summary.skipped;
+    report.notes = summary.notes;
+    if summary.skipped.null_cursor > 0
+        && let Some(inc) = &e.incremental
+    {
+        let n = summary.skipped.null_cursor;
+        let rows = if n == 1 { "1 row has" } else { "rows have" };
+        let rows = if n == 1 {
+            rows.to_string()
+        } else {
+            format!("{n} {rows}")
+        };
+        report.notes.push(format!(
+            "{rows} no value in the cursor column `{}` and {} not loaded (an incremental load cannot place it)",
+            inc.cursor,
+            if n == 1 { "was" } else { "were" }
+        ));
+    }
     let state = match (&e.incremental, cursor) {
         // A backfill reloads the past; the cursor keeps pointing at the newest load.
         (Some(_), Some(_)) if backfill.is_some() => None,
@@ -192,9 +221,21 @@ pub(super) async fn extract(
             pipeline: cx.pipeline.name.clone(),
             node: e.name.clone(),
             cursor,
+            boundary: summary.boundary.unwrap_or_default(),
         }),
         _ => None,
     };
+    // An empty source changes no table: with no columns there is nothing to write (an
+    // existing table stays untouched), and no rows do not make a new table (as in dlt,
+    // tables come from data).
+    let untouched =
+        width == 0 || (staging.rows() == 0 && existing.is_none() && rejected.is_empty());
+    if untouched && existing.is_none() {
+        report.notes.push(format!(
+            "table `{}` was not created: the source had no rows",
+            e.name
+        ));
+    }
     report.status = "succeeded".into();
     report.duration_ms = started.elapsed().as_millis() as u64;
     let finish = Finish {
@@ -206,6 +247,16 @@ pub(super) async fn extract(
         state,
         run_steps: Some((cx.run_id.to_string(), (cx.steps_after)(report))),
     };
+    if untouched {
+        staging.discard().await;
+        return match cx.store.pipeline_finish(finish).await {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                report.status = "running".into();
+                Err(err.into())
+            }
+        };
+    }
     match staging.publish(&mode, finish).await {
         Ok(_) => Ok(()),
         Err(err) => {

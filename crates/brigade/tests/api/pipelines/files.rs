@@ -161,6 +161,62 @@ sql = "models/m.sql"
 }
 
 #[tokio::test]
+async fn an_unknown_ref_in_the_incremental_branch_is_refused_at_load() {
+    let p = r#"[[extract]]
+name = "raw"
+from = "file"
+path = "data/x.csv"
+
+[[model]]
+name = "m"
+sql = "models/m.sql"
+materialized = "incremental"
+"#;
+    // The branch only renders once the table exists: the first run would have passed.
+    refused(
+        &[
+            text("pipelines/p.toml", p),
+            text("data/x.csv", "a\n1\n"),
+            text(
+                "models/m.sql",
+                "SELECT a\nFROM {{ ref('raw') }}\n{% if is_incremental() %}\nWHERE a > (SELECT max(a) FROM {{ ref('raww') }})\n{% endif %}\n",
+            ),
+        ],
+        &[
+            "models/m.sql:4:",
+            "unknown ref `raww`",
+            "is_incremental()` branch",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_block_header_with_a_comment_does_not_move_the_error_line() {
+    let p = r#"name = "p"
+
+[[extract]] # the raw orders
+name = "raw"
+from = "file"
+path = "data/x.csv"
+
+[[ extract ]]   # the second one
+name = "raw2"
+from = "file"
+path = "data/x.csv"
+incremental = { cursor = "" }
+"#;
+    refused(
+        &[text("pipelines/p.toml", p), text("data/x.csv", "a\n1\n")],
+        &[
+            "pipelines/p.toml:12: key `extract[1].incremental.cursor`",
+            "name the cursor column",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_cycle_between_models_is_shown() {
     let p = r#"[[model]]
 name = "a"
