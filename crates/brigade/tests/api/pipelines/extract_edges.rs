@@ -212,3 +212,117 @@ files_test!(
         );
     }
 );
+
+const SKIPPY: &str = r#"
+retries = 0
+
+[[extract]]
+name = "skippy"
+from = "file"
+path = "data/skippy.csv"
+sample_rows = 1
+on_bad_row = "skip"
+
+[[extract]]
+name = "kept"
+from = "file"
+path = "data/kept.csv"
+sample_rows = 1
+on_bad_row = "quarantine"
+"#;
+
+files_test!(
+    skipped_bad_rows_are_counted_and_quarantined_rows_keep_their_text,
+    vec![
+        text("pipelines/skippy.toml", SKIPPY),
+        text("data/skippy.csv", "id,n\n1,10\n2,x\n3\n4,40\n"),
+        text(
+            "data/kept.csv",
+            "id,name\n1,a\nx,\"Semi; \"\"colon\"\", too\"\n2,b\n"
+        ),
+    ],
+    |app| async move {
+        let run = run_pipeline(&app, "skippy", no_options()).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        let s = step(&run, "skippy");
+        assert_eq!(s["rows_out"], 2, "{run}");
+        assert_eq!(
+            s["rows_skipped"]["bad_row"], 2,
+            "skipped rows are counted: {run}"
+        );
+        let k = step(&run, "kept");
+        assert_eq!(k["rows_rejected"], 1, "{run}");
+        let raw = query(&app, "SELECT _line, _raw FROM kept__rejected").await;
+        assert_eq!(raw.len(), 1, "{raw:?}");
+        assert_eq!(raw[0]["_line"], 3, "{raw:?}");
+        assert_eq!(
+            raw[0]["_raw"], "x,\"Semi; \"\"colon\"\", too\"",
+            "as written in the file: {raw:?}"
+        );
+    }
+);
+
+const QUOTE: &str = r#"
+retries = 0
+
+[[extract]]
+name = "quoted"
+from = "file"
+path = "data/quoted.csv"
+"#;
+
+/// `id,name,n`, row 2 opens a quote it never closes, then 2,000 more rows.
+fn unterminated() -> String {
+    let mut text = String::from("id,name,n\n1,a,1\n2,\"open,2\n");
+    for i in 3..2003 {
+        text.push_str(&format!("{i},x{i},{i}\n"));
+    }
+    text
+}
+
+files_test!(
+    an_unterminated_quote_fails_the_load_naming_its_line,
+    vec![
+        text("pipelines/quoted.toml", QUOTE),
+        text("data/quoted.csv", &unterminated()),
+    ],
+    |app| async move {
+        let run = run_pipeline(&app, "quoted", no_options()).await;
+        assert_eq!(run["status"], "failed", "{run}");
+        let error = run["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("data/quoted.csv line 3: unterminated quote starting at line 3"),
+            "{run}"
+        );
+        assert!(!error.contains("has 2 fields"), "{run}");
+        assert!(!table_exists(&app, "quoted").await);
+    }
+);
+
+const UNREACHABLE: &str = r#"
+retries = 0
+
+[[extract]]
+name = "remote"
+from = "sql"
+connection = "postgres://postgres@127.0.0.1:1/nothing"
+query = "SELECT 1 AS x"
+"#;
+
+files_test!(
+    a_postgres_source_that_refuses_the_connection_says_why,
+    vec![text("pipelines/remote.toml", UNREACHABLE)],
+    |app| async move {
+        let run = run_pipeline(&app, "remote", no_options()).await;
+        assert_eq!(run["status"], "failed", "{run}");
+        let error = run["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("cannot connect to postgres://postgres@127.0.0.1:1/nothing"),
+            "{run}"
+        );
+        assert!(
+            error.to_lowercase().contains("connection refused"),
+            "the cause is kept: {run}"
+        );
+    }
+);

@@ -85,6 +85,30 @@ fn serve_exit(dir: &Path) -> std::process::Output {
     );
 }
 
+/// Like [`refused`], for `pipeline graph` and `pipeline run` only (`serve` now keeps
+/// serving beside an invalid file, which it lists as invalid).
+async fn cli_refused(files: &[(&str, Vec<u8>)], expected: &[&str]) {
+    let dir = app_dir(files);
+    let url = sqlite_url(dir.path());
+    for what in ["graph", "run"] {
+        let out = pipeline_cli(dir.path(), &url, &[what, "p"]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{what} should refuse the file:\n{}",
+            output_text(&out)
+        );
+        for part in expected {
+            assert!(
+                stderr.contains(part),
+                "{what}: stderr does not contain {part:?}:\n{}",
+                output_text(&out)
+            );
+        }
+    }
+}
+
 /// Writes `files`, then checks that `pipeline graph`, `pipeline run` and `serve` all exit
 /// with 2 and that stderr contains every one of `expected`.
 async fn refused(files: &[(&str, Vec<u8>)], expected: &[&str]) {
@@ -173,7 +197,7 @@ sql = "models/m.sql"
 materialized = "incremental"
 "#;
     // The branch only renders once the table exists: the first run would have passed.
-    refused(
+    cli_refused(
         &[
             text("pipelines/p.toml", p),
             text("data/x.csv", "a\n1\n"),
@@ -206,7 +230,7 @@ from = "file"
 path = "data/x.csv"
 incremental = { cursor = "" }
 "#;
-    refused(
+    cli_refused(
         &[text("pipelines/p.toml", p), text("data/x.csv", "a\n1\n")],
         &[
             "pipelines/p.toml:12: key `extract[1].incremental.cursor`",
