@@ -3,6 +3,7 @@
 //! restarts. `brigade serve` (scheduler and API) and `brigade pipeline run` share it.
 
 pub mod report;
+mod sql_line;
 mod steps;
 
 use std::collections::HashMap;

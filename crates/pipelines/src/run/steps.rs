@@ -353,10 +353,18 @@ pub(super) async fn model(
         )
         .await
         .map_err(|e| match e {
-            brigade_store::StoreError::Unprocessable(message) => PipelineError::Check(format!(
-                "model `{}` ({}): the database refused its SQL: {message}",
-                m.name, m.origin
-            )),
+            brigade_store::StoreError::Unprocessable(message) => {
+                // A line of the model's own file (not of the rendered, wrapped statement).
+                let place = match super::sql_line::line_of_error(&message, &m.text) {
+                    Some(line) if m.query.is_none() => format!("{}:{line}", m.origin),
+                    Some(line) => format!("{}, line {line} of its query", m.origin),
+                    None => m.origin.clone(),
+                };
+                PipelineError::Check(format!(
+                    "model `{}` ({place}): the database refused its SQL: {message}",
+                    m.name
+                ))
+            }
             other => other.into(),
         })?;
     report.rows_in = outcome.rows_in;

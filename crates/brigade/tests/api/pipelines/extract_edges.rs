@@ -326,3 +326,38 @@ files_test!(
         );
     }
 );
+
+const BAD_MODEL: &str = r#"
+retries = 0
+
+[[extract]]
+name = "raw"
+from = "file"
+path = "data/raw.csv"
+
+[[model]]
+name = "m"
+sql = "models/m.sql"
+"#;
+
+files_test!(
+    a_database_error_in_a_model_names_the_line_of_the_model_file,
+    vec![
+        text("pipelines/bad_model.toml", BAD_MODEL),
+        text("data/raw.csv", "a,b\n1,2\n"),
+        // A template comment and a block before the mistake on line 5.
+        text(
+            "models/m.sql",
+            "{# one row per a,\n   with b #}\n{% set cols = 'a, b' %}\nSELECT {{ cols }},\n       nope\nFROM {{ ref('raw') }}\n",
+        ),
+    ],
+    |app| async move {
+        let run = run_pipeline(&app, "bad_model", no_options()).await;
+        assert_eq!(run["status"], "failed", "{run}");
+        let error = run["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("model `m` (models/m.sql:5): the database refused its SQL"),
+            "{run}"
+        );
+    }
+);
