@@ -312,3 +312,19 @@ impl Conn for PgConn {
         client.batch_execute("COMMIT").await.map_err(map_error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PostgresDatabase;
+
+    /// The pool and the driver keep the reason in their error sources; the message must too.
+    #[tokio::test]
+    async fn a_refused_connection_says_so() {
+        let Err(e) = PostgresDatabase::connect("postgres://nobody@127.0.0.1:1/nothing", 2).await
+        else {
+            panic!("nothing listens on port 1");
+        };
+        let message = e.to_string().to_lowercase();
+        assert!(message.contains("connection refused"), "{message}");
+    }
+}
