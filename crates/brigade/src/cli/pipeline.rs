@@ -469,6 +469,24 @@ fn summary(view: &RunView) {
                 s.name
             );
         }
+        let skipped = &s.rows_skipped;
+        for (n, why) in [
+            (skipped.below_cursor, "below the incremental cursor"),
+            (
+                skipped.boundary_duplicate,
+                "at the cursor and loaded before",
+            ),
+            (skipped.null_cursor, "with no cursor value"),
+            (skipped.outside_range, "outside the backfill range"),
+            (skipped.bad_row, "bad, skipped (on_bad_row = \"skip\")"),
+        ] {
+            if n > 0 {
+                println!("    {} source rows skipped: {why}", group(n));
+            }
+        }
+        for note in &s.notes {
+            println!("    note: {note}");
+        }
     }
     println!();
     match &view.error {

@@ -3,9 +3,11 @@
 //! small one. CSV columns are typed from a sample of the first file; every row is converted
 //! on the way, a row that does not fit is reported with its file and line.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use brigade_core::value::Value;
 use brigade_store::warehouse::{Column, ColumnType};
@@ -13,7 +15,7 @@ use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 
 use super::infer::{self, Inference};
 use super::shape::Shaper;
-use super::{Batcher, Context, CursorFilter, Message, Rejected, Sender, normalize_all};
+use super::{Batcher, Context, Message, Rejected, Sender, normalize_all};
 use crate::error::PipelineError;
 use crate::spec::Format;
 use crate::spec::format_of;
@@ -32,8 +34,7 @@ pub fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
         .format
         .or_else(|| format_of(&pattern))
         .unwrap_or(Format::Csv);
-    let mut batcher = Batcher::new(&cx.spec.name, cx.spec.on_bad_row);
-    batcher.range = cx.range.clone();
+    let mut batcher = Batcher::for_context(cx);
     let send = |m: Message| {
         tx.blocking_send(Ok(m))
             .map_err(|_| PipelineError::Cancelled)
@@ -54,7 +55,7 @@ pub fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
                 .incremental
                 .as_ref()
                 .map(|i| (i.cursor.clone(), cx.since.clone()));
-            let mut shaper = Shaper::new(cx.overrides(), cursor);
+            let mut shaper = Shaper::new(cx.overrides(), cursor).known(cx.existing.as_deref());
             for file in &files {
                 let source = display(cx, file);
                 let mut out = Vec::new();
@@ -85,10 +86,17 @@ pub fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
                     Ok(())
                 };
                 if format == Format::Parquet {
+                    if std::fs::metadata(file).is_ok_and(|m| m.len() == 0) {
+                        batcher.notes.push(empty_note(&source));
+                        continue;
+                    }
                     parquet_file(file, &source, &mut batcher, &mut each)?;
                     continue;
                 }
-                let reader = open(file).map_err(|m| extract_error(cx, &m))?;
+                let Some(reader) = open_nonempty(file).map_err(|m| extract_error(cx, &m))? else {
+                    batcher.notes.push(empty_note(&source));
+                    continue;
+                };
                 if format == Format::Ndjson {
                     ndjson(reader, &source, &mut batcher, &mut each)?;
                 } else {
@@ -113,6 +121,21 @@ pub fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
     }
     send(batcher.done())?;
     Ok(())
+}
+
+/// The report's note for a file without a byte of data.
+fn empty_note(source: &str) -> String {
+    format!("0 rows: file {source} is empty")
+}
+
+/// Opens `file` like [`open`]; `None` when it holds no data (0 bytes, or an empty gzip).
+fn open_nonempty(file: &Path) -> Result<Option<Box<dyn BufRead + Send>>, String> {
+    let mut reader = open(file)?;
+    let empty = reader
+        .fill_buf()
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+        .is_empty();
+    Ok((!empty).then_some(reader))
 }
 
 fn extract_error(cx: &Context, message: &str) -> PipelineError {
@@ -186,7 +209,11 @@ fn csv_file(
     send: &dyn Fn(Message) -> Result<(), PipelineError>,
 ) -> Result<(), PipelineError> {
     let source = display(cx, file);
-    let reader = open(file).map_err(|m| extract_error(cx, &m))?;
+    let Some(reader) = open_nonempty(file).map_err(|m| extract_error(cx, &m))? else {
+        batcher.notes.push(empty_note(&source));
+        return Ok(());
+    };
+    let window = Rc::new(RefCell::new(Window::default()));
     let delimiter = cx
         .spec
         .delimiter
@@ -198,7 +225,7 @@ fn csv_file(
         .has_headers(false)
         .flexible(true)
         .buffer_capacity(256 * 1024)
-        .from_reader(reader);
+        .from_reader(Tee::new(reader, window.clone()));
     let null_values: Vec<Vec<u8>> = cx
         .spec
         .null_values
@@ -221,12 +248,15 @@ fn csv_file(
                     })
                     .collect();
             }
-            Ok(false) => return Ok(()),
+            Ok(false) => {
+                batcher.notes.push(empty_note(&source));
+                return Ok(());
+            }
             Err(e) => return Err(extract_error(cx, &format!("{source}: {e}"))),
         }
     }
     // Sample rows to type the columns (first file only).
-    let mut sample: Vec<(u64, csv::ByteRecord)> = Vec::new();
+    let mut sample: Vec<(u64, csv::ByteRecord, Span)> = Vec::new();
     if !state.started {
         let limit = cx.spec.sample_rows.unwrap_or(DEFAULT_SAMPLE).max(1);
         while sample.len() < limit {
@@ -234,14 +264,19 @@ fn csv_file(
             match csv.read_byte_record(&mut r) {
                 Ok(true) => {
                     let line = r.position().map_or(0, csv::Position::line);
-                    sample.push((line, r));
+                    let span = span_of(&r, &csv);
+                    sample.push((line, r, span));
                 }
                 Ok(false) => break,
                 Err(e) => return Err(extract_error(cx, &format!("{source}: {e}"))),
             }
         }
+        if sample.is_empty() && header.is_empty() {
+            batcher.notes.push(empty_note(&source));
+            return Ok(());
+        }
         if !has_header {
-            let width = sample.first().map_or(0, |(_, r)| r.len());
+            let width = sample.first().map_or(0, |(_, r, _)| r.len());
             header = (1..=width).map(|i| format!("column_{i}")).collect();
         }
         let names = normalize_all(header.iter().map(String::as_str));
@@ -252,7 +287,7 @@ fn csv_file(
                 Some((_, t)) => *t,
                 None => {
                     let mut inference = Inference::default();
-                    for (_, r) in &sample {
+                    for (_, r, _) in &sample {
                         if let Some(field) = r.get(i)
                             && !null_values.iter().any(|n| n.as_slice() == field)
                             && let Ok(s) = std::str::from_utf8(field)
@@ -260,17 +295,25 @@ fn csv_file(
                             inference.observe(s);
                         }
                     }
-                    inference.result()
+                    if inference.seen() {
+                        inference.result()
+                    } else {
+                        // No value to go by (a header-only file, an all-NULL sample): the
+                        // bronze table's type, if it has this column, else text.
+                        cx.existing
+                            .iter()
+                            .flatten()
+                            .find(|c| c.name == name)
+                            .map_or_else(|| inference.result(), |c| c.ty)
+                    }
                 }
             };
             columns.push(Column { name, ty });
         }
         if let Some(inc) = &cx.spec.incremental {
-            batcher.cursor = Some(
-                CursorFilter::new(&inc.cursor, &columns, cx.since.as_ref())
-                    .map_err(|m| extract_error(cx, &m))?
-                    .with_range(cx.range.as_ref(), &columns),
-            );
+            batcher
+                .start_cursor(&inc.cursor, &columns, cx.since.as_ref())
+                .map_err(|m| extract_error(cx, &m))?;
         }
         send(Message::Columns(columns.clone()))?;
         state.started = true;
@@ -289,29 +332,39 @@ fn csv_file(
         ));
     }
     let types: Vec<ColumnType> = state.columns.iter().map(|c| c.ty).collect();
-    let convert =
-        |line: u64, r: &csv::ByteRecord, batcher: &mut Batcher| -> Result<(), PipelineError> {
-            match row_of(r, &types, &null_values, &state.columns) {
-                Ok(row) => batcher.row(row),
-                Err(error) => batcher.bad(Rejected {
+    let convert = |line: u64,
+                   r: &csv::ByteRecord,
+                   span: Span,
+                   batcher: &mut Batcher|
+     -> Result<(), PipelineError> {
+        match row_of(r, &types, &null_values, &state.columns) {
+            Ok(row) => batcher.row(row),
+            Err(error) => {
+                let error = unterminated_quote(line, r, types.len()).unwrap_or(error);
+                let raw = window
+                    .borrow()
+                    .text(span)
+                    .unwrap_or_else(|| rebuild(r, delimiter));
+                batcher.bad(Rejected {
                     source: source.clone(),
                     line,
                     error,
-                    raw: String::from_utf8_lossy(r.as_slice()).into_owned(),
-                })?,
+                    raw,
+                })?;
             }
-            if batcher.full() {
-                for m in batcher.drain(&source) {
-                    send(m)?;
-                }
+        }
+        if batcher.full() {
+            for m in batcher.drain(&source) {
+                send(m)?;
             }
-            Ok(())
-        };
-    for (line, r) in &sample {
-        convert(*line, r, batcher)?;
+        }
+        Ok(())
+    };
+    for (line, r, span) in &sample {
+        convert(*line, r, *span, batcher)?;
     }
+    let mut count = sample.len() as u64;
     drop(sample);
-    let mut count: u64 = 0;
     loop {
         match csv.read_byte_record(&mut record) {
             Ok(true) => {}
@@ -323,12 +376,137 @@ fn csv_file(
             return Err(PipelineError::Cancelled);
         }
         let line = record.position().map_or(0, csv::Position::line);
-        convert(line, &record, batcher)?;
+        let span = span_of(&record, &csv);
+        convert(line, &record, span, batcher)?;
+    }
+    if count == 0 {
+        batcher
+            .notes
+            .push(format!("0 rows: file {source} has a header but no rows"));
     }
     for m in batcher.drain(&source) {
         send(m)?;
     }
     Ok(())
+}
+
+/// A byte range of the (decompressed) file: where a record starts and the next begins.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u64,
+    end: u64,
+}
+
+fn span_of<R: Read>(record: &csv::ByteRecord, csv: &csv::Reader<R>) -> Span {
+    Span {
+        start: record.position().map_or(0, csv::Position::byte),
+        end: csv.position().byte(),
+    }
+}
+
+/// The most recent bytes read from a file, so a rejected row keeps its text exactly as it
+/// was (delimiters, quotes) without holding the file in memory.
+#[derive(Default)]
+struct Window {
+    /// The offset of `bytes[0]` in the file.
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+/// Bytes a [`Window`] holds at most before dropping its older half (the CSV reader's buffer
+/// and a type sample of long rows fit).
+const WINDOW: usize = 8 * 1024 * 1024;
+
+impl Window {
+    fn push(&mut self, data: &[u8]) {
+        if self.bytes.len() + data.len() > WINDOW {
+            let drop = self
+                .bytes
+                .len()
+                .min(self.bytes.len() + data.len() - WINDOW / 2);
+            self.bytes.drain(..drop);
+            self.start += drop as u64;
+        }
+        self.bytes.extend_from_slice(data);
+    }
+
+    /// The text of `span` without its line terminator; `None` when no longer held.
+    fn text(&self, span: Span) -> Option<String> {
+        let from = usize::try_from(span.start.checked_sub(self.start)?).ok()?;
+        let to = usize::try_from(span.end.checked_sub(self.start)?).ok()?;
+        let mut bytes = self.bytes.get(from..to.min(self.bytes.len()))?;
+        while let Some((last, rest)) = bytes.split_last()
+            && matches!(last, b'\n' | b'\r')
+        {
+            bytes = rest;
+        }
+        Some(String::from_utf8_lossy(bytes).into_owned())
+    }
+}
+
+/// A reader that copies what it reads into a [`Window`].
+struct Tee<R> {
+    inner: R,
+    window: Rc<RefCell<Window>>,
+}
+
+impl<R> Tee<R> {
+    fn new(inner: R, window: Rc<RefCell<Window>>) -> Self {
+        Tee { inner, window }
+    }
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.window.borrow_mut().push(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A record written back as CSV (when its original bytes are no longer held).
+fn rebuild(record: &csv::ByteRecord, delimiter: u8) -> String {
+    let mut out = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let _ = out.write_byte_record(record);
+    let bytes = out.into_inner().unwrap_or_default();
+    String::from_utf8_lossy(&bytes)
+        .trim_end_matches('\n')
+        .to_string()
+}
+
+/// A record with the wrong number of fields, one of which runs over several lines, is an
+/// opened quote that was never closed: the parser read on, rows and all, looking for its
+/// end. Says so, with the line where the quote starts.
+fn unterminated_quote(line: u64, record: &csv::ByteRecord, width: usize) -> Option<String> {
+    if record.len() == width {
+        return None;
+    }
+    let (i, field) = record
+        .iter()
+        .enumerate()
+        .find(|(_, f)| f.contains(&b'\n'))?;
+    let mut lines = record
+        .iter()
+        .map(|f| f.iter().filter(|b| **b == b'\n').count())
+        .sum::<usize>();
+    // Read to the end of the file: its last line break ends no line of the field.
+    if record
+        .iter()
+        .next_back()
+        .is_some_and(|f| f.ends_with(b"\n"))
+    {
+        lines -= 1;
+    }
+    Some(format!(
+        "unterminated quote starting at line {line} (field {}): the quoted text runs on for {} lines, to line {}, taking the rows there with it; close the quote or escape it as \"\"",
+        i + 1,
+        lines + 1,
+        line + lines as u64,
+    ))
+    .filter(|_| !field.is_empty())
 }
 
 /// Converts one CSV record.
@@ -593,7 +771,12 @@ mod tests {
             .iter()
             .map(|r| (r.line, r.raw.as_str()))
             .collect();
-        assert_eq!(lines, [(3, "2x"), (4, "3")], "{:?}", got.rejected);
+        assert_eq!(
+            lines,
+            [(3, "2,x"), (4, "3")],
+            "the rows as written: {:?}",
+            got.rejected
+        );
         assert!(
             got.rejected[1]
                 .error
@@ -603,6 +786,86 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(got.rows.len(), 2);
+        assert_eq!(got.summary.skipped.bad_row, 2, "skipped rows are counted");
+    }
+
+    #[tokio::test]
+    async fn an_unterminated_quote_is_named_with_its_line_and_raw_rows_keep_their_quotes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("id,name,n\n1,a,1\n2,\"open,2\n");
+        for i in 3..2000 {
+            text.push_str(&format!("{i},x{i},{i}\n"));
+        }
+        write(dir.path(), "q.csv", text.as_bytes());
+        let e = collect(context(
+            "name = \"q\"\nfrom = \"file\"\npath = \"q.csv\"",
+            dir.path(),
+            None,
+            &[],
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("q.csv line 3: unterminated quote starting at line 3"),
+            "{e}"
+        );
+        assert!(e.contains("to line 2000"), "{e}");
+        // A quoted field with the delimiter in it, rejected: kept exactly as written.
+        write(
+            dir.path(),
+            "r.csv",
+            b"id,name\n1,a\nx,\"Semi, \"\"colon\"\"\"\r\n2,b\n",
+        );
+        let got = collect(context(
+            "name = \"r\"\nfrom = \"file\"\npath = \"r.csv\"\nsample_rows = 1\non_bad_row = \"quarantine\"",
+            dir.path(),
+            None,
+            &[],
+        ))
+        .await
+        .unwrap();
+        assert_eq!(got.rows.len(), 2);
+        assert_eq!(got.rejected.len(), 1);
+        assert_eq!(got.rejected[0].raw, "x,\"Semi, \"\"colon\"\"\"");
+    }
+
+    #[tokio::test]
+    async fn empty_and_header_only_files_are_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "e.csv", b"");
+        write(dir.path(), "h.csv", b"a,b\n");
+        write(dir.path(), "e.ndjson", b"");
+        for (path, note) in [
+            ("e.csv", "0 rows: file e.csv is empty"),
+            ("h.csv", "0 rows: file h.csv has a header but no rows"),
+            ("e.ndjson", "0 rows: file e.ndjson is empty"),
+        ] {
+            let got = collect(context(
+                &format!("name = \"e\"\nfrom = \"file\"\npath = \"{path}\"\nincremental = {{ cursor = \"a\" }}"),
+                dir.path(),
+                None,
+                &[],
+            ))
+            .await
+            .unwrap();
+            assert!(got.rows.is_empty());
+            assert_eq!(got.summary.notes, [note], "{path}");
+        }
+        // Header only: a column the table already has keeps its type.
+        let mut cx = context(
+            "name = \"e\"\nfrom = \"file\"\npath = \"h.csv\"",
+            dir.path(),
+            None,
+            &[],
+        );
+        cx.existing = Some(vec![brigade_store::warehouse::Column {
+            name: "a".into(),
+            ty: brigade_store::warehouse::ColumnType::Integer,
+        }]);
+        let got = collect(cx).await.unwrap();
+        let types: Vec<&str> = got.columns.iter().map(|c| c.ty.name()).collect();
+        assert_eq!(types, ["integer", "text"]);
     }
 
     #[tokio::test]

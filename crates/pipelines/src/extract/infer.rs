@@ -45,6 +45,11 @@ impl Inference {
         }
     }
 
+    /// Whether any value was observed.
+    pub fn seen(&self) -> bool {
+        self.seen
+    }
+
     /// The narrowest type all observed values fit; text when nothing was seen.
     pub fn result(&self) -> ColumnType {
         match *self {

@@ -7,8 +7,10 @@
 //! - [`http`]: JSON APIs with pagination and retries.
 //! - [`html`]: pages scraped with CSS selectors.
 //! - [`sql`]: a query against another database.
+//! - [`cursor`]: which rows an incremental load takes, and why it skips the others.
 //! - [`infer`]: column types from samples; [`shape`]: JSON records to typed rows.
 
+pub mod cursor;
 pub mod file;
 pub mod html;
 pub mod http;
@@ -22,10 +24,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use brigade_core::value::Value;
 use brigade_store::conn::Row;
 use brigade_store::warehouse::{Column, ColumnType};
 use tokio::sync::mpsc;
+
+pub use cursor::{CursorFilter, Skipped};
 
 use crate::error::PipelineError;
 use crate::spec::{BadRows, Extract};
@@ -43,7 +46,21 @@ pub enum Message {
     /// Rows that did not parse, when `on_bad_row = "quarantine"`.
     Rejected(Vec<Rejected>),
     /// The end, with the largest cursor value seen (incremental extracts).
-    Done { cursor: Option<serde_json::Value> },
+    Done {
+        cursor: Option<serde_json::Value>,
+        summary: Summary,
+    },
+}
+
+/// What an extract tells the step report besides its rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    /// The keys of the rows loaded at the largest cursor value (see [`cursor`]).
+    pub boundary: Option<Vec<String>>,
+    /// Rows read but not loaded, by reason.
+    pub skipped: Skipped,
+    /// Things a user should know about this load (an empty file, say).
+    pub notes: Vec<String>,
 }
 
 /// A row that did not parse.
@@ -67,6 +84,11 @@ pub struct Context {
     pub since: Option<serde_json::Value>,
     /// A backfill: only rows with `from <= cursor < to` (incremental extracts).
     pub range: Option<(serde_json::Value, serde_json::Value)>,
+    /// The keys the last load took at `since` (see [`cursor`]); `None` when not known.
+    pub boundary: Option<Vec<String>>,
+    /// The columns of the bronze table when it exists: a column the source gives no value
+    /// to type (a header-only file) keeps its type.
+    pub existing: Option<Vec<Column>>,
     /// Resolves `${VAR}` in URLs, headers and connections.
     pub env: crate::Env,
     pub cancelled: Arc<AtomicBool>,
@@ -197,115 +219,20 @@ pub fn normalize_all<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String
     out
 }
 
-/// Filters rows past the incremental cursor and tracks the largest value.
-#[derive(Debug, Clone)]
-pub struct CursorFilter {
-    index: usize,
-    since: Option<Value>,
-    /// Backfill bounds: `from <= cursor < to`.
-    range: Option<(Value, Value)>,
-    pub max: Option<Value>,
-}
-
-impl CursorFilter {
-    /// A filter on column `name` of `columns`, keeping rows after `since`.
-    ///
-    /// # Errors
-    /// The cursor column is not among the columns.
-    pub fn new(
-        name: &str,
-        columns: &[Column],
-        since: Option<&serde_json::Value>,
-    ) -> Result<CursorFilter, String> {
-        let index = columns.iter().position(|c| c.name == name).ok_or_else(|| {
-            format!(
-                "the incremental cursor `{name}` is not a column of the source (columns: {})",
-                columns
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?;
-        let since = since.map(|s| infer::json_to(s, columns[index].ty).unwrap_or(Value::Null));
-        Ok(CursorFilter {
-            index,
-            since: since.filter(|v| *v != Value::Null),
-            range: None,
-            max: None,
-        })
-    }
-
-    /// Restricts the filter to `from <= cursor < to` (a backfill).
-    pub fn with_range(
-        mut self,
-        range: Option<&(serde_json::Value, serde_json::Value)>,
-        columns: &[Column],
-    ) -> Self {
-        let ty = columns[self.index].ty;
-        self.range = range.map(|(from, to)| {
-            (
-                infer::json_to(from, ty).unwrap_or(Value::Null),
-                infer::json_to(to, ty).unwrap_or(Value::Null),
-            )
-        });
-        self
-    }
-
-    /// Whether `row` is past the cursor; updates the maximum.
-    pub fn keep(&mut self, row: &Row) -> bool {
-        let Some(value) = row.get(self.index).filter(|v| **v != Value::Null) else {
-            // Rows without a cursor value cannot be placed; incremental loads skip them.
-            return false;
-        };
-        if let Some(since) = &self.since
-            && compare(value, since) != Some(std::cmp::Ordering::Greater)
-        {
-            return false;
-        }
-        if let Some((from, to)) = &self.range
-            && (compare(value, from) == Some(std::cmp::Ordering::Less)
-                || compare(value, to) != Some(std::cmp::Ordering::Less))
-        {
-            return false;
-        }
-        if self
-            .max
-            .as_ref()
-            .is_none_or(|m| compare(value, m) == Some(std::cmp::Ordering::Greater))
-        {
-            self.max = Some(value.clone());
-        }
-        true
-    }
-
-    /// The largest value kept, as JSON for the state table.
-    pub fn max_json(&self) -> Option<serde_json::Value> {
-        self.max.as_ref().map(Value::to_json)
-    }
-}
-
-fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
-    match (a, b) {
-        (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
-        (Value::Int(x), Value::Float(y)) => (*x as f64).partial_cmp(y),
-        (Value::Float(x), Value::Int(y)) => x.partial_cmp(&(*y as f64)),
-        (Value::Float(x), Value::Float(y)) => x.partial_cmp(y),
-        (Value::Text(x), Value::Text(y)) => Some(x.cmp(y)),
-        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
-        _ => None,
-    }
-}
-
 /// Collects rows into batches and rejected rows per the extract's policy.
 pub struct Batcher {
     pub rows: Vec<Row>,
     pub rejected: Vec<Rejected>,
     pub policy: BadRows,
     pub cursor: Option<CursorFilter>,
+    /// Bad rows skipped (`on_bad_row = "skip"`).
     pub skipped: u64,
     /// Backfill bounds for the cursor filter, once the columns are known.
     pub range: Option<(serde_json::Value, serde_json::Value)>,
+    /// The last load's boundary keys and the primary key, for the cursor filter.
+    pub boundary: Option<Vec<String>>,
+    pub primary_key: Vec<String>,
+    pub notes: Vec<String>,
     name: String,
 }
 
@@ -319,8 +246,39 @@ impl Batcher {
             cursor: None,
             skipped: 0,
             range: None,
+            boundary: None,
+            primary_key: Vec::new(),
+            notes: Vec::new(),
             name: name.to_string(),
         }
+    }
+
+    /// A batcher for the extract of `cx` (its bad-row policy, backfill range, boundary).
+    pub fn for_context(cx: &Context) -> Self {
+        Batcher {
+            range: cx.range.clone(),
+            boundary: cx.boundary.clone(),
+            primary_key: cx.spec.primary_key.clone(),
+            ..Batcher::new(&cx.spec.name, cx.spec.on_bad_row)
+        }
+    }
+
+    /// Starts filtering on the incremental cursor `name` once the `columns` are known.
+    ///
+    /// # Errors
+    /// The cursor is not among the columns.
+    pub fn start_cursor(
+        &mut self,
+        name: &str,
+        columns: &[Column],
+        since: Option<&serde_json::Value>,
+    ) -> Result<(), String> {
+        self.cursor = Some(
+            CursorFilter::new(name, columns, since)?
+                .with_boundary(self.boundary.as_deref(), &self.primary_key, columns)
+                .with_range(self.range.as_ref(), columns),
+        );
+        Ok(())
     }
 
     /// Adds a parsed row (dropped when it is not past the cursor).
@@ -379,8 +337,15 @@ impl Batcher {
 
     /// The final message.
     pub fn done(&self) -> Message {
+        let mut skipped = self.cursor.as_ref().map(|c| c.skipped).unwrap_or_default();
+        skipped.bad_row = self.skipped;
         Message::Done {
             cursor: self.cursor.as_ref().and_then(CursorFilter::max_json),
+            summary: Summary {
+                boundary: self.cursor.as_ref().and_then(CursorFilter::boundary),
+                skipped,
+                notes: self.notes.clone(),
+            },
         }
     }
 }
@@ -396,29 +361,5 @@ mod tests {
         assert_eq!(normalize("__x__"), "x");
         assert_eq!(normalize(""), "c_");
         assert_eq!(normalize_all(["A", "a", "a"]), ["a", "a_2", "a_3"]);
-    }
-
-    #[test]
-    fn cursor_keeps_rows_past_the_last_value() {
-        let cols = vec![Column {
-            name: "t".into(),
-            ty: ColumnType::Integer,
-        }];
-        let mut f = CursorFilter::new("t", &cols, Some(&serde_json::json!(5))).unwrap();
-        assert!(!f.keep(&vec![Value::Int(5)]));
-        assert!(f.keep(&vec![Value::Int(7)]));
-        assert!(f.keep(&vec![Value::Int(6)]));
-        assert!(!f.keep(&vec![Value::Null]));
-        assert_eq!(f.max_json(), Some(serde_json::json!(7)));
-        assert!(CursorFilter::new("nope", &cols, None).is_err());
-        let range = (serde_json::json!(10), serde_json::json!(20));
-        let mut b = CursorFilter::new("t", &cols, None)
-            .unwrap()
-            .with_range(Some(&range), &cols);
-        let kept: Vec<i64> = [9, 10, 15, 20, 21]
-            .into_iter()
-            .filter(|n| b.keep(&vec![Value::Int(*n)]))
-            .collect();
-        assert_eq!(kept, [10, 15], "from <= cursor < to");
     }
 }

@@ -6,7 +6,7 @@ use brigade_store::conn::Row;
 use brigade_store::warehouse::{Column, ColumnType};
 use serde_json::{Map, Value as Json};
 
-use super::{Batcher, CursorFilter, Message, Rejected, infer, normalize};
+use super::{Batcher, Message, Rejected, infer, normalize};
 use crate::error::PipelineError;
 
 /// Records per type sample.
@@ -22,6 +22,8 @@ pub struct Shaper {
     /// The source of the rows waiting in the batcher: they go out under it when the source
     /// changes, so `_source` names each row's own file or page.
     pending_source: Option<String>,
+    /// The bronze table's columns: the type of a column whose sample is all NULL.
+    existing: Vec<Column>,
 }
 
 impl Shaper {
@@ -37,7 +39,15 @@ impl Shaper {
             ready: false,
             cursor,
             pending_source: None,
+            existing: Vec::new(),
         }
+    }
+
+    /// Columns the sample gives no type (only NULLs) take their type from `existing`, the
+    /// bronze table's columns, rather than text.
+    pub fn known(mut self, existing: Option<&[Column]>) -> Self {
+        self.existing = existing.map(<[Column]>::to_vec).unwrap_or_default();
+        self
     }
 
     /// The columns so far.
@@ -113,18 +123,22 @@ impl Shaper {
                     .overrides
                     .iter()
                     .find(|(n, _)| *n == name)
-                    .map_or(ty.unwrap_or(ColumnType::Text), |(_, t)| *t);
+                    .map(|(_, t)| *t)
+                    .or(ty)
+                    .or_else(|| self.existing.iter().find(|c| c.name == name).map(|c| c.ty))
+                    .unwrap_or(ColumnType::Text);
                 Column { name, ty }
             })
             .collect();
         self.ready = true;
         out.push(Message::Columns(self.columns.clone()));
-        if let Some((name, since)) = &self.cursor {
-            batcher.cursor = Some(
-                CursorFilter::new(name, &self.columns, since.as_ref())
-                    .map_err(PipelineError::Extract)?
-                    .with_range(batcher.range.as_ref(), &self.columns),
-            );
+        // No columns (no records): nothing to filter, and nothing to complain about.
+        if let Some((name, since)) = &self.cursor
+            && !self.columns.is_empty()
+        {
+            batcher
+                .start_cursor(name, &self.columns, since.as_ref())
+                .map_err(PipelineError::Extract)?;
         }
         for (source, line, record) in std::mem::take(&mut self.sample) {
             self.convert(&source, line, &record, batcher, out)?;

@@ -4,8 +4,8 @@
 //! than a small one; the pages are read inside one read-only transaction, so they come from
 //! one snapshot even while the source is written to. For a stable order between pages the
 //! query should end with an `ORDER BY` on a unique key. An incremental extract with a
-//! previous cursor asks the source only for newer rows (`WHERE "<cursor>" > $1 ORDER BY
-//! "<cursor>"`), so the cursor must be a column of the query's result, named as the query
+//! previous cursor asks the source only for rows from it on (`WHERE "<cursor>" >= $1 ORDER
+//! BY "<cursor>"`; those the last load took at that value are dropped again), so the cursor must be a column of the query's result, named as the query
 //! names it.
 
 use std::path::{Path, PathBuf};
@@ -186,13 +186,14 @@ async fn pages(
         .incremental
         .as_ref()
         .map(|i| (i.cursor.clone(), cx.since.clone()));
-    let mut shaper = Shaper::new(cx.overrides(), cursor);
-    let mut batcher = Batcher::new(&cx.spec.name, cx.spec.on_bad_row);
-    batcher.range = cx.range.clone();
+    let mut shaper = Shaper::new(cx.overrides(), cursor).known(cx.existing.as_deref());
+    let mut batcher = Batcher::for_context(cx);
     // Past the cursor, or within a backfill's range: pushed into the query.
     let bounds: Vec<(&'static str, Value)> = match (&cx.range, &cx.since) {
         (Some((from, to)), _) => vec![(" >= ", value_of(from)), (" < ", value_of(to))],
-        (None, Some(since)) if !since.is_null() => vec![(" > ", value_of(since))],
+        // `>=`: rows at the last cursor value that came late load too; the cursor filter
+        // drops the ones the last load took (see `extract::cursor`).
+        (None, Some(since)) if !since.is_null() => vec![(" >= ", value_of(since))],
         _ => Vec::new(),
     };
     let filter = match &cx.spec.incremental {
@@ -267,6 +268,9 @@ async fn pages(
     }
     let mut out = Vec::new();
     if record_no == 0 {
+        batcher
+            .notes
+            .push(format!("0 rows: the query on {source} returned no rows"));
         // No rows: no columns. (The Shaper would look for the incremental cursor among
         // them and fail, yet nothing new is the usual incremental outcome.)
         out.push(Message::Columns(Vec::new()));
@@ -591,7 +595,7 @@ incremental = {{ cursor = "{cursor}" }}"#,
         );
         let filter = (
             Ident::parse("ts").unwrap(),
-            vec![(" > ", Value::Text("2024".into()))],
+            vec![(" >= ", Value::Text("2024".into()))],
         );
         let sql = page_sql(
             Dialect::Postgres,
@@ -602,7 +606,7 @@ incremental = {{ cursor = "{cursor}" }}"#,
         );
         assert_eq!(
             sql.text,
-            "SELECT * FROM (\nSELECT * FROM t ORDER BY id\n) q WHERE \"ts\" > CAST(CAST($1 AS text) AS timestamp with time zone) ORDER BY \"ts\" LIMIT 5000 OFFSET 0"
+            "SELECT * FROM (\nSELECT * FROM t ORDER BY id\n) q WHERE \"ts\" >= CAST(CAST($1 AS text) AS timestamp with time zone) ORDER BY \"ts\" LIMIT 5000 OFFSET 0"
         );
         assert_eq!(sql.params, [Value::Text("2024".into())]);
         let range = (

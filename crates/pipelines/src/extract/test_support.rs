@@ -30,6 +30,8 @@ pub(crate) fn context(
         spec,
         since,
         range: None,
+        boundary: None,
+        existing: None,
         env: Arc::new(move |name| env.get(name).cloned()),
         cancelled: Arc::new(AtomicBool::new(false)),
     }
@@ -45,6 +47,7 @@ pub(crate) struct Collected {
     pub(crate) sources: Vec<String>,
     pub(crate) rejected: Vec<Rejected>,
     pub(crate) done: Option<Option<serde_json::Value>>,
+    pub(crate) summary: crate::extract::Summary,
 }
 
 impl Collected {
@@ -88,7 +91,10 @@ where
                     got.rows.extend(rows);
                 }
                 Message::Rejected(r) => got.rejected.extend(r),
-                Message::Done { cursor } => got.done = Some(cursor),
+                Message::Done { cursor, summary } => {
+                    got.done = Some(cursor);
+                    got.summary = summary;
+                }
             }
         }
         got
@@ -115,7 +121,10 @@ pub(crate) async fn collect_started(cx: Context) -> Result<Collected, PipelineEr
                 got.rows.extend(rows);
             }
             Message::Rejected(r) => got.rejected.extend(r),
-            Message::Done { cursor } => got.done = Some(cursor),
+            Message::Done { cursor, summary } => {
+                got.done = Some(cursor);
+                got.summary = summary;
+            }
         }
     }
     assert!(got.done.is_some(), "no Done message");

@@ -4,6 +4,7 @@
 
 pub mod liveness;
 pub mod report;
+mod sql_line;
 mod steps;
 
 use std::collections::HashMap;
@@ -477,6 +478,8 @@ impl Runner {
                 error: None,
                 attempts: 0,
                 rows_rejected: 0,
+                rows_skipped: Default::default(),
+                notes: Vec::new(),
             })
             .collect();
         let record = RunRecord {
@@ -662,7 +665,7 @@ impl Runner {
             self.save(&mut record, &steps).await;
             emit(Event::StepFinished {
                 run_id: record.id.clone(),
-                step: steps[i].clone(),
+                step: Box::new(steps[i].clone()),
             });
         }
         drop(in_flight);

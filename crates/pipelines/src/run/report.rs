@@ -4,6 +4,8 @@
 use brigade_store::warehouse::{ExpectationOutcome, RunRecord};
 use serde::{Deserialize, Serialize};
 
+use crate::extract::Skipped;
+
 /// One step of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepReport {
@@ -27,6 +29,13 @@ pub struct StepReport {
     /// Source rows that did not parse (`on_bad_row`).
     #[serde(default)]
     pub rows_rejected: u64,
+    /// Source rows read but not loaded, by reason (extension to API.md).
+    #[serde(default, skip_serializing_if = "Skipped::is_empty")]
+    pub rows_skipped: Skipped,
+    /// What a user should know about the step, e.g. "0 rows: file data/x.csv is empty"
+    /// (extension to API.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The result of one expectation.
@@ -172,7 +181,7 @@ pub enum Event {
     },
     StepFinished {
         run_id: String,
-        step: StepReport,
+        step: Box<StepReport>,
     },
     RunFinished {
         run_id: String,

@@ -87,11 +87,22 @@ pub(super) async fn extract(
         (Some(_), false, None) => cx.store.pipeline_state(&cx.pipeline.name, &e.name).await?,
         _ => None,
     };
+    let boundary = match since {
+        Some(_) => {
+            cx.store
+                .pipeline_boundary(&cx.pipeline.name, &e.name)
+                .await?
+        }
+        None => None,
+    };
+    let existing = cx.store.table_columns(&e.name).await?;
     let mut rx = extract::start(extract::Context {
         dir: cx.dir.to_path_buf(),
         spec: e.clone(),
         since,
         range: backfill.clone(),
+        boundary,
+        existing: existing.clone().filter(|_| !cx.options.full_refresh),
         env: with_vars(cx.env, cx.options.effective_vars(cx.pipeline)),
         cancelled: cx.cancelled.clone(),
     });
@@ -119,7 +130,7 @@ pub(super) async fn extract(
     let mut last_progress = Instant::now();
     // The first batch is recorded at once (a run visibly loads), then every second.
     let mut last_saved: Option<Instant> = None;
-    let result: Result<Option<serde_json::Value>, PipelineError> = async {
+    let result: Result<(Option<serde_json::Value>, extract::Summary), PipelineError> = async {
         while let Some(message) = rx.recv().await {
             match message? {
                 Message::Columns(columns) => match &mut staging {
@@ -181,7 +192,7 @@ pub(super) async fn extract(
                         )
                     }));
                 }
-                Message::Done { cursor } => return Ok(cursor),
+                Message::Done { cursor, summary } => return Ok((cursor, summary)),
             }
             if cx.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
                 return Err(PipelineError::Cancelled);
@@ -193,8 +204,8 @@ pub(super) async fn extract(
         )))
     }
     .await;
-    let cursor = match result {
-        Ok(cursor) => cursor,
+    let (cursor, summary) = match result {
+        Ok(done) => done,
         Err(err) => {
             drop(rx);
             if let Some(s) = staging {
@@ -209,6 +220,24 @@ pub(super) async fn extract(
             e.name
         )));
     };
+    report.rows_skipped = summary.skipped;
+    report.notes = summary.notes;
+    if summary.skipped.null_cursor > 0
+        && let Some(inc) = &e.incremental
+    {
+        let n = summary.skipped.null_cursor;
+        let rows = if n == 1 { "1 row has" } else { "rows have" };
+        let rows = if n == 1 {
+            rows.to_string()
+        } else {
+            format!("{n} {rows}")
+        };
+        report.notes.push(format!(
+            "{rows} no value in the cursor column `{}` and {} not loaded (an incremental load cannot place it)",
+            inc.cursor,
+            if n == 1 { "was" } else { "were" }
+        ));
+    }
     let state = match (&e.incremental, cursor) {
         // A backfill reloads the past; the cursor keeps pointing at the newest load.
         (Some(_), Some(_)) if backfill.is_some() => None,
@@ -216,9 +245,21 @@ pub(super) async fn extract(
             pipeline: cx.pipeline.name.clone(),
             node: e.name.clone(),
             cursor,
+            boundary: summary.boundary.unwrap_or_default(),
         }),
         _ => None,
     };
+    // An empty source changes no table: with no columns there is nothing to write (an
+    // existing table stays untouched), and no rows do not make a new table (as in dlt,
+    // tables come from data).
+    let untouched =
+        width == 0 || (staging.rows() == 0 && existing.is_none() && rejected.is_empty());
+    if untouched && existing.is_none() {
+        report.notes.push(format!(
+            "table `{}` was not created: the source had no rows",
+            e.name
+        ));
+    }
     report.status = "succeeded".into();
     report.duration_ms = started.elapsed().as_millis() as u64;
     let finish = Finish {
@@ -230,6 +271,16 @@ pub(super) async fn extract(
         state,
         run_steps: Some((cx.run_id.to_string(), (cx.steps_after)(report))),
     };
+    if untouched {
+        staging.discard().await;
+        return match cx.store.pipeline_finish(finish).await {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                report.status = "running".into();
+                Err(err.into())
+            }
+        };
+    }
     match staging.publish(&mode, finish).await {
         Ok(published) => {
             // Rows that repeated a key are not in the table: count what is.
@@ -356,10 +407,18 @@ pub(super) async fn model(
         )
         .await
         .map_err(|e| match e {
-            brigade_store::StoreError::Unprocessable(message) => PipelineError::Check(format!(
-                "model `{}` ({}): the database refused its SQL: {message}",
-                m.name, m.origin
-            )),
+            brigade_store::StoreError::Unprocessable(message) => {
+                // A line of the model's own file (not of the rendered, wrapped statement).
+                let place = match super::sql_line::line_of_error(&message, &m.text) {
+                    Some(line) if m.query.is_none() => format!("{}:{line}", m.origin),
+                    Some(line) => format!("{}, line {line} of its query", m.origin),
+                    None => m.origin.clone(),
+                };
+                PipelineError::Check(format!(
+                    "model `{}` ({place}): the database refused its SQL: {message}",
+                    m.name
+                ))
+            }
             other => other.into(),
         })?;
     report.rows_in = outcome.rows_in;

@@ -2,6 +2,41 @@
 //! found after parsing (an unknown `ref`, a bad cron) still point at a line. It reads the
 //! TOML shapes pipeline files use: `[[array]]` blocks, nested `[[a.b]]` blocks, `key = ..`.
 
+/// A table header line (`[a.b]` or `[[a.b]]`) as written without spaces and without a
+/// trailing comment (`[[extract]]  # orders` is `[[extract]]`); `None` for other lines.
+fn header(line: &str) -> Option<String> {
+    let t = line.trim();
+    if !t.starts_with('[') {
+        return None;
+    }
+    let double = t.starts_with("[[");
+    let close = if double { "]]" } else { "]" };
+    let open = if double { 2 } else { 1 };
+    let end = t.find(close)?;
+    let rest = t[end + close.len()..].trim_start();
+    if !(rest.is_empty() || rest.starts_with('#')) {
+        return None;
+    }
+    let inner = &t[open..end];
+    if inner.trim().is_empty()
+        || !inner
+            .chars()
+            .all(|c| c.is_alphanumeric() || " ._-\"'".contains(c))
+    {
+        return None;
+    }
+    let name: String = inner
+        .split('.')
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(".");
+    Some(if double {
+        format!("[[{name}]]")
+    } else {
+        format!("[{name}]")
+    })
+}
+
 /// The 1-based line of `path` in `text`; the closest enclosing block's line when the key
 /// itself is absent, 0 when nothing matches.
 pub fn line_of(text: &str, path: &str) -> usize {
@@ -24,7 +59,7 @@ pub fn line_of(text: &str, path: &str) -> usize {
             Some(i) => {
                 let header = format!("[[{table}]]");
                 let blocks: Vec<usize> = (start..end)
-                    .filter(|&l| lines[l].trim() == header)
+                    .filter(|&l| self::header(lines[l]).as_deref() == Some(header.as_str()))
                     .collect();
                 let Some(&block) = blocks.get(i) else {
                     return found;
@@ -34,10 +69,9 @@ pub fn line_of(text: &str, path: &str) -> usize {
                 let nested_table = format!("[{table}.");
                 let block_end = (block + 1..end)
                     .find(|&l| {
-                        let t = lines[l].trim();
-                        t.starts_with('[')
-                            && !t.starts_with(&nested)
-                            && !t.starts_with(&nested_table)
+                        self::header(lines[l]).is_some_and(|t| {
+                            !t.starts_with(&nested) && !t.starts_with(&nested_table)
+                        })
                     })
                     .unwrap_or(end);
                 found = block + 1;
@@ -111,5 +145,23 @@ check = "y"
         // A missing key points at its block.
         assert_eq!(line_of(TEXT, "extract[1].path"), 7);
         assert_eq!(line_of(TEXT, "nothing"), 0);
+    }
+
+    #[test]
+    fn block_headers_may_carry_comments_and_spaces() {
+        let text = "name = \"x\"\n\n[[extract]] # orders\nname = \"a\"\n\n[[ extract ]]  # second\nname = \"b\"\nformat = \"csv\"\n[[model]]#m\nname = \"m\"\n[[ model.expect ]] # e\ncheck = \"x\"\n";
+        assert_eq!(line_of(text, "extract[0].name"), 4);
+        assert_eq!(line_of(text, "extract[1].format"), 8);
+        assert_eq!(
+            line_of(text, "extract[1].path"),
+            6,
+            "a missing key: its block"
+        );
+        assert_eq!(line_of(text, "model[0].expect[0].check"), 12);
+        // An array value that starts with `[` is not a header.
+        assert_eq!(
+            line_of("[[extract]]\nx = 1\n[1, 2]\ny = 2\n", "extract[0].y"),
+            4
+        );
     }
 }

@@ -533,21 +533,32 @@ fn graph(c: &Checker<'_>, p: &Pipeline, names: &[String]) -> Result<Graph, Confi
         .collect();
     let vars = p.var_defaults();
     for (i, m) in p.model.iter().enumerate() {
-        let cx = template::Context {
-            nodes: names,
-            this: &m.name,
-            incremental: false,
-            env: &|_| Some(String::new()),
-            vars: &vars,
-        };
-        let rendered = template::render(&m.text, &cx).map_err(|e| {
-            if m.query.is_some() {
-                c.err(&format!("model[{i}].query"), e.message)
-            } else {
-                ConfigError::new(&m.origin, e.line, "", e.message)
-            }
-        })?;
-        if rendered.refs.contains(&m.name) {
+        // Both branches of `{% if is_incremental() %}`: a bad `ref` in the incremental one
+        // would otherwise surface only on the second run. Dependencies are the refs of both.
+        let mut refs = std::collections::BTreeSet::new();
+        for incremental in [false, true] {
+            let cx = template::Context {
+                nodes: names,
+                this: &m.name,
+                incremental,
+                env: &|_| Some(String::new()),
+                vars: &vars,
+            };
+            let rendered = template::render(&m.text, &cx).map_err(|e| {
+                let message = if incremental {
+                    format!("{} (in the `is_incremental()` branch)", e.message)
+                } else {
+                    e.message
+                };
+                if m.query.is_some() {
+                    c.err(&format!("model[{i}].query"), message)
+                } else {
+                    ConfigError::new(&m.origin, e.line, "", message)
+                }
+            })?;
+            refs.extend(rendered.refs);
+        }
+        if refs.contains(&m.name) {
             return Err(c.err(
                 &format!("model[{i}].name"),
                 format!(
@@ -560,7 +571,7 @@ fn graph(c: &Checker<'_>, p: &Pipeline, names: &[String]) -> Result<Graph, Confi
             name: m.name.clone(),
             kind: "model",
             layer: m.layer.name(),
-            depends_on: rendered.refs.into_iter().collect(),
+            depends_on: refs.into_iter().collect(),
         });
     }
     Graph::build(nodes).map_err(|cycle| {

@@ -38,8 +38,9 @@ impl PostgresDatabase {
     /// # Errors
     /// [`StoreError::Unavailable`] when the URL is malformed or the server cannot be reached.
     pub async fn connect(url: &str, size: usize) -> Result<Self, StoreError> {
-        let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
+            StoreError::Unavailable(format!("invalid PostgreSQL URL: {}", with_causes(&e)))
+        })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
@@ -67,8 +68,25 @@ impl PostgresDatabase {
     async fn client(&self) -> Result<Object, StoreError> {
         until_deadline(self.pool.get())
             .await?
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+            .map_err(|e| StoreError::Unavailable(with_causes(&e)))
     }
+}
+
+/// `e` with its chain of sources: the pool and the driver say "error connecting to server"
+/// or "db error" and keep the reason ("Connection refused", "password authentication
+/// failed for user ...") in their sources.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[async_trait]
@@ -292,5 +310,21 @@ impl Conn for PgConn {
             return Ok(());
         }
         client.batch_execute("COMMIT").await.map_err(map_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PostgresDatabase;
+
+    /// The pool and the driver keep the reason in their error sources; the message must too.
+    #[tokio::test]
+    async fn a_refused_connection_says_so() {
+        let Err(e) = PostgresDatabase::connect("postgres://nobody@127.0.0.1:1/nothing", 2).await
+        else {
+            panic!("nothing listens on port 1");
+        };
+        let message = e.to_string().to_lowercase();
+        assert!(message.contains("connection refused"), "{message}");
     }
 }

@@ -31,6 +31,15 @@ pub struct StateUpdate {
     pub node: String,
     /// The cursor as JSON (a number or a string).
     pub cursor: serde_json::Value,
+    /// The keys of the rows loaded at that cursor value, so the next load (which reads
+    /// from the value on, `>=`) takes only the rows it has not seen.
+    pub boundary: Vec<String>,
+}
+
+/// The `_pipeline_state` node under which the boundary keys of extract `node` are kept
+/// (beside its cursor, so the cursor row itself keeps its plain shape).
+fn boundary_node(node: &str) -> String {
+    format!("{node}#boundary")
 }
 
 const COLUMNS: &str =
@@ -90,20 +99,26 @@ pub(super) async fn finish_in(tx: &mut dyn Conn, finish: Finish) -> Result<(), S
         keep_rejected(tx, rejected).await?;
     }
     if let Some(state) = finish.state {
-        let mut sql = Sql::new(tx.dialect());
-        sql.push("INSERT INTO _pipeline_state (pipeline, node, cursor, updated) VALUES (")
-            .bind(Value::Text(state.pipeline))
-            .push(", ")
-            .bind(Value::Text(state.node))
-            .push(", ")
-            .bind(Value::Text(state.cursor.to_string()))
-            .push(", ")
-            .bind(Value::Text(brigade_core::time::now()))
-            .push(
-                ") ON CONFLICT (pipeline, node) DO UPDATE SET cursor = excluded.cursor, \
-                 updated = excluded.updated",
-            );
-        tx.execute(&sql).await?;
+        let boundary = serde_json::Value::from(state.boundary);
+        for (node, value) in [
+            (boundary_node(&state.node), boundary),
+            (state.node, state.cursor),
+        ] {
+            let mut sql = Sql::new(tx.dialect());
+            sql.push("INSERT INTO _pipeline_state (pipeline, node, cursor, updated) VALUES (")
+                .bind(Value::Text(state.pipeline.clone()))
+                .push(", ")
+                .bind(Value::Text(node))
+                .push(", ")
+                .bind(Value::Text(value.to_string()))
+                .push(", ")
+                .bind(Value::Text(brigade_core::time::now()))
+                .push(
+                    ") ON CONFLICT (pipeline, node) DO UPDATE SET cursor = excluded.cursor, \
+                     updated = excluded.updated",
+                );
+            tx.execute(&sql).await?;
+        }
     }
     if let Some((run_id, steps)) = finish.run_steps {
         let mut sql = Sql::new(tx.dialect());
@@ -320,6 +335,31 @@ impl Store {
             .pop()
             .and_then(|r| r.into_iter().next())
             .map(json))
+    }
+
+    /// The boundary keys stored with the cursor of `node` (see [`StateUpdate::boundary`]);
+    /// `None` when there are none (a cursor written before boundaries were kept).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn pipeline_boundary(
+        &self,
+        pipeline: &str,
+        node: &str,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let keys = self.pipeline_state(pipeline, &boundary_node(node)).await?;
+        Ok(keys.and_then(|k| serde_json::from_value(k).ok()))
+    }
+
+    /// Commits `finish` (rejected rows, cursor, the run's steps) for a step that loaded no
+    /// table: an empty source leaves the bronze table as it was.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn pipeline_finish(&self, finish: Finish) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        finish_in(tx.as_mut(), finish).await?;
+        tx.commit().await
     }
 
     /// Claims the scheduled firing of `pipeline` at `fire` (RFC 3339). Exactly one caller

@@ -102,6 +102,30 @@ fn serve_log(dir: &Path) -> String {
     log
 }
 
+/// Like [`refused`], for `pipeline graph` and `pipeline run` only (`serve` now keeps
+/// serving beside an invalid file, which it lists as invalid).
+async fn cli_refused(files: &[(&str, Vec<u8>)], expected: &[&str]) {
+    let dir = app_dir(files);
+    let url = sqlite_url(dir.path());
+    for what in ["graph", "run"] {
+        let out = pipeline_cli(dir.path(), &url, &[what, "p"]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{what} should refuse the file:\n{}",
+            output_text(&out)
+        );
+        for part in expected {
+            assert!(
+                stderr.contains(part),
+                "{what}: stderr does not contain {part:?}:\n{}",
+                output_text(&out)
+            );
+        }
+    }
+}
+
 /// Writes `files`, then checks that `pipeline graph` and `pipeline run` exit with 2 before
 /// opening the database, that `serve` starts and logs the file as invalid, and that each
 /// says every one of `expected`.
@@ -180,6 +204,62 @@ sql = "models/m.sql"
             text("models/m.sql", "SELECT a\nFROM {{ ref('nope') }}\n"),
         ],
         &["models/m.sql:2:", "unknown ref `nope`", "raw"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unknown_ref_in_the_incremental_branch_is_refused_at_load() {
+    let p = r#"[[extract]]
+name = "raw"
+from = "file"
+path = "data/x.csv"
+
+[[model]]
+name = "m"
+sql = "models/m.sql"
+materialized = "incremental"
+"#;
+    // The branch only renders once the table exists: the first run would have passed.
+    cli_refused(
+        &[
+            text("pipelines/p.toml", p),
+            text("data/x.csv", "a\n1\n"),
+            text(
+                "models/m.sql",
+                "SELECT a\nFROM {{ ref('raw') }}\n{% if is_incremental() %}\nWHERE a > (SELECT max(a) FROM {{ ref('raww') }})\n{% endif %}\n",
+            ),
+        ],
+        &[
+            "models/m.sql:4:",
+            "unknown ref `raww`",
+            "is_incremental()` branch",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_block_header_with_a_comment_does_not_move_the_error_line() {
+    let p = r#"name = "p"
+
+[[extract]] # the raw orders
+name = "raw"
+from = "file"
+path = "data/x.csv"
+
+[[ extract ]]   # the second one
+name = "raw2"
+from = "file"
+path = "data/x.csv"
+incremental = { cursor = "" }
+"#;
+    cli_refused(
+        &[text("pipelines/p.toml", p), text("data/x.csv", "a\n1\n")],
+        &[
+            "pipelines/p.toml:12: key `extract[1].incremental.cursor`",
+            "name the cursor column",
+        ],
     )
     .await;
 }

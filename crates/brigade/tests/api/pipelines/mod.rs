@@ -7,6 +7,7 @@ mod alerts;
 mod backfill;
 mod broken_files;
 mod crash;
+mod extract_edges;
 mod files;
 mod keys;
 mod leases;

@@ -133,11 +133,8 @@ impl PageSink {
             .as_ref()
             .map(|i| (i.cursor.clone(), cx.since.clone()));
         PageSink {
-            shaper: Shaper::new(cx.overrides(), cursor),
-            batcher: Batcher {
-                range: cx.range.clone(),
-                ..Batcher::new(&cx.spec.name, cx.spec.on_bad_row)
-            },
+            shaper: Shaper::new(cx.overrides(), cursor).known(cx.existing.as_deref()),
+            batcher: Batcher::for_context(cx),
             sample: Vec::new(),
             sources: Vec::new(),
             settled: false,
@@ -209,6 +206,9 @@ impl PageSink {
         if !self.settled && self.sample.is_empty() {
             // No records: no columns. (The Shaper would look for the incremental cursor
             // among them and fail, yet nothing new is the usual incremental outcome.)
+            self.batcher
+                .notes
+                .push(format!("0 rows: {source} returned no records"));
             out.push(Message::Columns(Vec::new()));
         } else if !self.settled {
             self.shaper.finish(&mut self.batcher, out)?;

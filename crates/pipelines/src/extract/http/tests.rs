@@ -342,6 +342,60 @@ async fn single_object_response_is_one_record_and_incremental_filters() {
 }
 
 #[tokio::test]
+async fn a_late_record_at_the_cursor_loads_once_and_skips_are_counted() {
+    let app = Router::new().route(
+        "/events",
+        get(|| async {
+            axum::Json(json!([
+                {"id": 1, "at": 10},
+                {"id": 2, "at": 20},
+                {"id": 3, "at": 20},
+                {"id": 4, "at": null},
+                {"id": 5, "at": 30}
+            ]))
+        }),
+    );
+    let base = serve(app).await;
+    let toml = format!(
+        "name = \"ev\"\nfrom = \"http\"\nurl = \"{base}/events\"\nprimary_key = [\"id\"]\nincremental = {{ cursor = \"at\" }}"
+    );
+    // The last load took id 2 at 20; id 3 came later with the same value.
+    let first = collect(context(&toml, &std::env::temp_dir(), None, &[]), run)
+        .await
+        .unwrap();
+    assert_eq!(first.summary.skipped.null_cursor, 1);
+    let mut filter = crate::extract::CursorFilter::new("at", &first.columns, None)
+        .unwrap()
+        .with_boundary(Some(&[]), &["id".to_string()], &first.columns);
+    let id2: Vec<_> = first
+        .rows
+        .iter()
+        .filter(|r| r[0] == brigade_core::value::Value::Int(2))
+        .cloned()
+        .collect();
+    assert!(filter.keep(&id2[0]));
+    let boundary = filter.boundary().unwrap();
+    let mut cx = context(&toml, &std::env::temp_dir(), Some(json!(20)), &[]);
+    cx.boundary = Some(boundary);
+    let got = collect(cx, run).await.unwrap();
+    assert_eq!(
+        got.column("id"),
+        [json!(3), json!(5)],
+        "id 3 late, at the cursor"
+    );
+    assert_eq!(
+        got.summary.skipped,
+        crate::extract::Skipped {
+            below_cursor: 1,
+            null_cursor: 1,
+            boundary_duplicate: 1,
+            ..Default::default()
+        }
+    );
+    assert_eq!(got.done, Some(Some(json!(30))));
+}
+
+#[tokio::test]
 async fn empty_source_still_sends_columns_and_done() {
     let app = Router::new().route("/none", get(|| async { axum::Json(json!({"data": []})) }));
     let base = serve(app).await;
