@@ -148,6 +148,12 @@ struct StartBody {
     /// Reload `{"from": .., "to": ..}` of the incremental extracts' cursors.
     #[serde(default)]
     backfill: Option<brigade_pipelines::run::report::Backfill>,
+    /// dbt-style selectors of the steps to run (extension to API.md).
+    #[serde(default)]
+    select: Vec<String>,
+    /// Selectors of steps to leave out (extension to API.md).
+    #[serde(default)]
+    exclude: Vec<String>,
 }
 
 async fn start_run(
@@ -172,7 +178,7 @@ async fn start_run(
                 .to_string();
             ApiError::field(
                 &key,
-                format!("expected {{\"full_refresh\": bool, \"from_step\": string, \"backfill\": {{\"from\": .., \"to\": ..}}}}: {e}"),
+                format!("expected {{\"full_refresh\": bool, \"from_step\": string, \"backfill\": {{\"from\": .., \"to\": ..}}, \"select\": [selector], \"exclude\": [selector]}}: {e}"),
             )
         })?
     };
@@ -181,6 +187,8 @@ async fn start_run(
         from_step: body.from_step,
         retry_of: None,
         backfill: body.backfill,
+        select: body.select,
+        exclude: body.exclude,
     };
     let id = state
         .runner()
@@ -194,6 +202,13 @@ fn start_error(e: StartError) -> ApiError {
     match e {
         StartError::UnknownPipeline(name) => unknown_pipeline(&name),
         StartError::UnknownRun(id) => ApiError::not_found(format!("run `{id}` not found")),
+        // A selector that matches no step is well-formed but cannot be run: 422, naming it.
+        StartError::Invalid { field, message } if matches!(field, "select" | "exclude") => {
+            ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                ..ApiError::field(field, message)
+            }
+        }
         StartError::Invalid { field, message } => ApiError::field(field, message),
         StartError::Config(e) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         StartError::Store(e) => e.into(),

@@ -234,6 +234,8 @@ impl Runner {
             from_step: from,
             retry_of: Some(view.id),
             backfill: view.backfill,
+            select: view.select,
+            exclude: view.exclude,
         })
     }
 
@@ -317,13 +319,24 @@ impl Runner {
                 None => StartError::UnknownPipeline(name.to_string()),
             }
         })?;
-        if let Some(step) = &options.from_step
-            && pipeline.node(step).is_none()
-        {
-            return Err(StartError::Invalid {
-                field: "from_step",
-                message: format!("pipeline `{name}` has no step `{step}`"),
-            });
+        let selected = crate::select::resolve(&pipeline.graph, &options.select, &options.exclude)
+            .map_err(|e| StartError::Invalid {
+            field: e.field,
+            message: e.message,
+        })?;
+        if let Some(step) = &options.from_step {
+            if pipeline.node(step).is_none() {
+                return Err(StartError::Invalid {
+                    field: "from_step",
+                    message: format!("pipeline `{name}` has no step `{step}`"),
+                });
+            }
+            if !selected.contains(step) {
+                return Err(StartError::Invalid {
+                    field: "from_step",
+                    message: format!("step `{step}` is not among the selected steps"),
+                });
+            }
         }
         if let Some(backfill) = &options.backfill {
             for (key, value) in [("from", &backfill.from), ("to", &backfill.to)] {
@@ -343,10 +356,12 @@ impl Runner {
                 });
             }
         }
+        // Steps outside the selection are not part of the run at all.
         let steps: Vec<StepReport> = pipeline
             .graph
             .nodes
             .iter()
+            .filter(|n| selected.contains(&n.name))
             .map(|n| StepReport {
                 name: n.name.clone(),
                 kind: n.kind.to_string(),

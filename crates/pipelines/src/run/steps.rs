@@ -9,13 +9,14 @@ use std::time::Instant;
 use brigade_core::value::Value;
 use brigade_store::Store;
 use brigade_store::warehouse::{
-    ExpectationAction, Expose, Finish, Materialize, ModelPlan, RejectedRows, StateUpdate, WriteMode,
+    Expose, Finish, Materialize, ModelPlan, RejectedRows, StateUpdate, WriteMode,
 };
 
 use super::report::{Event, ExpectationReport, RunOptions, StepReport};
+use crate::datatest;
 use crate::error::PipelineError;
 use crate::extract::{self, Message};
-use crate::spec::{Contract, Extract, Materialized, Model, OnFail, Pipeline, Write};
+use crate::spec::{Contract, Extract, Materialized, Model, Pipeline, Write};
 use crate::template;
 
 /// What a step needs from its run.
@@ -206,8 +207,29 @@ pub(super) async fn extract(
         state,
         run_steps: Some((cx.run_id.to_string(), (cx.steps_after)(report))),
     };
-    match staging.publish(&mode, finish).await {
-        Ok(_) => Ok(()),
+    let tests = e
+        .expect
+        .iter()
+        .map(datatest::data_test)
+        .collect::<Result<Vec<_>, _>>()?;
+    match staging.publish(&mode, finish, &tests).await {
+        Ok(published) => {
+            report.expectations = published
+                .tests
+                .iter()
+                .map(ExpectationReport::from)
+                .collect();
+            match published.failure {
+                Some(failure) => {
+                    report.status = "running".into();
+                    Err(PipelineError::Check(format!(
+                        "extract `{}`: {failure}; nothing was loaded",
+                        e.name
+                    )))
+                }
+                None => Ok(()),
+            }
+        }
         Err(err) => {
             report.status = "running".into();
             Err(err.into())
@@ -266,15 +288,13 @@ pub(super) async fn model(
         expectations: m
             .expect
             .iter()
-            .map(|x| {
-                let action = match x.on_fail {
-                    OnFail::Warn => ExpectationAction::Warn,
-                    OnFail::Drop => ExpectationAction::Drop,
-                    OnFail::Fail => ExpectationAction::Fail,
-                };
-                (x.name.clone(), x.check.clone(), action)
+            .filter_map(|x| {
+                datatest::row_check(x)
+                    .map(|check| check.map(|c| (x.name.clone(), c, datatest::action(x))))
+                    .transpose()
             })
-            .collect(),
+            .collect::<Result<_, _>>()?,
+        tests: datatest::table_tests(&m.expect)?,
         freeze: m.contract == Contract::Freeze,
         expose: m.expose.then(|| Expose {
             pipeline: cx.pipeline.name.clone(),
@@ -315,6 +335,7 @@ pub(super) async fn model(
         .expectations
         .iter()
         .map(ExpectationReport::from)
+        .chain(outcome.tests.iter().map(ExpectationReport::from))
         .collect();
     report.duration_ms = started.elapsed().as_millis() as u64;
     for x in &outcome.expectations {

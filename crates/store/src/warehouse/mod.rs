@@ -6,6 +6,7 @@
 //! (see DESIGN.md); it only ever runs inside a statement this module wraps
 //! (`CREATE TABLE .. AS`, `CREATE VIEW .. AS`, `WHERE (..) IS NOT TRUE`).
 
+mod datatests;
 mod expose;
 mod freshness;
 mod load;
@@ -14,8 +15,11 @@ mod runs;
 mod schedules;
 mod tables;
 
+pub use datatests::{
+    DataTest, TestKind, TestOutcome, accepted_values_check, literal, not_null_check,
+};
 pub use expose::Expose;
-pub use load::{Finish, LINEAGE, RejectedRows, Staging, WriteMode};
+pub use load::{Finish, LINEAGE, Published, RejectedRows, Staging, WriteMode};
 pub use models::{ExpectationAction, ExpectationOutcome, Materialize, ModelOutcome, ModelPlan};
 pub use runs::{RunRecord, StateUpdate};
 pub use tables::{Column, ColumnType, STAGING_PREFIX};

@@ -4,6 +4,7 @@
 
 use brigade_core::value::Value;
 
+use super::datatests::{self, DataTest, TestOutcome};
 use super::expose::{self, Expose};
 use super::load::{Finish, WriteMode, publish_table};
 use super::runs;
@@ -46,6 +47,9 @@ pub struct ModelPlan {
     pub full_refresh: bool,
     /// `(name, SQL boolean over a row, action)`, run in order.
     pub expectations: Vec<(String, String, ExpectationAction)>,
+    /// Table-level data tests (`unique`, `relationships`, `row_count`, expressions), run on
+    /// the table as it will be published, inside the publishing transaction.
+    pub tests: Vec<DataTest>,
     /// Fail when the columns differ from the existing table's.
     pub freeze: bool,
     /// Make the table a read-only collection.
@@ -70,6 +74,8 @@ pub struct ModelOutcome {
     pub rows_out: u64,
     pub rows_dropped: u64,
     pub expectations: Vec<ExpectationOutcome>,
+    /// The table-level tests' results.
+    pub tests: Vec<TestOutcome>,
     /// Why the step failed (an expectation with `fail`, a broken contract); nothing was
     /// published then.
     pub failure: Option<String>,
@@ -136,6 +142,7 @@ impl Store {
             rows_out: rows_in,
             rows_dropped: 0,
             expectations: Vec::new(),
+            tests: Vec::new(),
             failure: None,
             columns: Vec::new(),
         };
@@ -173,6 +180,11 @@ impl Store {
             _ => WriteMode::Replace,
         };
         publish_table(tx.as_mut(), &staging, &plan.target, &columns, &mode).await?;
+        // Tests see the table as published (an incremental model's whole table, not just the
+        // new rows); a failing one rolls the publication back.
+        if table_tests(tx.as_mut(), plan, &mut outcome).await? {
+            return Ok(outcome);
+        }
         outcome.columns = columns;
         if let Some(e) = &plan.expose {
             let index = ident(
@@ -241,11 +253,29 @@ async fn view(
         rows_out: rows,
         rows_dropped: 0,
         expectations: Vec::new(),
+        tests: Vec::new(),
         failure: None,
         columns: columns.clone(),
     };
-    expectations(tx, plan, target, &columns, &mut outcome).await?;
+    if !expectations(tx, plan, target, &columns, &mut outcome).await? {
+        table_tests(tx, plan, &mut outcome).await?;
+    }
     Ok(outcome)
+}
+
+/// Runs the plan's table-level tests over its target; returns `true` when one failed the
+/// step (its message, with sample values, is the outcome's failure).
+async fn table_tests(
+    tx: &mut dyn Conn,
+    plan: &ModelPlan,
+    outcome: &mut ModelOutcome,
+) -> Result<bool, StoreError> {
+    outcome.tests = datatests::run(tx, &plan.target, &plan.tests).await?;
+    if let Some(failed) = outcome.tests.iter().find(|t| t.status == "failed") {
+        outcome.failure = Some(failed.message.clone());
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// Runs the plan's expectations over `table`; returns `true` when one failed the step.

@@ -12,3 +12,4 @@ mod loads;
 mod model_memory;
 mod models;
 mod runs;
+mod select;
