@@ -226,3 +226,49 @@ fn default_name(x: &Expect) -> String {
         None => test.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Pipeline;
+
+    fn parse(expect: &str) -> Result<Pipeline, crate::ConfigError> {
+        let text = format!(
+            "[[extract]]\nname = \"raw\"\nfrom = \"file\"\npath = \"x.csv\"\n\n\
+             [[model]]\nname = \"m\"\nquery = \"SELECT * FROM {{{{ ref('raw') }}}}\"\n{expect}"
+        );
+        Pipeline::parse(std::path::Path::new("."), "pipelines/p.toml", &text)
+    }
+
+    #[test]
+    fn built_in_tests_get_names_defaults_and_edges() {
+        let p = parse(
+            "[[model.expect]]\ntest = \"unique\"\ncolumn = [\"a\", \"b\"]\n\
+             [[model.expect]]\ntest = \"not_null\"\ncolumn = \"a\"\non_fail = \"drop\"\n",
+        )
+        .unwrap();
+        let names: Vec<&str> = p.model[0].expect.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(names, ["unique_a_b", "not_null_a"]);
+        assert_eq!(p.model[0].expect[0].action(), super::OnFail::Fail);
+    }
+
+    #[test]
+    fn wrong_keys_are_named() {
+        let e = parse("[[model.expect]]\ntest = \"unique\"\ncolumn = \"a\"\nvalues = [1]\n")
+            .unwrap_err();
+        assert_eq!(e.key, "model[0].expect[0].values");
+        assert!(e.message.contains("does not apply to `unique`"), "{e}");
+        let e = parse("[[model.expect]]\ntest = \"row_count\"\n").unwrap_err();
+        assert!(e.message.contains("needs `min`, `max`"), "{e}");
+        let e = parse("[[model.expect]]\ntest = \"unique\"\ncolumn = \"a\"\non_fail = \"drop\"\n")
+            .unwrap_err();
+        assert!(e.message.contains("cannot drop rows"), "{e}");
+        let e = parse(
+            "[[model.expect]]\ntest = \"not_null\"\ncolumn = \"a\"\n\
+             [[model.expect]]\ntest = \"not_null\"\ncolumn = \"a\"\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("`not_null_a` is used twice"), "{e}");
+        let e = parse("[[model.expect]]\nname = \"x\"\n").unwrap_err();
+        assert!(e.message.contains("set `check`"), "{e}");
+    }
+}

@@ -167,11 +167,12 @@ impl DataTest {
                 to_table,
                 to_column,
             } => format!("{failing} row(s) have a `{column}` not found in {to_table}.{to_column}"),
-            TestKind::RowCount { min, max } => format!(
-                "the row count is outside {}..{}",
-                min.map_or_else(String::new, |n| n.to_string()),
-                max.map_or_else(String::new, |n| n.to_string())
-            ),
+            TestKind::RowCount { min, max } => match (min, max) {
+                (Some(min), Some(max)) => format!("expected between {min} and {max} rows"),
+                (Some(min), None) => format!("expected at least {min} rows"),
+                (None, Some(max)) => format!("expected at most {max} rows"),
+                (None, None) => "expected any number of rows".into(),
+            },
             TestKind::Expression(expr) => format!("`{expr}` is not true"),
         };
         match &self.column {

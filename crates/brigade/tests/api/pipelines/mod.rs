@@ -7,6 +7,7 @@ mod alerts;
 mod backfill;
 mod broken_files;
 mod crash;
+mod data_tests;
 mod files;
 mod loads;
 mod model_memory;
