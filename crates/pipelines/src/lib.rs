@@ -12,6 +12,7 @@
 //! - [`run`]: the runner, its events, retries and cancellation.
 //! - [`schedule`]: cron parsing, next firings and the scheduler loop.
 //! - [`lineage`]: table- and column-level lineage.
+//! - [`macros`]: `{% macro %}` files in `macros/`, callable from every model.
 //! - [`datatest`]: dbt-style data tests (`unique`, `relationships`, ...) and `pipeline test`.
 //! - [`select`]: dbt-style `--select` / `--exclude` node selection.
 
@@ -22,6 +23,7 @@ pub mod error;
 pub mod extract;
 pub mod freshness;
 pub mod lineage;
+pub mod macros;
 pub mod run;
 pub mod schedule;
 pub mod select;

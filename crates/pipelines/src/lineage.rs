@@ -88,6 +88,7 @@ pub async fn of(pipeline: &Pipeline, store: &Store, env: &Env) -> Lineage {
                         this: &m.name,
                         incremental: false,
                         env: &lookup,
+                        macros: &pipeline.macros,
                     },
                 );
                 match rendered

@@ -263,10 +263,12 @@ pub(super) async fn model(
                 && exists
                 && !cx.options.full_refresh,
             env: &lookup,
+            macros: &cx.pipeline.macros,
         },
     )
     .map_err(|e| {
-        PipelineError::Config(crate::ConfigError::new(&m.origin, e.line, "", e.message))
+        let file = e.file.as_deref().unwrap_or(&m.origin);
+        PipelineError::Config(crate::ConfigError::new(file, e.line, "", e.message))
     })?;
     let plan = ModelPlan {
         pipeline: cx.pipeline.name.clone(),

@@ -420,6 +420,9 @@ pub struct Pipeline {
     /// The dependency graph, computed on load.
     #[serde(skip)]
     pub graph: crate::dag::Graph,
+    /// The app's `macros/*.sql`, read on load when the pipeline has models.
+    #[serde(skip)]
+    pub macros: std::sync::Arc<Vec<crate::macros::MacroFile>>,
 }
 
 impl Pipeline {

@@ -81,6 +81,9 @@ pub(super) fn pipeline(dir: &Path, text: &str, p: &mut Pipeline) -> Result<(), C
         };
         expect::check_all(&|k, msg| c.err(k, msg), &owner, &mut e.expect)?;
     }
+    if !p.model.is_empty() {
+        p.macros = std::sync::Arc::new(crate::macros::load(dir)?);
+    }
     p.graph = graph(&c, p, &names)?;
     Ok(())
 }
@@ -407,9 +410,12 @@ fn graph(c: &Checker<'_>, p: &Pipeline, names: &[String]) -> Result<Graph, Confi
             this: &m.name,
             incremental: false,
             env: &|_| Some(String::new()),
+            macros: &p.macros,
         };
         let rendered = template::render(&m.text, &cx).map_err(|e| {
-            if m.query.is_some() {
+            if let Some(file) = &e.file {
+                ConfigError::new(file, e.line, "", e.message)
+            } else if m.query.is_some() {
                 c.err(&format!("model[{i}].query"), e.message)
             } else {
                 ConfigError::new(&m.origin, e.line, "", e.message)

@@ -10,6 +10,7 @@ mod crash;
 mod data_tests;
 mod files;
 mod loads;
+mod macros;
 mod model_memory;
 mod models;
 mod runs;
