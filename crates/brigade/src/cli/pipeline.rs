@@ -428,6 +428,15 @@ fn summary(view: &RunView) {
                 x.status,
                 group(x.failing_rows)
             );
+            if !x.sample.is_empty() {
+                println!(
+                    "      {}e.g. {}",
+                    x.column
+                        .as_deref()
+                        .map_or_else(String::new, |c| format!("column {c}: ")),
+                    x.sample.join(", ")
+                );
+            }
         }
         if s.rows_rejected > 0 {
             println!(
