@@ -16,6 +16,9 @@ pub struct GraphNode {
     pub layer: &'static str,
     /// The nodes this one reads, sorted.
     pub depends_on: Vec<String>,
+    /// `tags = [..]` of the extract or model, for `tag:NAME` selectors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// The nodes in run order: every node after the nodes it depends on, declaration order
@@ -154,6 +157,7 @@ mod tests {
             kind: if deps.is_empty() { "extract" } else { "model" },
             layer: if deps.is_empty() { "bronze" } else { "silver" },
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            tags: Vec::new(),
         }
     }
 

@@ -12,15 +12,21 @@
 //! - [`run`]: the runner, its events, retries and cancellation.
 //! - [`schedule`]: cron parsing, next firings and the scheduler loop.
 //! - [`lineage`]: table- and column-level lineage.
+//! - [`macros`]: `{% macro %}` files in `macros/`, callable from every model.
+//! - [`datatest`]: dbt-style data tests (`unique`, `relationships`, ...) and `pipeline test`.
+//! - [`select`]: dbt-style `--select` / `--exclude` node selection.
 
 pub mod alerts;
 pub mod dag;
+pub mod datatest;
 pub mod error;
 pub mod extract;
 pub mod freshness;
 pub mod lineage;
+pub mod macros;
 pub mod run;
 pub mod schedule;
+pub mod select;
 pub mod spec;
 pub mod statement;
 pub mod template;

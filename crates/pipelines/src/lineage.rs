@@ -89,6 +89,7 @@ pub async fn of(pipeline: &Pipeline, store: &Store, env: &Env) -> Lineage {
                         incremental: false,
                         env: &lookup,
                         vars: &pipeline.var_defaults(),
+                        macros: &pipeline.macros,
                     },
                 );
                 match rendered

@@ -1,7 +1,8 @@
 //! Rendering model SQL: Jinja (minijinja) with dbt's vocabulary — `{{ ref('name') }}`,
 //! `{{ this }}`, `{% if is_incremental() %}`, `{{ env_var('NAME', 'default') }}` and
 //! `{{ var('name') }}` (the pipeline's `[vars]`, overridden by the run).
-//! Rendering with a recording `ref` is also how a model's dependencies are found.
+//! Rendering with a recording `ref` is also how a model's dependencies are found. Macros of
+//! `macros/*.sql` ([`crate::macros`]) are callable from every model.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,8 @@ pub struct Context<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// Values `var` reads: the pipeline's `[vars]` defaults with the run's overrides.
     pub vars: &'a std::collections::BTreeMap<String, serde_json::Value>,
+    /// The app's macro files.
+    pub macros: &'a [crate::macros::MacroFile],
 }
 
 /// The rendered SQL and the nodes it refers to.
@@ -33,6 +36,8 @@ pub struct Rendered {
 /// A template error with its 1-based line in the model's SQL (0 when unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateError {
+    /// The macro file the error is in; `None` for the model itself.
+    pub file: Option<String>,
     pub line: usize,
     pub message: String,
 }
@@ -76,8 +81,9 @@ pub fn render(text: &str, cx: &Context<'_>) -> Result<Rendered, TemplateError> {
     let incremental = cx.incremental;
     env.add_function("is_incremental", move || incremental);
     let lookup: crate::Env = {
-        let snapshot: Vec<(String, Option<String>)> = env_names(text)
-            .into_iter()
+        let snapshot: Vec<(String, Option<String>)> = std::iter::once(text)
+            .chain(cx.macros.iter().map(|m| m.text.as_str()))
+            .flat_map(env_names)
             .map(|n| {
                 let v = (cx.env)(&n);
                 (n, v)
@@ -121,13 +127,17 @@ pub fn render(text: &str, cx: &Context<'_>) -> Result<Rendered, TemplateError> {
             }
         },
     );
-    let this = JinjaValue::from_safe_string(quote(cx.this));
+    // A global, so macros see it too.
+    env.add_global("this", JinjaValue::from_safe_string(quote(cx.this)));
+    for m in cx.macros {
+        env.add_template_owned(m.path.clone(), m.text.clone())
+            .map_err(|e| error(&e))?;
+    }
+    // The imports go on the model's first line, so its line numbers stay as written.
+    let source = format!("{}{text}", crate::macros::imports(cx.macros));
     let sql = env
-        .render_str(text, minijinja::context! { this => this })
-        .map_err(|e| TemplateError {
-            line: e.line().unwrap_or(0),
-            message: describe(&e),
-        })?;
+        .render_str(&source, minijinja::context! {})
+        .map_err(|e| error(&e))?;
     let refs = refs.lock().map(|r| r.clone()).unwrap_or_default();
     Ok(Rendered { sql, refs })
 }
@@ -147,6 +157,17 @@ fn env_names(text: &str) -> Vec<String> {
         }
     }
     names
+}
+
+fn error(e: &JinjaError) -> TemplateError {
+    TemplateError {
+        file: e
+            .name()
+            .filter(|n| n.starts_with("macros/"))
+            .map(str::to_string),
+        line: e.line().unwrap_or(0),
+        message: describe(e),
+    }
 }
 
 fn describe(e: &JinjaError) -> String {
@@ -180,6 +201,7 @@ mod tests {
             incremental,
             env: &|name| (name == "MIN_YEAR").then(|| "2013".to_string()),
             vars: &VARS,
+            macros: &[],
         }
     }
 
@@ -231,5 +253,27 @@ mod tests {
         .unwrap();
         assert_eq!(r.sql, "WHERE y >= 2013 AND 1");
         assert!(render("{{ env_var('UNSET') }}", &cx(&nodes, false)).is_err());
+    }
+
+    #[test]
+    fn macros_are_callable_without_import_and_keep_lines() {
+        let macros = vec![crate::macros::MacroFile {
+            path: "macros/money.sql".into(),
+            text: "{% macro cents(col) %}ROUND({{ col }} / 100.0, 2){% endmacro %}\n\
+                   {% macro from_raw() %}{{ ref('raw') }}{% endmacro %}"
+                .into(),
+            names: vec!["cents".into(), "from_raw".into()],
+        }];
+        let nodes = vec!["raw".to_string()];
+        let mut c = cx(&nodes, false);
+        c.macros = &macros;
+        let r = render("SELECT {{ cents('amount') }}\nFROM {{ from_raw() }}", &c).unwrap();
+        assert_eq!(r.sql, "SELECT ROUND(amount / 100.0, 2)\nFROM \"raw\"");
+        assert!(
+            r.refs.contains("raw"),
+            "a ref inside a macro is a dependency"
+        );
+        let e = render("SELECT 1\nFROM {{ nope() }}", &c).unwrap_err();
+        assert_eq!((e.file.as_deref(), e.line), (None, 2), "{e:?}");
     }
 }

@@ -10,6 +10,7 @@ mod docs;
 mod keys;
 mod oidc;
 mod ops;
+mod pipeline_tests;
 mod pipelines;
 mod records;
 mod search;
@@ -51,6 +52,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(docs::router())
         .merge(ops::router())
         .merge(pipelines::router())
+        .merge(pipeline_tests::router())
         .merge(search::router())
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn(crate::telemetry::track))

@@ -156,6 +156,12 @@ struct StartBody {
     backfill: Option<brigade_pipelines::run::report::Backfill>,
     #[serde(default)]
     vars: std::collections::BTreeMap<String, Value>,
+    /// dbt-style selectors of the steps to run (extension to API.md).
+    #[serde(default)]
+    select: Vec<String>,
+    /// Selectors of steps to leave out (extension to API.md).
+    #[serde(default)]
+    exclude: Vec<String>,
 }
 
 async fn start_run(
@@ -180,7 +186,7 @@ async fn start_run(
                 .to_string();
             ApiError::field(
                 &key,
-                format!("expected {{\"full_refresh\": bool, \"from_step\": string, \"backfill\": {{\"from\": .., \"to\": ..}}, \"vars\": {{\"name\": value}}}}: {e}"),
+                format!("expected {{\"full_refresh\": bool, \"from_step\": string, \"backfill\": {{\"from\": .., \"to\": ..}}, \"vars\": {{\"name\": value}}, \"select\": [selector], \"exclude\": [selector]}}: {e}"),
             )
         })?
     };
@@ -191,6 +197,8 @@ async fn start_run(
         backfill: body.backfill,
         vars: body.vars,
         cause: None,
+        select: body.select,
+        exclude: body.exclude,
     };
     let id = state
         .runner()
@@ -204,6 +212,13 @@ fn start_error(e: StartError) -> ApiError {
     match e {
         StartError::UnknownPipeline(name) => unknown_pipeline(&name),
         StartError::UnknownRun(id) => ApiError::not_found(format!("run `{id}` not found")),
+        // A selector that matches no step is well-formed but cannot be run: 422, naming it.
+        StartError::Invalid { field, message } if matches!(field, "select" | "exclude") => {
+            ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                ..ApiError::field(field, message)
+            }
+        }
         StartError::Invalid { field, message } => ApiError::field(field, message),
         StartError::Config(e) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         e @ StartError::TablesTaken(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),

@@ -6,6 +6,7 @@ mod init;
 mod jwt;
 mod migrate;
 mod pipeline;
+mod pipeline_test;
 mod search;
 mod serve;
 mod stop;

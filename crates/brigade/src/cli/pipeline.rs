@@ -1,4 +1,4 @@
-//! `brigade pipeline list | run | retry | graph`: pipelines from the command line, with a
+//! `brigade pipeline list | run | retry | test | graph`: pipelines from the command line, with a
 //! progress bar per step and a summary table.
 
 use std::collections::HashMap;
@@ -23,7 +23,7 @@ pub(crate) enum PipelineCommand {
     List,
     /// Run a pipeline now and wait for it, with progress per step.
     #[command(
-        after_help = "Examples:\n  brigade pipeline run flights --dir examples/flights\n  brigade pipeline run flights --full-refresh --dir examples/flights\n  brigade pipeline run flights --from silver_flights --dir examples/flights\n  brigade pipeline run events --backfill-from 2013-06-01 --backfill-to 2013-07-01 --dir myapp\n  brigade pipeline run daily --var day=2013-06-01 --dir myapp\n\nExit code 1 when the run fails; the summary names the step and the reason. While another\nrun of the pipeline (in any process) is going, this one waits for it. Ctrl-C or SIGTERM\ncancels the run (nothing half-written is published) and exits 130 or 143."
+        after_help = "Examples:\n  brigade pipeline run flights --dir examples/flights\n  brigade pipeline run flights --full-refresh --dir examples/flights\n  brigade pipeline run flights --from silver_flights --dir examples/flights\n  brigade pipeline run flights --select +gold_carrier_month --exclude tag:slow --dir examples/flights\n  brigade pipeline run events --backfill-from 2013-06-01 --backfill-to 2013-07-01 --dir myapp\n  brigade pipeline run daily --var day=2013-06-01 --dir myapp\n\nExit code 1 when the run fails; the summary names the step and the reason. While another\nrun of the pipeline (in any process) is going, this one waits for it. Ctrl-C or SIGTERM\ncancels the run (nothing half-written is published) and exits 130 or 143."
     )]
     Run {
         /// The pipeline's name (its file stem unless the file sets `name`).
@@ -46,6 +46,13 @@ pub(crate) enum PipelineCommand {
         /// their type.
         #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
         vars: Vec<(String, serde_json::Value)>,
+        /// Run only these steps (repeatable): NAME, +NAME (with its ancestors), NAME+ (with
+        /// its descendants), +NAME+, 2+NAME, NAME+1, tag:NAME.
+        #[arg(long, short = 's', value_name = "SELECTOR")]
+        select: Vec<String>,
+        /// Leave these steps out (repeatable; same selectors as --select).
+        #[arg(long, value_name = "SELECTOR")]
+        exclude: Vec<String>,
     },
     /// Run a failed or cancelled run again from the step that did not finish.
     #[command(
@@ -68,6 +75,20 @@ pub(crate) enum PipelineCommand {
         after_help = "Example:\n  brigade pipeline freshness flights --dir examples/flights\n\nEach extract with `freshness = { warn_after = \"6h\", error_after = \"1d\" }` is PASS,\nWARN, ERROR or UNKNOWN (never loaded). Exit code 1 when any is ERROR, so a CI job or a\ncron monitor can alert on it."
     )]
     Freshness { name: String },
+    /// Run the data tests (`[[model.expect]]`, `[[extract.expect]]`) against the current
+    /// tables, loading nothing.
+    #[command(
+        after_help = "Examples:\n  brigade pipeline test flights --dir examples/flights\n  brigade pipeline test flights --select tag:finance --dir examples/flights\n\nPrints PASS, WARN or FAIL per test with the failing values. Exit code 1 when a test\nfails (or cannot run), 2 when a selector matches nothing."
+    )]
+    Test {
+        name: String,
+        /// Test only these steps' tables (same selectors as `run --select`).
+        #[arg(long, short = 's', value_name = "SELECTOR")]
+        select: Vec<String>,
+        /// Leave these steps out.
+        #[arg(long, value_name = "SELECTOR")]
+        exclude: Vec<String>,
+    },
     /// Print the dependency graph of a pipeline (Graphviz dot or Mermaid).
     #[command(
         after_help = "Examples:\n  brigade pipeline graph flights --dir examples/flights | dot -Tsvg > flights.svg\n  brigade pipeline graph flights --format mermaid --dir examples/flights"
@@ -154,6 +175,11 @@ pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), 
         PipelineCommand::Graph { .. } => Ok(()),
         PipelineCommand::List => list(&runner).await,
         PipelineCommand::Freshness { name } => freshness(&store, &find(&name)?).await,
+        PipelineCommand::Test {
+            name,
+            select,
+            exclude,
+        } => super::pipeline_test::run(&store, &find(&name)?, &select, &exclude).await,
         PipelineCommand::Runs { name, limit } => {
             find(&name)?;
             runs(&store, &name, limit).await
@@ -165,6 +191,8 @@ pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), 
             backfill_from,
             backfill_to,
             vars,
+            select,
+            exclude,
         } => {
             find(&name)?;
             let cursor = |s: String| {
@@ -185,6 +213,8 @@ pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), 
                 backfill,
                 vars: vars.into_iter().collect(),
                 cause: None,
+                select,
+                exclude,
             };
             execute(&runner, &name, options).await
         }
@@ -461,6 +491,15 @@ fn summary(view: &RunView) {
                 x.status,
                 group(x.failing_rows)
             );
+            if !x.sample.is_empty() {
+                println!(
+                    "      {}e.g. {}",
+                    x.column
+                        .as_deref()
+                        .map_or_else(String::new, |c| format!("column {c}: ")),
+                    x.sample.join(", ")
+                );
+            }
         }
         if s.rows_rejected > 0 {
             println!(

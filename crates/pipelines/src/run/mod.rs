@@ -322,6 +322,8 @@ impl Runner {
             backfill: view.backfill,
             vars: view.vars,
             cause: None,
+            select: view.select,
+            exclude: view.exclude,
         })
     }
 
@@ -422,13 +424,24 @@ impl Runner {
                 None => StartError::UnknownPipeline(name.to_string()),
             }
         })?;
-        if let Some(step) = &options.from_step
-            && pipeline.node(step).is_none()
-        {
-            return Err(StartError::Invalid {
-                field: "from_step",
-                message: format!("pipeline `{name}` has no step `{step}`"),
-            });
+        let selected = crate::select::resolve(&pipeline.graph, &options.select, &options.exclude)
+            .map_err(|e| StartError::Invalid {
+            field: e.field,
+            message: e.message,
+        })?;
+        if let Some(step) = &options.from_step {
+            if pipeline.node(step).is_none() {
+                return Err(StartError::Invalid {
+                    field: "from_step",
+                    message: format!("pipeline `{name}` has no step `{step}`"),
+                });
+            }
+            if !selected.contains(step) {
+                return Err(StartError::Invalid {
+                    field: "from_step",
+                    message: format!("step `{step}` is not among the selected steps"),
+                });
+            }
         }
         if let Some(backfill) = &options.backfill {
             for (key, value) in [("from", &backfill.from), ("to", &backfill.to)] {
@@ -461,10 +474,12 @@ impl Runner {
         if !taken.is_empty() {
             return Err(StartError::TablesTaken(taken));
         }
+        // Steps outside the selection are not part of the run at all.
         let steps: Vec<StepReport> = pipeline
             .graph
             .nodes
             .iter()
+            .filter(|n| selected.contains(&n.name))
             .map(|n| StepReport {
                 name: n.name.clone(),
                 kind: n.kind.to_string(),
@@ -576,15 +591,23 @@ impl Runner {
             steps: steps.iter().map(|s| s.name.clone()).collect(),
         });
         let threads = self.threads(&pipeline);
-        let deps: Vec<Vec<usize>> = pipeline
-            .graph
-            .nodes
+        // The steps each step reads, among this run's steps (a selection may leave some
+        // out: their tables are read as they are).
+        let deps: Vec<Vec<usize>> = steps
             .iter()
-            .map(|n| {
-                n.depends_on
+            .map(|s| {
+                pipeline
+                    .graph
+                    .nodes
                     .iter()
-                    .filter_map(|d| pipeline.graph.nodes.iter().position(|m| &m.name == d))
-                    .collect()
+                    .find(|n| n.name == s.name)
+                    .map(|n| {
+                        n.depends_on
+                            .iter()
+                            .filter_map(|d| steps.iter().position(|x| &x.name == d))
+                            .collect()
+                    })
+                    .unwrap_or_default()
             })
             .collect();
         // Which steps this run executes: all, or those from `from_step` on.

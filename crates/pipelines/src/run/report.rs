@@ -1,7 +1,7 @@
 //! The shapes of runs and steps as stored and as the API returns them (API.md, Pipelines),
 //! and the progress events `/api/runs/{id}/events` streams.
 
-use brigade_store::warehouse::{ExpectationOutcome, RunRecord};
+use brigade_store::warehouse::{ExpectationOutcome, RunRecord, TestOutcome};
 use serde::{Deserialize, Serialize};
 
 use crate::extract::Skipped;
@@ -45,6 +45,12 @@ pub struct ExpectationReport {
     /// `passed`, `warned`, `dropped` or `failed`.
     pub status: String,
     pub failing_rows: u64,
+    /// The column a built-in test is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// Up to five failing rows or values of a failed or warned test, as JSON text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sample: Vec<String>,
 }
 
 impl From<&ExpectationOutcome> for ExpectationReport {
@@ -53,6 +59,20 @@ impl From<&ExpectationOutcome> for ExpectationReport {
             name: e.name.clone(),
             status: e.status.to_string(),
             failing_rows: e.failing_rows,
+            column: None,
+            sample: Vec::new(),
+        }
+    }
+}
+
+impl From<&TestOutcome> for ExpectationReport {
+    fn from(t: &TestOutcome) -> Self {
+        ExpectationReport {
+            name: t.name.clone(),
+            status: t.status.to_string(),
+            failing_rows: t.failing_rows,
+            column: t.column.clone(),
+            sample: t.sample.clone(),
         }
     }
 }
@@ -80,6 +100,13 @@ pub struct RunOptions {
     /// changed files: ...").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
+    /// dbt-style selectors of the steps to run (all when empty): `name`, `+name`, `name+`,
+    /// `tag:NAME`; see [`crate::select`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub select: Vec<String>,
+    /// Selectors of steps not to run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
 }
 
 impl RunOptions {
@@ -123,6 +150,11 @@ pub struct RunView {
     pub vars: std::collections::BTreeMap<String, serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
+    /// The selectors the run was started with; `steps` lists only the selected steps.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub select: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
     pub steps: Vec<StepReport>,
 }
 
@@ -143,6 +175,8 @@ impl From<RunRecord> for RunView {
             backfill: options.backfill,
             vars: options.vars,
             cause: options.cause,
+            select: options.select,
+            exclude: options.exclude,
             steps: serde_json::from_value(r.steps).unwrap_or_default(),
         }
     }

@@ -9,14 +9,14 @@ use std::time::Instant;
 use brigade_core::value::Value;
 use brigade_store::Store;
 use brigade_store::warehouse::{
-    ExpectationAction, Expose, Finish, Materialize, ModelPlan, RejectedRows, SnapshotSpec,
-    StateUpdate, WriteMode,
+    Expose, Finish, Materialize, ModelPlan, RejectedRows, SnapshotSpec, StateUpdate, WriteMode,
 };
 
 use super::report::{Event, ExpectationReport, RunOptions, StepReport};
+use crate::datatest;
 use crate::error::PipelineError;
 use crate::extract::{self, Message};
-use crate::spec::{Contract, Extract, HardDeletes, Materialized, Model, OnFail, Pipeline, Write};
+use crate::spec::{Contract, Extract, HardDeletes, Materialized, Model, Pipeline, Write};
 use crate::template;
 
 /// What a step needs from its run.
@@ -271,6 +271,11 @@ pub(super) async fn extract(
         state,
         run_steps: Some((cx.run_id.to_string(), (cx.steps_after)(report))),
     };
+    let tests = e
+        .expect
+        .iter()
+        .map(datatest::data_test)
+        .collect::<Result<Vec<_>, _>>()?;
     if untouched {
         staging.discard().await;
         return match cx.store.pipeline_finish(finish).await {
@@ -281,12 +286,26 @@ pub(super) async fn extract(
             }
         };
     }
-    match staging.publish(&mode, finish).await {
+    match staging.publish(&mode, finish, &tests).await {
         Ok(published) => {
             // Rows that repeated a key are not in the table: count what is.
-            report.rows_dropped = report.rows_in.saturating_sub(published);
-            report.rows_out = published;
-            Ok(())
+            report.rows_dropped = report.rows_in.saturating_sub(published.rows);
+            report.rows_out = published.rows;
+            report.expectations = published
+                .tests
+                .iter()
+                .map(ExpectationReport::from)
+                .collect();
+            match published.failure {
+                Some(failure) => {
+                    report.status = "running".into();
+                    Err(PipelineError::Check(format!(
+                        "extract `{}`: {failure}; nothing was loaded",
+                        e.name
+                    )))
+                }
+                None => Ok(()),
+            }
         }
         Err(err) => {
             report.status = "running".into();
@@ -323,10 +342,12 @@ pub(super) async fn model(
                 && !cx.options.full_refresh,
             env: &lookup,
             vars: &vars,
+            macros: &cx.pipeline.macros,
         },
     )
     .map_err(|e| {
-        PipelineError::Config(crate::ConfigError::new(&m.origin, e.line, "", e.message))
+        let file = e.file.as_deref().unwrap_or(&m.origin);
+        PipelineError::Config(crate::ConfigError::new(file, e.line, "", e.message))
     })?;
     // Templates can emit text the file check could not see: check what will run.
     let end = crate::statement::single_query(&rendered.sql, false).map_err(|e| {
@@ -371,15 +392,13 @@ pub(super) async fn model(
         expectations: m
             .expect
             .iter()
-            .map(|x| {
-                let action = match x.on_fail {
-                    OnFail::Warn => ExpectationAction::Warn,
-                    OnFail::Drop => ExpectationAction::Drop,
-                    OnFail::Fail => ExpectationAction::Fail,
-                };
-                (x.name.clone(), x.check.clone(), action)
+            .filter_map(|x| {
+                datatest::row_check(x)
+                    .map(|check| check.map(|c| (x.name.clone(), c, datatest::action(x))))
+                    .transpose()
             })
-            .collect(),
+            .collect::<Result<_, _>>()?,
+        tests: datatest::table_tests(&m.expect)?,
         freeze: m.contract == Contract::Freeze,
         expose: m.expose.then(|| Expose {
             pipeline: cx.pipeline.name.clone(),
@@ -428,6 +447,7 @@ pub(super) async fn model(
         .expectations
         .iter()
         .map(ExpectationReport::from)
+        .chain(outcome.tests.iter().map(ExpectationReport::from))
         .collect();
     report.duration_ms = started.elapsed().as_millis() as u64;
     for x in &outcome.expectations {

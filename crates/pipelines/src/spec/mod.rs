@@ -2,6 +2,7 @@
 //! error, not a silent no-op), and validated before anything runs. Every error names the
 //! file, the line and the key. See API.md, section Pipelines, for the format.
 
+mod expect;
 mod locate;
 mod validate;
 
@@ -229,6 +230,12 @@ pub struct Extract {
     pub on_bad_row: BadRows,
     /// How old the newest data may get before it is reported stale.
     pub freshness: Option<Freshness>,
+    /// Labels for `--select tag:NAME`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Data tests over the bronze table after each load.
+    #[serde(default)]
+    pub expect: Vec<Expect>,
 }
 
 /// Materialization of a model.
@@ -295,14 +302,84 @@ pub enum Contract {
     Freeze,
 }
 
-/// One `[[model.expect]]`.
+/// A built-in data test (dbt's generic tests), set with `test = ".."` in an expectation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuiltinTest {
+    /// No two rows share `column` (one column or several).
+    Unique,
+    /// `column` is never NULL.
+    NotNull,
+    /// `column` is NULL or one of `values`.
+    AcceptedValues,
+    /// Every non-NULL `column` is found in `to = "node.column"`.
+    Relationships,
+    /// The table has between `min` and `max` rows.
+    RowCount,
+    /// `expression`, a SQL boolean over the whole table (`sum(amount) > 0`), is true.
+    Expression,
+}
+
+impl BuiltinTest {
+    /// The name in files and default test names.
+    pub fn name(self) -> &'static str {
+        match self {
+            BuiltinTest::Unique => "unique",
+            BuiltinTest::NotNull => "not_null",
+            BuiltinTest::AcceptedValues => "accepted_values",
+            BuiltinTest::Relationships => "relationships",
+            BuiltinTest::RowCount => "row_count",
+            BuiltinTest::Expression => "expression",
+        }
+    }
+
+    /// Whether it checks each row on its own (and so can drop or quarantine rows).
+    pub fn is_row_level(self) -> bool {
+        matches!(self, BuiltinTest::NotNull | BuiltinTest::AcceptedValues)
+    }
+}
+
+/// One `[[model.expect]]` or `[[extract.expect]]`: a row check (`check = "SQL boolean"`) or a
+/// built-in test (`test = "unique"`, with `column` and the test's own keys).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    pub name: String,
-    pub check: String,
+    /// Required with `check`; a built-in test defaults to `TEST_COLUMN` (e.g. `unique_id`).
     #[serde(default)]
-    pub on_fail: OnFail,
+    pub name: String,
+    /// A SQL boolean every row must satisfy.
+    pub check: Option<String>,
+    /// A built-in test.
+    pub test: Option<BuiltinTest>,
+    /// The column(s) a built-in test is about.
+    pub column: Option<Key>,
+    /// `accepted_values`: the allowed values.
+    pub values: Option<Vec<serde_json::Value>>,
+    /// `relationships`: `node.column` the column must be found in.
+    pub to: Option<String>,
+    /// `row_count` bounds.
+    pub min: Option<u64>,
+    pub max: Option<u64>,
+    /// `expression`: a SQL boolean over the table.
+    pub expression: Option<String>,
+    /// Default `warn` for a `check`, `fail` for a built-in test (dbt's severity error).
+    pub on_fail: Option<OnFail>,
+}
+
+impl Expect {
+    /// What a failure does.
+    pub fn action(&self) -> OnFail {
+        self.on_fail.unwrap_or(if self.test.is_some() {
+            OnFail::Fail
+        } else {
+            OnFail::Warn
+        })
+    }
+
+    /// The `node` and `column` of `to = "node.column"`.
+    pub fn to_parts(&self) -> Option<(&str, &str)> {
+        self.to.as_deref().and_then(|t| t.split_once('.'))
+    }
 }
 
 /// A key of one or several columns, written `"id"` or `["a", "b"]`.
@@ -353,6 +430,9 @@ pub struct Model {
     pub expect: Vec<Expect>,
     /// Read rule of the exposed collection (filter language; default: superusers only).
     pub list_rule: Option<String>,
+    /// Labels for `--select tag:NAME`.
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// The model's SQL text (from `sql` or `query`), filled in on load.
     #[serde(skip)]
     pub text: String,
@@ -400,6 +480,9 @@ pub struct Pipeline {
     /// The dependency graph, computed on load.
     #[serde(skip)]
     pub graph: crate::dag::Graph,
+    /// The app's `macros/*.sql`, read on load when the pipeline has models.
+    #[serde(skip)]
+    pub macros: std::sync::Arc<Vec<crate::macros::MacroFile>>,
 }
 
 impl Pipeline {

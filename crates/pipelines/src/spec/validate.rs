@@ -5,7 +5,7 @@ use std::path::Path;
 
 use brigade_store::warehouse::ColumnType;
 
-use super::{Extract, Format, Materialized, Model, OnFail, Pipeline, SourceKind, Write, line_of};
+use super::{Extract, Format, Materialized, Model, Pipeline, SourceKind, Write, expect, line_of};
 use crate::dag::{Graph, GraphNode};
 use crate::error::ConfigError;
 use crate::template;
@@ -61,13 +61,34 @@ pub(super) fn pipeline(dir: &Path, text: &str, p: &mut Pipeline) -> Result<(), C
         node_name(&c, &key("name"), &e.name, &names)?;
         names.push(e.name.clone());
         extract(&c, i, e)?;
+        tags(&c, &key("tags"), &e.tags)?;
     }
     for (i, m) in p.model.iter().enumerate() {
         node_name(&c, &format!("model[{i}].name"), &m.name, &names)?;
         names.push(m.name.clone());
+        tags(&c, &format!("model[{i}].tags"), &m.tags)?;
     }
     for (i, m) in p.model.iter_mut().enumerate() {
         model(&c, dir, i, m)?;
+        let owner = expect::Owner {
+            prefix: format!("model[{i}]"),
+            name: &m.name,
+            can_drop: m.materialized != Materialized::View,
+            nodes: &names,
+        };
+        expect::check_all(&|k, msg| c.err(k, msg), &owner, &mut m.expect)?;
+    }
+    for (i, e) in p.extract.iter_mut().enumerate() {
+        let owner = expect::Owner {
+            prefix: format!("extract[{i}]"),
+            name: &e.name,
+            can_drop: false,
+            nodes: &names,
+        };
+        expect::check_all(&|k, msg| c.err(k, msg), &owner, &mut e.expect)?;
+    }
+    if !p.model.is_empty() {
+        p.macros = std::sync::Arc::new(crate::macros::load(dir)?);
     }
     p.graph = graph(&c, p, &names)?;
     Ok(())
@@ -264,6 +285,23 @@ fn node_name(c: &Checker<'_>, key: &str, name: &str, seen: &[String]) -> Result<
     }
     if seen.iter().any(|s| s == name) {
         return Err(c.err(key, format!("`{name}` is defined twice in this pipeline")));
+    }
+    Ok(())
+}
+
+/// Tags are selector words: letters, digits, `_`, `-` and `.`.
+fn tags(c: &Checker<'_>, key: &str, tags: &[String]) -> Result<(), ConfigError> {
+    for t in tags {
+        let ok = !t.is_empty()
+            && t.len() <= 63
+            && t.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'));
+        if !ok {
+            return Err(c.err(
+                key,
+                format!("`{t}` is not a valid tag (letters, digits, `_`, `-` and `.`)"),
+            ));
+        }
     }
     Ok(())
 }
@@ -485,39 +523,19 @@ fn model(c: &Checker<'_>, dir: &Path, i: usize, m: &mut Model) -> Result<(), Con
     {
         return Err(c.err(&key("unique_key"), "column names cannot be empty"));
     }
-    let mut seen: Vec<&str> = Vec::new();
-    for (j, x) in m.expect.iter().enumerate() {
-        let k = |s: &str| format!("model[{i}].expect[{j}].{s}");
-        if x.name.is_empty() || seen.contains(&x.name.as_str()) {
-            return Err(c.err(
-                &k("name"),
-                format!(
-                    "expectation names must be non-empty and unique within the model (`{}`)",
-                    x.name
-                ),
-            ));
-        }
-        seen.push(&x.name);
-        if x.check.trim().is_empty() {
-            return Err(c.err(
-                &k("check"),
-                "a check is a SQL boolean over each row, e.g. \"dep_time IS NOT NULL\"",
-            ));
-        }
-        if x.check.contains(';') {
-            return Err(c.err(
-                &k("check"),
-                "a check is one SQL expression; `;` is not allowed",
-            ));
-        }
-        if x.on_fail == OnFail::Drop && m.materialized == Materialized::View {
-            return Err(c.err(
-                &k("on_fail"),
-                "a view cannot drop rows; use warn or fail, or materialize the model as a table",
-            ));
-        }
-    }
     Ok(())
+}
+
+/// The nodes `relationships` tests read: they run after them.
+fn test_refs(expect: &[super::Expect], own: &str) -> Vec<String> {
+    let mut refs: Vec<String> = expect
+        .iter()
+        .filter_map(|x| x.to_parts().map(|(node, _)| node.to_string()))
+        .filter(|n| n != own)
+        .collect();
+    refs.sort();
+    refs.dedup();
+    refs
 }
 
 fn graph(c: &Checker<'_>, p: &Pipeline, names: &[String]) -> Result<Graph, ConfigError> {
@@ -528,7 +546,8 @@ fn graph(c: &Checker<'_>, p: &Pipeline, names: &[String]) -> Result<Graph, Confi
             name: e.name.clone(),
             kind: "extract",
             layer: "bronze",
-            depends_on: Vec::new(),
+            depends_on: test_refs(&e.expect, &e.name),
+            tags: e.tags.clone(),
         })
         .collect();
     let vars = p.var_defaults();
@@ -543,6 +562,7 @@ fn graph(c: &Checker<'_>, p: &Pipeline, names: &[String]) -> Result<Graph, Confi
                 incremental,
                 env: &|_| Some(String::new()),
                 vars: &vars,
+                macros: &p.macros,
             };
             let rendered = template::render(&m.text, &cx).map_err(|e| {
                 let message = if incremental {
@@ -550,7 +570,9 @@ fn graph(c: &Checker<'_>, p: &Pipeline, names: &[String]) -> Result<Graph, Confi
                 } else {
                     e.message
                 };
-                if m.query.is_some() {
+                if let Some(file) = &e.file {
+                    ConfigError::new(file, e.line, "", message)
+                } else if m.query.is_some() {
                     c.err(&format!("model[{i}].query"), message)
                 } else {
                     ConfigError::new(&m.origin, e.line, "", message)
@@ -567,11 +589,13 @@ fn graph(c: &Checker<'_>, p: &Pipeline, names: &[String]) -> Result<Graph, Confi
                 ),
             ));
         }
+        refs.extend(test_refs(&m.expect, &m.name));
         nodes.push(GraphNode {
             name: m.name.clone(),
             kind: "model",
             layer: m.layer.name(),
             depends_on: refs.into_iter().collect(),
+            tags: m.tags.clone(),
         });
     }
     Graph::build(nodes).map_err(|cycle| {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use brigade_core::value::Value;
 
+use super::datatests::{self, DataTest, TestOutcome};
 use super::runs::{self, StateUpdate};
 use super::tables::{self, Column, ColumnType, STAGING_PREFIX, create_table, ident};
 use crate::conn::{BulkWriter, Conn, Database, Row};
@@ -52,6 +53,17 @@ pub struct Finish {
     pub state: Option<StateUpdate>,
     /// The run's steps (JSON) as they stand once this step succeeds.
     pub run_steps: Option<(String, serde_json::Value)>,
+}
+
+/// What publishing a load did.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// Rows loaded.
+    pub rows: u64,
+    /// The extract's data tests over the published table.
+    pub tests: Vec<TestOutcome>,
+    /// The failing test's message: nothing was published then.
+    pub failure: Option<String>,
 }
 
 /// A load in progress: rows written so far sit in a staging table.
@@ -219,26 +231,47 @@ impl Staging {
     /// [`StoreError::Unprocessable`] when the new columns clash with the table's (a changed
     /// type), or the merge key is missing; [`StoreError::Conflict`] when the table belongs to
     /// a collection or another pipeline. Nothing is changed then.
-    pub async fn publish(mut self, mode: &WriteMode, finish: Finish) -> Result<u64, StoreError> {
+    pub async fn publish(
+        mut self,
+        mode: &WriteMode,
+        finish: Finish,
+        tests: &[DataTest],
+    ) -> Result<Published, StoreError> {
         if let Err(e) = self.end_stream().await {
             self.discard().await;
             return Err(e);
         }
         let mut tx = self.db.begin().await?;
-        let result =
-            match super::ownership::claim(tx.as_mut(), &self.pipeline, &self.target, &self.target)
-                .await
-            {
-                Ok(()) => {
-                    publish_table(tx.as_mut(), &self.table, &self.target, &self.columns, mode).await
-                }
-                Err(e) => Err(e),
-            };
+        let result = async {
+            super::ownership::claim(tx.as_mut(), &self.pipeline, &self.target, &self.target)
+                .await?;
+            let duplicates =
+                publish_table(tx.as_mut(), &self.table, &self.target, &self.columns, mode).await?;
+            // The tests see the whole table as it will be published.
+            let tests = datatests::run(tx.as_mut(), &self.target, tests).await?;
+            Ok::<_, StoreError>((duplicates, tests))
+        }
+        .await;
         match result {
-            Ok(duplicates) => {
-                runs::finish_in(tx.as_mut(), finish).await?;
-                tx.commit().await?;
-                Ok(self.rows.saturating_sub(duplicates))
+            Ok((duplicates, tests)) => {
+                // Rows that repeated a key are not in the table: count what is.
+                let rows = self.rows.saturating_sub(duplicates);
+                let failure = tests
+                    .iter()
+                    .find(|t| t.status == "failed")
+                    .map(|t| t.message.clone());
+                if failure.is_some() {
+                    drop(tx);
+                    self.discard().await;
+                } else {
+                    runs::finish_in(tx.as_mut(), finish).await?;
+                    tx.commit().await?;
+                }
+                Ok(Published {
+                    rows,
+                    tests,
+                    failure,
+                })
             }
             Err(e) => {
                 drop(tx);

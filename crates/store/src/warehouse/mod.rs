@@ -6,6 +6,7 @@
 //! (see DESIGN.md); it only ever runs inside a statement this module wraps
 //! (`CREATE TABLE .. AS`, `CREATE VIEW .. AS`, `WHERE (..) IS NOT TRUE`).
 
+mod datatests;
 mod expose;
 mod freshness;
 mod leases;
@@ -18,9 +19,12 @@ mod snapshots;
 mod tables;
 mod triggers;
 
+pub use datatests::{
+    DataTest, TestKind, TestOutcome, accepted_values_check, literal, not_null_check,
+};
 pub use expose::Expose;
 pub use leases::{Lease, LeaseClaim, StaleRun};
-pub use load::{Finish, LINEAGE, RejectedRows, Staging, WriteMode};
+pub use load::{Finish, LINEAGE, Published, RejectedRows, Staging, WriteMode};
 pub use models::{ExpectationAction, ExpectationOutcome, Materialize, ModelOutcome, ModelPlan};
 pub use ownership::{Owner, Taken};
 pub use runs::{RunRecord, StateUpdate};

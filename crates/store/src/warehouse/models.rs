@@ -4,6 +4,7 @@
 
 use brigade_core::value::Value;
 
+use super::datatests::{self, DataTest, TestOutcome};
 use super::expose::{self, Expose};
 use super::load::{Finish, WriteMode, publish_table};
 use super::runs;
@@ -49,6 +50,9 @@ pub struct ModelPlan {
     pub full_refresh: bool,
     /// `(name, SQL boolean over a row, action)`, run in order.
     pub expectations: Vec<(String, String, ExpectationAction)>,
+    /// Table-level data tests (`unique`, `relationships`, `row_count`, expressions), run on
+    /// the table as it will be published, inside the publishing transaction.
+    pub tests: Vec<DataTest>,
     /// Fail when the columns differ from the existing table's.
     pub freeze: bool,
     /// Make the table a read-only collection.
@@ -73,6 +77,8 @@ pub struct ModelOutcome {
     pub rows_out: u64,
     pub rows_dropped: u64,
     pub expectations: Vec<ExpectationOutcome>,
+    /// The table-level tests' results.
+    pub tests: Vec<TestOutcome>,
     /// Why the step failed (an expectation with `fail`, a broken contract); nothing was
     /// published then.
     pub failure: Option<String>,
@@ -143,6 +149,7 @@ impl Store {
             rows_out: rows_in,
             rows_dropped: 0,
             expectations: Vec::new(),
+            tests: Vec::new(),
             failure: None,
             columns: Vec::new(),
             versions_closed: 0,
@@ -208,6 +215,11 @@ impl Store {
             publish_table(tx.as_mut(), &staging, &plan.target, &columns, &mode).await?;
         outcome.rows_out = outcome.rows_out.saturating_sub(duplicates);
         outcome.rows_dropped += duplicates;
+        // Tests see the table as published (an incremental model's whole table, not just the
+        // new rows); a failing one rolls the publication back.
+        if table_tests(tx.as_mut(), plan, &mut outcome).await? {
+            return Ok(outcome);
+        }
         outcome.columns = columns;
         if let Some(e) = &plan.expose {
             let index = ident(
@@ -276,12 +288,16 @@ async fn view(
         rows_out: rows,
         rows_dropped: 0,
         expectations: Vec::new(),
+        tests: Vec::new(),
         failure: None,
         columns: columns.clone(),
         versions_closed: 0,
     };
     if !expectations(tx, plan, target, &columns, &mut outcome).await? {
         outcome.failure = repeated_ids(tx, plan, target).await?;
+        if outcome.failure.is_none() {
+            table_tests(tx, plan, &mut outcome).await?;
+        }
     }
     Ok(outcome)
 }
@@ -336,6 +352,21 @@ async fn repeated_ids(
         plan.target,
         shown.join(", ")
     )))
+}
+
+/// Runs the plan's table-level tests over its target; returns `true` when one failed the
+/// step (its message, with sample values, is the outcome's failure).
+async fn table_tests(
+    tx: &mut dyn Conn,
+    plan: &ModelPlan,
+    outcome: &mut ModelOutcome,
+) -> Result<bool, StoreError> {
+    outcome.tests = datatests::run(tx, &plan.target, &plan.tests).await?;
+    if let Some(failed) = outcome.tests.iter().find(|t| t.status == "failed") {
+        outcome.failure = Some(failed.message.clone());
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// Runs the plan's expectations over `table`; returns `true` when one failed the step.
