@@ -20,7 +20,7 @@ pub struct MacroFile {
 }
 
 /// Names models already have; a macro may not hide them.
-const RESERVED: [&str; 4] = ["ref", "this", "is_incremental", "env_var"];
+const RESERVED: [&str; 5] = ["ref", "this", "is_incremental", "env_var", "var"];
 
 /// Reads and checks every `macros/*.sql` of `dir` (none when the folder is missing).
 ///

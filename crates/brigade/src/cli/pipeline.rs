@@ -45,7 +45,7 @@ pub(crate) enum PipelineCommand {
         /// `${var.NAME}` in extracts); repeat for several. Numbers and true/false keep
         /// their type.
         #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
-        vars: Vec<(String, serde_json::Value)>,
+        vars: Vec<(String, String)>,
         /// Run only these steps (repeatable): NAME, +NAME (with its ancestors), NAME+ (with
         /// its descendants), +NAME+, 2+NAME, NAME+1, tag:NAME.
         #[arg(long, short = 's', value_name = "SELECTOR")]
@@ -194,7 +194,11 @@ pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), 
             select,
             exclude,
         } => {
-            find(&name)?;
+            let pipeline = find(&name)?;
+            let vars = vars
+                .into_iter()
+                .map(|(k, v)| typed_var(&pipeline, &k, v).map(|v| (k, v)))
+                .collect::<Result<_, _>>()?;
             let cursor = |s: String| {
                 s.parse::<i64>()
                     .map_or_else(|_| serde_json::Value::String(s), Into::into)
@@ -211,7 +215,7 @@ pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), 
                 from_step: from,
                 retry_of: None,
                 backfill,
-                vars: vars.into_iter().collect(),
+                vars,
                 cause: None,
                 select,
                 exclude,
@@ -233,25 +237,41 @@ pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), 
     result
 }
 
-/// `NAME=VALUE` of `--var`: integers, floats and booleans keep their type.
-fn parse_var(text: &str) -> Result<(String, serde_json::Value), String> {
+/// `NAME=VALUE` of `--var`, split; the value is typed by [`typed_var`].
+fn parse_var(text: &str) -> Result<(String, String), String> {
     let (name, value) = text
         .split_once('=')
         .ok_or_else(|| format!("`{text}` is not NAME=VALUE, e.g. --var day=2013-06-01"))?;
-    let value = if let Ok(i) = value.parse::<i64>() {
-        i.into()
-    } else if let Ok(f) = value
-        .parse::<f64>()
-        .map_err(|_| ())
-        .and_then(|f| serde_json::Number::from_f64(f).ok_or(()))
-    {
-        serde_json::Value::Number(f)
-    } else if let Ok(b) = value.parse::<bool>() {
-        b.into()
-    } else {
-        value.into()
+    Ok((name.trim().to_string(), value.to_string()))
+}
+
+/// A `--var` value typed like the var's declared default: `007` stays text for a text var,
+/// `15` is a number for a number var. An undeclared var stays text (the run refuses it).
+fn typed_var(
+    pipeline: &brigade_pipelines::Pipeline,
+    name: &str,
+    text: String,
+) -> Result<serde_json::Value, Failure> {
+    let bad = |kind: &str| {
+        Failure::Usage(format!(
+            "--var {name}={text}: `{name}` is a {kind} var (its default in [vars]); give a {kind}"
+        ))
     };
-    Ok((name.trim().to_string(), value))
+    Ok(match pipeline.var_defaults().get(name) {
+        Some(serde_json::Value::Number(n)) if n.is_i64() => {
+            text.parse::<i64>().map_err(|_| bad("integer"))?.into()
+        }
+        Some(serde_json::Value::Number(_)) => text
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(serde_json::Value::Number)
+            .ok_or_else(|| bad("number"))?,
+        Some(serde_json::Value::Bool(_)) => {
+            text.parse::<bool>().map_err(|_| bad("true/false"))?.into()
+        }
+        _ => text.into(),
+    })
 }
 
 fn start_failure(e: StartError) -> Failure {

@@ -111,6 +111,9 @@ pub struct Runner {
     stale_after: Duration,
     /// Set once this process stops: runs it starts from now on are cancelled at once.
     stopping: Mutex<Option<String>>,
+    /// Steps running at once in this process, over all its runs: half the PostgreSQL pool
+    /// (so heartbeats and the API always find a connection); one on SQLite.
+    step_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Runner {
@@ -123,6 +126,10 @@ impl Runner {
         process: Process,
     ) -> Arc<Runner> {
         report_broken(&[], &catalog.broken);
+        let slots = match store.dialect() {
+            brigade_store::sql::Dialect::Sqlite => 1,
+            brigade_store::sql::Dialect::Postgres => (store.pool_size() / 2).max(1),
+        };
         Arc::new(Runner {
             store,
             dir: dir.to_path_buf(),
@@ -134,6 +141,7 @@ impl Runner {
             holder: liveness::Holder::this_process(process.role),
             stale_after: process.stale_after,
             stopping: Mutex::new(None),
+            step_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
         })
     }
 
@@ -577,7 +585,11 @@ impl Runner {
             .iter()
             .map(|n| n.name.clone())
             .collect();
-        if let Err(e) = self.store.drop_staging(&targets).await {
+        // Only the lease holder may: a run cancelled while it waited would drop the staging
+        // tables of the run it waited for.
+        if leased.load(Ordering::Relaxed)
+            && let Err(e) = self.store.drop_staging(&targets).await
+        {
             tracing::warn!(error = %e, "Could not drop staging tables of earlier runs.");
         }
         let mut steps: Vec<StepReport> =
@@ -653,6 +665,8 @@ impl Runner {
                 let (cancelled, emit) = (cancelled.clone(), emit.clone());
                 let run_id = record.id.clone();
                 let task = tokio::spawn(async move {
+                    // Closed never: the semaphore lives as long as the runner.
+                    let _slot = runner.step_slots.clone().acquire_owned().await.ok();
                     runner
                         .step(
                             &pipeline, &run_id, &options, &current, i, &cancelled, &*emit,

@@ -270,6 +270,7 @@ pub(super) async fn extract(
         }),
         state,
         run_steps: Some((cx.run_id.to_string(), (cx.steps_after)(report))),
+        leased_by: Some(cx.run_id.to_string()),
     };
     let tests = e
         .expect
@@ -349,6 +350,27 @@ pub(super) async fn model(
         let file = e.file.as_deref().unwrap_or(&m.origin);
         PipelineError::Config(crate::ConfigError::new(file, e.line, "", e.message))
     })?;
+    // The graph was built from the defaults of `[vars]` and `env_var`: a ref only this run's
+    // values reach was not waited for (and may be mid-build in a parallel step).
+    let known: Vec<&String> = cx
+        .pipeline
+        .graph
+        .nodes
+        .iter()
+        .find(|n| n.name == m.name)
+        .map(|n| n.depends_on.iter().collect())
+        .unwrap_or_default();
+    if let Some(unplanned) = rendered.refs.iter().find(|r| !known.contains(r)) {
+        return Err(PipelineError::Config(crate::ConfigError::new(
+            &m.origin,
+            0,
+            "",
+            format!(
+                "model `{}` refers to `{unplanned}` only with this run's vars or environment, so the run did not build it first; make the ref unconditional (e.g. outside the {{% if %}})",
+                m.name
+            ),
+        )));
+    }
     // Templates can emit text the file check could not see: check what will run.
     let end = crate::statement::single_query(&rendered.sql, false).map_err(|e| {
         PipelineError::Config(crate::ConfigError::new(
@@ -421,6 +443,7 @@ pub(super) async fn model(
             &plan,
             Finish {
                 run_steps: Some((cx.run_id.to_string(), steps_after)),
+                leased_by: Some(cx.run_id.to_string()),
                 ..Finish::default()
             },
         )

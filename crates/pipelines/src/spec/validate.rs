@@ -241,6 +241,12 @@ fn snapshot(c: &Checker<'_>, i: usize, m: &Model) -> Result<(), ConfigError> {
             "a snapshot keeps several versions per key, so it cannot be a collection keyed by it; expose a model that selects the current versions (WHERE valid_to IS NULL)",
         ));
     }
+    if m.contract == crate::spec::Contract::Freeze {
+        return Err(c.err(
+            &key("contract"),
+            "a snapshot's columns may only grow (new source columns join the history); contract = \"freeze\" does not apply",
+        ));
+    }
     if m.check_cols.is_some() && m.updated_at.is_some() {
         return Err(c.err(
             &key("updated_at"),

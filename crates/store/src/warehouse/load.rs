@@ -53,6 +53,9 @@ pub struct Finish {
     pub state: Option<StateUpdate>,
     /// The run's steps (JSON) as they stand once this step succeeds.
     pub run_steps: Option<(String, serde_json::Value)>,
+    /// The run that must still hold its pipeline's lease for this to commit: a run another
+    /// process took for dead (and whose lease it took over) publishes nothing.
+    pub leased_by: Option<String>,
 }
 
 /// What publishing a load did.

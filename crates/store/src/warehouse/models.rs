@@ -173,6 +173,10 @@ impl Store {
                     outcome.versions_closed = counts.closed;
                 }
             }
+            // Tests see the history as it will be published.
+            if table_tests(tx.as_mut(), plan, &mut outcome).await? {
+                return Ok(outcome);
+            }
             tx.execute_script(&format!("DROP TABLE {staging}")).await?;
             outcome.columns = columns;
             runs::finish_in(tx.as_mut(), finish).await?;

@@ -138,7 +138,16 @@ pub(crate) async fn claim(
         .push(", ")
         .bind(Value::Text(brigade_core::time::now()))
         .push(") ON CONFLICT (table_name) DO NOTHING");
-    conn.execute(&sql).await?;
+    if conn.execute(&sql).await? == 0
+        && let Some(owner) = holder(conn, pipeline, table).await?
+    {
+        // Another pipeline claimed it between the check and the insert.
+        return Err(Taken {
+            table: table.to_string(),
+            owner,
+        }
+        .into_error());
+    }
     Ok(())
 }
 

@@ -95,6 +95,23 @@ fn opt(v: &Option<String>) -> Value {
 
 /// Writes `finish` inside the caller's transaction.
 pub(super) async fn finish_in(tx: &mut dyn Conn, finish: Finish) -> Result<(), StoreError> {
+    if let Some(run_id) = &finish.leased_by {
+        // Locks the lease row until commit, so a sweep cannot take it in between.
+        let mut sql = Sql::new(tx.dialect());
+        sql.push("SELECT run_id FROM _pipeline_leases WHERE run_id = ")
+            .bind(Value::Text(run_id.clone()));
+        if tx.dialect() == crate::sql::Dialect::Postgres {
+            sql.push(" FOR UPDATE");
+        }
+        if tx.query(&sql, &[ColType::Text]).await?.is_empty() {
+            return Err(StoreError::conflict(
+                "run",
+                format!(
+                    "run `{run_id}` no longer holds its pipeline's lease (another process took it for dead); nothing of this step was published"
+                ),
+            ));
+        }
+    }
     if let Some(rejected) = finish.rejected.filter(|r| !r.rows.is_empty()) {
         keep_rejected(tx, rejected).await?;
     }

@@ -99,6 +99,9 @@ pub(super) async fn apply(
             Err(m) => return Ok(Err(m)),
         }
     }
+    if let Some(message) = null_keys(tx, staging, target_name, &keys).await? {
+        return Ok(Err(message));
+    }
     if let Some(message) = duplicate_keys(tx, staging, target_name, &keys).await? {
         return Ok(Err(message));
     }
@@ -124,11 +127,12 @@ pub(super) async fn apply(
         Dialect::Postgres => format!("CAST('{now}' AS {ts})"),
         Dialect::Sqlite => format!("'{now}'"),
     };
-    // When a version starts: the run's time, or the row's own timestamp.
+    // When a version starts: the run's time, or the row's own timestamp (the run's time
+    // when the row has none).
     let from_expr = match &updated_at {
         Some(u) => match dialect {
-            Dialect::Postgres => format!("CAST(s.{u} AS {ts})"),
-            Dialect::Sqlite => format!("s.{u}"),
+            Dialect::Postgres => format!("COALESCE(CAST(s.{u} AS {ts}), {now_sql})"),
+            Dialect::Sqlite => format!("COALESCE(s.{u}, {now_sql})"),
         },
         None => now_sql.clone(),
     };
@@ -190,9 +194,14 @@ pub(super) async fn apply(
     }
     let t = target.to_string();
     let changed = match &updated_at {
+        // A timestamp appearing where there was none is a change too.
         Some(u) => match dialect {
-            Dialect::Postgres => format!("CAST(s.{u} AS {ts}) > CAST({t}.{u} AS {ts})"),
-            Dialect::Sqlite => format!("s.{u} > {t}.{u}"),
+            Dialect::Postgres => format!(
+                "CAST(s.{u} AS {ts}) > CAST({t}.{u} AS {ts}) OR ({t}.{u} IS NULL AND s.{u} IS NOT NULL)"
+            ),
+            Dialect::Sqlite => {
+                format!("s.{u} > {t}.{u} OR ({t}.{u} IS NULL AND s.{u} IS NOT NULL)")
+            }
         },
         None if checked.is_empty() => "FALSE".to_string(),
         None => checked
@@ -230,6 +239,37 @@ pub(super) async fn apply(
     ));
     let inserted = tx.execute(&sql).await.map_err(user_sql)?;
     Ok(Ok(SnapshotCounts { inserted, closed }))
+}
+
+/// A key with a NULL part matches no version, so it would get a new one every run: refused.
+async fn null_keys(
+    tx: &mut dyn Conn,
+    staging: &Ident,
+    target_name: &str,
+    keys: &[Ident],
+) -> Result<Option<String>, StoreError> {
+    let any_null = keys
+        .iter()
+        .map(|k| format!("{k} IS NULL"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let mut sql = Sql::new(tx.dialect());
+    sql.push(&format!("SELECT count(*) FROM {staging} WHERE {any_null}"));
+    let n = match tx
+        .query(&sql, &[ColType::Int])
+        .await
+        .map_err(user_sql)?
+        .first()
+        .and_then(|r| r.first())
+    {
+        Some(Value::Int(n)) => *n,
+        _ => 0,
+    };
+    Ok((n > 0).then(|| {
+        format!(
+            "snapshot `{target_name}`: {n} row(s) have a NULL unique_key; a snapshot tracks rows by key, so filter them out or choose a key that is always set"
+        )
+    }))
 }
 
 /// Up to five keys that occur more than once in `staging`, as a failure message.

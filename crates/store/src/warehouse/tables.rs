@@ -181,6 +181,25 @@ pub(crate) fn create_table(
     format!("CREATE TABLE {table} ({})", defs.join(", "))
 }
 
+/// The `LIKE` pattern (escape `\\`) of the staging tables of `target`: the prefix, 12
+/// characters of a run id, `_` and the target, cut at 63 characters as the names are. Only
+/// those: `%_orders` would also match the staging tables of `big_orders`.
+fn staging_pattern(target: &str) -> String {
+    let escape = |text: &str| -> Vec<String> {
+        text.chars()
+            .map(|c| match c {
+                '_' | '%' | '\\' => format!("\\{c}"),
+                c => c.to_string(),
+            })
+            .collect()
+    };
+    let mut atoms = escape(STAGING_PREFIX);
+    atoms.extend(std::iter::repeat_n("_".to_string(), 12));
+    atoms.extend(escape("_"));
+    atoms.extend(escape(target));
+    atoms.into_iter().take(63).collect()
+}
+
 impl Store {
     /// The columns of a table or view, or `None` when there is none by that name.
     ///
@@ -199,7 +218,7 @@ impl Store {
         let mut tx = self.db.begin().await?;
         for target in targets {
             let mut sql = Sql::new(tx.dialect());
-            let pattern = format!("{STAGING_PREFIX}%_{target}").replace('_', "\\_");
+            let pattern = staging_pattern(target);
             match tx.dialect() {
                 Dialect::Sqlite => sql
                     .push("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ")
@@ -224,5 +243,20 @@ impl Store {
             }
         }
         tx.commit().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::staging_pattern;
+
+    #[test]
+    fn staging_patterns_match_only_their_own_target() {
+        assert_eq!(staging_pattern("orders"), "\\_stg\\_____________\\_orders");
+        // Cut at 63 characters, as the staging names are.
+        let long = "t".repeat(60);
+        let pattern = staging_pattern(&long);
+        let unescaped = pattern.replace("\\", "");
+        assert_eq!(unescaped.len(), 63, "{pattern}");
     }
 }

@@ -101,6 +101,18 @@ backend_test!(
             "{error}"
         );
         assert_eq!(versions(&app).await.len(), 5);
+
+        // A NULL key could never match its version: refused, history untouched.
+        write_file(
+            app.dir.path(),
+            "data/customers.csv",
+            b"id,email,plan,visits\n1,a@x.io,pro,1\n,z@x.io,free,1\n",
+        );
+        let run = run_pipeline(&app, "crm", no_options()).await;
+        assert_eq!(run["status"], "failed", "{run}");
+        let error = step(&run, "customers_history")["error"].to_string();
+        assert!(error.contains("NULL unique_key"), "{error}");
+        assert_eq!(versions(&app).await.len(), 5);
     }
 );
 

@@ -200,6 +200,30 @@ backend_test!(runs_carry_vars_into_models, |backend| async move {
     .await;
     assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(count(&app, "picked").await, 2);
+    // A text var keeps its text (no number parsing), a number var wants a number.
+    let out = pipeline_cli(
+        app.dir.path(),
+        &app.db_url,
+        &["run", "vars", "--var", "label=007"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(
+        query(&app, "SELECT label FROM picked").await[0]["label"],
+        "007"
+    );
+    let out = pipeline_cli(
+        app.dir.path(),
+        &app.db_url,
+        &["run", "vars", "--var", "min_id=abc"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("integer"),
+        "{}",
+        output_text(&out)
+    );
     let out = pipeline_cli(
         app.dir.path(),
         &app.db_url,
