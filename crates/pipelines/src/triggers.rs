@@ -36,9 +36,13 @@ pub async fn watch(runner: Arc<Runner>) {
     let mut warned: HashSet<(String, String)> = HashSet::new();
     loop {
         let pipelines = runner.pipelines();
+        let looping = cycles(&pipelines);
         for p in pipelines.iter() {
             let Some(t) = &p.trigger else { continue };
-            for upstream in &t.after {
+            if looping.contains(&p.name) && warned.insert((p.name.clone(), String::new())) {
+                tracing::error!(pipeline = %p.name, "trigger.after forms a cycle between pipelines (each would start the other forever); its `after` trigger is off until the cycle is broken.");
+            }
+            for upstream in t.after.iter().filter(|_| !looping.contains(&p.name)) {
                 if !pipelines.iter().any(|u| &u.name == upstream)
                     && !runner.broken().iter().any(|b| &b.name == upstream)
                 {
@@ -71,6 +75,34 @@ pub async fn watch(runner: Arc<Runner>) {
         });
         tokio::time::sleep(TICK).await;
     }
+}
+
+/// The pipelines on a cycle of `after` triggers (a after b, b after a).
+fn cycles(pipelines: &[Pipeline]) -> HashSet<String> {
+    let after = |name: &str| -> Vec<String> {
+        pipelines
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.trigger.as_ref())
+            .map(|t| t.after.clone())
+            .unwrap_or_default()
+    };
+    let mut looping = HashSet::new();
+    for p in pipelines {
+        // Does following `after` from p lead back to p?
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut stack = after(&p.name);
+        while let Some(next) = stack.pop() {
+            if next == p.name {
+                looping.insert(p.name.clone());
+                break;
+            }
+            if seen.insert(next.clone()) {
+                stack.extend(after(&next));
+            }
+        }
+    }
+    looping
 }
 
 /// Starts `p` when `upstream` succeeded since the trigger last fired.
@@ -235,5 +267,41 @@ async fn start(runner: &Arc<Runner>, p: &Pipeline, trigger: Trigger, cause: Stri
             detail: json!({ "trigger": trigger.name() }),
         };
         crate::alerts::send(p, &alert).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cycles;
+
+    #[test]
+    fn after_cycles_are_found() {
+        let p = |name: &str, after: &str| {
+            let text = if after.is_empty() {
+                format!(
+                    "name = \"{name}\"\n[[model]]\nname = \"m_{name}\"\nquery = \"SELECT 1 AS n\"\n"
+                )
+            } else {
+                format!(
+                    "name = \"{name}\"\n[trigger]\nafter = [\"{after}\"]\n[[model]]\nname = \"m_{name}\"\nquery = \"SELECT 1 AS n\"\n"
+                )
+            };
+            crate::Pipeline::parse(
+                std::path::Path::new("/nonexistent"),
+                "pipelines/x.toml",
+                &text,
+            )
+            .unwrap()
+        };
+        let found = cycles(&[
+            p("a", "b"),
+            p("b", "c"),
+            p("c", "a"),
+            p("d", "a"),
+            p("e", ""),
+        ]);
+        let mut found: Vec<_> = found.into_iter().collect();
+        found.sort();
+        assert_eq!(found, ["a", "b", "c"]);
     }
 }

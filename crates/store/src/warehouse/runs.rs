@@ -138,6 +138,7 @@ pub(super) async fn finish_in(tx: &mut dyn Conn, finish: Finish) -> Result<(), S
         }
     }
     if let Some((run_id, steps)) = finish.run_steps {
+        let steps = keep_finished(tx, &run_id, steps).await?;
         let mut sql = Sql::new(tx.dialect());
         sql.push("UPDATE _pipeline_runs SET steps = ")
             .bind(Value::Text(steps.to_string()))
@@ -148,6 +149,52 @@ pub(super) async fn finish_in(tx: &mut dyn Conn, finish: Finish) -> Result<(), S
         tx.execute(&sql).await?;
     }
     Ok(())
+}
+
+/// `steps` with every step the stored run already records as finished kept as stored: with
+/// steps running in parallel, one step's snapshot of the others may predate their commit,
+/// and a step that committed must never read as unfinished (a retry would run it again).
+async fn keep_finished(
+    tx: &mut dyn Conn,
+    run_id: &str,
+    steps: serde_json::Value,
+) -> Result<serde_json::Value, StoreError> {
+    let finished = |s: &serde_json::Value| {
+        matches!(
+            s["status"].as_str(),
+            Some("succeeded" | "failed" | "cancelled" | "skipped")
+        )
+    };
+    let serde_json::Value::Array(mut given) = steps else {
+        return Ok(steps);
+    };
+    let mut sql = Sql::new(tx.dialect());
+    sql.push("SELECT steps FROM _pipeline_runs WHERE id = ")
+        .bind(Value::Text(run_id.into()));
+    if tx.dialect() == crate::sql::Dialect::Postgres {
+        sql.push(" FOR UPDATE");
+    }
+    let stored = match tx
+        .query(&sql, &[ColType::Text])
+        .await?
+        .first()
+        .and_then(|r| r.first())
+    {
+        Some(Value::Text(t)) => {
+            serde_json::from_str::<Vec<serde_json::Value>>(t).unwrap_or_default()
+        }
+        _ => Vec::new(),
+    };
+    for step in &mut given {
+        if let Some(done) = stored
+            .iter()
+            .find(|s| s["name"] == step["name"] && finished(s))
+            && !finished(step)
+        {
+            *step = done.clone();
+        }
+    }
+    Ok(serde_json::Value::Array(given))
 }
 
 impl Store {
