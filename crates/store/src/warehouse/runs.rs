@@ -238,6 +238,8 @@ impl Store {
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn run_update(&self, run: &RunRecord) -> Result<(), StoreError> {
         let mut tx = self.db.begin().await?;
+        // A parallel step may have committed since the caller's view of it.
+        let steps = keep_finished(tx.as_mut(), &run.id, run.steps.clone()).await?;
         let mut sql = Sql::new(tx.dialect());
         sql.push("UPDATE _pipeline_runs SET status = ")
             .bind(Value::Text(run.status.clone()))
@@ -248,7 +250,7 @@ impl Store {
             .push(", error = ")
             .bind(opt(&run.error))
             .push(", steps = ")
-            .bind(Value::Text(run.steps.to_string()))
+            .bind(Value::Text(steps.to_string()))
             .push(", heartbeat = ")
             .bind(Value::Text(brigade_core::time::now()))
             .push(" WHERE id = ")
@@ -490,4 +492,49 @@ async fn keep_rejected(
         .collect();
     tx.insert_rows(&table, &columns, &rows, &[]).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::RunRecord;
+    use crate::store::Store;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_view_never_turns_a_committed_step_back_into_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::sqlite::SqliteDatabase::open(&dir.path().join("t.db"), 2).unwrap();
+        let store = Store::with_database(Arc::new(db), &dir.path().join("migrations"))
+            .await
+            .unwrap();
+        let step = |name: &str, status: &str| json!({"name": name, "status": status});
+        let mut run = RunRecord {
+            id: "r1".into(),
+            pipeline: "p".into(),
+            status: "running".into(),
+            trigger: "cli".into(),
+            options: json!({}),
+            created: "2026-01-01T00:00:00.000Z".into(),
+            started: None,
+            finished: None,
+            error: None,
+            steps: json!([step("a", "running"), step("b", "running")]),
+        };
+        store.run_insert(&run).await.unwrap();
+        // Step a commits with its data; the runner's view still says it runs.
+        store
+            .run_set_steps("r1", &json!([step("a", "succeeded"), step("b", "running")]))
+            .await
+            .unwrap();
+        run.steps = json!([step("a", "running"), step("b", "failed")]);
+        store.run_update(&run).await.unwrap();
+        let stored = store.run_get("r1").await.unwrap().unwrap();
+        assert_eq!(
+            stored.steps,
+            json!([step("a", "succeeded"), step("b", "failed")])
+        );
+    }
 }
