@@ -128,6 +128,7 @@ pub(crate) fn document(
     }
     if audience == Audience::Superuser {
         schema_paths(&mut paths);
+        pipeline_paths(&mut paths);
     }
     paths.insert("/api/batch".into(), json!({
         "post": {"tags": ["records"], "summary": "Several writes in one transaction",
@@ -231,6 +232,71 @@ fn schema_paths(paths: &mut Map<String, Value>) {
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
             "responses": {"200": {"description": "The collection"}, "400": problem("Invalid"), "422": problem("Type change")}},
         "delete": {"tags": ["schema"], "summary": "Drop a collection", "responses": {"204": {"description": "Dropped"}}}
+    }));
+}
+
+/// The pipeline and run routes, superusers only.
+fn pipeline_paths(paths: &mut Map<String, Value>) {
+    let name =
+        json!([{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    let id = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    let selectors = json!({"type": "array", "items": {"type": "string"},
+        "description": "dbt-style selectors: NAME, +NAME, NAME+, N+NAME, NAME+N, tag:NAME"});
+    paths.insert("/api/pipelines".into(), json!({
+        "get": {"tags": ["pipelines"], "summary": "Pipelines with schedule, last run and freshness; invalid files with their error",
+            "responses": {"200": {"description": "Pipelines"}}}
+    }));
+    paths.insert("/api/pipelines/{name}".into(), json!({
+        "parameters": name,
+        "get": {"tags": ["pipelines"], "summary": "A pipeline: nodes, trigger, vars, freshness",
+            "responses": {"200": {"description": "The pipeline"}, "404": problem("Unknown pipeline")}}
+    }));
+    paths.insert("/api/pipelines/{name}/runs".into(), json!({
+        "parameters": name,
+        "get": {"tags": ["pipelines"], "summary": "Runs of a pipeline, newest first",
+            "parameters": [query_param("page", "Page number, from 1"), query_param("perPage", "Runs per page")],
+            "responses": {"200": {"description": "A page of runs"}, "404": problem("Unknown pipeline")}},
+        "post": {"tags": ["pipelines"], "summary": "Start a run (queued while another run of the pipeline holds its lease)",
+            "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "full_refresh": {"type": "boolean"}, "from_step": {"type": "string"},
+                "backfill": {"type": "object", "properties": {"from": {}, "to": {}}},
+                "vars": {"type": "object", "description": "Values of the pipeline's [vars]"},
+                "select": selectors, "exclude": selectors}}}}},
+            "responses": {"202": {"description": "{run_id}"}, "400": problem("An invalid option or var"),
+                "404": problem("Unknown pipeline"), "409": problem("A table the run would write belongs to a collection, a system table or another pipeline"),
+                "422": problem("The pipeline's files are invalid, or a selector matches nothing")}}
+    }));
+    paths.insert("/api/pipelines/{name}/test".into(), json!({
+        "parameters": name,
+        "post": {"tags": ["pipelines"], "summary": "Run the pipeline's data tests against the current tables (loads nothing)",
+            "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "select": selectors, "exclude": selectors}}}}},
+            "responses": {"200": {"description": "{pipeline, status, nodes: [{node, kind, tests}]}"},
+                "404": problem("Unknown pipeline"), "422": problem("Invalid files, or a selector matches nothing")}}
+    }));
+    paths.insert("/api/pipelines/{name}/lineage".into(), json!({
+        "parameters": name,
+        "get": {"tags": ["pipelines"], "summary": "Column lineage of every model",
+            "responses": {"200": {"description": "Nodes with their columns' sources"}, "404": problem("Unknown pipeline")}}
+    }));
+    paths.insert(
+        "/api/runs/{id}".into(),
+        json!({
+            "parameters": id,
+            "get": {"tags": ["pipelines"], "summary": "A run: steps, rows, expectations and tests",
+                "responses": {"200": {"description": "The run"}, "404": problem("Unknown run")}}
+        }),
+    );
+    paths.insert("/api/runs/{id}/events".into(), json!({
+        "parameters": id,
+        "get": {"tags": ["pipelines"], "summary": "Progress of a run as server-sent events",
+            "responses": {"200": {"description": "text/event-stream"}, "404": problem("Unknown run")}}
+    }));
+    paths.insert("/api/runs/{id}/cancel".into(), json!({
+        "parameters": id,
+        "post": {"tags": ["pipelines"], "summary": "Cancel a run (nothing half-written is published)",
+            "responses": {"202": {"description": "Cancellation requested"}, "404": problem("Unknown run"),
+                "409": problem("The run already ended")}}
     }));
 }
 

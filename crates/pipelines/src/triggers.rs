@@ -6,7 +6,7 @@
 //! PostgreSQL database, one event starts one run.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -216,21 +216,11 @@ async fn poll_files(
 fn snapshot(dir: &Path, patterns: &[String]) -> Snapshot {
     let mut out = Snapshot::new();
     for pattern in patterns {
-        let full = if Path::new(pattern).is_absolute() {
-            PathBuf::from(pattern)
-        } else {
-            dir.join(pattern)
-        };
-        let Ok(paths) = glob::glob(&full.to_string_lossy()) else {
-            continue;
-        };
-        for path in paths.filter_map(Result::ok) {
+        // An invalid glob fails the extract itself, with its reason; here it matches nothing.
+        for path in crate::extract::file::matching(dir, pattern).unwrap_or_default() {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
-            if !meta.is_file() {
-                continue;
-            }
             let mtime = meta
                 .modified()
                 .ok()

@@ -153,6 +153,39 @@ both_backends!(openapi_describes_the_live_collections, |app| async move {
     assert!(!res.text().await.unwrap().is_empty());
 });
 
+both_backends!(
+    openapi_lists_the_pipeline_routes_to_superusers_only,
+    |app| async move {
+        let spec = expect_json(app.get("/api/openapi.json").await, 200).await;
+        for path in [
+            "/api/pipelines",
+            "/api/pipelines/{name}",
+            "/api/pipelines/{name}/runs",
+            "/api/pipelines/{name}/test",
+            "/api/pipelines/{name}/lineage",
+            "/api/runs/{id}",
+            "/api/runs/{id}/events",
+            "/api/runs/{id}/cancel",
+        ] {
+            assert!(spec["paths"].get(path).is_some(), "{path} is missing");
+        }
+        let run = &spec["paths"]["/api/pipelines/{name}/runs"]["post"];
+        assert!(run["responses"].get("409").is_some(), "{run}");
+        let props = &run["requestBody"]["content"]["application/json"]["schema"]["properties"];
+        for key in ["vars", "select", "exclude", "backfill"] {
+            assert!(
+                props.get(key).is_some(),
+                "run option {key} is missing: {props}"
+            );
+        }
+        let public = expect_json(app.anon_get("/api/openapi.json").await, 200).await;
+        assert!(
+            public["paths"].get("/api/pipelines").is_none(),
+            "pipeline routes are superuser-only"
+        );
+    }
+);
+
 both_backends!(sigterm_shuts_down_cleanly, |mut app| async move {
     app.must_create_collection(
         json!({ "name": "posts", "fields": [{ "name": "title", "type": "text" }] }),

@@ -152,6 +152,22 @@ fn display(cx: &Context, file: &Path) -> String {
 
 /// The files matching `pattern` (relative to `dir` unless absolute), sorted.
 fn expand(dir: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
+    let files = matching(dir, pattern)?;
+    if files.is_empty() {
+        return Err(format!(
+            "no file matches `{pattern}` (looked in {})",
+            dir.display()
+        ));
+    }
+    Ok(files)
+}
+
+/// The files matching `pattern` (relative to `dir` unless absolute), sorted; none is not an
+/// error here (the `files` trigger watches folders that may be empty).
+///
+/// # Errors
+/// An invalid glob.
+pub(crate) fn matching(dir: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
     let full = if Path::new(pattern).is_absolute() {
         PathBuf::from(pattern)
     } else {
@@ -164,12 +180,6 @@ fn expand(dir: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
         .filter(|p| p.is_file())
         .collect();
     files.sort();
-    if files.is_empty() {
-        return Err(format!(
-            "no file matches `{pattern}` (looked in {})",
-            dir.display()
-        ));
-    }
     Ok(files)
 }
 

@@ -248,23 +248,7 @@ impl Store {
         error: &str,
     ) -> Result<bool, StoreError> {
         let mut tx = self.db.begin().await?;
-        let mut sql = Sql::new(tx.dialect());
-        sql.push("UPDATE _pipeline_runs SET status = 'failed', finished = ")
-            .bind(Value::Text(brigade_core::time::now()))
-            .push(", error = ")
-            .bind(Value::Text(error.into()))
-            .push(" WHERE id = ")
-            .bind(Value::Text(id.into()))
-            .push(" AND status IN ('queued', 'running') AND (heartbeat IS NULL OR heartbeat < ")
-            .bind(Value::Text(before.into()))
-            .push(")");
-        let failed = tx.execute(&sql).await? == 1;
-        if failed {
-            let mut sql = Sql::new(tx.dialect());
-            sql.push("DELETE FROM _pipeline_leases WHERE run_id = ")
-                .bind(Value::Text(id.into()));
-            tx.execute(&sql).await?;
-        }
+        let failed = super::runs::fail_unfinished(tx.as_mut(), id, error, Some(before)).await?;
         tx.commit().await?;
         Ok(failed)
     }

@@ -197,6 +197,38 @@ async fn keep_finished(
     Ok(serde_json::Value::Array(given))
 }
 
+/// Marks run `id` failed with `error` and frees its pipeline's lease, unless it already
+/// ended or (with `stale_before`) refreshed its heartbeat since then. Returns whether it did.
+pub(super) async fn fail_unfinished(
+    tx: &mut dyn Conn,
+    id: &str,
+    error: &str,
+    stale_before: Option<&str>,
+) -> Result<bool, StoreError> {
+    let mut sql = Sql::new(tx.dialect());
+    sql.push("UPDATE _pipeline_runs SET status = 'failed', finished = ")
+        .bind(Value::Text(brigade_core::time::now()))
+        .push(", error = ")
+        .bind(Value::Text(error.into()))
+        .push(" WHERE id = ")
+        .bind(Value::Text(id.into()))
+        .push(" AND status IN ('queued', 'running')");
+    if let Some(before) = stale_before {
+        sql.push(" AND (heartbeat IS NULL OR heartbeat < ")
+            .bind(Value::Text(before.into()))
+            .push(")");
+    }
+    let failed = tx.execute(&sql).await? == 1;
+    // An interrupted run (no heartbeat condition) frees its lease whatever its status was.
+    if failed || stale_before.is_none() {
+        let mut sql = Sql::new(tx.dialect());
+        sql.push("DELETE FROM _pipeline_leases WHERE run_id = ")
+            .bind(Value::Text(id.into()));
+        tx.execute(&sql).await?;
+    }
+    Ok(failed)
+}
+
 impl Store {
     /// Stores a new run.
     ///
@@ -331,19 +363,7 @@ impl Store {
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn run_interrupt(&self, id: &str, error: &str) -> Result<(), StoreError> {
         let mut tx = self.db.begin().await?;
-        let mut sql = Sql::new(tx.dialect());
-        sql.push("UPDATE _pipeline_runs SET status = 'failed', finished = ")
-            .bind(Value::Text(brigade_core::time::now()))
-            .push(", error = ")
-            .bind(Value::Text(error.into()))
-            .push(" WHERE id = ")
-            .bind(Value::Text(id.into()))
-            .push(" AND status IN ('queued', 'running')");
-        tx.execute(&sql).await?;
-        let mut sql = Sql::new(tx.dialect());
-        sql.push("DELETE FROM _pipeline_leases WHERE run_id = ")
-            .bind(Value::Text(id.into()));
-        tx.execute(&sql).await?;
+        fail_unfinished(tx.as_mut(), id, error, None).await?;
         tx.commit().await
     }
 
