@@ -10,27 +10,6 @@ use serde_json::Value;
 use super::support::*;
 use crate::helpers::{Backend, TestApp, expect_json, write_file};
 
-const BULK: &str = r#"
-retries = 0
-
-[[extract]]
-name = "bulk"
-from = "file"
-path = "data/bulk.csv"
-incremental = { cursor = "id" }
-"#;
-
-/// Rows of the first, complete load.
-const SMALL: u64 = 1_000;
-/// Rows of the file the killed run reads; big enough that a load takes seconds.
-const BIG: u64 = 600_000;
-
-async fn bulk_count(backend: Backend, url: &str) -> i64 {
-    query_at(backend, url, "SELECT count(*) AS n FROM bulk").await[0]["n"]
-        .as_i64()
-        .expect("count")
-}
-
 async fn bulk_cursor(backend: Backend, url: &str) -> String {
     let rows = query_at(
         backend,
@@ -74,7 +53,7 @@ backend_test!(
         };
         let out = pipeline_cli(dir.path(), &url, &["run", "bulk"]).await;
         assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-        assert_eq!(bulk_count(backend, &url).await, SMALL as i64);
+        assert_eq!(bulk_rows(backend, &url).await, SMALL as i64);
         assert_eq!(bulk_cursor(backend, &url).await, SMALL.to_string());
 
         write_file(dir.path(), "data/bulk.csv", numbered_csv(1, BIG).as_bytes());
@@ -130,7 +109,7 @@ backend_test!(
         );
         let killed = runs[0]["id"].as_str().unwrap().to_string();
         assert_eq!(
-            bulk_count(backend, &url).await,
+            bulk_rows(backend, &url).await,
             SMALL as i64,
             "no row of the killed load is visible"
         );
@@ -163,7 +142,7 @@ backend_test!(
         let run = run_pipeline(&app, "bulk", no_options()).await;
         assert_eq!(run["status"], "succeeded", "{run}\n{}", app.logs());
         assert_eq!(step(&run, "bulk")["rows_out"], BIG - SMALL, "{run}");
-        assert_eq!(bulk_count(backend, &url).await, BIG as i64);
+        assert_eq!(bulk_rows(backend, &url).await, BIG as i64);
         assert_eq!(bulk_cursor(backend, &url).await, BIG.to_string());
         let distinct = query(&app, "SELECT count(DISTINCT id) AS n FROM bulk").await;
         assert_eq!(distinct[0]["n"], BIG, "no row twice");

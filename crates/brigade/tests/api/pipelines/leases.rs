@@ -13,23 +13,8 @@ use tokio::process::{Child, Command};
 use super::support::*;
 use crate::helpers::{Backend, TestApp, expect_json};
 
-const BULK: &str = r#"
-retries = 0
-
-[[extract]]
-name = "bulk"
-from = "file"
-path = "data/bulk.csv"
-incremental = { cursor = "id" }
-"#;
-
 /// A short `stale_after` so dead runs are noticed within the test.
 const SETTINGS: &str = "[pipelines]\nstale_after = \"2s\"\n";
-
-/// Rows of the first, complete load.
-const SMALL: u64 = 1_000;
-/// Rows of the file the overlapping runs read; big enough that a load takes seconds.
-const BIG: u64 = 600_000;
 
 /// An app whose `bulk` pipeline already loaded [`SMALL`] rows, and whose file now has
 /// [`BIG`]; `None` when the backend is not available.
@@ -71,19 +56,14 @@ async fn finish(child: Child) -> std::process::Output {
         .expect("wait for the CLI")
 }
 
-async fn bulk_count(backend: Backend, url: &str) -> i64 {
+/// Distinct ids in the `bulk` table.
+async fn distinct_ids(backend: Backend, url: &str) -> i64 {
     query_at(
         backend,
         url,
         "SELECT count(*) AS n, count(DISTINCT id) AS d FROM bulk",
     )
     .await[0]["d"]
-        .as_i64()
-        .expect("count")
-}
-
-async fn total_rows(backend: Backend, url: &str) -> i64 {
-    query_at(backend, url, "SELECT count(*) AS n FROM bulk").await[0]["n"]
         .as_i64()
         .expect("count")
 }
@@ -135,6 +115,15 @@ async fn wait_until_loading(backend: Backend, url: &str, child: &mut Child) -> S
     }
 }
 
+/// Starts `brigade pipeline run bulk` and kills it (-9) while it loads; returns its run id.
+async fn kill_mid_load(backend: Backend, dir: &std::path::Path, url: &str) -> String {
+    let mut child = spawn_cli(dir, url, &["run", "bulk"]);
+    let killed = wait_until_loading(backend, url, &mut child).await;
+    child.start_kill().expect("kill -9");
+    child.wait().await.expect("wait");
+    killed
+}
+
 fn signal(child: &Child, name: &str) {
     let pid = child.id().expect("the child runs");
     let status = std::process::Command::new("kill")
@@ -170,8 +159,8 @@ backend_test!(
                 "{text}"
             );
         }
-        assert_eq!(total_rows(backend, &url).await, BIG as i64, "no row twice");
-        assert_eq!(bulk_count(backend, &url).await, BIG as i64);
+        assert_eq!(bulk_rows(backend, &url).await, BIG as i64, "no row twice");
+        assert_eq!(distinct_ids(backend, &url).await, BIG as i64);
 
         let waited: Vec<_> = [&first, &second]
             .into_iter()
@@ -237,7 +226,7 @@ async fn stop_with(backend: Backend, name: &str, code: i32) {
         "the reason names the signal: {run}"
     );
     assert_eq!(
-        total_rows(backend, &url).await,
+        bulk_rows(backend, &url).await,
         SMALL as i64,
         "nothing of the cancelled load is published"
     );
@@ -252,8 +241,8 @@ async fn stop_with(backend: Backend, name: &str, code: i32) {
 
     let out = pipeline_cli(dir.path(), &url, &["retry", &id]).await;
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    assert_eq!(total_rows(backend, &url).await, BIG as i64);
-    assert_eq!(bulk_count(backend, &url).await, BIG as i64);
+    assert_eq!(bulk_rows(backend, &url).await, BIG as i64);
+    assert_eq!(distinct_ids(backend, &url).await, BIG as i64);
 }
 
 backend_test!(
@@ -276,10 +265,7 @@ backend_test!(
         let Some((dir, url)) = loaded_app(backend).await else {
             return;
         };
-        let mut child = spawn_cli(dir.path(), &url, &["run", "bulk"]);
-        let killed = wait_until_loading(backend, &url, &mut child).await;
-        child.start_kill().expect("kill -9");
-        child.wait().await.expect("wait");
+        let killed = kill_mid_load(backend, dir.path(), &url).await;
         assert_eq!(run_row(backend, &url, &killed).await["status"], "running");
         let out = pipeline_cli(dir.path(), &url, &["retry", &killed]).await;
         assert_eq!(
@@ -308,13 +294,13 @@ backend_test!(
                 .is_some_and(|e| e.contains("stopped responding (last heartbeat ")),
             "{run}"
         );
-        assert_eq!(total_rows(backend, &url).await, BIG as i64);
-        assert_eq!(bulk_count(backend, &url).await, BIG as i64);
+        assert_eq!(bulk_rows(backend, &url).await, BIG as i64);
+        assert_eq!(distinct_ids(backend, &url).await, BIG as i64);
 
         let out = pipeline_cli(dir.path(), &url, &["retry", &killed]).await;
         assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
         assert_eq!(
-            total_rows(backend, &url).await,
+            bulk_rows(backend, &url).await,
             BIG as i64,
             "nothing new twice"
         );
@@ -327,10 +313,7 @@ backend_test!(
         let Some((dir, url)) = loaded_app(backend).await else {
             return;
         };
-        let mut child = spawn_cli(dir.path(), &url, &["run", "bulk"]);
-        let killed = wait_until_loading(backend, &url, &mut child).await;
-        child.start_kill().expect("kill -9");
-        child.wait().await.expect("wait");
+        let killed = kill_mid_load(backend, dir.path(), &url).await;
 
         let app = TestApp::start(dir, url.clone(), backend).await;
         let started = Instant::now();
@@ -356,7 +339,7 @@ backend_test!(
         let run = run_pipeline(&app, "bulk", no_options()).await;
         assert_eq!(run["status"], "succeeded", "{run}\n{}", app.logs());
         assert_eq!(step(&run, "bulk")["rows_out"], BIG - SMALL, "{run}");
-        assert_eq!(total_rows(backend, &url).await, BIG as i64);
+        assert_eq!(bulk_rows(backend, &url).await, BIG as i64);
     }
 );
 
@@ -407,6 +390,6 @@ backend_test!(
         let run = wait(&app, &queued).await;
         assert_eq!(run["status"], "succeeded", "{run}\n{}", app.logs());
         assert_eq!(step(&run, "bulk")["rows_out"], 0, "only what is new: {run}");
-        assert_eq!(total_rows(backend, &url).await, 2 * BIG as i64);
+        assert_eq!(bulk_rows(backend, &url).await, 2 * BIG as i64);
     }
 );

@@ -402,3 +402,27 @@ pub(crate) async fn webhook_receiver() -> (String, tokio::sync::mpsc::Receiver<s
     tokio::spawn(async move { axum::serve(listener, router).await });
     (url, rx)
 }
+
+/// An incremental pipeline `bulk` over `data/bulk.csv`, for the crash and lease tests.
+pub(crate) const BULK: &str = r#"
+retries = 0
+
+[[extract]]
+name = "bulk"
+from = "file"
+path = "data/bulk.csv"
+incremental = { cursor = "id" }
+"#;
+
+/// Rows of the first, complete load of `bulk`.
+pub(crate) const SMALL: u64 = 1_000;
+/// Rows of the `bulk` file a killed or overlapping run reads; big enough that a load takes
+/// seconds.
+pub(crate) const BIG: u64 = 600_000;
+
+/// Rows in the `bulk` table.
+pub(crate) async fn bulk_rows(backend: Backend, url: &str) -> i64 {
+    query_at(backend, url, "SELECT count(*) AS n FROM bulk").await[0]["n"]
+        .as_i64()
+        .expect("count")
+}
