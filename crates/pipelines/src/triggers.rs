@@ -33,13 +33,15 @@ pub async fn watch(runner: Arc<Runner>) {
     // Upstream successes before this process started were seen (or not) by earlier ones.
     let started = brigade_core::time::now();
     let mut files: HashMap<String, FilesWatch> = HashMap::new();
+    // What was logged once: an unknown upstream, a pipeline on a cycle.
     let mut warned: HashSet<(String, String)> = HashSet::new();
+    let mut warned_cycle: HashSet<String> = HashSet::new();
     loop {
         let pipelines = runner.pipelines();
         let looping = cycles(&pipelines);
         for p in pipelines.iter() {
             let Some(t) = &p.trigger else { continue };
-            if looping.contains(&p.name) && warned.insert((p.name.clone(), String::new())) {
+            if looping.contains(&p.name) && warned_cycle.insert(p.name.clone()) {
                 tracing::error!(pipeline = %p.name, "trigger.after forms a cycle between pipelines (each would start the other forever); its `after` trigger is off until the cycle is broken.");
             }
             for upstream in t.after.iter().filter(|_| !looping.contains(&p.name)) {

@@ -523,13 +523,45 @@ mod tests {
     use super::RunRecord;
     use crate::store::Store;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_stale_view_never_turns_a_committed_step_back_into_running() {
+    async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::sqlite::SqliteDatabase::open(&dir.path().join("t.db"), 2).unwrap();
         let store = Store::with_database(Arc::new(db), &dir.path().join("migrations"))
             .await
             .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_step_publishes_only_while_its_run_holds_the_lease() {
+        let (_dir, store) = store().await;
+        let finish = || super::Finish {
+            leased_by: Some("r1".into()),
+            ..super::Finish::default()
+        };
+        let mut tx = store.db.begin().await.unwrap();
+        let refused = super::finish_in(tx.as_mut(), finish()).await.unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("no longer holds its pipeline's lease"),
+            "{refused}"
+        );
+        drop(tx);
+        let mut tx = store.db.begin().await.unwrap();
+        tx.execute_script(
+            "INSERT INTO _pipeline_leases (pipeline, run_id, holder, heartbeat_at) \
+             VALUES ('p', 'r1', 'test', '2026-01-01T00:00:00.000Z')",
+        )
+        .await
+        .unwrap();
+        super::finish_in(tx.as_mut(), finish()).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_view_never_turns_a_committed_step_back_into_running() {
+        let (_dir, store) = store().await;
         let step = |name: &str, status: &str| json!({"name": name, "status": status});
         let mut run = RunRecord {
             id: "r1".into(),
