@@ -4,11 +4,11 @@
 //! `updated_at` strategy trusts a newer timestamp) and, optionally, when its key leaves
 //! the source. History is never rebuilt: a full refresh leaves it as it is.
 
-use brigade_core::value::Value;
-
+use super::datatests::{self, DataTest, TestKind};
+use super::models::ExpectationAction;
 use super::tables::{self, Column, ColumnType, ident};
 use super::user_sql;
-use crate::conn::{ColType, Conn};
+use crate::conn::Conn;
 use crate::error::StoreError;
 use crate::sql::{Dialect, Ident, Sql};
 
@@ -99,10 +99,7 @@ pub(super) async fn apply(
             Err(m) => return Ok(Err(m)),
         }
     }
-    if let Some(message) = null_keys(tx, staging, target_name, &keys).await? {
-        return Ok(Err(message));
-    }
-    if let Some(message) = duplicate_keys(tx, staging, target_name, &keys).await? {
+    if let Some(message) = key_problem(tx, staging, target_name, &spec.unique_key).await? {
         return Ok(Err(message));
     }
     let data: Vec<Ident> = columns
@@ -241,79 +238,42 @@ pub(super) async fn apply(
     Ok(Ok(SnapshotCounts { inserted, closed }))
 }
 
-/// A key with a NULL part matches no version, so it would get a new one every run: refused.
-async fn null_keys(
+/// Why the model's rows cannot be tracked by `keys`, if they cannot: a key with a NULL part
+/// matches no version (it would get a new one every run), and a repeated key has no single
+/// current version. Checked with the data tests' `not_null` and `unique`.
+async fn key_problem(
     tx: &mut dyn Conn,
     staging: &Ident,
     target_name: &str,
-    keys: &[Ident],
+    keys: &[String],
 ) -> Result<Option<String>, StoreError> {
-    let any_null = keys
+    let all_set = keys
         .iter()
-        .map(|k| format!("{k} IS NULL"))
-        .collect::<Vec<_>>()
-        .join(" OR ");
-    let mut sql = Sql::new(tx.dialect());
-    sql.push(&format!("SELECT count(*) FROM {staging} WHERE {any_null}"));
-    let n = match tx
-        .query(&sql, &[ColType::Int])
-        .await
-        .map_err(user_sql)?
-        .first()
-        .and_then(|r| r.first())
-    {
-        Some(Value::Int(n)) => *n,
-        _ => 0,
+        .map(|k| ident(k).map(|k| format!("{k} IS NOT NULL")))
+        .collect::<Result<Vec<_>, _>>()?
+        .join(" AND ");
+    let key_list = keys.join(", ");
+    let test = |name: &str, kind: TestKind| DataTest {
+        name: name.into(),
+        column: Some(key_list.clone()),
+        kind,
+        action: ExpectationAction::Fail,
     };
-    Ok((n > 0).then(|| {
-        format!(
-            "snapshot `{target_name}`: {n} row(s) have a NULL unique_key; a snapshot tracks rows by key, so filter them out or choose a key that is always set"
-        )
-    }))
-}
-
-/// Up to five keys that occur more than once in `staging`, as a failure message.
-async fn duplicate_keys(
-    tx: &mut dyn Conn,
-    staging: &Ident,
-    target_name: &str,
-    keys: &[Ident],
-) -> Result<Option<String>, StoreError> {
-    let key_list = keys
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut sql = Sql::new(tx.dialect());
-    sql.push(&format!(
-        "SELECT count(*) FROM (SELECT {key_list} FROM {staging} GROUP BY {key_list} HAVING count(*) > 1) d"
-    ));
-    let n = match tx
-        .query(&sql, &[ColType::Int])
-        .await
-        .map_err(user_sql)?
-        .first()
-        .and_then(|r| r.first())
-    {
-        Some(Value::Int(n)) => *n,
-        _ => 0,
-    };
-    if n == 0 {
-        return Ok(None);
-    }
-    let mut sql = Sql::new(tx.dialect());
-    sql.push(&format!(
-        "SELECT {key_list}, count(*) AS copies FROM {staging} GROUP BY {key_list} HAVING count(*) > 1 ORDER BY count(*) DESC LIMIT 5"
-    ));
-    let sample: Vec<String> = tx
-        .query_json(&sql)
-        .await
-        .map_err(user_sql)?
-        .into_iter()
-        .map(|r| serde_json::Value::Object(r).to_string())
-        .collect();
-    Ok(Some(format!(
-        "snapshot `{target_name}`: unique_key ({key_list}) is not unique in the model's rows: {n} key(s) occur more than once, e.g. {}",
-        sample.join(", ")
-    )))
+    let tests = [
+        test("key_not_null", TestKind::Row(all_set)),
+        test("key_unique", TestKind::Unique(keys.to_vec())),
+    ];
+    let outcomes = datatests::run(tx, staging.as_str(), &tests).await?;
+    Ok(match outcomes.iter().position(|o| o.status != "passed") {
+        None => None,
+        Some(0) => Some(format!(
+            "snapshot `{target_name}`: {} row(s) have a NULL unique_key ({key_list}); a snapshot tracks rows by key, so filter them out or choose a key that is always set",
+            outcomes[0].failing_rows
+        )),
+        Some(_) => Some(format!(
+            "snapshot `{target_name}`: unique_key ({key_list}) is not unique in the model's rows: {} key(s) occur more than once, e.g. {}",
+            outcomes[1].failing_rows,
+            outcomes[1].sample.join(", ")
+        )),
+    })
 }
