@@ -69,10 +69,20 @@ pub(crate) async fn holder(
     pipeline: &str,
     table: &str,
 ) -> Result<Option<Owner>, StoreError> {
+    let collections = migrations::load_collections(conn).await?;
+    holder_among(conn, &collections, pipeline, table).await
+}
+
+/// [`holder`], with the collections already read (one read for many tables).
+async fn holder_among(
+    conn: &mut dyn Conn,
+    collections: &[brigade_core::schema::Collection],
+    pipeline: &str,
+    table: &str,
+) -> Result<Option<Owner>, StoreError> {
     if table.starts_with('_') || table.to_ascii_lowercase().starts_with("sqlite_") {
         return Ok(Some(Owner::System));
     }
-    let collections = migrations::load_collections(conn).await?;
     if let Some(c) = collections
         .iter()
         .find(|c| c.name.eq_ignore_ascii_case(table))
@@ -163,9 +173,10 @@ impl Store {
         tables: &[String],
     ) -> Result<Vec<Taken>, StoreError> {
         let mut conn = self.db.read().await?;
+        let collections = migrations::load_collections(conn.as_mut()).await?;
         let mut taken = Vec::new();
         for table in tables {
-            if let Some(owner) = holder(conn.as_mut(), pipeline, table).await? {
+            if let Some(owner) = holder_among(conn.as_mut(), &collections, pipeline, table).await? {
                 taken.push(Taken {
                     table: table.clone(),
                     owner,

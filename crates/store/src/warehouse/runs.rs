@@ -107,7 +107,7 @@ pub(super) async fn finish_in(tx: &mut dyn Conn, finish: Finish) -> Result<(), S
             return Err(StoreError::conflict(
                 "run",
                 format!(
-                    "run `{run_id}` no longer holds its pipeline's lease (another process took it for dead); nothing of this step was published"
+                    "run `{run_id}` no longer holds its pipeline's lease (another process took it for dead after its heartbeat stopped; raise [pipelines] stale_after if this process was only slow); nothing of this step was published and the run that took the lease over goes on"
                 ),
             ));
         }
