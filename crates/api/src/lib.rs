@@ -39,7 +39,8 @@ const JWT_PREVIOUS_SECRET_KEY: &str = "jwt_secret_previous";
 pub enum AppError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}")]
+    /// The address cannot be bound; the display names what to do, the source says why.
+    #[error("cannot listen on {addr}{}", bind_hint(source))]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -54,6 +55,24 @@ pub enum AppError {
     Search(#[from] brigade_search::SearchError),
     #[error("server error: {0}")]
     Serve(std::io::Error),
+}
+
+/// What to do about a failed bind, for the kinds a user can act on.
+fn bind_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another process listens there, perhaps a second `brigade serve`: stop it, or \
+             choose another address with --addr HOST:PORT or [server] addr; port 0 picks a free \
+             one)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            " (ports below 1024 need privileges: use a port above 1024, e.g. --addr 127.0.0.1:8090)"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            " (no interface has that address: use 127.0.0.1 or 0.0.0.0)"
+        }
+        _ => "",
+    }
 }
 
 /// A built, bound server.
