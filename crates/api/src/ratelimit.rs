@@ -234,7 +234,8 @@ pub(crate) async fn limit(State(state): State<AppState>, mut req: Request, next:
     let auth_path = AUTH_PATHS.contains(&path)
         || AUTH_PREFIXES.iter().any(|p| path.starts_with(p))
         || path == "/api/auth/logout"
-        || (path == "/api/auth/me" && req.method() == axum::http::Method::PATCH);
+        || (path == "/api/auth/me" && req.method() == axum::http::Method::PATCH)
+        || (path == crate::routes::RESET_PAGE && req.method() == axum::http::Method::POST);
     let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| {
         client_ip::resolve(
             c.0.ip(),

@@ -64,13 +64,20 @@ fn every_linked_crate_has_an_allowed_licence() {
             None => refused.push(format!("{name}: no SPDX licence (license-file only?)")),
         }
     }
-    assert!(refused.is_empty(), "licences to review:\n{}", refused.join("\n"));
+    assert!(
+        refused.is_empty(),
+        "licences to review:\n{}",
+        refused.join("\n")
+    );
 }
 
 /// Whether an SPDX expression (`A OR B`, `A AND (B OR C)`, the old `A/B`) can be met with
 /// [`ALLOWED`] licences.
 fn allowed(expr: &str) -> bool {
-    let expr = expr.replace('/', " OR ").replace('(', " ( ").replace(')', " ) ");
+    let expr = expr
+        .replace('/', " OR ")
+        .replace('(', " ( ")
+        .replace(')', " ) ");
     let tokens: Vec<&str> = expr.split_whitespace().collect();
     let mut pos = 0;
     let ok = or(&tokens, &mut pos);

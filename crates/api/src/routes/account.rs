@@ -241,6 +241,18 @@ async fn confirm_reset(
 ) -> Result<StatusCode, ApiError> {
     let token = secret(&body, "token")?;
     let new = secret(&body, "password")?;
+    reset_password(&state, &meta, &token, new).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets the password of the account `token` was mailed to, once; shared by the API and the
+/// reset page.
+pub(super) async fn reset_password(
+    state: &AppState,
+    meta: &RequestMeta,
+    token: &Secret,
+    new: Secret,
+) -> Result<(), ApiError> {
     let new_hash = hash_password(new, "password").await?;
     match state
         .store()
@@ -250,13 +262,13 @@ async fn confirm_reset(
         Some(user_id) => {
             state.tokens().versions().forget(&user_id);
             state.audit().record(
-                &meta,
+                meta,
                 "auth.password_reset",
                 None,
                 Some(format!("users/{user_id}")),
                 Value::Null,
             );
-            Ok(StatusCode::NO_CONTENT)
+            Ok(())
         }
         None => Err(ApiError::field(
             "token",

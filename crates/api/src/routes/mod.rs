@@ -13,6 +13,7 @@ mod ops;
 mod pipeline_tests;
 mod pipelines;
 mod records;
+mod reset_page;
 mod search;
 mod users;
 
@@ -32,6 +33,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 const REQUEST_ID: &str = "x-request-id";
+/// The password-reset page (HTML), counted by the rate limiter as an auth route.
+pub(crate) const RESET_PAGE: &str = reset_page::PATH;
 /// Bodies of auth endpoints are small; a large one is an attack, not a login.
 const AUTH_BODY_LIMIT: usize = 64 * 1024;
 
@@ -54,6 +57,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(pipelines::router())
         .merge(pipeline_tests::router())
         .merge(search::router())
+        .merge(reset_page::router().layer(DefaultBodyLimit::max(AUTH_BODY_LIMIT)))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn(crate::telemetry::track))
         .fallback(not_found)

@@ -578,10 +578,17 @@ async fn search_help_examples_run_on_the_demo_app() {
             .map(str::trim)
             .filter(|l| l.starts_with("brigade search"))
             .collect();
-        assert!(!examples.is_empty(), "no example in `search {sub} --help`:\n{help}");
+        assert!(
+            !examples.is_empty(),
+            "no example in `search {sub} --help`:\n{help}"
+        );
         for example in examples {
             let words = shell_words(example);
-            assert_eq!(words.last().map(String::as_str), Some("examples/demo"), "{example}");
+            assert_eq!(
+                words.last().map(String::as_str),
+                Some("examples/demo"),
+                "{example}"
+            );
             let mut args: Vec<String> = words[1..words.len() - 1].to_vec();
             args.push(dir.clone());
             let out = run_cli(&args, &[], None).await;
