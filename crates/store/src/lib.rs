@@ -11,6 +11,7 @@
 //! - `records`, `migrations`, `system`, `users`: SQL of each area, written once for both dialects.
 
 pub mod access;
+mod account_refs;
 mod api_keys;
 mod audit;
 pub mod conn;

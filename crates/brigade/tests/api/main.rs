@@ -23,6 +23,7 @@ mod metrics_access;
 mod oidc;
 mod oidc_links;
 mod ops;
+mod owners;
 mod pipelines;
 mod reconnect;
 mod records;

@@ -115,7 +115,16 @@ impl Store {
         };
         if !expand.is_empty() {
             let view_rules = self.view_rules(access);
-            records::expand(conn.as_mut(), &c, &mut items, &expand, &lookup, &view_rules).await?;
+            records::expand(
+                conn.as_mut(),
+                &c,
+                &mut items,
+                &expand,
+                &lookup,
+                &view_rules,
+                access,
+            )
+            .await?;
         }
         if let Some(fields) = &fields {
             items.iter_mut().for_each(|r| records::project(r, fields));
@@ -162,6 +171,7 @@ impl Store {
                 &expand,
                 &lookup,
                 &view_rules,
+                access,
             )
             .await?;
         }
