@@ -160,6 +160,29 @@ pub(crate) async fn load_collections(conn: &mut dyn Conn) -> Result<Vec<Collecti
         .collect()
 }
 
+/// The stored definition of collection `name`, read in `conn`'s transaction: what another
+/// process created is seen even before this one's schema cache learns of it.
+pub(crate) async fn load_collection(
+    conn: &mut dyn Conn,
+    name: &str,
+) -> Result<Option<Collection>, StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("SELECT definition FROM _collections WHERE name = ")
+        .bind(Value::Text(name.to_string()));
+    match conn
+        .query(&sql, &[ColType::Text])
+        .await?
+        .first()
+        .and_then(|r| r.first())
+    {
+        Some(Value::Text(def)) => serde_json::from_str(def)
+            .map(Some)
+            .map_err(|e| StoreError::Internal(format!("corrupt collection definition: {e}"))),
+        Some(_) => Err(StoreError::Internal("collection definition missing".into())),
+        None => Ok(None),
+    }
+}
+
 pub(crate) async fn save_definition(
     conn: &mut dyn Conn,
     c: &Collection,

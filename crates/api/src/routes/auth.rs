@@ -46,10 +46,12 @@ async fn login(
     let attempt = crate::login_budget::begin(&state, &meta, &body.email).await?;
     let user = state.store().user_by_email(body.email.trim()).await?;
     // Verify against a dummy hash for unknown emails so timing does not reveal accounts.
-    let hash = user.as_ref().map_or_else(
-        || password::dummy_hash().to_string(),
-        |u| u.password_hash.clone(),
-    );
+    let hash = match &user {
+        Some(u) => u.password_hash.clone(),
+        None => password::dummy_hash()
+            .map_err(ApiError::internal)?
+            .to_string(),
+    };
     let password = body.password;
     let ok = tokio::task::spawn_blocking(move || password::verify(&password, &hash))
         .await

@@ -140,7 +140,9 @@ async fn lineage(
 ) -> Result<Json<Value>, ApiError> {
     let p = find_pipeline(&state, &name)?;
     let lineage = brigade_pipelines::lineage::of(&p, state.store(), state.runner().env()).await;
-    Ok(Json(serde_json::to_value(lineage).unwrap_or_default()))
+    Ok(Json(
+        serde_json::to_value(lineage).map_err(ApiError::internal)?,
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -25,6 +25,7 @@ mod oidc_links;
 mod ops;
 mod owners;
 mod pipelines;
+mod readme;
 mod reconnect;
 mod records;
 mod relations;

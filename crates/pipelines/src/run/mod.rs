@@ -596,7 +596,11 @@ impl Runner {
             serde_json::from_value(record.steps.clone()).unwrap_or_default();
         record.status = "running".into();
         record.started = Some(brigade_core::time::now());
+        let began = std::time::Instant::now();
         self.save(&mut record, &steps).await;
+        if record.trigger != Trigger::Cli.name() {
+            tracing::info!(run = %record.id, pipeline = %pipeline.name, trigger = %record.trigger, steps = steps.len(), "Pipeline run started.");
+        }
         emit(Event::RunStarted {
             run_id: record.id.clone(),
             pipeline: pipeline.name.clone(),
@@ -739,6 +743,7 @@ impl Runner {
             }
         }
         self.save(&mut record, &steps).await;
+        log_outcome(&record, &steps, began.elapsed());
         if leased.load(Ordering::Relaxed)
             && let Err(e) = self.store.lease_release(&pipeline.name, &record.id).await
         {
@@ -1021,4 +1026,37 @@ fn check_vars(
         }
     }
     Ok(())
+}
+
+/// The server log's line for a finished run: what it wrote and how long it took, or why it
+/// stopped and how to run it again. The command line prints its own summary instead.
+fn log_outcome(record: &RunRecord, steps: &[StepReport], took: std::time::Duration) {
+    if record.trigger == Trigger::Cli.name() {
+        return;
+    }
+    let rows: u64 = steps
+        .iter()
+        .filter(|s| s.status == "succeeded")
+        .map(|s| s.rows_out)
+        .sum();
+    let seconds = format!("{:.2}", took.as_secs_f64());
+    let error = record.error.as_deref().unwrap_or_default();
+    match record.status.as_str() {
+        "succeeded" => {
+            tracing::info!(run = %record.id, pipeline = %record.pipeline, rows, seconds, "Pipeline run succeeded.");
+        }
+        "cancelled" => {
+            tracing::warn!(run = %record.id, pipeline = %record.pipeline, reason = %error, seconds, "Pipeline run cancelled.");
+        }
+        _ => {
+            tracing::error!(
+                run = %record.id,
+                pipeline = %record.pipeline,
+                error = %error,
+                seconds,
+                retry = %format!("brigade pipeline run {} (or POST /api/pipelines/{}/runs)", record.pipeline, record.pipeline),
+                "Pipeline run failed."
+            );
+        }
+    }
 }

@@ -335,6 +335,9 @@ fn extract(c: &Checker<'_>, i: usize, e: &Extract) -> Result<(), ConfigError> {
             if e.format.is_none() && format_of(path).is_none() {
                 return Err(c.err(&key("format"), format!("cannot tell the format of `{path}` from its extension; set format = \"csv\" | \"ndjson\" | \"json\" | \"parquet\"")));
             }
+            if let Some(d) = &e.download {
+                download(c, &key("download"), path, d)?;
+            }
             if let Some(d) = &e.delimiter
                 && (d.len() != 1 || !d.is_ascii())
             {
@@ -427,6 +430,39 @@ fn extract(c: &Checker<'_>, i: usize, e: &Extract) -> Result<(), ConfigError> {
         && inc.cursor.is_empty()
     {
         return Err(c.err(&key("incremental.cursor"), "name the cursor column"));
+    }
+    Ok(())
+}
+
+fn download(
+    c: &Checker<'_>,
+    key: &str,
+    path: &str,
+    d: &super::Download,
+) -> Result<(), ConfigError> {
+    if path.contains(['*', '?', '[']) {
+        return Err(c.err(
+            key,
+            format!("`path = \"{path}\"` is a glob; a download fills one file, so name it"),
+        ));
+    }
+    if !(d.url.starts_with("https://") || d.url.starts_with("http://")) {
+        return Err(c.err(
+            &format!("{key}.url"),
+            format!("`{}` is not an http:// or https:// URL", d.url),
+        ));
+    }
+    if d.sha256.len() != 64 || !d.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(c.err(
+            &format!("{key}.sha256"),
+            "must be the 64 hex digits of the file's SHA-256 (`sha256sum FILE` prints them)",
+        ));
+    }
+    if let Some(i) = d.member.iter().position(|m| m.trim().is_empty()) {
+        return Err(c.err(
+            &format!("{key}.member[{i}]"),
+            "must be a path inside the archive",
+        ));
     }
     Ok(())
 }

@@ -181,14 +181,20 @@ impl Store {
         let mut conn = self.db.read().await?;
         let collections = migrations::load_collections(conn.as_mut()).await?;
         let schema: Schema = Arc::new(collections.into_iter().map(Arc::new).collect());
-        if let Ok(mut guard) = self.schema.write() {
-            *guard = schema;
-        }
+        // A panic elsewhere while the lock was held cannot leave a half-written schema (the
+        // value is swapped whole), so a poisoned lock is still the last schema, not an empty one.
+        *self
+            .schema
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = schema;
         Ok(())
     }
 
     fn schema(&self) -> Schema {
-        self.schema.read().map(|s| s.clone()).unwrap_or_default()
+        self.schema
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// All collections, by name.

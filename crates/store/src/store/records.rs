@@ -395,10 +395,13 @@ async fn write_one(
                 return Err(refused());
             }
             let record = records::insert(conn, c, input, lookup, access, now).await?;
-            if let Some(rule) = rule
-                && records::get(conn, c, &id, Some(rule)).await.is_err()
-            {
-                return Err(refused());
+            // Only "not visible under the rule" is a refusal; any other error is itself.
+            if let Some(rule) = rule {
+                match records::get(conn, c, &id, Some(rule)).await {
+                    Ok(_) => {}
+                    Err(StoreError::RecordNotFound { .. }) => return Err(refused()),
+                    Err(other) => return Err(other),
+                }
             }
             Ok((BatchOutcome::Created(record), None))
         }
