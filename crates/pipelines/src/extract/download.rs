@@ -343,6 +343,64 @@ mod tests {
         assert!(!target.exists());
     }
 
+    /// Serves `body` at `/pkg.tar.gz` on a loopback port; returns the URL.
+    async fn serve(body: Vec<u8>) -> String {
+        let app = axum::Router::new().route(
+            "/pkg.tar.gz",
+            axum::routing::get(move || {
+                let body = body.clone();
+                async move { body }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}/pkg.tar.gz")
+    }
+
+    fn extract(url: &str, sha256: &str) -> String {
+        format!(
+            "name = \"rows\"\nfrom = \"file\"\npath = \"data/rows.csv\"\n\
+             [download]\nurl = \"{url}\"\nsha256 = \"{sha256}\"\nmember = [\"pkg/rows.csv\"]\n"
+        )
+    }
+
+    #[tokio::test]
+    async fn downloads_once_checks_the_checksum_and_says_what_to_do_when_it_differs() {
+        let archive = tar_gz_with(&[("pkg/rows.csv", b"a\n1\n")]);
+        let sha = hex(&Sha256::digest(&archive));
+        let url = serve(archive).await;
+        let dir = tempfile::tempdir().unwrap();
+
+        let cx = crate::extract::test_support::context(&extract(&url, &sha), dir.path(), None, &[]);
+        let download = cx.spec.download.clone().unwrap();
+        ensure(&cx, &download).await.unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("data/rows.csv")).unwrap(),
+            b"a\n1\n"
+        );
+
+        let wrong = "0".repeat(64);
+        let other = tempfile::tempdir().unwrap();
+        let cx =
+            crate::extract::test_support::context(&extract(&url, &wrong), other.path(), None, &[]);
+        let download = cx.spec.download.clone().unwrap();
+        let err = ensure(&cx, &download).await.unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("the download's SHA-256 is {sha}")),
+            "{err}"
+        );
+        assert!(
+            err.contains("download http://"),
+            "says what to do instead: {err}"
+        );
+        assert!(!other.path().join("data/rows.csv").exists());
+        let left: Vec<_> = std::fs::read_dir(other.path().join("data"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "nothing half-downloaded is left: {left:?}");
+    }
+
     #[test]
     fn names_come_from_the_url() {
         assert_eq!(file_name("https://h/p/x-0.1.tar.gz?raw=1"), "x-0.1.tar.gz");

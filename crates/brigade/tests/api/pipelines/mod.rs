@@ -16,6 +16,7 @@ mod loads;
 mod macros;
 mod model_memory;
 mod models;
+mod on_start;
 mod ownership;
 mod parallel;
 mod runs;
