@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::support::*;
-use crate::helpers::{Backend, TestApp, write_file};
+use crate::helpers::{TestApp, write_file};
 
 const PIPELINE: &str = r#"
 name = "inbox"
