@@ -27,8 +27,11 @@ const DONE: &str = "__README_STEP_DONE__";
 const DOWNLOADING_APPS: &[&str] = &["examples/demo", "examples/flights"];
 const DATA_DIR: &str = "data/nycflights13";
 
-#[test]
-fn every_console_block_of_the_readme_runs_and_prints_what_it_shows() {
+/// The block that needs a PostgreSQL server starts with this command.
+const POSTGRES_BLOCK: &str = "createdb brigade";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_console_block_of_the_readme_runs_and_prints_what_it_shows() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let markdown = std::fs::read_to_string(repo.join("README.md")).expect("README.md");
     let steps = script::steps(&markdown);
@@ -42,6 +45,12 @@ fn every_console_block_of_the_readme_runs_and_prints_what_it_shows() {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("readme-downloads");
     seed_downloads(&cache, root.path());
 
+    // The PostgreSQL block runs against the harness's cluster: `createdb` and the README's
+    // URL find it through the standard libpq variables. Without PostgreSQL (and not under
+    // CI) that block is skipped with the harness's warning.
+    let postgres = crate::helpers::postgres::fresh_database_url()
+        .await
+        .map(|url| cluster_port(&url));
     let ports = [free_port(), free_port()];
     let substitute = |text: &str| {
         text.replace("8090", &ports[0].to_string())
@@ -51,9 +60,12 @@ fn every_console_block_of_the_readme_runs_and_prints_what_it_shows() {
         text.replace(&ports[0].to_string(), "8090")
             .replace(&ports[1].to_string(), "8091")
     };
-    let mut shell = Shell::start(root.path(), ports[0]);
+    let mut shell = Shell::start(root.path(), ports[0], postgres);
     let mut failures = Vec::new();
     for step in &steps {
+        if postgres.is_none() && step.block_start == POSTGRES_BLOCK {
+            continue;
+        }
         let command = substitute(&step.command);
         let Some(actual) = shell.run(&command) else {
             failures.push(format!(
@@ -95,8 +107,15 @@ struct Shell {
 }
 
 impl Shell {
-    fn start(dir: &Path, port: u16) -> Shell {
+    fn start(dir: &Path, port: u16, postgres: Option<u16>) -> Shell {
         let mut command = Command::new("bash");
+        if let Some(pg) = postgres {
+            command
+                .env("PGHOST", "127.0.0.1")
+                .env("PGPORT", pg.to_string())
+                .env("PGUSER", "postgres")
+                .env("USER", "postgres");
+        }
         command
             .args(["--noprofile", "--norc"])
             .current_dir(dir)
@@ -180,6 +199,14 @@ impl Drop for Shell {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The port of a `postgres://USER@HOST:PORT/DB` URL of the harness.
+fn cluster_port(url: &str) -> u16 {
+    url.rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in the test cluster's URL {url}"))
 }
 
 fn free_port() -> u16 {

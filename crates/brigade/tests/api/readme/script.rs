@@ -16,6 +16,8 @@ use regex::Regex;
 pub(crate) struct Step {
     /// 1-based line of README.md where the command starts.
     pub(crate) line: usize,
+    /// The first command of its block.
+    pub(crate) block_start: String,
     pub(crate) command: String,
     pub(crate) expected: String,
 }
@@ -26,10 +28,12 @@ pub(crate) fn steps(markdown: &str) -> Vec<Step> {
     let mut in_console = false;
     let mut open_command: Option<Step> = None;
     let mut state = Quotes::default();
+    let mut block_start: Option<String> = None;
     for (i, line) in markdown.lines().enumerate() {
         let number = i + 1;
         if !in_console {
             in_console = line.trim_end() == "```console";
+            block_start = None;
             continue;
         }
         if line.trim_end() == "```" {
@@ -49,8 +53,10 @@ pub(crate) fn steps(markdown: &str) -> Vec<Step> {
             out.extend(open_command.take());
             state = Quotes::default();
             state.feed(command);
+            let first = block_start.get_or_insert_with(|| command.to_string());
             open_command = Some(Step {
                 line: number,
+                block_start: first.clone(),
                 command: command.to_string(),
                 expected: String::new(),
             });
