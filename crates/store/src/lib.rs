@@ -14,6 +14,7 @@ pub mod access;
 mod account_refs;
 mod api_keys;
 mod audit;
+pub mod changes;
 pub mod conn;
 mod ddl;
 pub mod deadline;
@@ -37,6 +38,7 @@ pub mod warehouse;
 pub use access::{Access, RuleOp};
 pub use api_keys::{ApiKeyLookup, ApiKeyRow};
 pub use audit::AuditEntry;
+pub use changes::{Change, ChangeFeed, ChangeKind, Envelope, SchemaKind};
 pub use error::StoreError;
 pub use postgres::PostgresDatabase;
 pub use records::Record;
@@ -44,22 +46,3 @@ pub use sessions::Rotation;
 pub use sqlite::SqliteDatabase;
 pub use store::{BatchOp, BatchOutcome, Page, Store};
 pub use users::UserRow;
-
-/// A committed record change, for realtime and search indexing.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ChangeEvent {
-    pub collection: String,
-    /// `create`, `update` or `delete`.
-    pub action: &'static str,
-    pub record: Record,
-}
-
-impl ChangeEvent {
-    fn new(collection: &str, action: &'static str, record: Record) -> Self {
-        ChangeEvent {
-            collection: collection.to_string(),
-            action,
-            record,
-        }
-    }
-}
