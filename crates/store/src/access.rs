@@ -11,8 +11,9 @@ use brigade_core::schema::Collection;
 use serde_json::{Map, Value as Json};
 
 use crate::error::StoreError;
-use crate::query::{Lookup, RequestContext};
-use crate::records::rule_sql;
+use crate::query::filter::Plan;
+use crate::query::{Lookup, RequestContext, Source};
+use crate::records::{check_source, rule_sql};
 use crate::sql::{Dialect, Sql};
 
 /// Who performs an operation.
@@ -86,8 +87,7 @@ impl RuleOp {
 /// `Ok(None)`: no restriction. `Ok(Some(sql))`: rows must match `sql`.
 ///
 /// # Errors
-/// [`StoreError::Forbidden`] when the rule is `null` (superusers only) for a non-superuser;
-/// [`StoreError::Invalid`] if a stored rule no longer compiles (e.g. a field was dropped).
+/// As [`rule_plan`].
 pub(crate) fn rule_for(
     dialect: Dialect,
     c: &Collection,
@@ -96,6 +96,23 @@ pub(crate) fn rule_for(
     lookup: Lookup<'_>,
     body: Option<&Map<String, Json>>,
 ) -> Result<Option<Sql>, StoreError> {
+    Ok(rule_plan(c, op, access, lookup, body)?
+        .map(|plan| crate::query::filter::sql::emit(dialect, &plan)))
+}
+
+/// The rule of `c` for `op` as `access` sees it, checked: `Ok(None)` means no restriction,
+/// `Ok(Some(plan))` that records must match `plan`. `body` replaces `@request.body`.
+///
+/// # Errors
+/// [`StoreError::Forbidden`] when the rule is `null` (superusers only) for a non-superuser;
+/// [`StoreError::Internal`] if a stored rule no longer checks (e.g. a field was dropped).
+pub(crate) fn rule_plan(
+    c: &Collection,
+    op: RuleOp,
+    access: &Access,
+    lookup: Lookup<'_>,
+    body: Option<&Map<String, Json>>,
+) -> Result<Option<Plan>, StoreError> {
     let Access::Caller(ctx) = access else {
         return Ok(None);
     };
@@ -113,7 +130,7 @@ pub(crate) fn rule_for(
     if let Some(body) = body {
         ctx.body = body.clone();
     }
-    rule_sql(dialect, c, source, lookup, &ctx, None)
+    check_source(c, source, lookup, Source::Rule(&ctx), None)
         .map(Some)
         .map_err(|e| match e {
             StoreError::Invalid(errors) => StoreError::Internal(format!(

@@ -12,7 +12,8 @@ use crate::access::{Access, RuleOp, rule_for};
 use crate::conn::{ColType, Conn};
 use crate::ddl::{column_type, ident, table};
 use crate::error::StoreError;
-use crate::query::{Compiled, Lookup, RequestContext, SortKey, Source, compile_filter};
+use crate::query::filter::Plan;
+use crate::query::{Compiled, Lookup, RequestContext, SortKey, Source, check};
 use crate::sql::Sql;
 
 /// A record as the API returns it.
@@ -473,6 +474,25 @@ fn compile_source(
     kind: Source<'_>,
     metadata: Option<&str>,
 ) -> Result<Compiled, StoreError> {
+    let plan = check_source(c, source, lookup, kind, metadata)?;
+    Ok(Compiled {
+        sql: crate::query::filter::sql::emit(dialect, &plan),
+        scans: plan.scans(),
+    })
+}
+
+/// Parses and checks `source` against `c`.
+///
+/// # Errors
+/// [`StoreError::Invalid`] on key `filter`: NUL characters, syntax errors, and whatever
+/// [`check`] refuses.
+pub(crate) fn check_source(
+    c: &Collection,
+    source: &str,
+    lookup: Lookup<'_>,
+    kind: Source<'_>,
+    metadata: Option<&str>,
+) -> Result<Plan, StoreError> {
     if let Some(at) = source.chars().position(|c| c == '\0') {
         return Err(StoreError::invalid(
             "filter",
@@ -481,5 +501,5 @@ fn compile_source(
     }
     let expr = brigade_core::filter::parse(source)
         .map_err(|e| StoreError::invalid("filter", e.to_string()))?;
-    compile_filter(dialect, c, lookup, source, &expr, kind, metadata)
+    check(c, lookup, source, &expr, kind, metadata)
 }

@@ -13,17 +13,35 @@ use brigade_core::value::Value;
 
 use crate::sql::{Dialect, Sql};
 
-/// Compiles `column.keys[0].keys[1]... op literal`.
+/// Whether `column.keys[0].keys[1]... op literal` is allowed.
 ///
 /// # Errors
 /// A message for the user (the caller adds the position) when the operator does not apply.
+pub(crate) fn check(column: &str, keys: &[String], op: CmpOp, lit: &Literal) -> Result<(), String> {
+    match (op, lit) {
+        (CmpOp::Eq | CmpOp::Ne | CmpOp::Like | CmpOp::NotLike, _)
+        | (_, Literal::Str(_) | Literal::Int(_) | Literal::Float(_)) => Ok(()),
+        (_, Literal::Null | Literal::Bool(_)) => Err(format!(
+            "`{column}.{}` can be compared with {} only with = or !=",
+            keys.join("."),
+            if matches!(lit, Literal::Null) {
+                "null"
+            } else {
+                "true or false"
+            }
+        )),
+    }
+}
+
+/// Compiles `column.keys[0].keys[1]... op literal`, which [`check`] allowed (an operator it
+/// refuses compiles to a condition no row meets).
 pub(crate) fn compare(
     dialect: Dialect,
     column: &str,
     keys: &[String],
     op: CmpOp,
     lit: &Literal,
-) -> Result<Sql, String> {
+) -> Sql {
     let at = At {
         dialect,
         column,
@@ -53,18 +71,10 @@ pub(crate) fn compare(
             sql.append(at.ordered(op, lit));
         }
         (_, Literal::Null | Literal::Bool(_)) => {
-            return Err(format!(
-                "`{}` can be compared with {} only with = or !=",
-                at.name(),
-                if matches!(lit, Literal::Null) {
-                    "null"
-                } else {
-                    "true or false"
-                }
-            ));
+            sql.push("1 = 0");
         }
     }
-    Ok(sql)
+    sql
 }
 
 struct At<'a> {
@@ -74,10 +84,6 @@ struct At<'a> {
 }
 
 impl At<'_> {
-    fn name(&self) -> String {
-        format!("{}.{}", self.column, self.keys.join("."))
-    }
-
     /// SQLite: the JSON path `$."a"."b"` (bound). PostgreSQL: the jsonb value at the keys.
     fn value(&self) -> Sql {
         let mut sql = Sql::new(self.dialect);
