@@ -26,6 +26,7 @@ mod counts;
 mod group_commit;
 mod logins;
 mod oidc;
+mod plans;
 mod records;
 mod visible;
 
