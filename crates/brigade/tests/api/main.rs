@@ -14,6 +14,7 @@ mod batch;
 mod cli;
 mod collections;
 mod concurrency;
+mod filter_props;
 mod freeze;
 mod hostile;
 mod limits;

@@ -16,6 +16,10 @@
 //! (SQLite matches its own rendering, e.g. `1.0` and `1`/`0` for booleans; PostgreSQL its
 //! `CAST AS TEXT`), and in search metadata a JSON object is not searched into by `=` and `~`
 //! (PostgreSQL's behaviour; SQLite's `json_each` looks at the object's values).
+//!
+//! One difference this cannot avoid: a json field explicitly set to JSON `null` is stored as
+//! the JSON value `null`, which SQL's `= null` does not match, but it reads back as `null`
+//! like an unset field, so here it is null.
 
 use std::cmp::Ordering;
 use std::future::Future;
