@@ -27,13 +27,11 @@ use serde_json::{Map, Value as Json, json};
 use crate::helpers::Backend;
 
 /// Random cases per backend; each runs [`FILTERS`] filters twice (superuser and caller).
-const CASES: u32 = 24;
+const CASES: u32 = 48;
 const FILTERS: usize = 6;
 
 /// Texts are made of these pieces, so that `~` needles often hit and every escape matters.
-const PIECES: &[&str] = &[
-    "a", "A", "b", "ab", "%", "_", "\\", "'", "é", "É", "ü", "50%", "a_b", " ", "z",
-];
+const PIECES: &[&str] = &["a", "A", "b", "%", "_", "\\", "'", "é", "É", "a_b", "z"];
 
 const DATES: &[&str] = &[
     "2020-01-01T00:00:00.000Z",
@@ -307,6 +305,40 @@ fn case() -> impl Strategy<Value = Case> {
         })
 }
 
+/// `~` and `!~` on texts that differ only in non-ASCII case or in wildcards.
+fn fixed_case() -> Case {
+    let titles = ["É", "é", "ü", "Ü", "50%", "5x0", "a_b", "axb", "A\\b", "'"];
+    let items = titles
+        .iter()
+        .map(|t| {
+            let mut rec = Map::new();
+            rec.insert("title".into(), json!(t));
+            rec
+        })
+        .collect();
+    let filters = ["é", "É", "ü", "%", "50%", "_", "a_b", "\\", "a", "'"]
+        .iter()
+        .flat_map(|needle| {
+            [CmpOp::Like, CmpOp::NotLike].map(|op| Expr::Cmp {
+                left: field(&["title"]),
+                op,
+                right: lit(Literal::Str((*needle).to_owned())),
+            })
+        })
+        .collect();
+    Case {
+        people: vec![Map::new(); 4],
+        items,
+        rule: Expr::Cmp {
+            left: field(&["title"]),
+            op: CmpOp::Ne,
+            right: lit(Literal::Null),
+        },
+        filters,
+        caller: None,
+    }
+}
+
 static COLLECTIONS: AtomicUsize = AtomicUsize::new(0);
 
 /// Creates the case's collections and records; returns the items collection's name and the
@@ -506,6 +538,11 @@ async fn run(backend: Backend) -> bool {
                 .expect("the store")
         }
     });
+    // Cases the generator finds only rarely: case folding beyond ASCII and the escapes.
+    let fixed = fixed_case();
+    if let Err(e) = run_case(&store, &fixed).await {
+        panic!("{backend:?}: SQL and the evaluator disagree: {e}");
+    }
     let handle = tokio::runtime::Handle::current();
     let compared = std::sync::atomic::AtomicUsize::new(0);
     let config = Config {
@@ -531,6 +568,7 @@ async fn run(backend: Backend) -> bool {
         compared * 2 > total,
         "only {compared} of {total} filters checked"
     );
+    eprintln!("{backend:?}: SQL and the evaluator agreed on {compared} of {total} filters");
     true
 }
 
