@@ -552,11 +552,13 @@ async fn run(backend: Backend) -> bool {
         ..Config::default()
     };
     let result = tokio::task::block_in_place(|| {
-        TestRunner::new(config).run(&case(), |case| {
-            let n = handle.block_on(run_case(&store, &case))?;
-            compared.fetch_add(n, Ordering::Relaxed);
-            Ok(())
-        })
+        TestRunner::new(config)
+            .run(&case(), |case| {
+                let n = handle.block_on(run_case(&store, &case))?;
+                compared.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            })
+            .map_err(|e| e.to_string())
     });
     if let Err(e) = result {
         panic!("{backend:?}: SQL and the evaluator disagree: {e}");
