@@ -152,7 +152,7 @@ pub(crate) async fn current(state: &AppState, p: &Principal) -> Result<(), ApiEr
     if state
         .tokens()
         .versions()
-        .is_current(state.store(), &p.id, token_version)
+        .is_current(&p.id, token_version, || state.store().token_version(&p.id))
         .await?
     {
         Ok(())
