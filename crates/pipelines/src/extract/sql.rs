@@ -71,9 +71,10 @@ async fn open(
         let db = PostgresDatabase::connect(connection, 2)
             .await
             .map_err(|e| match e {
-                StoreError::Unavailable(m) => {
-                    extract_error(cx, &format!("cannot connect to {source}: {m} (transient)"))
-                }
+                StoreError::Unavailable(m) => PipelineError::Transient(format!(
+                    "extract `{}`: cannot connect to {source}: {m}",
+                    cx.spec.name
+                )),
                 other => extract_error(cx, &format!("cannot connect to {source}: {other}")),
             })?;
         Ok(Box::new(db))
@@ -342,9 +343,10 @@ fn value_of(json: &serde_json::Value) -> Value {
 
 fn store_error(cx: &Context, source: &str, e: &StoreError) -> PipelineError {
     match e {
-        StoreError::Unavailable(m) => {
-            extract_error(cx, &format!("{source} is unavailable: {m} (transient)"))
-        }
+        StoreError::Unavailable(m) => PipelineError::Transient(format!(
+            "extract `{}`: {source} is unavailable: {m}",
+            cx.spec.name
+        )),
         other => extract_error(cx, &format!("{source}: {other}")),
     }
 }

@@ -993,7 +993,8 @@ fn retryable(e: &PipelineError) -> bool {
         ),
         // Network trouble, timeouts, 5xx/429 after the extractor's own retries; not a bad row
         // or a missing file, which fail the same way every time.
-        PipelineError::Extract(_) => e.is_transient(),
+        PipelineError::Transient(_) => true,
+        PipelineError::Extract(_) => false,
     }
 }
 
