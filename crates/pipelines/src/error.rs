@@ -72,9 +72,9 @@ impl PipelineError {
     /// Whether trying the step again may help (network, busy database), as opposed to a
     /// mistake in the pipeline or the data.
     pub fn is_transient(&self) -> bool {
-        match self {
-            PipelineError::Transient(_) | PipelineError::Store(StoreError::Unavailable(_)) => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            PipelineError::Transient(_) | PipelineError::Store(StoreError::Unavailable(_))
+        )
     }
 }

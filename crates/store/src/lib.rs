@@ -28,6 +28,7 @@ pub mod query;
 mod records;
 pub mod search;
 mod sessions;
+pub mod source;
 pub mod sql;
 mod sqlite;
 pub mod store;

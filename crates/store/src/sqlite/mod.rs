@@ -396,6 +396,32 @@ impl Conn for SqliteConn {
     }
 }
 
+/// Reads `sql` from the SQLite file at `path` — opened read-only, in one transaction, so the
+/// pages come from one snapshot — and sends its rows as JSON pages of `page_rows` on `pages`
+/// (the last may be shorter or empty). Runs on the calling (blocking) thread; stops when the
+/// receiver goes away.
+pub(crate) fn stream_file(
+    path: &Path,
+    sql: &Sql,
+    page_rows: usize,
+    pages: &tokio::sync::mpsc::Sender<Result<Vec<JsonRow>, StoreError>>,
+) {
+    let result = (|| {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute_batch("BEGIN")?;
+        bulk::stream_json(&conn, sql, page_rows, |page| {
+            pages.blocking_send(Ok(page)).is_ok()
+        })
+    })();
+    if let Err(e) = result {
+        let _ = pages.blocking_send(Err(map_error(e)));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
