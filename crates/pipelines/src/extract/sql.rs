@@ -302,8 +302,7 @@ fn without_password(connection: &str) -> String {
 mod tests {
     use serde_json::json;
 
-    use brigade_store::conn::Database;
-    use brigade_store::{PostgresDatabase, SqliteDatabase};
+    use brigade_store::raw::RawDatabase;
 
     use super::*;
     use crate::extract::test_support::{Collected, collect, context};
@@ -313,9 +312,9 @@ mod tests {
     /// A SQLite file `src.db` in a new directory with `ROWS` rows in `t`.
     async fn source() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDatabase::open(&dir.path().join("src.db"), 1).unwrap();
-        let mut conn = db.begin().await.unwrap();
-        conn.execute_script(&format!(
+        let url = format!("sqlite://{}", dir.path().join("src.db").display());
+        let db = RawDatabase::open(&url).await.unwrap();
+        db.execute_script(&format!(
             "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL, updated TEXT);
              WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {ROWS})
              INSERT INTO t SELECT x, 'name ' || x, x / 4.0,
@@ -323,7 +322,6 @@ mod tests {
         ))
         .await
         .unwrap();
-        conn.commit().await.unwrap();
         db.close().await;
         dir
     }
@@ -494,9 +492,8 @@ incremental = {{ cursor = "{cursor}" }}"#,
             eprintln!("BRIGADE_TEST_POSTGRES_URL is not set; skipping");
             return;
         };
-        let db = PostgresDatabase::connect(&url, 2).await.unwrap();
-        let mut conn = db.begin().await.unwrap();
-        conn.execute_script(
+        let db = RawDatabase::open(&url).await.unwrap();
+        db.execute_script(
             "DROP TABLE IF EXISTS extract_sql_test;
              CREATE TABLE extract_sql_test (id bigint PRIMARY KEY, ts timestamptz, amount numeric);
              INSERT INTO extract_sql_test
@@ -505,7 +502,6 @@ incremental = {{ cursor = "{cursor}" }}"#,
         )
         .await
         .unwrap();
-        conn.commit().await.unwrap();
         db.close().await;
         let dir = tempfile::tempdir().unwrap();
         let toml = |cursor: &str| {

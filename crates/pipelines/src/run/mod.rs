@@ -127,8 +127,8 @@ impl Runner {
     ) -> Arc<Runner> {
         report_broken(&[], &catalog.broken);
         let slots = match store.dialect() {
-            brigade_store::sql::Dialect::Sqlite => 1,
-            brigade_store::sql::Dialect::Postgres => (store.pool_size() / 2).max(1),
+            brigade_store::Dialect::Sqlite => 1,
+            brigade_store::Dialect::Postgres => (store.pool_size() / 2).max(1),
         };
         Arc::new(Runner {
             store,
@@ -856,8 +856,8 @@ impl Runner {
     /// SQLite, whose single writer would serialise them anyway.
     fn threads(&self, pipeline: &Pipeline) -> usize {
         match self.store.dialect() {
-            brigade_store::sql::Dialect::Sqlite => 1,
-            brigade_store::sql::Dialect::Postgres => {
+            brigade_store::Dialect::Sqlite => 1,
+            brigade_store::Dialect::Postgres => {
                 let wanted = pipeline.threads.unwrap_or(4).max(1);
                 match self.store.pool_size() {
                     0 => 1,

@@ -28,7 +28,7 @@ use crate::sql::{Dialect, Ident, Sql};
 use value::{Bind, decode, map_error};
 
 /// A pool of connections to one PostgreSQL database.
-pub struct PostgresDatabase {
+pub(crate) struct PostgresDatabase {
     pool: Pool,
 }
 
@@ -37,7 +37,7 @@ impl PostgresDatabase {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the URL is malformed or the server cannot be reached.
-    pub async fn connect(url: &str, size: usize) -> Result<Self, StoreError> {
+    pub(crate) async fn connect(url: &str, size: usize) -> Result<Self, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
             StoreError::Unavailable(format!("invalid PostgreSQL URL: {}", with_causes(&e)))
         })?;

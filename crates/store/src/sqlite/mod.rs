@@ -23,7 +23,7 @@ mod pool;
 mod stop;
 mod value;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,8 +61,7 @@ const QUICK_NICE: i32 = 5;
 const HEAVY_NICE: i32 = 15;
 
 /// An open SQLite database file.
-pub struct SqliteDatabase {
-    path: PathBuf,
+pub(crate) struct SqliteDatabase {
     writer: Arc<tokio::sync::Mutex<Handle>>,
     quick: Arc<Lane>,
     heavy: Arc<Lane>,
@@ -74,7 +73,7 @@ impl SqliteDatabase {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the file cannot be created or opened.
-    pub fn open(path: &Path, readers: usize) -> Result<Self, StoreError> {
+    pub(crate) fn open(path: &Path, readers: usize) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
                 StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
@@ -116,16 +115,10 @@ impl SqliteDatabase {
         let threads =
             |e: std::io::Error| StoreError::Unavailable(format!("cannot start a thread: {e}"));
         Ok(SqliteDatabase {
-            path: path.to_path_buf(),
             writer: Arc::new(tokio::sync::Mutex::new(writer)),
             quick: Lane::new(quick, "sqlite-read", QUICK_NICE).map_err(threads)?,
             heavy: Lane::new(heavy, "sqlite-heavy", HEAVY_NICE).map_err(threads)?,
         })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
