@@ -196,7 +196,7 @@ pub(crate) async fn api_key(state: &AppState, key: &str) -> Result<Principal, Ap
     if stale {
         let state = state.clone();
         let id = row.id.clone();
-        tokio::spawn(async move {
+        state.tasks().clone().job("API key last use", async move {
             if let Err(e) = state.store().touch_api_key(&id, &now).await {
                 tracing::warn!(error = %e, "Could not record API key use.");
             }

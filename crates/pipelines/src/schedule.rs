@@ -99,13 +99,11 @@ const RESCAN: Duration = Duration::from_secs(30);
 /// at least every 30 s, so a new or changed `schedule` needs no restart. Firings missed
 /// while no process was up are not caught up (like cron) but notified as `missed` once the
 /// scheduler starts again; start a run through the API or the CLI instead.
-pub fn spawn(runner: Arc<crate::Runner>) -> tokio::task::JoinHandle<()> {
+pub async fn run(runner: Arc<crate::Runner>) {
     let watch = crate::freshness::watch(runner.clone());
     let triggers = crate::triggers::watch(runner.clone());
     let sweep = runner.clone().sweep_forever();
-    tokio::spawn(async move {
-        tokio::join!(schedule(runner), watch, triggers, sweep);
-    })
+    tokio::join!(schedule(runner), watch, triggers, sweep);
 }
 
 async fn schedule(runner: Arc<crate::Runner>) {

@@ -163,11 +163,14 @@ async fn request_reset(
     let email = email.to_string();
     // Everything that depends on whether the address has an account happens after the
     // answer, so neither the answer nor its timing tells.
-    tokio::spawn(async move {
-        if let Err(e) = send_reset(&state, &meta, &email).await {
-            tracing::error!(error = %e, "Could not prepare a password reset.");
-        }
-    });
+    state
+        .tasks()
+        .clone()
+        .job("password reset mail", async move {
+            if let Err(e) = send_reset(&state, &meta, &email).await {
+                tracing::error!(error = %e, "Could not prepare a password reset.");
+            }
+        });
     Ok(accepted())
 }
 

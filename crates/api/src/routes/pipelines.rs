@@ -322,38 +322,41 @@ fn async_stream(
     live: Option<tokio::sync::broadcast::Receiver<Event>>,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(64);
-    tokio::spawn(async move {
-        let done = |s: &str| !matches!(s, "queued" | "running");
-        if tx.send(sse("run", &snapshot)).await.is_err() || done(&snapshot.status) {
-            return;
-        }
-        if let Some(mut live) = live {
-            loop {
-                match live.recv().await {
-                    Ok(event) => {
-                        let last = matches!(event, Event::RunFinished { .. });
-                        if tx.send(sse(event.name(), &event)).await.is_err() || last {
-                            break;
+    state
+        .tasks()
+        .clone()
+        .service("run event stream", async move {
+            let done = |s: &str| !matches!(s, "queued" | "running");
+            if tx.send(sse("run", &snapshot)).await.is_err() || done(&snapshot.status) {
+                return;
+            }
+            if let Some(mut live) = live {
+                loop {
+                    match live.recv().await {
+                        Ok(event) => {
+                            let last = matches!(event, Event::RunFinished { .. });
+                            if tx.send(sse(event.name(), &event)).await.is_err() || last {
+                                break;
+                            }
                         }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => break,
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => break,
                 }
             }
-        }
-        // Another process runs it, or we missed the end: follow the record.
-        loop {
-            let Ok(Some(run)) = state.store().run_get(&id).await else {
-                break;
-            };
-            let view = RunView::from(run);
-            let finished = done(&view.status);
-            if tx.send(sse("run", &view)).await.is_err() || finished {
-                break;
+            // Another process runs it, or we missed the end: follow the record.
+            loop {
+                let Ok(Some(run)) = state.store().run_get(&id).await else {
+                    break;
+                };
+                let view = RunView::from(run);
+                let finished = done(&view.status);
+                if tx.send(sse("run", &view)).await.is_err() || finished {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
+        });
     futures::stream::unfold(
         rx,
         |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
