@@ -17,6 +17,7 @@ use super::auth::user_json;
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonObject};
+use crate::routes::auth_routes as paths;
 use crate::state::AppState;
 
 /// How long a reset link works.
@@ -35,10 +36,10 @@ const NOT_PROFILE: &[&str] = &[
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/auth/me", patch(update_me))
-        .route("/api/auth/password", post(change_password))
-        .route("/api/auth/password-reset", post(request_reset))
-        .route("/api/auth/password-reset/confirm", post(confirm_reset))
+        .route(paths::ME, patch(update_me))
+        .route(paths::PASSWORD, post(change_password))
+        .route(paths::PASSWORD_RESET, post(request_reset))
+        .route(paths::PASSWORD_RESET_CONFIRM, post(confirm_reset))
 }
 
 fn signed_in(caller: Caller) -> Result<brigade_auth::Principal, ApiError> {

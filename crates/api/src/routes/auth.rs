@@ -15,15 +15,16 @@ use serde_json::{Value, json};
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonBody};
+use crate::routes::auth_routes as paths;
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/register", post(register))
-        .route("/api/auth/refresh", post(refresh))
-        .route("/api/auth/logout", post(logout))
-        .route("/api/auth/me", get(me))
+        .route(paths::LOGIN, post(login))
+        .route(paths::REGISTER, post(register))
+        .route(paths::REFRESH, post(refresh))
+        .route(paths::LOGOUT, post(logout))
+        .route(paths::ME, get(me))
 }
 
 #[derive(Deserialize)]

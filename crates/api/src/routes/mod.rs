@@ -4,6 +4,7 @@
 mod account;
 mod audit;
 mod auth;
+pub(crate) mod auth_routes;
 mod batch;
 mod collections;
 mod docs;
@@ -33,8 +34,6 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 const REQUEST_ID: &str = "x-request-id";
-/// The password-reset page (HTML), counted by the rate limiter as an auth route.
-pub(crate) const RESET_PAGE: &str = reset_page::PATH;
 /// Bodies of auth endpoints are small; a large one is an attack, not a login.
 const AUTH_BODY_LIMIT: usize = 64 * 1024;
 

@@ -17,9 +17,8 @@ use super::account::reset_password;
 use crate::audit::RequestMeta;
 use crate::state::AppState;
 
-/// The path of the page; the reset email links here and the rate limiter counts its posts
-/// as password attempts.
-pub(crate) const PATH: &str = "/reset-password";
+// The reset email links here; the rate limiter counts posts as password attempts.
+use super::auth_routes::RESET_PAGE as PATH;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route(PATH, get(show).post(submit))
