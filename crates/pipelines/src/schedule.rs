@@ -11,6 +11,8 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use serde_json::json;
 
+use brigade_store::warehouse::RunStatus;
+
 use crate::Pipeline;
 use crate::alerts::Alert;
 use crate::spec::NotifyEvent;
@@ -57,7 +59,7 @@ pub async fn run_on_start(runner: &Arc<crate::Runner>) {
         };
         if runs
             .iter()
-            .any(|r| matches!(r.status.as_str(), "succeeded" | "queued" | "running"))
+            .any(|r| r.status == RunStatus::Succeeded || r.status.is_active())
         {
             continue;
         }

@@ -283,7 +283,7 @@ async fn cancel_run(
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let run = find_run(&state, &id).await?;
-    if !matches!(run.status.as_str(), "queued" | "running") {
+    if !run.status.is_active() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("run `{id}` is already {}", run.status),
@@ -326,8 +326,7 @@ fn async_stream(
         .tasks()
         .clone()
         .service("run event stream", async move {
-            let done = |s: &str| !matches!(s, "queued" | "running");
-            if tx.send(sse("run", &snapshot)).await.is_err() || done(&snapshot.status) {
+            if tx.send(sse("run", &snapshot)).await.is_err() || !snapshot.status.is_active() {
                 return;
             }
             if let Some(mut live) = live {
@@ -350,7 +349,7 @@ fn async_stream(
                     break;
                 };
                 let view = RunView::from(run);
-                let finished = done(&view.status);
+                let finished = !view.status.is_active();
                 if tx.send(sse("run", &view)).await.is_err() || finished {
                     break;
                 }
