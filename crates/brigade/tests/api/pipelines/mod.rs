@@ -23,3 +23,4 @@ mod select;
 mod snapshots;
 mod statements;
 mod triggers;
+mod types;
