@@ -63,7 +63,7 @@ impl PostgresDatabase {
             .wait_timeout(Some(Duration::from_secs(30)))
             .create_timeout(Some(Duration::from_secs(10)))
             .build()
-            .map_err(|e| StoreError::Unavailable(target.failed(&e)))?;
+            .map_err(|e| StoreError::Unavailable(target.says(&with_causes(&e))))?;
         let db = PostgresDatabase { pool, target };
         // Fail fast with a clear message when the server is not there.
         drop(db.client().await?);

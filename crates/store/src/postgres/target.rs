@@ -49,37 +49,36 @@ impl Target {
     }
 
     /// `cannot connect to PostgreSQL at HOST:PORT (database `D`, role `R`): REASON`.
-    pub(super) fn failed(&self, e: &dyn std::error::Error) -> String {
+    pub(super) fn failed(&self, e: &deadpool_postgres::PoolError) -> String {
+        let reason = match e {
+            // The pool's own words ("Error occurred while creating a new object") add nothing.
+            deadpool_postgres::PoolError::Backend(e) => reason(e),
+            e => with_causes(e),
+        };
+        self.says(&reason)
+    }
+
+    /// `cannot connect to PostgreSQL at HOST:PORT (database `D`, role `R`): REASON`.
+    pub(super) fn says(&self, reason: &str) -> String {
         format!(
-            "cannot connect to PostgreSQL at {} (database `{}`, role `{}`): {}",
-            self.hosts,
-            self.database,
-            self.role,
-            reason(e)
+            "cannot connect to PostgreSQL at {} (database `{}`, role `{}`): {reason}",
+            self.hosts, self.database, self.role,
         )
     }
 }
 
-/// The server's message when it refused us (with its SQLSTATE, detail and hint), else every
-/// source in the chain ("Connection refused", "failed to lookup address information").
-pub(super) fn reason(e: &dyn std::error::Error) -> String {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
-    while let Some(cause) = source {
-        if let Some(db) = cause
-            .downcast_ref::<tokio_postgres::Error>()
-            .and_then(tokio_postgres::Error::as_db_error)
-            .or_else(|| cause.downcast_ref::<tokio_postgres::error::DbError>())
-        {
-            let mut text = format!("the server says: {} ({})", db.message(), db.code().code());
-            for extra in [db.detail(), db.hint()].into_iter().flatten() {
-                text.push_str("; ");
-                text.push_str(extra);
-            }
-            return text;
-        }
-        source = cause.source();
+/// The server's message when it refused us (with its SQLSTATE, detail and hint), else the
+/// driver's error with its sources ("Connection refused", "failed to lookup address").
+fn reason(e: &tokio_postgres::Error) -> String {
+    let Some(db) = e.as_db_error() else {
+        return with_causes(e);
+    };
+    let mut text = format!("the server says: {} ({})", db.message(), db.code().code());
+    for extra in [db.detail(), db.hint()].into_iter().flatten() {
+        text.push_str("; ");
+        text.push_str(extra);
     }
-    with_causes(e)
+    text
 }
 
 /// `e` with its chain of sources, each once.
