@@ -10,6 +10,7 @@ mod crash;
 mod data_tests;
 mod extract_edges;
 mod files;
+mod flights_example;
 mod keys;
 mod leases;
 mod loads;
