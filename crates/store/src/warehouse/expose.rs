@@ -74,6 +74,9 @@ pub(super) async fn wrap(
         Some(ty) if postgres && ty.starts_with("timestamp") => {
             pg_column(&format!("q.\"{c}\""), ty).0
         }
+        Some(ty) if !postgres && ColumnType::from_declared(ty) == ColumnType::Timestamp => {
+            sqlite_column(&format!("q.\"{c}\""), ty).0
+        }
         Some(_) => text(c),
         None => format!("'{now}'"),
     };
@@ -92,12 +95,15 @@ pub(super) async fn wrap(
                 "an exposed model needs plain column names; give `{name}` an alias (e.g. `{name} AS total`)"
             ))
         })?;
-        if postgres {
+        let (expr, kind) = if postgres {
             let (expr, kind) = pg_column(&format!("q.{column}"), ty);
-            list.push(format!("{expr} AS {column}"));
-            kinds.insert(name.clone(), kind);
+            (expr, Some(kind))
         } else {
-            list.push(format!("q.{column}"));
+            sqlite_column(&format!("q.{column}"), ty)
+        };
+        list.push(format!("{expr} AS {column}"));
+        if let Some(kind) = kind {
+            kinds.insert(name.clone(), kind);
         }
     }
     Ok(Wrapped {
@@ -168,6 +174,27 @@ pub(super) fn pg_column(expr: &str, ty: &str) -> (String, FieldType) {
         ),
         t if t.starts_with('_') => (format!("to_jsonb({expr})"), FieldType::Json),
         _ => (format!("CAST({expr} AS TEXT)"), FieldType::Text),
+    }
+}
+
+/// The expression and field type of SQLite column `expr` declared `declared` (the source
+/// table's type; expressions declare none and are typed by their values in [`register`]).
+/// Loaded date-times are kept as written, so they become RFC 3339 in UTC like PostgreSQL's
+/// (`strftime` reads `2013-01-01 10:00:00`, `...T10:00:00Z` and offsets); booleans and json
+/// keep their type instead of becoming the integers and text `CREATE TABLE .. AS` makes.
+pub(super) fn sqlite_column(expr: &str, declared: &str) -> (String, Option<FieldType>) {
+    if declared.trim().is_empty() {
+        return (expr.to_string(), None);
+    }
+    match ColumnType::from_declared(declared) {
+        ColumnType::Timestamp => (
+            format!("strftime('%Y-%m-%dT%H:%M:%fZ', {expr})"),
+            Some(FieldType::Datetime),
+        ),
+        ColumnType::Bool => (expr.to_string(), Some(FieldType::Bool)),
+        ColumnType::Json => (expr.to_string(), Some(FieldType::Json)),
+        // Integers, reals and text keep their declared types through the copy.
+        _ => (expr.to_string(), None),
     }
 }
 

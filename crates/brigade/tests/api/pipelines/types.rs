@@ -288,3 +288,70 @@ backend_test!(
         refused(&app, "native", "uid = 5", "uid").await;
     }
 );
+
+const LOADED: &str = r#"
+name = "loaded"
+retries = 0
+
+[[extract]]
+name = "raw_events"
+from = "file"
+path = "data/events.csv"
+columns = { n = "integer", ok = "bool", at = "timestamp", amount = "number", doc = "json" }
+
+[[model]]
+name = "events"
+query = "SELECT n, ok, at, amount, name, doc FROM {{ ref('raw_events') }}"
+expose = true
+unique_key = "n"
+"#;
+
+const EVENTS: &str = "n,ok,at,amount,name,doc
+1,true,2013-01-01T10:00:00Z,2.5,first,\"{\"\"a\"\": 1}\"
+2,false,2013-01-02 11:30:00,10,second,[1]
+";
+
+backend_test!(
+    loaded_columns_keep_their_types_when_exposed,
+    |backend| async move {
+        let files = [
+            ("pipelines/loaded.toml", LOADED.as_bytes()),
+            ("data/events.csv", EVENTS.as_bytes()),
+        ];
+        let Some(app) = spawn_app_with_files(backend, &files).await else {
+            return;
+        };
+        let run = run_pipeline(&app, "loaded", no_options()).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        let page = list(&app, "events", None, "n").await;
+        let fields = ["n", "ok", "at", "amount", "name", "doc"];
+        let items: Vec<Value> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| values(item, &fields))
+            .collect();
+        assert_eq!(
+            items,
+            [
+                json!({"n": 1, "ok": true, "at": "2013-01-01T10:00:00.000Z", "amount": 2.5,
+                   "name": "first", "doc": {"a": 1}}),
+                json!({"n": 2, "ok": false, "at": "2013-01-02T11:30:00.000Z", "amount": 10.0,
+                   "name": "second", "doc": [1]}),
+            ],
+            "{page}"
+        );
+        assert_eq!(keys_by(&app, "events", "ok = true", "n").await, ["1"]);
+        assert_eq!(
+            keys_by(&app, "events", "at > '2013-01-02T00:00:00Z'", "n").await,
+            ["2"]
+        );
+        assert_eq!(keys_by(&app, "events", "amount > 5", "n").await, ["2"]);
+        refused(&app, "events", "ok = 'yes'", "ok").await;
+        refused(&app, "events", "at > 'soon'", "at").await;
+    }
+);
+
+async fn keys_by(app: &TestApp, collection: &str, filter: &str, key: &str) -> Vec<String> {
+    column(&list(app, collection, Some(filter), key).await, key)
+}
