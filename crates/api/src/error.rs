@@ -145,7 +145,8 @@ impl ApiError {
 
     /// The `code` member this error is sent with.
     pub fn code(&self) -> ErrorCode {
-        self.code.unwrap_or_else(|| ErrorCode::for_status(self.status))
+        self.code
+            .unwrap_or_else(|| ErrorCode::for_status(self.status))
     }
 
     /// 400 with per-field messages.
