@@ -52,7 +52,6 @@ pub(super) fn add(paths: &mut Map<String, Value>, schemas: &mut Map<String, Valu
     );
     paths.insert("/api/pipelines/{name}/runs".into(), path_item([
         ("get", super::op::paging(op("pipelines", "list_runs", "Runs of a pipeline, newest first").access(Access::Admin).param(name()), 200)
-            .query("perPage", "Alias of per_page", json!({"type": "integer", "minimum": 1, "maximum": 200}))
             .ok(200, "A page of runs", json!({"type": "object", "required": ["items", "page", "per_page"], "properties": {
                 "items": {"type": "array", "items": schema_ref("Run")}, "page": {"type": "integer"}, "per_page": {"type": "integer"}}}))
             .error(404, "Unknown pipeline").build()),
@@ -60,7 +59,7 @@ pub(super) fn add(paths: &mut Map<String, Value>, schemas: &mut Map<String, Valu
             .param(name())
             .body(json!({"type": "object", "additionalProperties": false, "properties": {
                 "full_refresh": {"type": "boolean"}, "from_step": {"type": ["string", "null"]},
-                "backfill": {"type": ["object", "null"], "properties": {"from": {}, "to": {}}},
+                "backfill": {"type": ["object", "null"], "required": ["from", "to"], "properties": {"from": {}, "to": {}}},
                 "vars": {"type": "object", "description": "Values of the pipeline's [vars]"},
                 "select": selectors, "exclude": selectors}}), false)
             .ok(202, "Started or queued", schema_ref("RunStarted"))

@@ -28,7 +28,6 @@ pub(super) fn add(
     schemas.insert(format!("{name}Input"), input_schema(c, hidden, true));
     schemas.insert(format!("{name}Patch"), input_schema(c, hidden, false));
     let record = schema_ref(&format!("{name}Record"));
-    let collection = || path_param("name", "The collection").tap_enum(name);
     let id = || path_param("id", "The record's id");
     let access = Access::Optional;
     let list = op(
@@ -36,8 +35,7 @@ pub(super) fn add(
         &format!("list_{name}"),
         &format!("List {name} records"),
     )
-    .access(access)
-    .param(collection());
+    .access(access);
     let list = list_params(list)
         .ok(200, "A page of records", json!({
             "type": "object", "required": ["items", "page", "per_page", "total_items", "total_pages"],
@@ -57,7 +55,6 @@ pub(super) fn add(
         &format!("Create a {name} record"),
     )
     .access(access)
-    .param(collection())
     .body(schema_ref(&format!("{name}Input")), true)
     .ok(201, "Created", record.clone())
     .error(403, "The create rule refused the caller")
@@ -74,7 +71,6 @@ pub(super) fn add(
         &format!("Read a {name} record"),
     )
     .access(access)
-    .param(collection())
     .param(id())
     .query(
         "fields",
@@ -96,7 +92,6 @@ pub(super) fn add(
         &format!("Update a {name} record"),
     )
     .access(access)
-    .param(collection())
     .param(id())
     .body(schema_ref(&format!("{name}Patch")), true)
     .ok(200, "The updated record", record)
@@ -114,7 +109,6 @@ pub(super) fn add(
         &format!("Delete a {name} record"),
     )
     .access(access)
-    .param(collection())
     .param(id())
     .empty(204, "Deleted")
     .error(403, "The delete rule refused the caller")
@@ -159,18 +153,6 @@ pub(super) fn add(
     }
 }
 
-/// A path parameter narrowed to one value.
-trait TapEnum {
-    fn tap_enum(self, value: &str) -> Value;
-}
-
-impl TapEnum for Value {
-    fn tap_enum(mut self, value: &str) -> Value {
-        self["schema"] = json!({"type": "string", "enum": [value]});
-        self
-    }
-}
-
 /// The schema of one field's value; `nullable` adds `null`.
 fn field_schema(c: &Collection, name: &str, kind: FieldType, hidden: &HashSet<&str>) -> Value {
     let field = c.field(name);
@@ -203,6 +185,10 @@ fn field_schema(c: &Collection, name: &str, kind: FieldType, hidden: &HashSet<&s
             json!({"type": "string", "description": description})
         }
     };
+    let required = field.is_some_and(|f| f.required);
+    if required && schema["type"] == "string" {
+        schema["minLength"] = json!(1);
+    }
     if matches!(kind, FieldType::Integer | FieldType::Number) {
         if let Some(min) = options.and_then(|o| o.min) {
             schema["minimum"] = json!(min);

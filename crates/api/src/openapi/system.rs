@@ -277,7 +277,8 @@ pub(super) fn batch(paths: &mut Map<String, Value>) {
                 "requests": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"type": "object",
                     "required": ["method", "url"], "properties": {
                     "method": {"type": "string", "enum": ["POST", "PATCH", "DELETE"]},
-                    "url": {"type": "string", "description": "/api/collections/NAME/records[/ID]"},
+                    "url": {"type": "string", "pattern": "^/api/collections/[^/?#]+/records(/[^/?#]+)?$",
+                        "description": "/api/collections/NAME/records for POST, /api/collections/NAME/records/ID otherwise"},
                     "body": {"type": "object"}}}}}}), true)
             .ok(200, "One result per request, in order", json!({"type": "array", "items": schema_ref("BatchResult")}))
             .error(403, "A rule refused one of the writes; nothing was written")
@@ -461,8 +462,10 @@ pub(super) fn schema(paths: &mut Map<String, Value>) {
 pub(super) fn schemas(schemas: &mut Map<String, Value>) {
     let rule = json!({"type": ["string", "null"], "description": "null: superusers only; \"\": anyone; otherwise a filter"});
     let field_types: Vec<&str> = brigade_core::schema::FieldType::ALL.to_vec();
+    let name = json!({"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{0,62}$",
+        "description": brigade_core::schema::NAME_RULE});
     let field = json!({"type": "object", "required": ["name", "type"], "properties": {
-        "id": {"type": "string"}, "name": {"type": "string"},
+        "id": {"type": "string"}, "name": name,
         "type": {"type": "string", "enum": field_types},
         "required": {"type": "boolean"}, "unique": {"type": "boolean"}, "default": {},
         "options": {"type": "object", "properties": {
