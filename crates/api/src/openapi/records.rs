@@ -246,7 +246,14 @@ fn input_schema(c: &Collection, hidden: &HashSet<&str>, create: bool) -> Value {
     let mut required = Vec::new();
     for f in &c.fields {
         let schema = field_schema(c, &f.name, f.kind, hidden);
-        let schema = if f.required { schema } else { nullable(schema) };
+        let schema = match (f.required, f.kind) {
+            (true, _) => schema,
+            // An empty string clears an optional email, url or datetime, as null does.
+            (false, FieldType::Email | FieldType::Url | FieldType::Datetime) => {
+                json!({"anyOf": [schema, {"type": "string", "maxLength": 0}, {"type": "null"}]})
+            }
+            (false, _) => nullable(schema),
+        };
         props.insert(f.name.clone(), schema);
         if f.required && create && f.default.is_none() {
             required.push(Value::String(f.name.clone()));

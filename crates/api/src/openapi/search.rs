@@ -112,10 +112,11 @@ fn add_schemas(schemas: &mut Map<String, Value>) {
         "usage": {"type": "object", "properties": {"prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}}},
         "latency_ms": {"type": "integer"}, "cached": {"type": "boolean"}}}));
     schemas.insert("NewDocument".into(), json!({"type": "object", "additionalProperties": false,
-        "oneOf": [{"required": ["text"]}, {"required": ["content_base64"]}],
+        "oneOf": [{"required": ["text"], "properties": {"text": {"type": "string"}}},
+            {"required": ["content_base64"], "properties": {"content_base64": {"type": "string"}}}],
         "description": "`text`, or `content_base64` (required for a PDF)", "properties": {
         "id": {"type": ["string", "null"], "minLength": 1, "maxLength": 512}, "title": {"type": ["string", "null"]},
-        "text": {"type": "string"}, "content_base64": {"type": "string"},
+        "text": {"type": ["string", "null"]}, "content_base64": {"type": ["string", "null"]},
         "format": {"type": ["string", "null"], "enum": ["markdown", "text", "html", "pdf", null]},
         "path_or_url": {"type": ["string", "null"]}, "url": {"type": ["string", "null"]},
         "metadata": {"type": ["object", "null"]}}}));

@@ -10,8 +10,9 @@ fn role() -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"})
 }
 
+/// A closed object: these bodies refuse unknown keys.
 fn object(required: &[&str], props: Value) -> Value {
-    json!({"type": "object", "required": required, "properties": props})
+    json!({"type": "object", "required": required, "properties": props, "additionalProperties": false})
 }
 
 /// Login, register, refresh, logout, me, password and reset, OpenID Connect.
@@ -55,7 +56,7 @@ pub(super) fn auth(paths: &mut Map<String, Value>) {
                 object(
                     &["email", "password"],
                     json!({"email": {"type": "string", "format": "email"},
-                "password": {"type": "string", "minLength": 8}}),
+                "password": {"type": "string", "minLength": 10}}),
                 ),
                 true,
             )
@@ -126,7 +127,7 @@ pub(super) fn auth(paths: &mut Map<String, Value>) {
                 object(
                     &["current_password", "new_password"],
                     json!({"current_password": {"type": "string"},
-                "new_password": {"type": "string", "minLength": 8}}),
+                "new_password": {"type": "string", "minLength": 10}}),
                 ),
                 true,
             )
@@ -171,7 +172,7 @@ pub(super) fn auth(paths: &mut Map<String, Value>) {
                 object(
                     &["token", "password"],
                     json!({"token": {"type": "string"},
-                "password": {"type": "string", "minLength": 8}}),
+                "password": {"type": "string", "minLength": 10}}),
                 ),
                 true,
             )
@@ -274,12 +275,19 @@ pub(super) fn batch(paths: &mut Map<String, Value>) {
     paths.insert("/api/batch".into(), path_item([("post",
         op("records", "batch", "Several record writes in one transaction, all or nothing").access(Access::Optional)
             .body(json!({"type": "object", "required": ["requests"], "properties": {
-                "requests": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"type": "object",
-                    "required": ["method", "url"], "properties": {
-                    "method": {"type": "string", "enum": ["POST", "PATCH", "DELETE"]},
-                    "url": {"type": "string", "pattern": "^/api/collections/[^/?#]+/records(/[^/?#]+)?$",
-                        "description": "/api/collections/NAME/records for POST, /api/collections/NAME/records/ID otherwise"},
-                    "body": {"type": "object"}}}}}}), true)
+                "requests": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"oneOf": [
+                    {"type": "object", "required": ["method", "url", "body"], "properties": {
+                        "method": {"const": "POST"},
+                        "url": {"type": "string", "pattern": "^/api/collections/[^/?#]+/records$"},
+                        "body": {"type": "object"}}},
+                    {"type": "object", "required": ["method", "url"], "properties": {
+                        "method": {"const": "DELETE"},
+                        "url": {"type": "string", "pattern": "^/api/collections/[^/?#]+/records/[^/?#]+$"},
+                        "body": {"type": "object"}}},
+                    {"type": "object", "required": ["method", "url", "body"], "properties": {
+                        "method": {"const": "PATCH"},
+                        "url": {"type": "string", "pattern": "^/api/collections/[^/?#]+/records/[^/?#]+$"},
+                        "body": {"type": "object"}}}]}}}}), true)
             .ok(200, "One result per request, in order", json!({"type": "array", "items": schema_ref("BatchResult")}))
             .error(403, "A rule refused one of the writes; nothing was written")
             .error(404, "A collection or record does not exist; nothing was written")
