@@ -17,7 +17,7 @@ for threads in 1 4; do
   APP=$WORK/brigade-parallel-$threads
   rm -rf "$APP"; mkdir -p "$APP"
   cp -r "$ROOT/examples/flights/models" "$ROOT/examples/flights/pipelines" "$APP/"
-  sed -i "s#\.\./\.\./\.\./shared/data/nycflights13#$DATA#; s#^run_on_start.*##" "$APP/pipelines/flights.toml"
+  sed -i "s#\"data/nycflights13/flights.csv\"#\"$DATA/flights.csv.gz\"#; s#\"data/nycflights13/#\"$DATA/#; s#^run_on_start.*##" "$APP/pipelines/flights.toml"
   sed -i "0,/^schedule/s//threads = $threads\nschedule/" "$APP/pipelines/flights.toml"
   printf '[database]\nurl = "%s"\npool_size = %s\n' "$DATABASE_URL" "$POOL" > "$APP/brigade.toml"
   echo "== threads = $threads"

@@ -43,7 +43,7 @@ app() {  # DIR PIPELINE_FILE: an app directory with absolute data paths
   local dir=$1
   rm -rf "$dir"; mkdir -p "$dir/pipelines"
   printf '[database]\nurl = "sqlite://data/brigade.db"\n' > "$dir/brigade.toml"
-  sed "s#../../../shared/data/nycflights13#$DATA#; /run_on_start/d" "$2" > "$dir/pipelines/$(basename "$2")"
+  sed "s#\"data/nycflights13/flights.csv\"#\"$DATA/flights.csv.gz\"#; s#\"data/nycflights13/#\"$DATA/#; /run_on_start/d" "$2" > "$dir/pipelines/$(basename "$2")"
   cp -r "$ROOT/examples/flights/models" "$dir/models"
 }
 

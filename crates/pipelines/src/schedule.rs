@@ -11,6 +11,8 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use serde_json::json;
 
+use brigade_store::warehouse::RunStatus;
+
 use crate::Pipeline;
 use crate::alerts::Alert;
 use crate::spec::NotifyEvent;
@@ -43,37 +45,49 @@ pub fn next_run(pipeline: &crate::Pipeline) -> Option<String> {
     next_after(&cron, Utc::now()).map(brigade_core::time::format_datetime)
 }
 
-/// Starts the pipelines with `run_on_start` that never succeeded (once across processes).
+/// Starts the pipelines with `run_on_start` that never succeeded and are not running, once
+/// across processes. A run that failed or was cancelled (the server stopped during it) is
+/// tried again at the next start.
 pub async fn run_on_start(runner: &Arc<crate::Runner>) {
     for p in runner.pipelines().iter().filter(|p| p.run_on_start) {
-        let succeeded = match runner.store().runs_list(Some(&p.name), 100, 0).await {
-            Ok(runs) => runs.iter().any(|r| r.status == "succeeded"),
+        let runs = match runner.store().runs_list(Some(&p.name), 100, 0).await {
+            Ok(runs) => runs,
             Err(e) => {
-                tracing::error!(pipeline = %p.name, error = %e, "Could not read runs.");
+                tracing::error!(pipeline = %p.name, error = %e, "Could not read runs; run_on_start skipped.");
                 continue;
             }
         };
-        // Claimed like a firing at the dawn of time, so several processes start it once.
-        if !succeeded
-            && matches!(
-                runner
-                    .store()
-                    .claim_schedule(&p.name, "0000-01-01T00:00:00.000Z")
-                    .await,
-                Ok(true)
-            )
+        if runs
+            .iter()
+            .any(|r| r.status == RunStatus::Succeeded || r.status.is_active())
         {
-            tracing::info!(pipeline = %p.name, "Running a pipeline that never ran (run_on_start).");
-            if let Err(e) = runner
-                .start(
-                    &p.name,
-                    crate::Trigger::Schedule,
-                    crate::RunOptions::default(),
-                )
-                .await
-            {
-                tracing::error!(pipeline = %p.name, error = %e, "Could not start the pipeline.");
+            continue;
+        }
+        // Claimed like a firing before any real one, numbered by the runs so far, so several
+        // processes start it once and a later start may try again.
+        let fire = format!("0000-01-01T00:00:00.000Z#{:06}", runs.len());
+        match runner.store().claim_schedule(&p.name, &fire).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::error!(pipeline = %p.name, error = %e, "Could not claim the run_on_start run.");
+                continue;
             }
+        }
+        if runs.is_empty() {
+            tracing::info!(pipeline = %p.name, "Running a pipeline that never ran (run_on_start).");
+        } else {
+            tracing::info!(pipeline = %p.name, earlier_runs = runs.len(), "Running a pipeline again: it has not succeeded yet (run_on_start).");
+        }
+        if let Err(e) = runner
+            .start(
+                &p.name,
+                crate::Trigger::Schedule,
+                crate::RunOptions::default(),
+            )
+            .await
+        {
+            tracing::error!(pipeline = %p.name, error = %e, "Could not start the pipeline.");
         }
     }
 }
@@ -87,13 +101,11 @@ const RESCAN: Duration = Duration::from_secs(30);
 /// at least every 30 s, so a new or changed `schedule` needs no restart. Firings missed
 /// while no process was up are not caught up (like cron) but notified as `missed` once the
 /// scheduler starts again; start a run through the API or the CLI instead.
-pub fn spawn(runner: Arc<crate::Runner>) -> tokio::task::JoinHandle<()> {
+pub async fn run(runner: Arc<crate::Runner>) {
     let watch = crate::freshness::watch(runner.clone());
     let triggers = crate::triggers::watch(runner.clone());
     let sweep = runner.clone().sweep_forever();
-    tokio::spawn(async move {
-        tokio::join!(schedule(runner), watch, triggers, sweep);
-    })
+    tokio::join!(schedule(runner), watch, triggers, sweep);
 }
 
 async fn schedule(runner: Arc<crate::Runner>) {

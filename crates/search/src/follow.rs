@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use brigade_core::settings::IndexSource;
 use brigade_store::query::ListParams;
-use brigade_store::{Access, Record, StoreError};
+use brigade_store::{Access, Change, ChangeKind, Record, StoreError};
 use serde_json::Value as Json;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -137,21 +137,29 @@ pub async fn follow(search: Arc<Search>) {
     }
     loop {
         match feed.recv().await {
-            Ok(event) => {
+            Ok(envelope) => {
+                let Change::Record {
+                    collection: changed,
+                    kind,
+                    record,
+                } = &envelope.change
+                else {
+                    continue;
+                };
                 for index in &indexes {
                     let Some((collection, fields)) = collection_of(index) else {
                         continue;
                     };
-                    if event.collection != collection {
+                    if &**changed != collection {
                         continue;
                     }
-                    let outcome = if event.action == "delete" {
-                        match event.record.get("id").and_then(Json::as_str) {
+                    let outcome = if *kind == ChangeKind::Delete {
+                        match record.get("id").and_then(Json::as_str) {
                             Some(id) => search.delete_document(index.name(), id).await.map(|_| ()),
                             None => Ok(()),
                         }
                     } else {
-                        match record_document(collection, fields, &event.record) {
+                        match record_document(collection, fields, record) {
                             Some(doc) => ingest::documents(search.store(), index, vec![doc])
                                 .await
                                 .map(|_| ()),

@@ -203,7 +203,10 @@ pub async fn search(
             .embed(&[q.to_string()], Purpose::Query)
             .await?
             .pop()
-            .unwrap_or_default();
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                SearchError::Embed("the embedder returned no vector for the query".into())
+            })?;
         index.fresh(store).await?;
         let allowed = match restriction {
             Some(r) => Some(

@@ -131,9 +131,11 @@ pub fn embedder(
                         index.embedder
                     ))
                 })?;
-            let key = llm
-                .and_then(|l| l.api_key.as_ref())
-                .map(|k| k.expose().to_string());
+            let key = match llm {
+                Some(l) => l.api_key().map_err(SearchError::Embed)?,
+                None => None,
+            }
+            .map(|k| k.expose().to_string());
             let timeout = llm.map_or(crate::llm::DEFAULT_TIMEOUT, |l| l.timeout);
             let retries = llm.map_or(crate::llm::DEFAULT_MAX_RETRIES, |l| l.max_retries);
             Ok(Arc::new(OpenAiEmbedder::new(
@@ -160,7 +162,10 @@ fn follows(index: &str, collection: &str) -> SearchError {
 
 fn llm_client(settings: &LlmSettings) -> Result<LlmClient, SearchError> {
     let mut config = LlmConfig::new(settings.base_url.clone(), settings.model.clone());
-    config.api_key = settings.api_key.as_ref().map(|k| k.expose().to_string());
+    config.api_key = settings
+        .api_key()
+        .map_err(SearchError::Embed)?
+        .map(|k| k.expose().to_string());
     config.timeout = settings.timeout;
     config.max_retries = settings.max_retries;
     LlmClient::new(config)

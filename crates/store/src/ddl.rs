@@ -43,10 +43,13 @@ fn column_def(dialect: Dialect, f: &Field) -> Result<String, StoreError> {
         } else {
             "RESTRICT"
         };
-        def.push_str(&format!(
-            " REFERENCES {}(\"id\") ON DELETE {action}",
-            ident(target)?
-        ));
+        // A relation to accounts references `_users`; a collection cannot be named `users`.
+        let table = if target == brigade_core::schema::ACCOUNTS_COLLECTION {
+            "\"_users\"".to_string()
+        } else {
+            ident(target)?.to_string()
+        };
+        def.push_str(&format!(" REFERENCES {table}(\"id\") ON DELETE {action}"));
     }
     Ok(def)
 }

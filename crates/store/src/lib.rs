@@ -11,9 +11,11 @@
 //! - `records`, `migrations`, `system`, `users`: SQL of each area, written once for both dialects.
 
 pub mod access;
+mod account_refs;
 mod api_keys;
 mod audit;
-pub mod conn;
+pub mod changes;
+pub(crate) mod conn;
 mod ddl;
 pub mod deadline;
 pub mod error;
@@ -23,10 +25,12 @@ pub mod oidc_links;
 pub mod oidc_state;
 mod postgres;
 pub mod query;
+pub mod raw;
 mod records;
 pub mod search;
 mod sessions;
-pub mod sql;
+pub mod source;
+pub(crate) mod sql;
 mod sqlite;
 pub mod store;
 mod system;
@@ -36,29 +40,11 @@ pub mod warehouse;
 pub use access::{Access, RuleOp};
 pub use api_keys::{ApiKeyLookup, ApiKeyRow};
 pub use audit::AuditEntry;
+pub use changes::{Change, ChangeFeed, ChangeKind, Envelope, SchemaKind};
+pub use conn::{JsonRow, Row};
 pub use error::StoreError;
-pub use postgres::PostgresDatabase;
 pub use records::Record;
 pub use sessions::Rotation;
-pub use sqlite::SqliteDatabase;
+pub use sql::{Dialect, Ident};
 pub use store::{BatchOp, BatchOutcome, Page, Store};
 pub use users::UserRow;
-
-/// A committed record change, for realtime and search indexing.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ChangeEvent {
-    pub collection: String,
-    /// `create`, `update` or `delete`.
-    pub action: &'static str,
-    pub record: Record,
-}
-
-impl ChangeEvent {
-    fn new(collection: &str, action: &'static str, record: Record) -> Self {
-        ChangeEvent {
-            collection: collection.to_string(),
-            action,
-            record,
-        }
-    }
-}

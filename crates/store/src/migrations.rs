@@ -25,6 +25,25 @@ pub struct MigrationStatus {
     pub applied: Option<String>,
     /// Whether the file exists (an applied migration whose file was deleted shows `false`).
     pub file_present: bool,
+    /// The file was edited after it was applied: the edit has not reached the database.
+    pub changed_since_applied: bool,
+}
+
+/// A migration file as read: its operations and the SHA-256 of its bytes.
+#[derive(Debug, Clone)]
+pub struct ReadMigration {
+    pub file: MigrationFile,
+    /// Lowercase hex SHA-256 of the file's bytes, recorded when it is applied.
+    pub checksum: String,
+}
+
+/// An applied migration as `_migrations` records it.
+#[derive(Debug, Clone)]
+pub(crate) struct Applied {
+    pub(crate) name: String,
+    pub(crate) at: String,
+    /// `None` for migrations applied before checksums were recorded.
+    pub(crate) checksum: Option<String>,
 }
 
 /// The migration files in `dir`, sorted.
@@ -58,34 +77,73 @@ pub fn name_of(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Reads and parses a migration file; errors name the file, line and column.
+/// Reads and parses a migration file; errors name the file, line and column. A file whose
+/// operations do nothing (no operations, or `sql` operations with no SQL — what
+/// `brigade migrate new` writes) is refused: applying it would mark it applied and silently
+/// ignore the SQL written into it later.
 ///
 /// # Errors
 /// [`StoreError::Migration`].
-pub fn read_file(path: &Path) -> Result<MigrationFile, StoreError> {
+pub fn read_file(path: &Path) -> Result<ReadMigration, StoreError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| StoreError::Migration {
         file: file.clone(),
         message: e.to_string(),
     })?;
-    serde_json::from_str(&text).map_err(|e| StoreError::Migration {
-        file,
+    let parsed: MigrationFile = serde_json::from_str(&text).map_err(|e| StoreError::Migration {
+        file: file.clone(),
         message: format!("line {}, column {}: {e}", e.line(), e.column()),
+    })?;
+    if parsed.operations.is_empty() || parsed.operations.iter().all(is_empty_sql) {
+        return Err(StoreError::Migration {
+            file,
+            message: "the migration is empty: write its SQL into `sql` (both databases) or \
+                      `sqlite`/`postgres`, or delete the file"
+                .into(),
+        });
+    }
+    Ok(ReadMigration {
+        file: parsed,
+        checksum: checksum(text.as_bytes()),
     })
 }
 
-/// Names of the applied migrations with their times.
-pub(crate) async fn applied(conn: &mut dyn Conn) -> Result<Vec<(String, String)>, StoreError> {
+fn is_empty_sql(op: &Operation) -> bool {
+    let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());
+    matches!(op, Operation::Sql { sql, sqlite, postgres } if blank(sql) && blank(sqlite) && blank(postgres))
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub(crate) fn checksum(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The applied migrations, by name.
+pub(crate) async fn applied(conn: &mut dyn Conn) -> Result<Vec<Applied>, StoreError> {
     let mut sql = Sql::new(conn.dialect());
-    sql.push("SELECT name, applied FROM _migrations ORDER BY name");
-    let rows = conn.query(&sql, &[ColType::Text, ColType::Text]).await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| match (r.first(), r.get(1)) {
-            (Some(Value::Text(n)), Some(Value::Text(a))) => Some((n.clone(), a.clone())),
-            _ => None,
+    sql.push("SELECT name, applied, checksum FROM _migrations ORDER BY name");
+    let rows = conn
+        .query(&sql, &[ColType::Text, ColType::Text, ColType::Text])
+        .await?;
+    rows.into_iter()
+        .map(|r| match (r.first(), r.get(1), r.get(2)) {
+            (Some(Value::Text(n)), Some(Value::Text(a)), c) => Ok(Applied {
+                name: n.clone(),
+                at: a.clone(),
+                checksum: match c {
+                    Some(Value::Text(c)) => Some(c.clone()),
+                    _ => None,
+                },
+            }),
+            _ => Err(StoreError::Internal(format!(
+                "malformed row in _migrations: {r:?}"
+            ))),
         })
-        .collect())
+        .collect()
 }
 
 /// All collection definitions stored in the database.
@@ -100,6 +158,29 @@ pub(crate) async fn load_collections(conn: &mut dyn Conn) -> Result<Vec<Collecti
             _ => Err(StoreError::Internal("collection definition missing".into())),
         })
         .collect()
+}
+
+/// The stored definition of collection `name`, read in `conn`'s transaction: what another
+/// process created is seen even before this one's schema cache learns of it.
+pub(crate) async fn load_collection(
+    conn: &mut dyn Conn,
+    name: &str,
+) -> Result<Option<Collection>, StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("SELECT definition FROM _collections WHERE name = ")
+        .bind(Value::Text(name.to_string()));
+    match conn
+        .query(&sql, &[ColType::Text])
+        .await?
+        .first()
+        .and_then(|r| r.first())
+    {
+        Some(Value::Text(def)) => serde_json::from_str(def)
+            .map(Some)
+            .map_err(|e| StoreError::Internal(format!("corrupt collection definition: {e}"))),
+        Some(_) => Err(StoreError::Internal("collection definition missing".into())),
+        None => Ok(None),
+    }
 }
 
 pub(crate) async fn save_definition(
@@ -245,24 +326,31 @@ fn schema_conflict(e: StoreError, collection: &str) -> StoreError {
     }
 }
 
-/// Records a migration as applied.
-pub(crate) async fn mark_applied(conn: &mut dyn Conn, name: &str) -> Result<(), StoreError> {
+/// Records a migration as applied, with the checksum of the file as applied.
+pub(crate) async fn mark_applied(
+    conn: &mut dyn Conn,
+    name: &str,
+    checksum: &str,
+) -> Result<(), StoreError> {
     let mut sql = Sql::new(conn.dialect());
-    sql.push("INSERT INTO _migrations (name, applied) VALUES (")
+    sql.push("INSERT INTO _migrations (name, applied, checksum) VALUES (")
         .bind(Value::Text(name.into()))
         .push(", ")
         .bind(Value::Text(brigade_core::time::now()))
+        .push(", ")
+        .bind(Value::Text(checksum.into()))
         .push(")");
     conn.execute(&sql).await?;
     Ok(())
 }
 
-/// Writes a migration file atomically (temp file + rename) and returns its path.
+/// Writes a migration file atomically (temp file + rename) and returns its path and the
+/// checksum of what was written.
 pub(crate) fn write_file(
     dir: &Path,
     slug: &str,
     file: &MigrationFile,
-) -> Result<PathBuf, StoreError> {
+) -> Result<(PathBuf, String), StoreError> {
     let io = |e: std::io::Error| {
         StoreError::Internal(format!("writing migration in {}: {e}", dir.display()))
     };
@@ -276,10 +364,11 @@ pub(crate) fn write_file(
     }
     let text =
         serde_json::to_string_pretty(file).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let text = text + "\n";
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text + "\n").map_err(io)?;
+    std::fs::write(&tmp, &text).map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;
-    Ok(path)
+    Ok((path, checksum(text.as_bytes())))
 }
 
 /// Shared handle type for the collection cache.

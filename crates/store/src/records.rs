@@ -64,6 +64,12 @@ async fn check_relations(
             continue;
         };
         let target_name = field.options.collection.as_deref().unwrap_or_default();
+        if crate::account_refs::targets_accounts(field) {
+            if !crate::account_refs::exists(conn, id).await? {
+                return Err(StoreError::invalid(name, format!("no account `{id}`")));
+            }
+            continue;
+        }
         if target_name == c.name && input.id.as_deref() == Some(id.as_str()) {
             continue; // a record may point at itself
         }
@@ -317,6 +323,7 @@ pub(crate) async fn expand(
     paths: &[Vec<String>],
     lookup: Lookup<'_>,
     view_rule: ViewRule<'_>,
+    viewer: &Access,
 ) -> Result<(), StoreError> {
     // Group paths by their first step so each relation is fetched once per level.
     let mut by_first: BTreeMap<&str, Vec<Vec<String>>> = BTreeMap::new();
@@ -329,6 +336,15 @@ pub(crate) async fn expand(
         }
     }
     for (field_name, rest) in by_first {
+        if let Some(field) = c
+            .field(field_name)
+            .filter(|f| crate::account_refs::targets_accounts(f))
+        {
+            let ids = relation_ids(records, &field.name);
+            let profiles = crate::account_refs::public_profiles(conn, &ids, viewer).await?;
+            insert_expanded(records, field_name, &profiles);
+            continue;
+        }
         let Some(target) = c
             .field(field_name)
             .and_then(|f| f.options.collection.as_deref())
@@ -339,10 +355,7 @@ pub(crate) async fn expand(
         let Some(rule) = view_rule(&target) else {
             continue;
         };
-        let ids: BTreeSet<String> = records
-            .iter()
-            .filter_map(|r| r.get(field_name).and_then(Json::as_str).map(str::to_string))
-            .collect();
+        let ids = relation_ids(records, field_name);
         if ids.is_empty() {
             continue;
         }
@@ -376,6 +389,7 @@ pub(crate) async fn expand(
                 &rest,
                 lookup,
                 view_rule,
+                viewer,
             ))
             .await?;
         }
@@ -387,24 +401,37 @@ pub(crate) async fn expand(
                     .map(|id| (id.to_string(), r.clone()))
             })
             .collect();
-        for rec in records.iter_mut() {
-            let Some(related) = rec
-                .get(field_name)
-                .and_then(Json::as_str)
-                .and_then(|id| by_id.get(id))
-                .cloned()
-            else {
-                continue;
-            };
-            let slot = rec
-                .entry("expand")
-                .or_insert_with(|| Json::Object(Map::new()));
-            if let Json::Object(map) = slot {
-                map.insert(field_name.to_string(), Json::Object(related));
-            }
-        }
+        insert_expanded(records, field_name, &by_id);
     }
     Ok(())
+}
+
+/// The distinct ids the records' relation `field` holds.
+fn relation_ids(records: &[Record], field: &str) -> BTreeSet<String> {
+    records
+        .iter()
+        .filter_map(|r| r.get(field).and_then(Json::as_str).map(str::to_string))
+        .collect()
+}
+
+/// Puts `related[id]` under `expand.<field>` of each record whose `field` is `id`.
+fn insert_expanded(records: &mut [Record], field: &str, related: &BTreeMap<String, Record>) {
+    for rec in records.iter_mut() {
+        let Some(found) = rec
+            .get(field)
+            .and_then(Json::as_str)
+            .and_then(|id| related.get(id))
+            .cloned()
+        else {
+            continue;
+        };
+        let slot = rec
+            .entry("expand")
+            .or_insert_with(|| Json::Object(Map::new()));
+        if let Json::Object(map) = slot {
+            map.insert(field.to_string(), Json::Object(found));
+        }
+    }
 }
 
 /// Keeps only the requested keys of a record.

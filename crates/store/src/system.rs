@@ -106,6 +106,8 @@ const STEPS: &[(i64, &str)] = &[
         "CREATE TABLE IF NOT EXISTS _pipeline_tables (table_name TEXT PRIMARY KEY NOT NULL,
          pipeline TEXT NOT NULL, node TEXT NOT NULL, created_at TEXT NOT NULL);",
     ),
+    // The SHA-256 of each migration file as applied: an edit made afterwards is reported.
+    (16, "ALTER TABLE _migrations ADD COLUMN checksum TEXT;"),
 ];
 
 /// Steps whose SQL differs on PostgreSQL.

@@ -38,26 +38,34 @@ const TYPES: &[ColType] = &[
     ColType::Int,
 ];
 
-fn to_user(mut row: Vec<Value>) -> Option<UserRow> {
-    let Value::Int(token_version) = row.pop()? else {
-        return None;
+fn to_user(mut row: Vec<Value>) -> Result<UserRow, StoreError> {
+    let malformed =
+        |what: &str| StoreError::Internal(format!("a row of _users is malformed: {what}"));
+    let Some(Value::Int(token_version)) = row.pop() else {
+        return Err(malformed("token_version is not an integer"));
     };
-    let mut it = row.into_iter().map(|v| match v {
-        Value::Text(s) => s,
-        _ => String::new(),
-    });
-    let id = it.next()?;
-    let email = it.next()?;
-    let password_hash = it.next()?;
-    let roles = serde_json::from_str(&it.next()?).unwrap_or_default();
-    Some(UserRow {
+    let mut it = row.into_iter();
+    let mut text = |column: &str| match it.next() {
+        Some(Value::Text(s)) => Ok(s),
+        _ => Err(malformed(&format!("{column} is not text"))),
+    };
+    let id = text("id")?;
+    let email = text("email")?;
+    let password_hash = text("password_hash")?;
+    let roles = serde_json::from_str(&text("roles")?)
+        .map_err(|e| malformed(&format!("roles of {id} are not a JSON list: {e}")))?;
+    let created = text("created")?;
+    let updated = text("updated")?;
+    let profile = serde_json::from_str(&text("profile")?)
+        .map_err(|e| malformed(&format!("profile of {id} is not a JSON object: {e}")))?;
+    Ok(UserRow {
         id,
         email,
         password_hash,
         roles,
-        created: it.next()?,
-        updated: it.next()?,
-        profile: serde_json::from_str(&it.next()?).unwrap_or_default(),
+        created,
+        updated,
+        profile,
         token_version,
     })
 }
@@ -99,8 +107,8 @@ pub(crate) async fn insert(
     })?;
     row.into_iter()
         .next()
-        .and_then(to_user)
         .ok_or_else(|| StoreError::Internal("INSERT returned no user".into()))
+        .and_then(to_user)
 }
 
 pub(crate) async fn by_email(
@@ -126,12 +134,12 @@ async fn select_one(
     let mut sql = Sql::new(conn.dialect());
     sql.push(&format!("SELECT {COLUMNS} FROM _users WHERE {column} = "))
         .bind(Value::Text(value));
-    Ok(conn
-        .query(&sql, TYPES)
+    conn.query(&sql, TYPES)
         .await?
         .into_iter()
         .next()
-        .and_then(to_user))
+        .map(to_user)
+        .transpose()
 }
 
 /// Replaces the password hash and ends the account's access tokens; the new token version,
@@ -259,8 +267,8 @@ pub(crate) async fn page(
         .query(&sql, TYPES)
         .await?
         .into_iter()
-        .filter_map(to_user)
-        .collect();
+        .map(to_user)
+        .collect::<Result<_, _>>()?;
     let mut count = Sql::new(conn.dialect());
     count.push("SELECT COUNT(*) FROM _users");
     let total = match conn

@@ -375,6 +375,31 @@ pub(super) fn operations(paths: &mut Map<String, Value>) {
         "/api/docs/".into(),
         path_item([("get", html("docs", "Swagger UI for this document").build())]),
     );
+    let page = || json!({"type": "string"});
+    paths.insert(
+        "/reset-password".into(),
+        path_item([
+            (
+                "get",
+                op("account", "reset_page", "The page the password-reset mail links to")
+                    .access(Access::Open)
+                    .query("token", "The token from the mail", json!({"type": "string"}))
+                    .media(200, "A form for the new password", "text/html", page())
+                    .build(),
+            ),
+            (
+                "post",
+                op("account", "reset_page_submit", "Sets the new password from the page's form")
+                    .access(Access::Open)
+                    .param(json!({"name": "token", "in": "query", "required": false, "schema": {"type": "string"}}))
+                    .response(200, json!({"description": "The result, as a page",
+                        "content": {"text/html": {"schema": page()}}}))
+                    .response(400, json!({"description": "The form was refused, as a page",
+                        "content": {"text/html": {"schema": page()}}}))
+                    .build(),
+            ),
+        ]),
+    );
     paths.insert("/api/docs/{file}".into(), path_item([("get",
         op("operations", "docs_file", "A file of Swagger UI").access(Access::Open)
             .param(path_param("file", "The file's path"))

@@ -16,6 +16,7 @@ use super::Routes;
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonObject};
+use crate::routes::auth_routes as paths;
 use crate::state::AppState;
 use crate::views::{StatusView, UserView};
 
@@ -35,10 +36,10 @@ const NOT_PROFILE: &[&str] = &[
 
 pub(super) fn routes() -> Routes {
     Routes::new()
-        .patch("/api/auth/me", update_me)
-        .post("/api/auth/password", change_password)
-        .post("/api/auth/password-reset", request_reset)
-        .post("/api/auth/password-reset/confirm", confirm_reset)
+        .patch(paths::ME, update_me)
+        .post(paths::PASSWORD, change_password)
+        .post(paths::PASSWORD_RESET, request_reset)
+        .post(paths::PASSWORD_RESET_CONFIRM, confirm_reset)
 }
 
 fn signed_in(caller: Caller) -> Result<brigade_auth::Principal, ApiError> {
@@ -163,11 +164,14 @@ async fn request_reset(
     let email = email.to_string();
     // Everything that depends on whether the address has an account happens after the
     // answer, so neither the answer nor its timing tells.
-    tokio::spawn(async move {
-        if let Err(e) = send_reset(&state, &meta, &email).await {
-            tracing::error!(error = %e, "Could not prepare a password reset.");
-        }
-    });
+    state
+        .tasks()
+        .clone()
+        .job("password reset mail", async move {
+            if let Err(e) = send_reset(&state, &meta, &email).await {
+                tracing::error!(error = %e, "Could not prepare a password reset.");
+            }
+        });
     Ok(accepted())
 }
 
@@ -243,6 +247,18 @@ async fn confirm_reset(
 ) -> Result<StatusCode, ApiError> {
     let token = secret(&body, "token")?;
     let new = secret(&body, "password")?;
+    reset_password(&state, &meta, &token, new).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets the password of the account `token` was mailed to, once; shared by the API and the
+/// reset page.
+pub(super) async fn reset_password(
+    state: &AppState,
+    meta: &RequestMeta,
+    token: &Secret,
+    new: Secret,
+) -> Result<(), ApiError> {
     let new_hash = hash_password(new, "password").await?;
     match state
         .store()
@@ -252,13 +268,13 @@ async fn confirm_reset(
         Some(user_id) => {
             state.tokens().versions().forget(&user_id);
             state.audit().record(
-                &meta,
+                meta,
                 "auth.password_reset",
                 None,
                 Some(format!("users/{user_id}")),
                 Value::Null,
             );
-            Ok(StatusCode::NO_CONTENT)
+            Ok(())
         }
         None => Err(ApiError::field(
             "token",

@@ -15,16 +15,17 @@ use super::Routes;
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonBody};
+use crate::routes::auth_routes as paths;
 use crate::state::AppState;
 use crate::views::{RegisteredView, TokenPairView, TokenUserView, UserView};
 
 pub(super) fn routes() -> Routes {
     Routes::new()
-        .post("/api/auth/login", login)
-        .post("/api/auth/register", register)
-        .post("/api/auth/refresh", refresh)
-        .post("/api/auth/logout", logout)
-        .get("/api/auth/me", me)
+        .post(paths::LOGIN, login)
+        .post(paths::REGISTER, register)
+        .post(paths::REFRESH, refresh)
+        .post(paths::LOGOUT, logout)
+        .get(paths::ME, me)
 }
 
 #[derive(Deserialize)]
@@ -47,10 +48,12 @@ async fn login(
     let attempt = crate::login_budget::begin(&state, &meta, &body.email).await?;
     let user = state.store().user_by_email(body.email.trim()).await?;
     // Verify against a dummy hash for unknown emails so timing does not reveal accounts.
-    let hash = user.as_ref().map_or_else(
-        || password::dummy_hash().to_string(),
-        |u| u.password_hash.clone(),
-    );
+    let hash = match &user {
+        Some(u) => u.password_hash.clone(),
+        None => password::dummy_hash()
+            .map_err(ApiError::internal)?
+            .to_string(),
+    };
     let password = body.password;
     let ok = tokio::task::spawn_blocking(move || password::verify(&password, &hash))
         .await

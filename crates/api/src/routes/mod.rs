@@ -4,6 +4,7 @@
 mod account;
 mod audit;
 mod auth;
+pub(crate) mod auth_routes;
 mod batch;
 mod collections;
 mod docs;
@@ -13,6 +14,7 @@ mod ops;
 mod pipeline_tests;
 mod pipelines;
 mod records;
+mod reset_page;
 mod search;
 mod table;
 mod users;
@@ -57,6 +59,7 @@ fn routes() -> Routes {
         .merge(pipelines::routes())
         .merge(pipeline_tests::routes())
         .merge(search::routes())
+        .merge(reset_page::routes().map(auth_limit))
 }
 
 /// The template and method of every route the server answers (the OpenAPI document must

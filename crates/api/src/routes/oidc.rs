@@ -48,7 +48,7 @@ const MAX_REDIRECT: usize = 2048;
 /// The cookie binding a pending login to the browser that started it.
 const STATE_COOKIE: &str = "brigade_oidc_state";
 /// The cookie's path: sent to the callbacks only.
-const COOKIE_PATH: &str = "/api/auth/oidc/";
+use super::auth_routes::OIDC_PREFIX as COOKIE_PATH;
 
 pub(super) fn routes() -> Routes {
     Routes::new()

@@ -142,7 +142,9 @@ async fn lineage(
 ) -> Result<Json<Value>, ApiError> {
     let p = find_pipeline(&state, &name)?;
     let lineage = brigade_pipelines::lineage::of(&p, state.store(), state.runner().env()).await;
-    Ok(Json(serde_json::to_value(lineage).unwrap_or_default()))
+    Ok(Json(
+        serde_json::to_value(lineage).map_err(ApiError::internal)?,
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -283,7 +285,7 @@ async fn cancel_run(
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let run = find_run(&state, &id).await?;
-    if !matches!(run.status.as_str(), "queued" | "running") {
+    if !run.status.is_active() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("run `{id}` is already {}", run.status),
@@ -322,38 +324,40 @@ fn async_stream(
     live: Option<tokio::sync::broadcast::Receiver<Event>>,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(64);
-    tokio::spawn(async move {
-        let done = |s: &str| !matches!(s, "queued" | "running");
-        if tx.send(sse("run", &snapshot)).await.is_err() || done(&snapshot.status) {
-            return;
-        }
-        if let Some(mut live) = live {
-            loop {
-                match live.recv().await {
-                    Ok(event) => {
-                        let last = matches!(event, Event::RunFinished { .. });
-                        if tx.send(sse(event.name(), &event)).await.is_err() || last {
-                            break;
+    state
+        .tasks()
+        .clone()
+        .service("run event stream", async move {
+            if tx.send(sse("run", &snapshot)).await.is_err() || !snapshot.status.is_active() {
+                return;
+            }
+            if let Some(mut live) = live {
+                loop {
+                    match live.recv().await {
+                        Ok(event) => {
+                            let last = matches!(event, Event::RunFinished { .. });
+                            if tx.send(sse(event.name(), &event)).await.is_err() || last {
+                                break;
+                            }
                         }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => break,
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => break,
                 }
             }
-        }
-        // Another process runs it, or we missed the end: follow the record.
-        loop {
-            let Ok(Some(run)) = state.store().run_get(&id).await else {
-                break;
-            };
-            let view = RunView::from(run);
-            let finished = done(&view.status);
-            if tx.send(sse("run", &view)).await.is_err() || finished {
-                break;
+            // Another process runs it, or we missed the end: follow the record.
+            loop {
+                let Ok(Some(run)) = state.store().run_get(&id).await else {
+                    break;
+                };
+                let view = RunView::from(run);
+                let finished = !view.status.is_active();
+                if tx.send(sse("run", &view)).await.is_err() || finished {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
+        });
     futures::stream::unfold(
         rx,
         |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },

@@ -33,10 +33,6 @@ format = "human"                        # or "json"
 "#;
 
 const DIRS: &[(&str, &str)] = &[
-    (
-        "collections",
-        "Collection definitions you keep by hand (the API records schema changes in migrations/).\n",
-    ),
     ("pipelines", "Pipeline files (pipelines/*.toml).\n"),
     ("models", "SQL models for pipelines (models/*.sql).\n"),
     ("docs", "Documents to index for search.\n"),

@@ -19,7 +19,7 @@ pub(crate) enum MigrateCommand {
     Up,
     /// Create an empty migration file for hand-written SQL.
     #[command(
-        after_help = "Example:\n  brigade migrate new add_search_index --dir myapp\n\nEdit the file's `sql` (both backends) or `sqlite`/`postgres` keys, then run `brigade migrate up`."
+        after_help = "Example:\n  brigade migrate new add_search_index --dir myapp\n\nEdit the file's `sql` (both backends) or `sqlite`/`postgres` keys, then run `brigade migrate up`\n(it refuses the file while its SQL is empty). Once applied, a migration is never re-applied: an\nedit shows as `file changed since` in `migrate status`; write a new migration instead."
     )]
     New {
         /// A short name, e.g. add_search_index.
@@ -50,6 +50,10 @@ pub(crate) async fn run(settings: Settings, cmd: MigrateCommand) -> Result<(), F
             }
             for m in status {
                 let state = match (&m.applied, m.file_present) {
+                    (Some(at), true) if m.changed_since_applied => format!(
+                        "applied  {at}  (file changed since: the change is not applied; \
+                         restore it and write a new migration)"
+                    ),
                     (Some(at), true) => format!("applied  {at}"),
                     (Some(at), false) => format!("applied  {at}  (file missing)"),
                     (None, _) => "pending".to_string(),

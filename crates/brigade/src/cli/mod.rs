@@ -131,5 +131,18 @@ fn load_settings(dir: &std::path::Path) -> Result<Settings, Failure> {
     }
     let settings = Settings::load(dir).map_err(|e| Failure::Usage(e.to_string()))?;
     crate::logging::init(settings.log.format);
+    if !dir.join(brigade_core::settings::SETTINGS_FILE).is_file() {
+        let database = match &settings.database.url {
+            brigade_core::settings::DatabaseUrl::Sqlite(path) => path.display().to_string(),
+            brigade_core::settings::DatabaseUrl::Postgres(_) => "PostgreSQL".to_string(),
+        };
+        tracing::warn!(
+            dir = %dir.display(),
+            database,
+            "No brigade.toml here: running on the default settings. To make this folder an app, \
+             run `brigade init {}`; to use another app, pass --dir.",
+            dir.display()
+        );
+    }
     Ok(settings)
 }

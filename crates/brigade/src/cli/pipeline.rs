@@ -11,6 +11,7 @@ use brigade_pipelines::run::report::Backfill;
 use brigade_pipelines::run::{Event, RunView, StartError};
 use brigade_pipelines::{Catalog, RunOptions, Runner, Trigger};
 use brigade_store::Store;
+use brigade_store::warehouse::{RunStatus, StepStatus};
 use clap::{Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -23,7 +24,7 @@ pub(crate) enum PipelineCommand {
     List,
     /// Run a pipeline now and wait for it, with progress per step.
     #[command(
-        after_help = "Examples:\n  brigade pipeline run flights --dir examples/flights\n  brigade pipeline run flights --full-refresh --dir examples/flights\n  brigade pipeline run flights --from silver_flights --dir examples/flights\n  brigade pipeline run flights --select +gold_carrier_month --exclude tag:slow --dir examples/flights\n  brigade pipeline run events --backfill-from 2013-06-01 --backfill-to 2013-07-01 --dir myapp\n  brigade pipeline run daily --var day=2013-06-01 --dir myapp\n\nExit code 1 when the run fails; the summary names the step and the reason. While another\nrun of the pipeline (in any process) is going, this one waits for it. Ctrl-C or SIGTERM\ncancels the run (nothing half-written is published) and exits 130 or 143."
+        after_help = "Examples:\n  brigade pipeline run flights --dir examples/flights\n  brigade pipeline run flights --full-refresh --dir examples/flights\n  brigade pipeline run flights --from silver_flights --dir examples/flights\n  brigade pipeline run flights --select +gold_carrier_month --exclude gold_weather_impact --dir examples/flights\n  brigade pipeline run events --backfill-from 2013-06-01 --backfill-to 2013-07-01 --dir myapp   # an incremental pipeline of yours\n  brigade pipeline run daily --var day=2013-06-01 --dir myapp   # a pipeline with [vars] day\n\nExit code 1 when the run fails; the summary names the step and the reason. While another\nrun of the pipeline (in any process) is going, this one waits for it. Ctrl-C or SIGTERM\ncancels the run (nothing half-written is published) and exits 130 or 143."
     )]
     Run {
         /// The pipeline's name (its file stem unless the file sets `name`).
@@ -78,7 +79,7 @@ pub(crate) enum PipelineCommand {
     /// Run the data tests (`[[model.expect]]`, `[[extract.expect]]`) against the current
     /// tables, loading nothing.
     #[command(
-        after_help = "Examples:\n  brigade pipeline test flights --dir examples/flights\n  brigade pipeline test flights --select tag:finance --dir examples/flights\n\nPrints PASS, WARN or FAIL per test with the failing values. Exit code 1 when a test\nfails (or cannot run), 2 when a selector matches nothing."
+        after_help = "Examples:\n  brigade pipeline test flights --dir examples/flights\n  brigade pipeline test flights --select gold_carrier_month --dir examples/flights\n\nPrints PASS, WARN or FAIL per test with the failing values. Exit code 1 when a test\nfails (or cannot run), 2 when a selector matches nothing."
     )]
     Test {
         name: String,
@@ -297,7 +298,7 @@ async fn list(runner: &Arc<Runner>) -> Result<(), Failure> {
             .context("reading runs")?
             .pop();
         let (status, finished) = last.map_or(("-".to_string(), String::new()), |r| {
-            (r.status, r.finished.unwrap_or_default())
+            (r.status.to_string(), r.finished.unwrap_or_default())
         });
         println!(
             "{:<24} {:<16} {:>6}  {:<10} {}",
@@ -441,7 +442,7 @@ async fn execute(runner: &Arc<Runner>, name: &str, options: RunOptions) -> Resul
                 }
                 Event::StepFinished { step, .. } => {
                     if let Some(bar) = open.get(&step.name) {
-                        let mark = if step.status == "succeeded" {
+                        let mark = if step.status == StepStatus::Succeeded {
                             "✔"
                         } else {
                             "✘"
@@ -474,7 +475,7 @@ async fn execute(runner: &Arc<Runner>, name: &str, options: RunOptions) -> Resul
             ),
         });
     }
-    if view.status == "succeeded" {
+    if view.status == RunStatus::Succeeded {
         Ok(())
     } else {
         Err(Failure::Runtime(anyhow::anyhow!(

@@ -27,7 +27,7 @@ pub(crate) enum SearchCommand {
     /// globs given. Unchanged documents are skipped; with no PATH, documents whose file is
     /// gone are removed.
     #[command(
-        after_help = "Examples:\n  brigade search ingest docs\n  brigade search ingest docs docs/guide/ 'notes/**/*.md'"
+        after_help = "Examples (the demo app's `guide` index):\n  brigade search ingest guide --dir examples/demo\n  brigade search ingest guide docs/ 'docs/**/*.md' --dir examples/demo"
     )]
     Ingest {
         /// The index, as named in [[search.indexes]] of brigade.toml.
@@ -37,7 +37,7 @@ pub(crate) enum SearchCommand {
     },
     /// Search an index and print the ranked hits with their sources.
     #[command(
-        after_help = "Examples:\n  brigade search query docs \"create an index without locking writes\"\n  brigade search query docs vacuum --mode keyword -k 3 --filter \"path ~ 'sql-'\""
+        after_help = "Examples (the demo app's `guide` index):\n  brigade search query guide \"how do I filter records\" --dir examples/demo\n  brigade search query guide rules --mode keyword -k 3 --dir examples/demo\n  brigade search query guide rules --filter \"path ~ 'docs/'\" --dir examples/demo"
     )]
     Query {
         index: String,
@@ -57,7 +57,9 @@ pub(crate) enum SearchCommand {
         json: bool,
     },
     /// Ask a question: the answer and the passages it came from (extractive without [llm]).
-    #[command(after_help = "Example:\n  brigade search ask docs \"How do I make a backup?\"")]
+    #[command(
+        after_help = "Example (the demo app's `guide` index):\n  brigade search ask guide \"How do I create a collection?\" --dir examples/demo"
+    )]
     Ask {
         index: String,
         question: String,

@@ -257,6 +257,98 @@ async fn password_reset_by_email_is_single_use_and_does_not_enumerate() {
     );
 }
 
+/// The link in the reset email opens a page that resets the password without any front end
+/// of the app's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reset_link_opens_a_working_page() {
+    let app = app_with(OPEN).await;
+    let body = json!({"email": "u@example.com", "password": "long enough password"});
+    expect_json(post(&app, "/api/auth/register", None, body).await, 201).await;
+    expect_json(
+        post(
+            &app,
+            "/api/auth/password-reset",
+            None,
+            json!({"email": "u@example.com"}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let token = token_from_outbox(&app).await;
+    let outbox = app.dir.path().join("data/outbox");
+    let mail = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .find(|m| m.contains(&token))
+        .unwrap();
+    let link = mail
+        .split_whitespace()
+        .find(|w| w.starts_with("http") && w.contains("/reset-password?token="))
+        .expect("a link in the email");
+    let path = &link[link.find("/reset-password").unwrap()..];
+
+    let page = app.client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<form method=\"post\"") && html.contains(&token),
+        "{html}"
+    );
+
+    // Markup in the token is escaped, never rendered.
+    let hostile = app
+        .client
+        .get(app.url("/reset-password?token=%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!hostile.contains("<script>"), "{hostile}");
+    assert!(hostile.contains("&quot;&gt;&lt;script&gt;"), "{hostile}");
+
+    let submit = |password: &'static str, confirm: &'static str| {
+        let form = [
+            ("token", token.as_str()),
+            ("password", password),
+            ("confirm", confirm),
+        ];
+        app.client
+            .post(app.url("/reset-password"))
+            .form(&form)
+            .send()
+    };
+    let differ = submit("a brand new password", "another new password")
+        .await
+        .unwrap();
+    assert_eq!(differ.status(), 400);
+    assert!(differ.text().await.unwrap().contains("differ"));
+    let short = submit("short", "short").await.unwrap();
+    assert_eq!(short.status(), 400);
+    let done = submit("a brand new password", "a brand new password")
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    assert!(done.text().await.unwrap().contains("Password changed"));
+    expect_json(
+        login(&app, "u@example.com", "a brand new password").await,
+        200,
+    )
+    .await;
+    let again = submit("yet another password!", "yet another password!")
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 400);
+    assert!(again.text().await.unwrap().contains("already used"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_and_security_headers() {
     let app = app_with("[server]\ncors_origins = [\"https://app.example.com\"]\n").await;

@@ -70,9 +70,135 @@ async fn init_scaffolds_an_app_directory() {
     let out = run_cli([Path::new("init"), &app], &[], None).await;
     assert_success(&out, "brigade init");
     assert!(app.join("brigade.toml").is_file(), "no brigade.toml");
-    for dir in ["collections", "pipelines", "models", "docs", "migrations"] {
+    for dir in ["pipelines", "models", "docs", "migrations"] {
         assert!(app.join(dir).is_dir(), "init did not create {dir}/");
     }
+    assert!(
+        !app.join("collections").exists(),
+        "init scaffolds a collections/ folder nothing reads"
+    );
+}
+
+#[tokio::test]
+async fn config_errors_name_the_key_once_and_refuse_endpoints() {
+    let dir = temp_dir();
+    let check = |toml: &'static str| {
+        let dir = dir.path().to_path_buf();
+        async move {
+            std::fs::write(dir.join("brigade.toml"), toml).unwrap();
+            let out = run_cli(
+                [
+                    Path::new("migrate"),
+                    Path::new("status"),
+                    Path::new("--dir"),
+                    &dir,
+                ],
+                &[],
+                None,
+            )
+            .await;
+            assert_eq!(out.status.code(), Some(2), "{toml}: {}", stderr(&out));
+            stderr(&out)
+        }
+    };
+    let message = check("[llm]\nprovider = \"openai\"\n").await;
+    assert!(message.contains("key `llm.provider`"), "{message}");
+    assert!(!message.contains("``"), "doubled quotes: {message}");
+    let message = check("[server\n").await;
+    assert!(!message.contains("(file)"), "{message}");
+    assert!(message.contains("line 1"), "{message}");
+    let message = check("[endpoints]\nshort = \"SELECT 1\"\n").await;
+    assert!(message.contains("key `endpoints`"), "{message}");
+}
+
+#[tokio::test]
+async fn an_unset_llm_key_stops_serve_but_not_migrate() {
+    let dir = temp_dir();
+    std::fs::write(
+        dir.path().join("brigade.toml"),
+        "[llm]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\napi_key_env = \"BRIGADE_TEST_UNSET_KEY\"\n",
+    )
+    .unwrap();
+    let out = run_cli(
+        [
+            Path::new("migrate"),
+            Path::new("status"),
+            Path::new("--dir"),
+            dir.path(),
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert_success(&out, "migrate status with an unset llm key");
+    let out = run_cli(
+        [
+            Path::new("serve"),
+            Path::new("--addr"),
+            Path::new("127.0.0.1:0"),
+            Path::new("--dir"),
+            dir.path(),
+        ],
+        &[],
+        None,
+    )
+    .await;
+    let message = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains("BRIGADE_TEST_UNSET_KEY") && message.contains("api_key_env"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_taken_address_is_named_once_with_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = temp_dir();
+    std::fs::write(dir.path().join("brigade.toml"), "").unwrap();
+    let out = run_cli(
+        [
+            Path::new("serve"),
+            Path::new("--addr"),
+            Path::new(&addr),
+            Path::new("--dir"),
+            dir.path(),
+        ],
+        &[],
+        None,
+    )
+    .await;
+    let message = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{message}");
+    assert_eq!(
+        message.matches("Address already in use").count(),
+        1,
+        "{message}"
+    );
+    assert!(message.contains("--addr"), "no hint: {message}");
+}
+
+#[tokio::test]
+async fn serve_without_brigade_toml_says_where_the_database_goes() {
+    let dir = temp_dir();
+    let out = run_cli(
+        [
+            Path::new("migrate"),
+            Path::new("status"),
+            Path::new("--dir"),
+            dir.path(),
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert_success(&out, "migrate status without brigade.toml");
+    let message = stderr(&out);
+    assert!(
+        message.contains("No brigade.toml") && message.contains("brigade init"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -222,6 +348,81 @@ both_backends!(migrate_status_lists_applied_and_pending, |app| async move {
     );
 });
 
+both_backends!(
+    empty_and_edited_migrations_are_refused_and_reported,
+    |app| async move {
+        let dir = temp_dir();
+        let out = run_cli(
+            [
+                Path::new("migrate"),
+                Path::new("new"),
+                Path::new("add_things"),
+                Path::new("--dir"),
+                dir.path(),
+            ],
+            &[],
+            None,
+        )
+        .await;
+        assert_success(&out, "migrate new");
+        let file = std::fs::read_dir(dir.path().join("migrations"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "json"))
+            .expect("migrate new wrote a file");
+        let url = app
+            .backend
+            .fresh_database_url(dir.path())
+            .await
+            .expect("backend is running");
+        let up = |dir: PathBuf, url: String| async move {
+            run_cli(
+                [
+                    Path::new("migrate"),
+                    Path::new("up"),
+                    Path::new("--dir"),
+                    &dir,
+                ],
+                &[("BRIGADE_DATABASE_URL", url.as_str())],
+                None,
+            )
+            .await
+        };
+        let out = up(dir.path().to_path_buf(), url.clone()).await;
+        let message = stderr(&out);
+        assert_ne!(
+            out.status.code(),
+            Some(0),
+            "an empty migration applied: {message}"
+        );
+        assert!(
+            message.contains("empty")
+                && message.contains(&*file.file_name().unwrap().to_string_lossy()),
+            "{message}"
+        );
+        let status = migrate("status", dir.path(), &url).await;
+        assert!(status.contains("pending"), "{status}");
+
+        let sql = json!({"operations": [{"op": "sql", "sql": "CREATE TABLE things (id INTEGER PRIMARY KEY)"}]});
+        std::fs::write(&file, serde_json::to_string_pretty(&sql).unwrap()).unwrap();
+        assert_success(
+            &up(dir.path().to_path_buf(), url.clone()).await,
+            "migrate up",
+        );
+        let edited = json!({"operations": [{"op": "sql", "sql": "CREATE TABLE things (id INTEGER PRIMARY KEY, name TEXT)"}]});
+        std::fs::write(&file, serde_json::to_string_pretty(&edited).unwrap()).unwrap();
+        let status = migrate("status", dir.path(), &url).await;
+        assert!(status.contains("file changed since"), "{status}");
+        let out = up(dir.path().to_path_buf(), url.clone()).await;
+        assert_success(&out, "migrate up after an edit");
+        assert!(
+            stderr(&out).contains("changed after it was applied"),
+            "{}",
+            stderr(&out)
+        );
+    }
+);
+
 /// A collection without ids and timestamps, which differ between databases.
 fn comparable(collection: &Value) -> Value {
     let mut c = collection.clone();
@@ -339,4 +540,171 @@ async fn jwt_rotate_replaces_the_stored_key_and_refuses_env_secrets() {
         "a short secret is a configuration error"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("32 bytes"));
+}
+
+/// Copies `examples/demo` without its pipelines (their data is not part of the repository).
+fn demo_copy() -> tempfile::TempDir {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo");
+    let dir = temp_dir();
+    copy_tree(&root, dir.path());
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if ["pipelines", "models", "data"].contains(&&*name.to_string_lossy()) {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// The examples `brigade search … --help` prints are commands that work on the demo app.
+#[tokio::test]
+async fn search_help_examples_run_on_the_demo_app() {
+    let demo = demo_copy();
+    let dir = demo.path().to_str().unwrap().to_string();
+    for sub in ["ingest", "query", "ask"] {
+        let help = stdout(&run_cli(["search", sub, "--help"], &[], None).await);
+        let examples: Vec<&str> = help
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("brigade search"))
+            .collect();
+        assert!(
+            !examples.is_empty(),
+            "no example in `search {sub} --help`:\n{help}"
+        );
+        for example in examples {
+            let words = shell_words(example);
+            assert_eq!(
+                words.last().map(String::as_str),
+                Some("examples/demo"),
+                "{example}"
+            );
+            let mut args: Vec<String> = words[1..words.len() - 1].to_vec();
+            args.push(dir.clone());
+            let out = run_cli(&args, &[], None).await;
+            assert_success(&out, example);
+            if sub != "ingest" {
+                assert!(
+                    stdout(&out).contains("docs/"),
+                    "`{example}` found nothing:\n{}",
+                    stdout(&out)
+                );
+            }
+        }
+    }
+}
+
+/// Splits a help example like a shell would (double and single quotes, no escapes).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    let mut started = false;
+    for c in line.chars() {
+        match (quote, c) {
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                started = true;
+            }
+            (Some(q), c) if c == q => quote = None,
+            (None, ' ') => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                    started = false;
+                }
+            }
+            (_, c) => {
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        words.push(word);
+    }
+    words
+}
+
+/// `brigade serve` and `brigade migrate` that cannot reach PostgreSQL say where they tried
+/// (host, port, database, role) and why, in the server's own words when it answered: not
+/// "db error" or "error connecting to server".
+#[tokio::test]
+async fn unreachable_postgres_names_the_target_and_the_reason() {
+    let dir = temp_dir();
+    let dir_arg = dir.path().to_str().expect("a UTF-8 temp dir");
+    let mut cases = vec![(
+        "postgres://nobody@127.0.0.1:1/nothing".to_string(),
+        vec![
+            "127.0.0.1:1".to_string(),
+            "database `nothing`".into(),
+            "role `nobody`".into(),
+            "connection refused".into(),
+        ],
+    )];
+    // The reason depends on the resolver (no such name, or a timeout): the target is named.
+    cases.push((
+        "postgres://someone@no-such-host.invalid:5433/shop".to_string(),
+        vec![
+            "no-such-host.invalid:5433".to_string(),
+            "database `shop`".into(),
+            "role `someone`".into(),
+        ],
+    ));
+    if let Some(url) = crate::helpers::postgres::fresh_database_url().await {
+        // postgres://postgres@127.0.0.1:PORT/t_...
+        let base = url
+            .rsplit_once('/')
+            .map_or(url.as_str(), |(b, _)| b)
+            .to_string();
+        let port = base.rsplit(':').next().unwrap_or_default().to_string();
+        let address = format!("127.0.0.1:{port}");
+        cases.push((
+            format!("{base}/no_such_db"),
+            vec![
+                address.clone(),
+                "database `no_such_db`".into(),
+                "role `postgres`".into(),
+                "database \"no_such_db\" does not exist".into(),
+            ],
+        ));
+        let as_stranger = url.replacen("postgres@", "no_such_role@", 1);
+        let database = format!("database `{}`", url.rsplit('/').next().unwrap_or_default());
+        cases.push((
+            as_stranger,
+            vec![
+                address,
+                database,
+                "role `no_such_role`".into(),
+                "role \"no_such_role\" does not exist".into(),
+            ],
+        ));
+    }
+    for (url, parts) in cases {
+        for args in [
+            vec!["serve", "--dir", dir_arg],
+            vec!["migrate", "up", "--dir", dir_arg],
+        ] {
+            let out = run_cli(&args, &[("BRIGADE_DATABASE_URL", &url)], None).await;
+            let text = stderr(&out);
+            assert_ne!(out.status.code(), Some(0), "{args:?} on {url}: {text}");
+            let lower = text.to_lowercase();
+            for part in &parts {
+                assert!(
+                    lower.contains(&part.to_lowercase()),
+                    "`brigade {}` on {url}: no {part:?} in:\n{text}",
+                    args.join(" ")
+                );
+            }
+        }
+    }
 }

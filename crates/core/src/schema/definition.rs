@@ -363,6 +363,8 @@ fn check_options(
             ),
         },
         FieldType::Relation => match o.collection.as_deref() {
+            // A relation to accounts (an owner field); see `ACCOUNTS_COLLECTION`.
+            Some(super::ACCOUNTS_COLLECTION) => {}
             Some(target) if target == collection => {}
             Some(target) if others.find(target).is_some() => {}
             Some(target) => errors.add(at("collection"), format!("no collection named `{target}`")),

@@ -15,6 +15,10 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
 }
 
+/// The target a relation field names to point at accounts (`"collection": "users"`): an
+/// owner field. No collection may take this name.
+pub const ACCOUNTS_COLLECTION: &str = "users";
+
 /// Why a valid name cannot name a collection, if it cannot: the databases keep `sqlite_`
 /// (SQLite refuses such tables) and `pg_` (PostgreSQL resolves `pg_class` to its catalog before
 /// a table of ours) for themselves, whatever the case.
@@ -24,6 +28,11 @@ pub fn reserved_collection_name(name: &str) -> Option<&'static str> {
         Some("names starting with `sqlite_` are reserved by SQLite")
     } else if lower.starts_with("pg_") {
         Some("names starting with `pg_` are reserved by PostgreSQL")
+    } else if lower == ACCOUNTS_COLLECTION {
+        Some(
+            "`users` names the accounts: a relation field with `\"collection\": \"users\"` points \
+             at an account; choose another name for a collection",
+        )
     } else {
         None
     }

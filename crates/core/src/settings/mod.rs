@@ -17,7 +17,7 @@ use serde::Deserialize;
 mod net;
 mod search;
 pub use net::{IpNet, canonical_ip};
-pub use search::{IndexSettings, IndexSource, LlmSettings, SearchSettings};
+pub use search::{IndexSettings, IndexSource, LlmKey, LlmSettings, SearchSettings};
 
 /// Name of the settings file inside an app directory.
 pub const SETTINGS_FILE: &str = "brigade.toml";
@@ -44,11 +44,12 @@ const SECTIONS: &[&str] = &[
 
 /// A setting that cannot be used, with its provenance.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{origin}: key `{key}`: {message}")]
+#[error("{origin}: {}{message}", if key.is_empty() { String::new() } else { format!("key `{key}`: ") })]
 pub struct SettingsError {
     /// The file path or environment variable the value came from.
     pub origin: String,
-    /// Dotted key, e.g. `server.addr`.
+    /// Dotted key, e.g. `server.addr`; empty when the file as a whole is at fault (a TOML
+    /// syntax error).
     pub key: String,
     /// What is wrong and what to do.
     pub message: String,
@@ -424,8 +425,8 @@ impl Settings {
             let key = e.path.join(".");
             SettingsError {
                 origin: origin_of(&key),
-                key: if key.is_empty() { "(file)".into() } else { key },
-                message: e.kind.to_string(),
+                key,
+                message: figment_message(&e.kind),
             }
         })?;
         let origin = |key: &str| origin_of(key);
@@ -596,6 +597,14 @@ impl Settings {
             return Err(fail(
                 "pipelines.stale_after",
                 "must be at least 1s (runs refresh their heartbeat several times within it)".into(),
+            ));
+        }
+        if raw.endpoints.is_some() {
+            return Err(fail(
+                "endpoints",
+                "custom SQL endpoints are not available in this version of Brigade; remove the \
+                 `[endpoints]` table (it would otherwise be ignored)"
+                    .to_string(),
             ));
         }
         let search = search::search(raw.search).map_err(|(k, m)| fail(&k, m))?;
@@ -894,3 +903,31 @@ fn parse_bytes(v: &FigValue) -> Result<usize, String> {
 
 #[cfg(test)]
 mod tests;
+
+/// Figment's message for `kind`, without its doubled quoting of lists ("expected `one of
+/// `a`, `b``").
+fn figment_message(kind: &figment::error::Kind) -> String {
+    use figment::error::Kind;
+    let list = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match kind {
+        Kind::UnknownField(field, expected) => {
+            format!(
+                "unknown key `{field}`; the keys here are {}",
+                list(expected)
+            )
+        }
+        Kind::UnknownVariant(variant, expected) => {
+            format!(
+                "unknown value `{variant}`; expected one of {}",
+                list(expected)
+            )
+        }
+        other => other.to_string(),
+    }
+}

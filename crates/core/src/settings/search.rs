@@ -55,13 +55,44 @@ pub struct LlmSettings {
     /// An OpenAI-compatible API root, e.g. `http://127.0.0.1:11434/v1`.
     pub base_url: String,
     pub model: String,
-    pub api_key: Option<Redacted>,
+    /// Read through [`LlmSettings::api_key`], which says what to do when it is missing.
+    pub api_key: LlmKey,
     pub timeout: Duration,
     pub max_retries: u32,
     /// Largest answer, in tokens.
     pub max_answer_tokens: u32,
     /// Budget of the numbered sources in the prompt, in tokens.
     pub context_tokens: usize,
+}
+
+/// The `[llm] api_key_env` variable as found when the settings were read. A missing variable
+/// is not a settings error: commands that never call the model (`migrate`, `superuser`, ...)
+/// must work without it; the ones that build an LLM or embedding client refuse to start.
+#[derive(Debug, Clone)]
+pub enum LlmKey {
+    /// No `api_key_env`: the server needs no key (e.g. a local Ollama).
+    NotConfigured,
+    /// The variable's value.
+    Set(Redacted),
+    /// `api_key_env` names a variable that is unset or empty.
+    Missing { var: String },
+}
+
+impl LlmSettings {
+    /// The API key, if one is configured.
+    ///
+    /// # Errors
+    /// A message naming `llm.api_key_env` and the unset variable.
+    pub fn api_key(&self) -> Result<Option<&Redacted>, String> {
+        match &self.api_key {
+            LlmKey::NotConfigured => Ok(None),
+            LlmKey::Set(key) => Ok(Some(key)),
+            LlmKey::Missing { var } => Err(format!(
+                "llm.api_key_env names the variable `{var}`, which is not set; export it or \
+                 remove api_key_env from brigade.toml"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -270,17 +301,16 @@ pub(super) fn llm(
         .filter(|m| !m.trim().is_empty())
         .ok_or_else(|| fault(key("model"), "is required, e.g. \"llama3.1\""))?;
     let api_key = match raw.api_key_env {
-        None => None,
+        None => LlmKey::NotConfigured,
+        Some(var) if var.trim().is_empty() => {
+            return Err(fault(
+                key("api_key_env"),
+                "is empty; name an environment variable",
+            ));
+        }
         Some(var) => match vars.get(&var).map(|v| v.trim()) {
-            Some(v) if !v.is_empty() => Some(Redacted(v.to_string())),
-            _ => {
-                return Err(fault(
-                    key("api_key_env"),
-                    format!(
-                        "names the variable `{var}`, which is not set; export it or remove api_key_env"
-                    ),
-                ));
-            }
+            Some(v) if !v.is_empty() => LlmKey::Set(Redacted(v.to_string())),
+            _ => LlmKey::Missing { var },
         },
     };
     let bounded = |k: &str, v: Option<i64>, default: i64, lo: i64, hi: i64| -> Result<i64, Fault> {

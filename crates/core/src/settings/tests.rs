@@ -246,7 +246,7 @@ fn search_indexes_and_llm_are_validated_with_their_keys() {
     }
     let llm = s.llm.unwrap();
     assert_eq!(llm.base_url, "http://127.0.0.1:11434/v1");
-    assert_eq!(llm.api_key.unwrap().expose(), "sk-secret");
+    assert_eq!(llm.api_key().unwrap().unwrap().expose(), "sk-secret");
     assert_eq!(llm.timeout, Duration::from_secs(30));
 
     let e = load(
@@ -271,13 +271,15 @@ fn search_indexes_and_llm_are_validated_with_their_keys() {
     assert_eq!(e.key, "search.indexes[0].fields", "{e}");
     let e = load("[[search.indexes]]\nname = \"d\"\npaths = \"x\"\n", &[]).unwrap_err();
     assert!(e.to_string().contains("paths"), "{e}");
-    let e = load(
+    // An unset key variable does not stop commands that never call the model; asking for
+    // the key names the variable.
+    let s = load(
         "[llm]\nbase_url = \"http://x/v1\"\nmodel = \"m\"\napi_key_env = \"NOPE\"\n",
         &[],
     )
-    .unwrap_err();
-    assert_eq!(e.key, "llm.api_key_env", "{e}");
-    assert!(e.message.contains("NOPE"), "{e}");
+    .unwrap();
+    let e = s.llm.unwrap().api_key().unwrap_err();
+    assert!(e.contains("llm.api_key_env") && e.contains("NOPE"), "{e}");
     let e = load("[llm]\nmodel = \"m\"\n", &[]).unwrap_err();
     assert_eq!(e.key, "llm.base_url", "{e}");
 }
@@ -339,4 +341,26 @@ fn login_failures_from_file_and_environment() {
     assert!(s.rate_limit.login.is_none());
     let e = load("[rate_limit]\nlogin_failures = -1\n", &[]).unwrap_err();
     assert_eq!(e.key, "rate_limit.login_failures");
+}
+
+#[test]
+fn errors_name_the_key_once_and_quote_once() {
+    let e = load("[llm]\nprovider = \"openai\"\n", &[]).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("key `llm.provider`: unknown key `provider`; the keys here are `base_url`"),
+        "{text}"
+    );
+    assert!(!text.contains("``"), "{text}");
+    let e = load("[server\n", &[]).unwrap_err();
+    let text = e.to_string();
+    assert!(!text.contains("key `"), "{text}");
+    assert!(text.contains("line 1"), "{text}");
+}
+
+#[test]
+fn endpoints_are_refused_until_they_are_served() {
+    let e = load("[endpoints]\nx = 1\n", &[]).unwrap_err();
+    assert_eq!(e.key, "endpoints", "{e}");
+    assert!(e.message.contains("remove"), "{e}");
 }

@@ -8,9 +8,11 @@
 //! - [`html`]: pages scraped with CSS selectors.
 //! - [`sql`]: a query against another database.
 //! - [`cursor`]: which rows an incremental load takes, and why it skips the others.
+//! - `download`: a file extract's data fetched from its published archive when missing.
 //! - [`infer`]: column types from samples; [`shape`]: JSON records to typed rows.
 
 pub mod cursor;
+mod download;
 pub mod file;
 pub mod html;
 pub mod http;
@@ -24,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use brigade_store::conn::Row;
+use brigade_store::Row;
 use brigade_store::warehouse::{Column, ColumnType};
 use tokio::sync::mpsc;
 
@@ -146,11 +148,19 @@ pub fn start(cx: Context) -> mpsc::Receiver<Result<Message, PipelineError>> {
     let (tx, rx) = mpsc::channel(4);
     match cx.spec.from {
         crate::spec::SourceKind::File => {
-            tokio::task::spawn_blocking(move || {
-                let result = file::run(&cx, &tx);
-                if let Err(e) = result {
-                    let _ = tx.blocking_send(Err(e));
+            tokio::spawn(async move {
+                if let Some(d) = cx.spec.download.clone()
+                    && let Err(e) = download::ensure(&cx, &d).await
+                {
+                    let _ = tx.send(Err(e)).await;
+                    return;
                 }
+                tokio::task::spawn_blocking(move || {
+                    let result = file::run(&cx, &tx);
+                    if let Err(e) = result {
+                        let _ = tx.blocking_send(Err(e));
+                    }
+                });
             });
         }
         crate::spec::SourceKind::Http => {

@@ -187,6 +187,17 @@ impl Freshness {
     }
 }
 
+/// A file extract's published source: the archive at `url` (its SHA-256 checked) holds the
+/// file at `path` as `member`, one entry per nested archive, outermost first.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Download {
+    pub url: String,
+    pub sha256: String,
+    #[serde(default)]
+    pub member: Vec<String>,
+}
+
 /// One `[[extract]]`: a source landing in one bronze table.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -201,6 +212,8 @@ pub struct Extract {
     pub delimiter: Option<String>,
     pub header: Option<bool>,
     pub sample_rows: Option<usize>,
+    /// Where to fetch `path` from when it is missing.
+    pub download: Option<Download>,
     // http, html
     pub url: Option<String>,
     pub records: Option<String>,

@@ -134,7 +134,7 @@ fn notify_and_freshness(c: &Checker<'_>, p: &Pipeline) -> Result<(), ConfigError
             _ => {}
         }
         if let Some(field) = &f.field
-            && brigade_store::sql::Ident::parse(field).is_err()
+            && brigade_store::Ident::parse(field).is_err()
         {
             return Err(c.err(&key("field"), format!("`{field}` is not a column name")));
         }
@@ -189,7 +189,7 @@ fn triggers_and_vars(c: &Checker<'_>, p: &Pipeline) -> Result<(), ConfigError> {
         }
     }
     for (name, value) in &p.vars {
-        if brigade_store::sql::Ident::parse(name).is_err() {
+        if brigade_store::Ident::parse(name).is_err() {
             return Err(c.err(
                 &format!("vars.{name}"),
                 "is not a valid variable name (letters, digits and `_`)",
@@ -260,7 +260,7 @@ fn snapshot(c: &Checker<'_>, i: usize, m: &Model) -> Result<(), ConfigError> {
         .map(|col| ("check_cols", col))
         .chain(m.updated_at.iter().map(|col| ("updated_at", col)));
     for (k, col) in columns {
-        if brigade_store::sql::Ident::parse(col).is_err() {
+        if brigade_store::Ident::parse(col).is_err() {
             return Err(c.err(&key(k), format!("`{col}` is not a column name")));
         }
     }
@@ -334,6 +334,9 @@ fn extract(c: &Checker<'_>, i: usize, e: &Extract) -> Result<(), ConfigError> {
             let path = e.path.as_deref().unwrap_or_default();
             if e.format.is_none() && format_of(path).is_none() {
                 return Err(c.err(&key("format"), format!("cannot tell the format of `{path}` from its extension; set format = \"csv\" | \"ndjson\" | \"json\" | \"parquet\"")));
+            }
+            if let Some(d) = &e.download {
+                download(c, &key("download"), path, d)?;
             }
             if let Some(d) = &e.delimiter
                 && (d.len() != 1 || !d.is_ascii())
@@ -427,6 +430,39 @@ fn extract(c: &Checker<'_>, i: usize, e: &Extract) -> Result<(), ConfigError> {
         && inc.cursor.is_empty()
     {
         return Err(c.err(&key("incremental.cursor"), "name the cursor column"));
+    }
+    Ok(())
+}
+
+fn download(
+    c: &Checker<'_>,
+    key: &str,
+    path: &str,
+    d: &super::Download,
+) -> Result<(), ConfigError> {
+    if path.contains(['*', '?', '[']) {
+        return Err(c.err(
+            key,
+            format!("`path = \"{path}\"` is a glob; a download fills one file, so name it"),
+        ));
+    }
+    if !(d.url.starts_with("https://") || d.url.starts_with("http://")) {
+        return Err(c.err(
+            &format!("{key}.url"),
+            format!("`{}` is not an http:// or https:// URL", d.url),
+        ));
+    }
+    if d.sha256.len() != 64 || !d.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(c.err(
+            &format!("{key}.sha256"),
+            "must be the 64 hex digits of the file's SHA-256 (`sha256sum FILE` prints them)",
+        ));
+    }
+    if let Some(i) = d.member.iter().position(|m| m.trim().is_empty()) {
+        return Err(c.err(
+            &format!("{key}.member[{i}]"),
+            "must be a path inside the archive",
+        ));
     }
     Ok(())
 }

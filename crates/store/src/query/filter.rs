@@ -642,10 +642,16 @@ impl Compiler<'_> {
             (_, Literal::Str(s)) if !is_now => (Value::Text(s.clone()), false),
             (_, _) => return Err(mismatch("a quoted string")),
         };
-        let target = if cast_float && self.dialect == Dialect::Postgres {
-            format!("CAST({col} AS DOUBLE PRECISION)")
-        } else {
-            col.to_string()
+        // On PostgreSQL the parameter takes the column's type: a cast to what the field
+        // binds as keeps a model's `integer` or `numeric` column comparable (a no-op on the
+        // `bigint` and `double precision` columns collections have).
+        let target = match (self.dialect, kind) {
+            (Dialect::Postgres, FieldType::Integer) if cast_float => {
+                format!("CAST({col} AS DOUBLE PRECISION)")
+            }
+            (Dialect::Postgres, FieldType::Integer) => format!("CAST({col} AS BIGINT)"),
+            (Dialect::Postgres, FieldType::Number) => format!("CAST({col} AS DOUBLE PRECISION)"),
+            _ => col.to_string(),
         };
         let sym = match op {
             CmpOp::Eq => "=",

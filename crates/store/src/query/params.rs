@@ -155,7 +155,22 @@ pub(crate) fn parse_expand(
             ));
         }
         let mut current: Arc<Collection> = Arc::new(c.clone());
-        for step in &steps {
+        for (i, step) in steps.iter().enumerate() {
+            if current
+                .field(step)
+                .is_some_and(crate::account_refs::targets_accounts)
+            {
+                if i + 1 < steps.len() {
+                    return Err(StoreError::invalid(
+                        "expand",
+                        format!(
+                            "`{step}` points at accounts, which expand to a public profile and \
+                             cannot be followed further"
+                        ),
+                    ));
+                }
+                continue;
+            }
             let target = current
                 .field(step)
                 .filter(|f| f.kind == FieldType::Relation)

@@ -483,6 +483,10 @@ impl Store {
         let chunks = i64::try_from(doc.chunks.len()).unwrap_or(i64::MAX);
         let version = bump(tx.as_mut(), index, chunks - old_chunks, tokens - old_tokens).await?;
         tx.commit().await?;
+        self.changes.publish(crate::changes::Change::SearchIndex {
+            index: index.to_string(),
+            version,
+        });
         Ok(DocumentChange {
             removed,
             added,
@@ -511,6 +515,10 @@ impl Store {
         let (removed, chunks, tokens) = remove_chunks(tx.as_mut(), index, id).await?;
         let version = bump(tx.as_mut(), index, -chunks, -tokens).await?;
         tx.commit().await?;
+        self.changes.publish(crate::changes::Change::SearchIndex {
+            index: index.to_string(),
+            version,
+        });
         Ok(Some(DocumentChange {
             removed,
             added: Vec::new(),

@@ -109,13 +109,13 @@ impl Store {
             description: None,
             operations: vec![op],
         };
-        let path = migrations::write_file(&self.migrations_dir, slug, &file)?;
+        let (path, checksum) = migrations::write_file(&self.migrations_dir, slug, &file)?;
         let result = async {
             let mut tx = self.db.begin().await?;
             for op in &file.operations {
                 migrations::apply_operation(tx.as_mut(), op).await?;
             }
-            migrations::mark_applied(tx.as_mut(), &migrations::name_of(&path)).await?;
+            migrations::mark_applied(tx.as_mut(), &migrations::name_of(&path), &checksum).await?;
             tx.commit().await
         }
         .await;
@@ -134,27 +134,33 @@ impl Store {
         let files = migrations::list_files(&self.migrations_dir)?;
         let mut conn = self.db.read().await?;
         let applied = migrations::applied(conn.as_mut()).await?;
-        let mut out: Vec<MigrationStatus> = files
-            .iter()
-            .map(|f| {
-                let name = migrations::name_of(f);
-                let applied = applied
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, a)| a.clone());
-                MigrationStatus {
-                    name,
-                    applied,
-                    file_present: true,
-                }
-            })
-            .collect();
-        for (name, at) in applied {
-            if !out.iter().any(|m| m.name == name) {
+        let mut out = Vec::with_capacity(files.len());
+        for f in &files {
+            let name = migrations::name_of(f);
+            let record = applied.iter().find(|a| a.name == name);
+            let changed_since_applied = match record.and_then(|a| a.checksum.as_deref()) {
+                Some(recorded) => std::fs::read(f)
+                    .map(|bytes| migrations::checksum(&bytes) != recorded)
+                    .map_err(|e| StoreError::Migration {
+                        file: f.display().to_string(),
+                        message: e.to_string(),
+                    })?,
+                None => false,
+            };
+            out.push(MigrationStatus {
+                name,
+                applied: record.map(|a| a.at.clone()),
+                file_present: true,
+                changed_since_applied,
+            });
+        }
+        for a in applied {
+            if !out.iter().any(|m| m.name == a.name) {
                 out.push(MigrationStatus {
-                    name,
-                    applied: Some(at),
+                    name: a.name,
+                    applied: Some(a.at),
                     file_present: false,
+                    changed_since_applied: false,
                 });
             }
         }
@@ -177,10 +183,11 @@ impl Store {
         let mut done = Vec::new();
         for path in files {
             let name = migrations::name_of(&path);
-            if applied.iter().any(|(n, _)| *n == name) {
+            if let Some(record) = applied.iter().find(|a| a.name == name) {
+                warn_if_changed(&path, record);
                 continue;
             }
-            let file = migrations::read_file(&path)?;
+            let migrations::ReadMigration { file, checksum } = migrations::read_file(&path)?;
             let fail = |e: StoreError| StoreError::Migration {
                 file: path.display().to_string(),
                 message: e.to_string(),
@@ -195,7 +202,7 @@ impl Store {
                     .await
                     .map_err(fail)?
                     .iter()
-                    .any(|(n, _)| *n == name)
+                    .any(|a| a.name == name)
                 {
                     continue;
                 }
@@ -205,7 +212,7 @@ impl Store {
                     .await
                     .map_err(fail)?;
             }
-            migrations::mark_applied(tx.as_mut(), &name)
+            migrations::mark_applied(tx.as_mut(), &name, &checksum)
                 .await
                 .map_err(fail)?;
             tx.commit().await.map_err(fail)?;
@@ -216,7 +223,8 @@ impl Store {
         Ok(done)
     }
 
-    /// Writes an empty migration file for hand-written SQL and returns its path.
+    /// Writes a migration file for hand-written SQL, to be filled in, and returns its path.
+    /// `migrate up` refuses it until its SQL is written.
     ///
     /// # Errors
     /// [`StoreError::Internal`] when the file cannot be written.
@@ -239,7 +247,7 @@ impl Store {
                 postgres: None,
             }],
         };
-        migrations::write_file(migrations_dir, &slug, &file)
+        migrations::write_file(migrations_dir, &slug, &file).map(|(path, _)| path)
     }
 }
 
@@ -270,5 +278,24 @@ fn read_only(c: &Collection) -> Result<(), StoreError> {
             pipeline: pipeline.clone(),
         }),
         None => Ok(()),
+    }
+}
+
+/// Logs an applied migration whose file changed since: the edit never reaches the database.
+fn warn_if_changed(path: &Path, record: &migrations::Applied) {
+    let Some(recorded) = record.checksum.as_deref() else {
+        return;
+    };
+    match std::fs::read(path) {
+        Ok(bytes) if migrations::checksum(&bytes) != recorded => tracing::warn!(
+            file = %path.display(),
+            applied = %record.at,
+            "Migration file changed after it was applied; the change is not applied. Restore \
+             the file and write a new migration (`brigade migrate new NAME`) for the change."
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "Cannot read an applied migration file.")
+        }
     }
 }

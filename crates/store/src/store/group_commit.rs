@@ -7,12 +7,12 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::BatchOutcome;
 use super::counts::CountCache;
 use super::records::{WriteJob, apply_job};
-use crate::ChangeEvent;
+use crate::changes::ChangeFeed;
 use crate::conn::Database;
 use crate::error::StoreError;
 
@@ -31,7 +31,7 @@ impl GroupCommit {
     pub(super) fn start(
         db: Arc<dyn Database>,
         counts: Arc<CountCache>,
-        changes: broadcast::Sender<ChangeEvent>,
+        changes: Arc<ChangeFeed>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
         tokio::spawn(commit_groups(db, counts, changes, rx));
@@ -58,7 +58,7 @@ impl GroupCommit {
 async fn commit_groups(
     db: Arc<dyn Database>,
     counts: Arc<CountCache>,
-    changes: broadcast::Sender<ChangeEvent>,
+    changes: Arc<ChangeFeed>,
     mut rx: mpsc::Receiver<(WriteJob, Reply)>,
 ) {
     let mut jobs = Vec::with_capacity(MAX_GROUP);
@@ -99,8 +99,8 @@ async fn commit_groups(
             Ok(()) => {
                 counts.bump();
                 for (reply, result, events) in done {
-                    for event in events {
-                        let _ = changes.send(event);
+                    for change in events {
+                        changes.publish(change);
                     }
                     let _ = reply.send(result);
                 }

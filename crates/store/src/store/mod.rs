@@ -10,6 +10,7 @@ use brigade_core::settings::{DatabaseUrl, Settings};
 use serde_json::{Map, Value as Json};
 use tokio::sync::broadcast;
 
+use crate::changes::{ChangeFeed, Envelope};
 use crate::conn::Database;
 use crate::error::StoreError;
 use crate::migrations::{self, Schema};
@@ -17,7 +18,7 @@ use crate::postgres::PostgresDatabase;
 use crate::records::Record;
 use crate::sql::Dialect;
 use crate::sqlite::SqliteDatabase;
-use crate::{ChangeEvent, system};
+use crate::system;
 
 mod accounts;
 mod collections;
@@ -71,7 +72,7 @@ pub struct Store {
     /// Serialises schema changes (file + transaction + cache).
     schema_change: tokio::sync::Mutex<()>,
     migrations_dir: PathBuf,
-    changes: broadcast::Sender<ChangeEvent>,
+    pub(crate) changes: Arc<ChangeFeed>,
     /// Cached list totals, invalidated by every write.
     counts: Arc<counts::CountCache>,
     /// SQLite only: the queue that commits concurrent writes together.
@@ -123,7 +124,7 @@ impl Store {
             Dialect::Sqlite => std::time::Duration::from_secs(60),
             Dialect::Postgres => std::time::Duration::from_secs(1),
         }));
-        let changes = broadcast::channel(1024).0;
+        let changes = Arc::new(ChangeFeed::default());
         let group_commit = (dialect == Dialect::Sqlite)
             .then(|| group_commit::GroupCommit::start(db.clone(), counts.clone(), changes.clone()));
         let store = Store {
@@ -157,9 +158,15 @@ impl Store {
         self.db.pool_status()
     }
 
-    /// Record changes, published after each commit.
-    pub fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
+    /// Committed changes (records, collections, search indexes), published after each
+    /// commit; see [`crate::changes`].
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
         self.changes.subscribe()
+    }
+
+    /// The change feed, for a transport that carries changes between processes.
+    pub fn change_feed(&self) -> &Arc<ChangeFeed> {
+        &self.changes
     }
 
     /// Checks the database answers.
@@ -181,14 +188,25 @@ impl Store {
         let mut conn = self.db.read().await?;
         let collections = migrations::load_collections(conn.as_mut()).await?;
         let schema: Schema = Arc::new(collections.into_iter().map(Arc::new).collect());
-        if let Ok(mut guard) = self.schema.write() {
-            *guard = schema;
+        if self.changes.listening() {
+            for change in schema_changes(&self.schema(), &schema) {
+                self.changes.publish(change);
+            }
         }
+        // A panic elsewhere while the lock was held cannot leave a half-written schema (the
+        // value is swapped whole), so a poisoned lock is still the last schema, not an empty one.
+        *self
+            .schema
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = schema;
         Ok(())
     }
 
     fn schema(&self) -> Schema {
-        self.schema.read().map(|s| s.clone()).unwrap_or_default()
+        self.schema
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// All collections, by name.
@@ -212,4 +230,26 @@ impl Store {
         let schema = self.schema();
         move |name: &str| schema.iter().find(|c| c.name == name).cloned()
     }
+}
+
+/// The collections created, changed and dropped between two schemas, as changes.
+fn schema_changes(old: &Schema, new: &Schema) -> Vec<crate::changes::Change> {
+    use crate::changes::{Change, SchemaKind};
+    let change = |c: &Collection, kind| Change::Collection {
+        name: c.name.clone(),
+        kind,
+        pipeline: c.pipeline.clone(),
+    };
+    let mut out = Vec::new();
+    for c in new.iter() {
+        match old.iter().find(|o| o.name == c.name) {
+            None => out.push(change(c, SchemaKind::Created)),
+            Some(o) if **o != **c => out.push(change(c, SchemaKind::Updated)),
+            Some(_) => {}
+        }
+    }
+    for o in old.iter().filter(|o| !new.iter().any(|c| c.name == o.name)) {
+        out.push(change(o, SchemaKind::Dropped));
+    }
+    out
 }

@@ -6,8 +6,8 @@ use brigade_core::schema::input::{Mode, validate_record};
 use serde_json::{Map, Value as Json};
 
 use super::{BatchOp, BatchOutcome, Page, Store};
-use crate::ChangeEvent;
 use crate::access::{Access, RuleOp, rule_for};
+use crate::changes::{self, Change, ChangeKind};
 use crate::conn::Conn;
 use crate::error::StoreError;
 use crate::query::{ListParams, parse_expand, parse_fields, parse_sort};
@@ -115,7 +115,16 @@ impl Store {
         };
         if !expand.is_empty() {
             let view_rules = self.view_rules(access);
-            records::expand(conn.as_mut(), &c, &mut items, &expand, &lookup, &view_rules).await?;
+            records::expand(
+                conn.as_mut(),
+                &c,
+                &mut items,
+                &expand,
+                &lookup,
+                &view_rules,
+                access,
+            )
+            .await?;
         }
         if let Some(fields) = &fields {
             items.iter_mut().for_each(|r| records::project(r, fields));
@@ -162,6 +171,7 @@ impl Store {
                 &expand,
                 &lookup,
                 &view_rules,
+                access,
             )
             .await?;
         }
@@ -295,6 +305,7 @@ impl Store {
             prepared,
             access: access.clone(),
             schema: self.schema(),
+            publish: self.changes.listening(),
         };
         if let Some(queue) = &self.group_commit {
             return queue.submit(job).await;
@@ -303,8 +314,8 @@ impl Store {
         let (outcomes, events) = apply_job(tx.as_mut(), job).await?;
         tx.commit().await.map_err(|e| (0, e))?;
         self.counts.bump();
-        for event in events {
-            let _ = self.changes.send(event);
+        for change in events {
+            self.changes.publish(change);
         }
         Ok(outcomes)
     }
@@ -315,6 +326,8 @@ pub(super) struct WriteJob {
     pub(super) prepared: Vec<Prepared>,
     pub(super) access: Access,
     pub(super) schema: crate::migrations::Schema,
+    /// Whether anyone listens to the change feed (else no change is built).
+    pub(super) publish: bool,
 }
 
 /// One validated write: its collection, the operation, the checked input and the rule SQL.
@@ -330,7 +343,7 @@ pub(super) type Prepared = (
 pub(super) async fn apply_job(
     conn: &mut dyn Conn,
     job: WriteJob,
-) -> Result<(Vec<BatchOutcome>, Vec<ChangeEvent>), (usize, StoreError)> {
+) -> Result<(Vec<BatchOutcome>, Vec<Change>), (usize, StoreError)> {
     let schema = job.schema;
     let lookup = move |name: &str| schema.iter().find(|c| c.name == name).cloned();
     let mut outcomes = Vec::with_capacity(job.prepared.len());
@@ -339,13 +352,15 @@ pub(super) async fn apply_job(
         let (outcome, deleted) = write_one(&mut *conn, &c, op, input, rule, &job.access, &lookup)
             .await
             .map_err(|e| (i, e))?;
-        events.push(match &outcome {
-            BatchOutcome::Created(r) => ChangeEvent::new(&c.name, "create", r.clone()),
-            BatchOutcome::Updated(r) => ChangeEvent::new(&c.name, "update", r.clone()),
-            BatchOutcome::Deleted => {
-                ChangeEvent::new(&c.name, "delete", deleted.unwrap_or_default())
-            }
-        });
+        if job.publish {
+            events.push(match &outcome {
+                BatchOutcome::Created(r) => changes::record(&c.name, ChangeKind::Create, r.clone()),
+                BatchOutcome::Updated(r) => changes::record(&c.name, ChangeKind::Update, r.clone()),
+                BatchOutcome::Deleted => {
+                    changes::record(&c.name, ChangeKind::Delete, deleted.unwrap_or_default())
+                }
+            });
+        }
         outcomes.push(outcome);
     }
     Ok((outcomes, events))
@@ -385,10 +400,13 @@ async fn write_one(
                 return Err(refused());
             }
             let record = records::insert(conn, c, input, lookup, access, now).await?;
-            if let Some(rule) = rule
-                && records::get(conn, c, &id, Some(rule)).await.is_err()
-            {
-                return Err(refused());
+            // Only "not visible under the rule" is a refusal; any other error is itself.
+            if let Some(rule) = rule {
+                match records::get(conn, c, &id, Some(rule)).await {
+                    Ok(_) => {}
+                    Err(StoreError::RecordNotFound { .. }) => return Err(refused()),
+                    Err(other) => return Err(other),
+                }
             }
             Ok((BatchOutcome::Created(record), None))
         }

@@ -100,7 +100,11 @@ impl Store {
         finish: Finish,
     ) -> Result<ModelOutcome, StoreError> {
         let target = ident(&plan.target)?;
-        let collection = self.collection(&plan.target).ok();
+        let now = brigade_core::time::now();
+        let mut tx = self.db.begin().await?;
+        // Read in the transaction, not from the schema cache: another process (a server
+        // whose run this one waited for) may have exposed the model since this one started.
+        let collection = crate::migrations::load_collection(tx.as_mut(), &plan.target).await?;
         if plan.expose.is_some()
             && let Some(c) = collection.as_ref().filter(|c| c.pipeline.is_none())
         {
@@ -109,25 +113,30 @@ impl Store {
                 c.name
             )));
         }
-        let now = brigade_core::time::now();
-        let mut tx = self.db.begin().await?;
         // Before anything is dropped or built: the table must be this pipeline's own.
         super::ownership::claim(tx.as_mut(), &plan.pipeline, &plan.target, &plan.target).await?;
         let select = plan.sql.trim().trim_end_matches(';').trim_end();
-        let wrapped;
-        let select = match &plan.expose {
+        let (wrapped, kinds) = match &plan.expose {
             Some(e) => {
-                wrapped = expose::wrap(tx.as_mut(), select, e, &now).await?;
-                wrapped.as_str()
+                let w = expose::wrap(tx.as_mut(), select, e, &now).await?;
+                (Some(w.select), w.kinds)
             }
-            None => select,
+            None => (None, Default::default()),
         };
+        let select = wrapped.as_deref().unwrap_or(select);
         if plan.materialize == Materialize::View {
             let outcome = view(tx.as_mut(), plan, &target, select).await?;
             if outcome.failure.is_none() {
                 if let Some(e) = &plan.expose {
-                    expose::register(tx.as_mut(), &plan.target, e, collection.as_deref(), &now)
-                        .await?;
+                    expose::register(
+                        tx.as_mut(),
+                        &plan.target,
+                        e,
+                        &kinds,
+                        collection.as_ref(),
+                        &now,
+                    )
+                    .await?;
                 }
                 runs::finish_in(tx.as_mut(), finish).await?;
                 tx.commit().await?;
@@ -236,7 +245,15 @@ impl Store {
                 "CREATE INDEX IF NOT EXISTS {index} ON {target} (id)"
             ))
             .await?;
-            expose::register(tx.as_mut(), &plan.target, e, collection.as_deref(), &now).await?;
+            expose::register(
+                tx.as_mut(),
+                &plan.target,
+                e,
+                &kinds,
+                collection.as_ref(),
+                &now,
+            )
+            .await?;
         }
         runs::finish_in(tx.as_mut(), finish).await?;
         tx.commit().await?;

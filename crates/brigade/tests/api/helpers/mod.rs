@@ -418,6 +418,19 @@ impl TestApp {
         }
     }
 
+    /// Stops the server as Ctrl-C would (SIGTERM, then waits for it) and hands back its app
+    /// directory, database URL and log, so a test can start it again.
+    pub(crate) async fn stop(mut self) -> (TempDir, String, String) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let exited = self.wait_for_exit(Duration::from_secs(30)).await;
+        assert!(exited.is_some(), "brigade serve did not stop on SIGTERM");
+        let placeholder = tempfile::tempdir().expect("a temporary directory");
+        let dir = std::mem::replace(&mut self.dir, placeholder);
+        (dir, self.db_url.clone(), self.logs())
+    }
+
     /// The migration files in `DIR/migrations`, sorted by name.
     pub(crate) fn migration_files(&self) -> Vec<PathBuf> {
         migration_files(self.dir.path())
