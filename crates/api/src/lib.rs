@@ -20,6 +20,14 @@ mod routes;
 pub mod state;
 mod tasks;
 mod telemetry;
+mod views;
+
+pub use routes::Route;
+
+/// The template and method of every route of the API, for checking the OpenAPI document.
+pub fn route_table() -> Vec<Route> {
+    routes::table()
+}
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -4,11 +4,10 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use brigade_pipelines::run::{Event, RunView, StartError};
 use brigade_pipelines::{RunOptions, Trigger};
 use bytes::Bytes;
@@ -16,19 +15,22 @@ use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Routes;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath, ApiQuery};
 use crate::state::AppState;
+use crate::views::RunStartedView;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/pipelines", get(list_pipelines))
-        .route("/api/pipelines/{name}", get(get_pipeline))
-        .route("/api/pipelines/{name}/runs", get(list_runs).post(start_run))
-        .route("/api/pipelines/{name}/lineage", get(lineage))
-        .route("/api/runs/{id}", get(get_run))
-        .route("/api/runs/{id}/events", get(run_events))
-        .route("/api/runs/{id}/cancel", post(cancel_run))
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .get("/api/pipelines", list_pipelines)
+        .get("/api/pipelines/{name}", get_pipeline)
+        .get("/api/pipelines/{name}/runs", list_runs)
+        .post("/api/pipelines/{name}/runs", start_run)
+        .get("/api/pipelines/{name}/lineage", lineage)
+        .get("/api/runs/{id}", get_run)
+        .get("/api/runs/{id}/events", run_events)
+        .post("/api/runs/{id}/cancel", cancel_run)
 }
 
 async fn list_pipelines(
@@ -172,7 +174,7 @@ async fn start_run(
     ApiPath(name): ApiPath<String>,
     headers: axum::http::HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RunStartedView>), ApiError> {
     // The body is optional: an empty POST starts a plain run.
     let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
         StartBody::default()
@@ -207,7 +209,7 @@ async fn start_run(
         .start(&name, Trigger::Api, options)
         .await
         .map_err(start_error)?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": id }))))
+    Ok((StatusCode::ACCEPTED, Json(RunStartedView { run_id: id })))
 }
 
 fn start_error(e: StartError) -> ApiError {
