@@ -81,12 +81,13 @@ impl Auditor {
     pub(crate) fn start(
         store: Arc<Store>,
         retention: Option<Duration>,
+        tasks: &crate::tasks::Tasks,
     ) -> (Auditor, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (security, security_rx) = mpsc::unbounded_channel();
         let writer = tokio::spawn(write_batches(store.clone(), security_rx, rx));
         if let Some(retention) = retention {
-            tokio::spawn(prune_forever(store, retention));
+            tasks.service("audit pruning", prune_forever(store, retention));
         }
         (Auditor::with_queues(tx, security), writer)
     }

@@ -29,6 +29,7 @@ pub(crate) async fn limit(State(budget): State<Duration>, req: Request, next: Ne
                 budget.as_secs_f64()
             ),
         )
+        .with_code(crate::error::ErrorCode::Timeout)
         .into_response(),
     }
 }

@@ -1,5 +1,8 @@
 //! [`ApiError`]: the single place errors become RFC 9457 `application/problem+json`.
 //! Internal causes are logged with the request's context and never sent to the client.
+//!
+//! Every problem carries a stable, machine-readable [`ErrorCode`] in its `code` member
+//! (snake_case), so clients branch on it instead of on the status or the English `detail`.
 
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -7,6 +10,108 @@ use axum::response::{IntoResponse, Response};
 use brigade_core::errors::FieldErrors;
 use brigade_store::StoreError;
 use serde_json::{Map, Value, json};
+
+/// The `code` member of a problem: what went wrong, stable across releases and wordings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// 400: the body, a field, a query parameter or a filter is invalid.
+    ValidationFailed,
+    /// 401: no, an invalid, an expired or a revoked token; or wrong credentials.
+    Unauthenticated,
+    /// 403: a collection rule refused a signed-in caller.
+    RuleRefused,
+    /// 403: the caller is known but lacks the role or kind of account the route needs.
+    Forbidden,
+    /// 404: no such route, collection, record, pipeline, run, index or document.
+    NotFound,
+    /// 405: the route does not take that method (or the collection is read-only).
+    MethodNotAllowed,
+    /// 409: a unique value is taken, a record is still referenced, a run already ended.
+    Conflict,
+    /// 413: the body is larger than the limit.
+    PayloadTooLarge,
+    /// 415: the body is not sent as JSON.
+    UnsupportedMediaType,
+    /// 422: well-formed but cannot be processed (invalid pipeline files, type changes).
+    Unprocessable,
+    /// 429: over a rate limit or a locked login; see `Retry-After`.
+    RateLimited,
+    /// 500: an internal error (logged, never described).
+    Internal,
+    /// 502: an upstream service (embedder, language model) failed.
+    UpstreamFailed,
+    /// 503: the request or its query ran past `server.request_timeout`.
+    Timeout,
+    /// 503: the database is unreachable or migrations are pending; see `Retry-After`.
+    Unavailable,
+    /// 504: an upstream service (language model) timed out.
+    UpstreamTimeout,
+}
+
+impl ErrorCode {
+    /// Every code, for the OpenAPI document.
+    pub const ALL: [ErrorCode; 16] = [
+        ErrorCode::ValidationFailed,
+        ErrorCode::Unauthenticated,
+        ErrorCode::RuleRefused,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::Conflict,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::Unprocessable,
+        ErrorCode::RateLimited,
+        ErrorCode::Internal,
+        ErrorCode::UpstreamFailed,
+        ErrorCode::Timeout,
+        ErrorCode::Unavailable,
+        ErrorCode::UpstreamTimeout,
+    ];
+
+    /// The code of a status when nothing more precise was said.
+    pub fn for_status(status: StatusCode) -> ErrorCode {
+        match status {
+            StatusCode::BAD_REQUEST => ErrorCode::ValidationFailed,
+            StatusCode::UNAUTHORIZED => ErrorCode::Unauthenticated,
+            StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+            StatusCode::NOT_FOUND => ErrorCode::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+            StatusCode::CONFLICT => ErrorCode::Conflict,
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::Unprocessable,
+            StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+            StatusCode::BAD_GATEWAY => ErrorCode::UpstreamFailed,
+            StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Unavailable,
+            StatusCode::GATEWAY_TIMEOUT => ErrorCode::UpstreamTimeout,
+            s if s.is_client_error() => ErrorCode::ValidationFailed,
+            _ => ErrorCode::Internal,
+        }
+    }
+
+    /// The snake_case name sent in `code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::RuleRefused => "rule_refused",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::Unprocessable => "unprocessable",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+            ErrorCode::UpstreamFailed => "upstream_failed",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::UpstreamTimeout => "upstream_timeout",
+        }
+    }
+}
 
 /// An error response.
 #[derive(Debug)]
@@ -16,6 +121,8 @@ pub struct ApiError {
     pub errors: Option<FieldErrors>,
     /// Seconds for `Retry-After` (429, 503).
     pub retry_after: Option<u64>,
+    /// A code more precise than the status's ([`ErrorCode::for_status`] otherwise).
+    pub code: Option<ErrorCode>,
 }
 
 impl ApiError {
@@ -26,7 +133,20 @@ impl ApiError {
             detail: detail.into(),
             errors: None,
             retry_after: None,
+            code: None,
         }
+    }
+
+    /// The same error with a more precise `code`.
+    pub fn with_code(mut self, code: ErrorCode) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// The `code` member this error is sent with.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+            .unwrap_or_else(|| ErrorCode::for_status(self.status))
     }
 
     /// 400 with per-field messages.
@@ -37,6 +157,7 @@ impl ApiError {
             detail,
             errors: Some(errors),
             retry_after: None,
+            code: None,
         }
     }
 
@@ -91,6 +212,7 @@ impl IntoResponse for ApiError {
             "title": title(self.status),
             "status": self.status.as_u16(),
             "detail": self.detail,
+            "code": self.code().as_str(),
         });
         if let Some(errors) = &self.errors {
             let map: Map<String, Value> = errors
@@ -129,6 +251,7 @@ impl From<StoreError> for ApiError {
                 detail: message,
                 errors: (!errors.is_empty()).then_some(errors),
                 retry_after: None,
+                code: None,
             },
             StoreError::Invalid(errors) => ApiError::invalid(errors),
             StoreError::Forbidden {
@@ -138,7 +261,8 @@ impl From<StoreError> for ApiError {
             StoreError::Forbidden {
                 anonymous: false,
                 message,
-            } => ApiError::forbidden(format!("Not allowed: {message}.")),
+            } => ApiError::forbidden(format!("Not allowed: {message}."))
+                .with_code(ErrorCode::RuleRefused),
             StoreError::Unprocessable(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
             e @ StoreError::ReadOnly { .. } => {
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, e.to_string())
@@ -149,7 +273,8 @@ impl From<StoreError> for ApiError {
                     "The query took longer than {} s (server.request_timeout) and was stopped; narrow the filter, or ask for fewer records or no total (skip_total=true).",
                     budget.as_secs_f64()
                 ),
-            ),
+            )
+            .with_code(ErrorCode::Timeout),
             StoreError::Unavailable(m) => {
                 tracing::error!(error = %m, "Database unavailable.");
                 ApiError {

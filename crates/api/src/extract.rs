@@ -152,7 +152,7 @@ pub(crate) async fn current(state: &AppState, p: &Principal) -> Result<(), ApiEr
     if state
         .tokens()
         .versions()
-        .is_current(state.store(), &p.id, token_version)
+        .is_current(&p.id, token_version, || state.store().token_version(&p.id))
         .await?
     {
         Ok(())
@@ -196,7 +196,7 @@ pub(crate) async fn api_key(state: &AppState, key: &str) -> Result<Principal, Ap
     if stale {
         let state = state.clone();
         let id = row.id.clone();
-        tokio::spawn(async move {
+        state.tasks().clone().job("API key last use", async move {
             if let Err(e) = state.store().touch_api_key(&id, &now).await {
                 tracing::warn!(error = %e, "Could not record API key use.");
             }

@@ -18,7 +18,16 @@ mod openapi;
 mod ratelimit;
 mod routes;
 pub mod state;
+mod tasks;
 mod telemetry;
+mod views;
+
+pub use routes::Route;
+
+/// The template and method of every route of the API, for checking the OpenAPI document.
+pub fn route_table() -> Vec<Route> {
+    routes::table()
+}
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -83,13 +92,11 @@ pub struct App {
     grace: std::time::Duration,
     /// Finishes once every audit entry queued before shutdown is stored.
     audit_writer: tokio::task::JoinHandle<()>,
-    /// The cron loop; stopped at shutdown.
-    scheduler: tokio::task::JoinHandle<()>,
     /// Pipeline runs, stopped at shutdown.
     runner: Arc<brigade_pipelines::Runner>,
-    /// Background search ingest and the collection follower; stopped at shutdown (each
-    /// document is its own transaction, so stopping between two is safe).
-    search_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Background work: the scheduler, search ingest and follower (each document is its own
+    /// transaction, so stopping between two is safe), pruners, request jobs.
+    tasks: tasks::Tasks,
     /// `[metrics] listen`: the second listener and its `/metrics`-only router.
     metrics_server: Option<(TcpListener, axum::Router)>,
 }
@@ -149,8 +156,9 @@ impl App {
                 .map_err(AppError::Redis)?,
             None => ratelimit::Limits::local(&settings.rate_limit),
         };
+        let tasks = tasks::Tasks::default();
         let (auditor, audit_writer) =
-            audit::Auditor::start(store.clone(), settings.audit.retention);
+            audit::Auditor::start(store.clone(), settings.audit.retention, &tasks);
         let runner = brigade_pipelines::Runner::new(
             store.clone(),
             &settings.dir,
@@ -164,17 +172,21 @@ impl App {
         // Runs whose process died are failed by heartbeat age, here and every
         // `stale_after / 2` in the scheduler; runs of live CLI processes are left alone.
         runner.sweep(None).await?;
-        let scheduler = brigade_pipelines::schedule::spawn(runner.clone());
+        tasks.service(
+            "scheduler",
+            brigade_pipelines::schedule::run(runner.clone()),
+        );
         brigade_pipelines::schedule::run_on_start(&runner).await;
         let app_runner = runner.clone();
         let search = Arc::new(brigade_search::Search::open(store.clone(), &settings).await?);
-        let search_tasks = vec![
-            tokio::spawn({
-                let search = search.clone();
-                async move { search.ingest_all().await }
-            }),
-            tokio::spawn(brigade_search::follow::follow(search.clone())),
-        ];
+        tasks.service("search ingest", {
+            let search = search.clone();
+            async move { search.ingest_all().await }
+        });
+        tasks.service(
+            "search follow",
+            brigade_search::follow::follow(search.clone()),
+        );
         let state = state::AppState::new(state::Parts {
             store: store.clone(),
             tokens,
@@ -185,9 +197,10 @@ impl App {
             limits,
             runner,
             search,
+            tasks: tasks.clone(),
         });
         let limits = state.limits().clone();
-        tokio::spawn(async move {
+        tasks.service("rate limit cleanup", async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
             loop {
                 tick.tick().await;
@@ -195,7 +208,10 @@ impl App {
             }
         });
         if let Some(policy) = state.settings().rate_limit.login {
-            tokio::spawn(prune_login_failures(store.clone(), policy));
+            tasks.service(
+                "login failure pruning",
+                prune_login_failures(store.clone(), policy),
+            );
         }
         let metrics_server = metrics_listener.map(|listener| {
             if let Ok(address) = listener.local_addr() {
@@ -210,9 +226,8 @@ impl App {
             store,
             grace,
             audit_writer,
-            scheduler,
             runner: app_runner,
-            search_tasks,
+            tasks,
             metrics_server,
         })
     }
@@ -234,13 +249,13 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let metrics_server = self.metrics_server.map(|(listener, router)| {
-            tokio::spawn(async move {
+        if let Some((listener, router)) = self.metrics_server {
+            self.tasks.service("metrics listener", async move {
                 if let Err(e) = axum::serve(listener, router).await {
                     tracing::error!(error = %e, "The metrics listener failed.");
                 }
-            })
-        });
+            });
+        }
         let runner = self.runner.clone();
         let server = axum::serve(
             self.listener,
@@ -266,13 +281,7 @@ impl App {
             }
         };
         drop(stop_rx);
-        if let Some(task) = metrics_server {
-            task.abort();
-        }
-        self.scheduler.abort();
-        for task in &self.search_tasks {
-            task.abort();
-        }
+        self.tasks.shutdown(self.grace).await;
         self.runner.drain(self.grace).await;
         // The router (and with it every sender of the audit queue) is gone: drain the queue.
         if tokio::time::timeout(std::time::Duration::from_secs(5), self.audit_writer)

@@ -43,17 +43,6 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n";
 
-/// Paths with the strict `auth` budget.
-const AUTH_PATHS: &[&str] = &[
-    "/api/auth/login",
-    "/api/auth/register",
-    "/api/auth/refresh",
-    "/api/auth/password",
-    "/api/auth/password-reset",
-    "/api/auth/password-reset/confirm",
-];
-/// Path prefixes with the strict `auth` budget (OpenID Connect login and callback).
-const AUTH_PREFIXES: &[&str] = &["/api/auth/oidc/"];
 /// Paths never limited.
 const EXEMPT: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
@@ -229,13 +218,7 @@ pub(crate) async fn limit(State(state): State<AppState>, mut req: Request, next:
     if EXEMPT.contains(&path) {
         return next.run(req).await;
     }
-    // Logout and profile changes are security events too (never dropped from the audit
-    // log), so they share the strict budget that bounds how many of those one client makes.
-    let auth_path = AUTH_PATHS.contains(&path)
-        || AUTH_PREFIXES.iter().any(|p| path.starts_with(p))
-        || path == "/api/auth/logout"
-        || (path == "/api/auth/me" && req.method() == axum::http::Method::PATCH)
-        || (path == crate::routes::RESET_PAGE && req.method() == axum::http::Method::POST);
+    let auth_path = crate::routes::auth_routes::is_auth_route(req.method(), path);
     let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| {
         client_ip::resolve(
             c.0.ip(),

@@ -28,6 +28,7 @@ struct Inner {
     metrics: PrometheusHandle,
     runner: Arc<Runner>,
     search: Arc<brigade_search::Search>,
+    tasks: crate::tasks::Tasks,
 }
 
 /// What the server is assembled from.
@@ -41,6 +42,7 @@ pub(crate) struct Parts {
     pub(crate) limits: Arc<Limits>,
     pub(crate) runner: Arc<Runner>,
     pub(crate) search: Arc<brigade_search::Search>,
+    pub(crate) tasks: crate::tasks::Tasks,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             limits,
             runner,
             search,
+            tasks,
         } = parts;
         let mailer = Mailer::new(settings.mail.from.clone(), settings.mail.outbox.clone());
         AppState(Arc::new(Inner {
@@ -68,7 +71,13 @@ impl AppState {
             metrics,
             runner,
             search,
+            tasks,
         }))
+    }
+
+    /// Background work: started here, stopped or awaited on shutdown.
+    pub(crate) fn tasks(&self) -> &crate::tasks::Tasks {
+        &self.0.tasks
     }
 
     /// Outgoing email.

@@ -9,10 +9,9 @@
 //! own next request already refuses the old tokens.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use brigade_store::{Store, StoreError};
 
 /// How long a process trusts a version it read: the longest a revoked token keeps working
 /// on another process.
@@ -50,21 +49,26 @@ impl TokenVersions {
     }
 
     /// Whether a token issued at `version` of account `user_id` is still current: the
-    /// account exists and nothing revoked its tokens since.
+    /// account exists and nothing revoked its tokens since. `read` asks the database for the
+    /// account's version (`None`: no such account) when the cache cannot answer.
     ///
     /// # Errors
-    /// Database errors (the caller answers 5xx, not "revoked").
-    pub async fn is_current(
+    /// `read`'s error (the caller answers 5xx, not "revoked").
+    pub async fn is_current<F, Fut, E>(
         &self,
-        store: &Store,
         user_id: &str,
         version: i64,
-    ) -> Result<bool, StoreError> {
+        read: F,
+    ) -> Result<bool, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<i64>, E>>,
+    {
         if let Some(known) = self.cached(user_id) {
             return Ok(known == Some(version));
         }
         let read_at = Instant::now();
-        let current = store.token_version(user_id).await?;
+        let current = read().await?;
         self.remember(user_id, current, read_at);
         Ok(current == Some(version))
     }

@@ -64,8 +64,8 @@ pub fn targets(pipeline: &Pipeline, event: NotifyEvent) -> Vec<String> {
 
 /// The alert for a finished run: failure or success.
 pub fn for_run(run: &RunView) -> Alert {
-    let (event, reason) = match run.status.as_str() {
-        "succeeded" => (
+    let (event, reason) = match run.status {
+        brigade_store::warehouse::RunStatus::Succeeded => (
             NotifyEvent::Success,
             format!("run {} of `{}` succeeded", run.id, run.pipeline),
         ),

@@ -52,6 +52,11 @@ pub enum PipelineError {
     /// A source could not be read, or a row of it is malformed.
     #[error("{0}")]
     Extract(String),
+    /// A source that may answer later: the network, 5xx or 429 after the extractor's own
+    /// retries, a database that is down. Retried like a busy database; a missing file or a
+    /// bad row is an [`PipelineError::Extract`] and fails the same way every time.
+    #[error("{0} (transient)")]
+    Transient(String),
     /// An expectation with `on_fail = "fail"` or a frozen contract stopped the run.
     #[error("{0}")]
     Check(String),
@@ -67,10 +72,9 @@ impl PipelineError {
     /// Whether trying the step again may help (network, busy database), as opposed to a
     /// mistake in the pipeline or the data.
     pub fn is_transient(&self) -> bool {
-        match self {
-            PipelineError::Extract(m) => m.contains("(transient)"),
-            PipelineError::Store(StoreError::Unavailable(_)) => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            PipelineError::Transient(_) | PipelineError::Store(StoreError::Unavailable(_))
+        )
     }
 }

@@ -54,7 +54,7 @@ type Sources = BTreeSet<(String, String)>;
 /// The lineage of `pipeline`. Column lists of tables come from the store where they exist
 /// (after a first run); models are analysed from their SQL either way.
 pub async fn of(pipeline: &Pipeline, store: &Store, env: &Env) -> Lineage {
-    let postgres = store.dialect() == brigade_store::sql::Dialect::Postgres;
+    let postgres = store.dialect() == brigade_store::Dialect::Postgres;
     let mut known: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let names: Vec<String> = pipeline
         .graph

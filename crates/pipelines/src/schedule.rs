@@ -11,6 +11,8 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use serde_json::json;
 
+use brigade_store::warehouse::RunStatus;
+
 use crate::Pipeline;
 use crate::alerts::Alert;
 use crate::spec::NotifyEvent;
@@ -57,7 +59,7 @@ pub async fn run_on_start(runner: &Arc<crate::Runner>) {
         };
         if runs
             .iter()
-            .any(|r| matches!(r.status.as_str(), "succeeded" | "queued" | "running"))
+            .any(|r| r.status == RunStatus::Succeeded || r.status.is_active())
         {
             continue;
         }
@@ -99,13 +101,11 @@ const RESCAN: Duration = Duration::from_secs(30);
 /// at least every 30 s, so a new or changed `schedule` needs no restart. Firings missed
 /// while no process was up are not caught up (like cron) but notified as `missed` once the
 /// scheduler starts again; start a run through the API or the CLI instead.
-pub fn spawn(runner: Arc<crate::Runner>) -> tokio::task::JoinHandle<()> {
+pub async fn run(runner: Arc<crate::Runner>) {
     let watch = crate::freshness::watch(runner.clone());
     let triggers = crate::triggers::watch(runner.clone());
     let sweep = runner.clone().sweep_forever();
-    tokio::spawn(async move {
-        tokio::join!(schedule(runner), watch, triggers, sweep);
-    })
+    tokio::join!(schedule(runner), watch, triggers, sweep);
 }
 
 async fn schedule(runner: Arc<crate::Runner>) {

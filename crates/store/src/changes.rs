@@ -246,7 +246,8 @@ mod store_tests {
     use serde_json::json;
 
     use super::*;
-    use crate::{Access, SqliteDatabase, Store};
+    use crate::sqlite::SqliteDatabase;
+    use crate::{Access, Store};
 
     async fn next(rx: &mut broadcast::Receiver<Arc<Envelope>>) -> Change {
         tokio::time::timeout(Duration::from_secs(5), rx.recv())

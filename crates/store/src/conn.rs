@@ -35,6 +35,13 @@ impl From<FieldType> for ColType {
     }
 }
 
+/// Bytes read as text (a model's `bytea` or blob column): standard base64 with padding, the
+/// same on both backends.
+pub(crate) fn base64_text(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// A row decoded per the requested [`ColType`]s.
 pub type Row = Vec<Value>;
 

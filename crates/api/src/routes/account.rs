@@ -6,18 +6,19 @@
 //! on their own task. An account has at most one pending reset (a new one replaces it).
 //! Changing or resetting a password ends the account's access and refresh tokens at once.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{patch, post};
-use axum::{Json, Router};
 use brigade_auth::{Secret, opaque, password};
 use serde_json::{Value, json};
 
-use super::auth::user_json;
+use super::Routes;
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonObject};
+use crate::routes::auth_routes as paths;
 use crate::state::AppState;
+use crate::views::{StatusView, UserView};
 
 /// How long a reset link works.
 const RESET_TTL_MINUTES: i64 = 60;
@@ -33,12 +34,12 @@ const NOT_PROFILE: &[&str] = &[
     "verified",
 ];
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/me", patch(update_me))
-        .route("/api/auth/password", post(change_password))
-        .route("/api/auth/password-reset", post(request_reset))
-        .route("/api/auth/password-reset/confirm", post(confirm_reset))
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .patch(paths::ME, update_me)
+        .post(paths::PASSWORD, change_password)
+        .post(paths::PASSWORD_RESET, request_reset)
+        .post(paths::PASSWORD_RESET_CONFIRM, confirm_reset)
 }
 
 fn signed_in(caller: Caller) -> Result<brigade_auth::Principal, ApiError> {
@@ -69,7 +70,7 @@ async fn update_me(
     meta: RequestMeta,
     caller: Caller,
     JsonObject(body): JsonObject,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserView>, ApiError> {
     let me = signed_in(caller)?;
     let mut errors = brigade_core::errors::FieldErrors::new();
     for key in body.keys().filter(|k| NOT_PROFILE.contains(&k.as_str())) {
@@ -115,7 +116,7 @@ async fn update_me(
         .user_by_id(&me.id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
-    Ok(Json(user_json(&user)))
+    Ok(Json(UserView::from(&user)))
 }
 
 async fn change_password(
@@ -156,26 +157,31 @@ async fn request_reset(
     State(state): State<AppState>,
     meta: RequestMeta,
     JsonObject(body): JsonObject,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<StatusView>), ApiError> {
     let Some(email) = body.get("email").and_then(Value::as_str).map(str::trim) else {
         return Err(ApiError::field("email", "required: a string"));
     };
     let email = email.to_string();
     // Everything that depends on whether the address has an account happens after the
     // answer, so neither the answer nor its timing tells.
-    tokio::spawn(async move {
-        if let Err(e) = send_reset(&state, &meta, &email).await {
-            tracing::error!(error = %e, "Could not prepare a password reset.");
-        }
-    });
+    state
+        .tasks()
+        .clone()
+        .job("password reset mail", async move {
+            if let Err(e) = send_reset(&state, &meta, &email).await {
+                tracing::error!(error = %e, "Could not prepare a password reset.");
+            }
+        });
     Ok(accepted())
 }
 
 /// The one answer to every reset request.
-fn accepted() -> (StatusCode, Json<Value>) {
+fn accepted() -> (StatusCode, Json<StatusView>) {
     (
         StatusCode::ACCEPTED,
-        Json(json!({"status": "If the address has an account, a reset link is on its way."})),
+        Json(StatusView::new(
+            "If the address has an account, a reset link is on its way.",
+        )),
     )
 }
 

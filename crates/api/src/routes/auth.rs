@@ -3,27 +3,29 @@
 //! replayed refresh token also end the account's access tokens at once (its token version
 //! moves on; other sessions get new access tokens with their refresh tokens).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use brigade_auth::{Principal, PrincipalKind, Secret, opaque, password};
 use brigade_store::{Rotation, UserRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Routes;
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonBody};
+use crate::routes::auth_routes as paths;
 use crate::state::AppState;
+use crate::views::{RegisteredView, TokenPairView, TokenUserView, UserView};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/register", post(register))
-        .route("/api/auth/refresh", post(refresh))
-        .route("/api/auth/logout", post(logout))
-        .route("/api/auth/me", get(me))
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .post(paths::LOGIN, login)
+        .post(paths::REGISTER, register)
+        .post(paths::REFRESH, refresh)
+        .post(paths::LOGOUT, logout)
+        .get(paths::ME, me)
 }
 
 #[derive(Deserialize)]
@@ -37,7 +39,7 @@ async fn login(
     State(state): State<AppState>,
     meta: RequestMeta,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenPairView>, ApiError> {
     let body: LoginBody = serde_json::from_value(body).map_err(|e| {
         ApiError::field("body", format!("expected {{\"email\", \"password\"}}: {e}"))
     })?;
@@ -95,7 +97,7 @@ async fn register(
     State(state): State<AppState>,
     meta: RequestMeta,
     JsonBody(body): JsonBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RegisteredView>), ApiError> {
     if !state.settings().auth.allow_registration {
         return Err(ApiError::forbidden(
             "Self-registration is closed on this server (auth.allow_registration = false).",
@@ -148,14 +150,12 @@ async fn register(
         Some(format!("users/{}", user.id)),
         Value::Null,
     );
-    Ok((StatusCode::CREATED, Json(json!({"user": user_json(&user)}))))
-}
-
-pub(super) fn user_json(user: &UserRow) -> Value {
-    json!({
-        "id": user.id, "email": user.email, "roles": user.roles,
-        "profile": user.profile, "created": user.created, "updated": user.updated,
-    })
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisteredView {
+            user: UserView::from(&user),
+        }),
+    ))
 }
 
 pub(super) fn refresh_expiry(state: &AppState) -> String {
@@ -168,7 +168,7 @@ pub(super) fn token_pair(
     state: &AppState,
     user: &UserRow,
     refresh_token: &Secret,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenPairView>, ApiError> {
     let principal = Principal {
         id: user.id.clone(),
         email: user.email.clone(),
@@ -181,13 +181,18 @@ pub(super) fn token_pair(
         .tokens()
         .issue(&principal)
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({
-        "access_token": access_token,
-        "refresh_token": refresh_token.expose(),
-        "token_type": "Bearer",
-        "expires_in": state.tokens().ttl().as_secs(),
-        "user": {"id": user.id, "email": user.email, "roles": user.roles},
-    })))
+    Ok(Json(TokenPairView {
+        access_token,
+        refresh_token: refresh_token.expose().to_string(),
+        token_type: "Bearer".to_string(),
+        expires_in: state.tokens().ttl().as_secs(),
+        user: TokenUserView {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            roles: user.roles.clone(),
+        },
+        redirect_to: None,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -209,7 +214,7 @@ async fn refresh(
     State(state): State<AppState>,
     meta: RequestMeta,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenPairView>, ApiError> {
     let body = refresh_body(body)?;
     let (next, next_hash) = opaque::new_refresh_token();
     let old_hash = opaque::hash_token(body.refresh_token.expose());
@@ -278,7 +283,7 @@ async fn logout(
 async fn me(
     State(state): State<AppState>,
     Caller(caller): Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserView>, ApiError> {
     let Some(p) = caller else {
         return Err(ApiError::unauthorized(
             "Send `Authorization: Bearer <token>`.",
@@ -292,5 +297,5 @@ async fn me(
         .user_by_id(&p.id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
-    Ok(Json(user_json(&user)))
+    Ok(Json(UserView::from(&user)))
 }

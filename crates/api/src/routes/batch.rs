@@ -2,23 +2,24 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use brigade_store::{BatchOp, BatchOutcome};
 use serde_json::{Map, Value, json};
 
+use super::Routes;
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonObject};
 use crate::state::AppState;
+use crate::views::BatchResultView;
 
 /// Most writes accepted in one batch.
 const MAX_REQUESTS: usize = 1000;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/api/batch", post(run_batch))
+pub(super) fn routes() -> Routes {
+    Routes::new().post("/api/batch", run_batch)
 }
 
 async fn run_batch(
@@ -26,7 +27,7 @@ async fn run_batch(
     meta: RequestMeta,
     caller: Caller,
     JsonObject(body): JsonObject,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<BatchResultView>>, ApiError> {
     let Some(Value::Array(requests)) = body.get("requests") else {
         return Err(ApiError::field(
             "requests",
@@ -59,15 +60,24 @@ async fn run_batch(
         None,
         json!({"operations": outcomes.len(), "collections": counts}),
     );
-    let results: Vec<Value> = outcomes
+    let results = outcomes
         .into_iter()
         .map(|o| match o {
-            BatchOutcome::Created(r) => json!({"status": 201, "body": r}),
-            BatchOutcome::Updated(r) => json!({"status": 200, "body": r}),
-            BatchOutcome::Deleted => json!({"status": 204, "body": null}),
+            BatchOutcome::Created(r) => BatchResultView {
+                status: 201,
+                body: Some(r),
+            },
+            BatchOutcome::Updated(r) => BatchResultView {
+                status: 200,
+                body: Some(r),
+            },
+            BatchOutcome::Deleted => BatchResultView {
+                status: 204,
+                body: None,
+            },
         })
         .collect();
-    Ok(Json(Value::Array(results)))
+    Ok(Json(results))
 }
 
 /// Operations per collection and kind: `{"posts": {"create": 2, "delete": 1}}`.

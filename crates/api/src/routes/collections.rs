@@ -2,30 +2,25 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use brigade_core::schema::Collection;
 use serde_json::{Value, json};
 
+use super::Routes;
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath, JsonBody};
 use crate::state::AppState;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/collections",
-            get(list_collections).post(create_collection),
-        )
-        .route(
-            "/api/collections/{name}",
-            get(read_collection)
-                .patch(update_collection)
-                .delete(delete_collection),
-        )
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .get("/api/collections", list_collections)
+        .post("/api/collections", create_collection)
+        .get("/api/collections/{name}", read_collection)
+        .patch("/api/collections/{name}", update_collection)
+        .delete("/api/collections/{name}", delete_collection)
 }
 
 async fn list_collections(State(state): State<AppState>, _admin: Admin) -> Json<Value> {

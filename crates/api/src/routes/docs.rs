@@ -4,30 +4,27 @@
 
 use std::sync::{Arc, OnceLock};
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::Value;
 
 use crate::error::ApiError;
 use brigade_core::settings::IndexSource;
 use brigade_store::Access;
 
+use super::Routes;
 use crate::extract::{ApiPath, Caller};
 use crate::openapi::{self, Audience};
 use crate::state::AppState;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/openapi.json", get(openapi_document))
-        .route(
-            "/api/docs",
-            get(|| async { Redirect::permanent("/api/docs/") }),
-        )
-        .route("/api/docs/", get(|| swagger_file(ApiPath(String::new()))))
-        .route("/api/docs/{*file}", get(swagger_file))
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .get("/api/openapi.json", openapi_document)
+        .get("/api/docs", || async { Redirect::permanent("/api/docs/") })
+        .get("/api/docs/", || swagger_file(ApiPath(String::new())))
+        .get("/api/docs/{*file}", swagger_file)
 }
 
 async fn openapi_document(State(state): State<AppState>, caller: Caller) -> Json<Value> {

@@ -4,22 +4,24 @@
 //! made with a key, to that key's account): it never acts with roles the account no longer
 //! holds, and taking a role from the account revokes its keys.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use brigade_auth::opaque;
 use serde_json::{Value, json};
 
+use super::Routes;
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath, JsonObject};
 use crate::state::AppState;
+use crate::views::{ApiKeyListView, ApiKeyView, CreatedApiKeyView};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/keys", get(list_keys).post(create_key))
-        .route("/api/auth/keys/{id}", delete(delete_key))
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .get("/api/auth/keys", list_keys)
+        .post("/api/auth/keys", create_key)
+        .delete("/api/auth/keys/{id}", delete_key)
 }
 
 fn is_role(r: &str) -> bool {
@@ -34,7 +36,7 @@ async fn create_key(
     meta: RequestMeta,
     Admin(admin): Admin,
     JsonObject(body): JsonObject,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedApiKeyView>), ApiError> {
     let mut errors = brigade_core::errors::FieldErrors::new();
     for key in body
         .keys()
@@ -122,9 +124,10 @@ async fn create_key(
         Some(format!("keys/{}", row.id)),
         detail,
     );
-    let mut out = serde_json::to_value(&row).map_err(ApiError::internal)?;
-    out["key"] = Value::String(key.expose().to_string());
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKeyView::new(row, key.expose().to_string())),
+    ))
 }
 
 /// `90 days`, `36 hours`, `15 minutes`: a maximum lifetime for a message.
@@ -138,8 +141,14 @@ fn lifetime_text(d: std::time::Duration) -> String {
     }
 }
 
-async fn list_keys(State(state): State<AppState>, _admin: Admin) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"items": state.store().list_api_keys().await?})))
+async fn list_keys(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<Json<ApiKeyListView>, ApiError> {
+    let items = state.store().list_api_keys().await?;
+    Ok(Json(ApiKeyListView {
+        items: items.into_iter().map(ApiKeyView::from).collect(),
+    }))
 }
 
 async fn delete_key(

@@ -4,6 +4,7 @@
 mod account;
 mod audit;
 mod auth;
+pub(crate) mod auth_routes;
 mod batch;
 mod collections;
 mod docs;
@@ -15,7 +16,11 @@ mod pipelines;
 mod records;
 mod reset_page;
 mod search;
+mod table;
 mod users;
+
+pub use table::Route;
+pub(crate) use table::Routes;
 
 use std::time::Duration;
 
@@ -33,31 +38,42 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 const REQUEST_ID: &str = "x-request-id";
-/// The password-reset page (HTML), counted by the rate limiter as an auth route.
-pub(crate) const RESET_PAGE: &str = reset_page::PATH;
 /// Bodies of auth endpoints are small; a large one is an attack, not a login.
 const AUTH_BODY_LIMIT: usize = 64 * 1024;
+
+/// Every route of every resource, before the cross-cutting layers.
+fn routes() -> Routes {
+    let auth_limit = |r: Router<AppState>| r.layer(DefaultBodyLimit::max(AUTH_BODY_LIMIT));
+    Routes::new()
+        .merge(account::routes().map(auth_limit))
+        .merge(audit::routes())
+        .merge(auth::routes().map(auth_limit))
+        .merge(keys::routes())
+        .merge(oidc::routes())
+        .merge(collections::routes())
+        .merge(records::routes())
+        .merge(batch::routes())
+        .merge(users::routes())
+        .merge(docs::routes())
+        .merge(ops::routes())
+        .merge(pipelines::routes())
+        .merge(pipeline_tests::routes())
+        .merge(search::routes())
+        .merge(reset_page::routes().map(auth_limit))
+}
+
+/// The template and method of every route the server answers (the OpenAPI document must
+/// describe each of them).
+pub(crate) fn table() -> Vec<Route> {
+    routes().into_table()
+}
 
 /// The whole HTTP surface.
 pub(crate) fn router(state: AppState) -> Router {
     let settings = state.settings().server.clone();
     let request_id = HeaderName::from_static(REQUEST_ID);
-    Router::new()
-        .merge(account::router().layer(DefaultBodyLimit::max(AUTH_BODY_LIMIT)))
-        .merge(audit::router())
-        .merge(auth::router().layer(DefaultBodyLimit::max(AUTH_BODY_LIMIT)))
-        .merge(keys::router())
-        .merge(oidc::router())
-        .merge(collections::router())
-        .merge(records::router())
-        .merge(batch::router())
-        .merge(users::router())
-        .merge(docs::router())
-        .merge(ops::router())
-        .merge(pipelines::router())
-        .merge(pipeline_tests::router())
-        .merge(search::router())
-        .merge(reset_page::router().layer(DefaultBodyLimit::max(AUTH_BODY_LIMIT)))
+    routes()
+        .into_router()
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn(crate::telemetry::track))
         .fallback(not_found)

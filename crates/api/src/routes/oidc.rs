@@ -19,11 +19,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use brigade_auth::oidc::{Identity, OidcClient, OidcError};
 use brigade_auth::{Secret, opaque};
 use brigade_core::settings::OidcProvider;
@@ -33,6 +32,7 @@ use brigade_store::oidc_state::PendingLogin;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::Routes;
 use super::auth::{refresh_expiry, token_pair};
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
@@ -48,13 +48,13 @@ const MAX_REDIRECT: usize = 2048;
 /// The cookie binding a pending login to the browser that started it.
 const STATE_COOKIE: &str = "brigade_oidc_state";
 /// The cookie's path: sent to the callbacks only.
-const COOKIE_PATH: &str = "/api/auth/oidc/";
+use super::auth_routes::OIDC_PREFIX as COOKIE_PATH;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/oidc/{provider}", get(start_login))
-        .route("/api/auth/oidc/{provider}/callback", get(finish_login))
-        .layer(Extension(Clients::default()))
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .get("/api/auth/oidc/{provider}", start_login)
+        .get("/api/auth/oidc/{provider}/callback", finish_login)
+        .map(|r| r.layer(Extension(Clients::default())))
 }
 
 /// One [`OidcClient`] per provider, made on first use, so discovery and JWKS caches survive
@@ -277,9 +277,7 @@ async fn finish_login(
         json!({"provider": name, "subject": identity.subject, "created": created}),
     );
     let Json(mut body) = token_pair(&state, &user, &refresh_token)?;
-    if let Some(path) = pending.redirect_to {
-        body["redirect_to"] = Value::String(path);
-    }
+    body.redirect_to = pending.redirect_to;
     let spent = state_cookie(&state, "", 0);
     Ok((
         [

@@ -1,30 +1,30 @@
 //! Operations endpoints: `/healthz` (alive), `/readyz` (database reachable and migrations
 //! applied) and `/metrics` (Prometheus text; who may read it is `telemetry`'s business).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Value, json};
 
+use super::Routes;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::views::StatusView;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route(
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .get("/healthz", healthz)
+        .get("/readyz", readyz)
+        .get(
             crate::telemetry::METRICS_PATH,
-            get(crate::telemetry::render_metrics),
+            crate::telemetry::render_metrics,
         )
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+async fn healthz() -> Json<StatusView> {
+    Json(StatusView::new("ok"))
 }
 
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn readyz(State(state): State<AppState>) -> Result<Json<StatusView>, ApiError> {
     state.store().ping().await?;
     let pending: Vec<String> = state
         .store()
@@ -43,5 +43,5 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
             ),
         ));
     }
-    Ok(Json(json!({"status": "ready"})))
+    Ok(Json(StatusView::new("ready")))
 }

@@ -2,21 +2,21 @@
 //! tests against its current tables without loading or building anything, like
 //! `brigade pipeline test`. Superusers only.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use brigade_pipelines::datatest::{self, TestError};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::Routes;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath};
 use crate::state::AppState;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/api/pipelines/{name}/test", post(test_pipeline))
+pub(super) fn routes() -> Routes {
+    Routes::new().post("/api/pipelines/{name}/test", test_pipeline)
 }
 
 #[derive(Debug, Default, Deserialize)]

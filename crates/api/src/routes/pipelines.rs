@@ -4,11 +4,10 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use brigade_pipelines::run::{Event, RunView, StartError};
 use brigade_pipelines::{RunOptions, Trigger};
 use bytes::Bytes;
@@ -16,19 +15,22 @@ use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Routes;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath, ApiQuery};
 use crate::state::AppState;
+use crate::views::RunStartedView;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/pipelines", get(list_pipelines))
-        .route("/api/pipelines/{name}", get(get_pipeline))
-        .route("/api/pipelines/{name}/runs", get(list_runs).post(start_run))
-        .route("/api/pipelines/{name}/lineage", get(lineage))
-        .route("/api/runs/{id}", get(get_run))
-        .route("/api/runs/{id}/events", get(run_events))
-        .route("/api/runs/{id}/cancel", post(cancel_run))
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .get("/api/pipelines", list_pipelines)
+        .get("/api/pipelines/{name}", get_pipeline)
+        .get("/api/pipelines/{name}/runs", list_runs)
+        .post("/api/pipelines/{name}/runs", start_run)
+        .get("/api/pipelines/{name}/lineage", lineage)
+        .get("/api/runs/{id}", get_run)
+        .get("/api/runs/{id}/events", run_events)
+        .post("/api/runs/{id}/cancel", cancel_run)
 }
 
 async fn list_pipelines(
@@ -172,7 +174,7 @@ async fn start_run(
     ApiPath(name): ApiPath<String>,
     headers: axum::http::HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RunStartedView>), ApiError> {
     // The body is optional: an empty POST starts a plain run.
     let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
         StartBody::default()
@@ -207,7 +209,7 @@ async fn start_run(
         .start(&name, Trigger::Api, options)
         .await
         .map_err(start_error)?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": id }))))
+    Ok((StatusCode::ACCEPTED, Json(RunStartedView { run_id: id })))
 }
 
 fn start_error(e: StartError) -> ApiError {
@@ -283,7 +285,7 @@ async fn cancel_run(
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let run = find_run(&state, &id).await?;
-    if !matches!(run.status.as_str(), "queued" | "running") {
+    if !run.status.is_active() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("run `{id}` is already {}", run.status),
@@ -322,38 +324,40 @@ fn async_stream(
     live: Option<tokio::sync::broadcast::Receiver<Event>>,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(64);
-    tokio::spawn(async move {
-        let done = |s: &str| !matches!(s, "queued" | "running");
-        if tx.send(sse("run", &snapshot)).await.is_err() || done(&snapshot.status) {
-            return;
-        }
-        if let Some(mut live) = live {
-            loop {
-                match live.recv().await {
-                    Ok(event) => {
-                        let last = matches!(event, Event::RunFinished { .. });
-                        if tx.send(sse(event.name(), &event)).await.is_err() || last {
-                            break;
+    state
+        .tasks()
+        .clone()
+        .service("run event stream", async move {
+            if tx.send(sse("run", &snapshot)).await.is_err() || !snapshot.status.is_active() {
+                return;
+            }
+            if let Some(mut live) = live {
+                loop {
+                    match live.recv().await {
+                        Ok(event) => {
+                            let last = matches!(event, Event::RunFinished { .. });
+                            if tx.send(sse(event.name(), &event)).await.is_err() || last {
+                                break;
+                            }
                         }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => break,
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => break,
                 }
             }
-        }
-        // Another process runs it, or we missed the end: follow the record.
-        loop {
-            let Ok(Some(run)) = state.store().run_get(&id).await else {
-                break;
-            };
-            let view = RunView::from(run);
-            let finished = done(&view.status);
-            if tx.send(sse("run", &view)).await.is_err() || finished {
-                break;
+            // Another process runs it, or we missed the end: follow the record.
+            loop {
+                let Ok(Some(run)) = state.store().run_get(&id).await else {
+                    break;
+                };
+                let view = RunView::from(run);
+                let finished = !view.status.is_active();
+                if tx.send(sse("run", &view)).await.is_err() || finished {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
+        });
     futures::stream::unfold(
         rx,
         |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },

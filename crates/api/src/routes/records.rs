@@ -1,30 +1,27 @@
 //! `/api/collections/{name}/records[/{id}]`: list with filter/sort/paging/fields/expand,
 //! read, create, patch and delete, each under the collection's rules for the caller.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use brigade_store::query::ListParams;
 use brigade_store::{Page, Record};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Routes;
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery, Caller, JsonObject};
 use crate::state::AppState;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/collections/{name}/records",
-            get(list_records).post(create_record),
-        )
-        .route(
-            "/api/collections/{name}/records/{id}",
-            get(read_record).patch(update_record).delete(delete_record),
-        )
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .get("/api/collections/{name}/records", list_records)
+        .post("/api/collections/{name}/records", create_record)
+        .get("/api/collections/{name}/records/{id}", read_record)
+        .patch("/api/collections/{name}/records/{id}", update_record)
+        .delete("/api/collections/{name}/records/{id}", delete_record)
 }
 
 /// Query parameters of list requests.

@@ -5,11 +5,9 @@
 //! /api/auth/password-reset/confirm`. An app with its own front end sets
 //! `server.public_url` to it and serves its own `/reset-password`.
 
-use axum::Router;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use brigade_auth::Secret;
 use serde::Deserialize;
 
@@ -17,12 +15,11 @@ use super::account::reset_password;
 use crate::audit::RequestMeta;
 use crate::state::AppState;
 
-/// The path of the page; the reset email links here and the rate limiter counts its posts
-/// as password attempts.
-pub(crate) const PATH: &str = "/reset-password";
+// The reset email links here; the rate limiter counts posts as password attempts.
+use super::auth_routes::RESET_PAGE as PATH;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route(PATH, get(show).post(submit))
+pub(super) fn routes() -> super::Routes {
+    super::Routes::new().get(PATH, show).post(PATH, submit)
 }
 
 #[derive(Debug, Deserialize)]

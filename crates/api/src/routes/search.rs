@@ -2,10 +2,9 @@
 //! documents (superusers), and answer questions with their sources. Who may search an index
 //! is its rule (path and API indexes) or its collection's list rule (collection indexes).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use base64::Engine;
 use brigade_search::SearchError;
 use brigade_search::document::Format;
@@ -14,26 +13,23 @@ use brigade_search::query::Mode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::Routes;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath, ApiQuery, Caller, JsonBody, JsonObject};
 use crate::state::AppState;
+use crate::views::DocumentsIngestedView;
 
 /// Documents accepted in one request.
 const MAX_DOCUMENTS: usize = 1000;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/search", get(list_indexes))
-        .route("/api/search/{index}", get(search))
-        .route(
-            "/api/search/{index}/documents",
-            get(list_documents).post(post_documents),
-        )
-        .route(
-            "/api/search/{index}/documents/{*id}",
-            delete(delete_document),
-        )
-        .route("/api/rag/{index}", post(answer))
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .get("/api/search", list_indexes)
+        .get("/api/search/{index}", search)
+        .get("/api/search/{index}/documents", list_documents)
+        .post("/api/search/{index}/documents", post_documents)
+        .delete("/api/search/{index}/documents/{*id}", delete_document)
+        .post("/api/rag/{index}", answer)
 }
 
 impl From<SearchError> for ApiError {
@@ -237,7 +233,7 @@ async fn post_documents(
     _admin: Admin,
     ApiPath(index): ApiPath<String>,
     JsonBody(body): JsonBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<DocumentsIngestedView>), ApiError> {
     let search = state.search();
     search.index(&index)?;
     let (items, at): (Vec<Value>, &str) = match body {
@@ -293,12 +289,12 @@ async fn post_documents(
     };
     Ok((
         status,
-        Json(json!({
-            "ids": ids,
-            "indexed": report.indexed,
-            "skipped": report.skipped,
-            "chunks": report.chunks,
-        })),
+        Json(DocumentsIngestedView {
+            ids,
+            indexed: report.indexed,
+            skipped: report.skipped,
+            chunks: report.chunks,
+        }),
     ))
 }
 

@@ -3,22 +3,22 @@
 //! A role change ends the account's access tokens at once (they carry the old roles; the
 //! next refresh carries the new ones), and taking a role away revokes the account's API keys.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, patch};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::user_json;
+use super::Routes;
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath, ApiQuery, JsonObject};
 use crate::state::AppState;
+use crate::views::{UserPageView, UserView};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/users", get(list_users))
-        .route("/api/users/{id}", patch(update_user))
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .get("/api/users", list_users)
+        .patch("/api/users/{id}", update_user)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -31,7 +31,7 @@ async fn list_users(
     State(state): State<AppState>,
     _admin: Admin,
     ApiQuery(q): ApiQuery<Paging>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserPageView>, ApiError> {
     let params = brigade_store::query::ListParams {
         page: q.page,
         per_page: q.per_page,
@@ -42,11 +42,13 @@ async fn list_users(
         .store()
         .list_users((page - 1) * per_page, per_page)
         .await?;
-    let items: Vec<Value> = users.iter().map(user_json).collect();
-    Ok(Json(json!({
-        "items": items, "page": page, "per_page": per_page,
-        "total_items": total, "total_pages": (total + per_page - 1) / per_page,
-    })))
+    Ok(Json(UserPageView {
+        items: users.iter().map(UserView::from).collect(),
+        page,
+        per_page,
+        total_items: total,
+        total_pages: (total + per_page - 1) / per_page,
+    }))
 }
 
 async fn update_user(
@@ -55,7 +57,7 @@ async fn update_user(
     Admin(admin): Admin,
     ApiPath(id): ApiPath<String>,
     JsonObject(body): JsonObject,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserView>, ApiError> {
     if let Some(key) = body.keys().find(|k| k.as_str() != "roles") {
         return Err(ApiError::field(key, "only `roles` can be changed here"));
     }
@@ -89,5 +91,5 @@ async fn update_user(
         Some(format!("users/{id}")),
         json!({"roles": roles, "revoked_keys": revoked_keys}),
     );
-    Ok(Json(user_json(&user)))
+    Ok(Json(UserView::from(&user)))
 }

@@ -102,7 +102,7 @@ pub(crate) async fn run(settings: Settings, cmd: BenchCommand) -> Result<(), Fai
             .await
             .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
         let wall = started.elapsed().as_secs_f64();
-        if view.status != "succeeded" {
+        if view.status != brigade_store::warehouse::RunStatus::Succeeded {
             store.close().await;
             return Err(Failure::Runtime(anyhow::anyhow!(
                 "run {i} {}: {}",

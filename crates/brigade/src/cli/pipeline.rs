@@ -11,6 +11,7 @@ use brigade_pipelines::run::report::Backfill;
 use brigade_pipelines::run::{Event, RunView, StartError};
 use brigade_pipelines::{Catalog, RunOptions, Runner, Trigger};
 use brigade_store::Store;
+use brigade_store::warehouse::{RunStatus, StepStatus};
 use clap::{Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -297,7 +298,7 @@ async fn list(runner: &Arc<Runner>) -> Result<(), Failure> {
             .context("reading runs")?
             .pop();
         let (status, finished) = last.map_or(("-".to_string(), String::new()), |r| {
-            (r.status, r.finished.unwrap_or_default())
+            (r.status.to_string(), r.finished.unwrap_or_default())
         });
         println!(
             "{:<24} {:<16} {:>6}  {:<10} {}",
@@ -441,7 +442,7 @@ async fn execute(runner: &Arc<Runner>, name: &str, options: RunOptions) -> Resul
                 }
                 Event::StepFinished { step, .. } => {
                     if let Some(bar) = open.get(&step.name) {
-                        let mark = if step.status == "succeeded" {
+                        let mark = if step.status == StepStatus::Succeeded {
                             "✔"
                         } else {
                             "✘"
@@ -474,7 +475,7 @@ async fn execute(runner: &Arc<Runner>, name: &str, options: RunOptions) -> Resul
             ),
         });
     }
-    if view.status == "succeeded" {
+    if view.status == RunStatus::Succeeded {
         Ok(())
     } else {
         Err(Failure::Runtime(anyhow::anyhow!(

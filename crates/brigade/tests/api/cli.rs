@@ -634,3 +634,77 @@ fn shell_words(line: &str) -> Vec<String> {
     }
     words
 }
+
+/// `brigade serve` and `brigade migrate` that cannot reach PostgreSQL say where they tried
+/// (host, port, database, role) and why, in the server's own words when it answered: not
+/// "db error" or "error connecting to server".
+#[tokio::test]
+async fn unreachable_postgres_names_the_target_and_the_reason() {
+    let dir = temp_dir();
+    let dir_arg = dir.path().to_str().expect("a UTF-8 temp dir");
+    let mut cases = vec![(
+        "postgres://nobody@127.0.0.1:1/nothing".to_string(),
+        vec![
+            "127.0.0.1:1".to_string(),
+            "database `nothing`".into(),
+            "role `nobody`".into(),
+            "connection refused".into(),
+        ],
+    )];
+    // The reason depends on the resolver (no such name, or a timeout): the target is named.
+    cases.push((
+        "postgres://someone@no-such-host.invalid:5433/shop".to_string(),
+        vec![
+            "no-such-host.invalid:5433".to_string(),
+            "database `shop`".into(),
+            "role `someone`".into(),
+        ],
+    ));
+    if let Some(url) = crate::helpers::postgres::fresh_database_url().await {
+        // postgres://postgres@127.0.0.1:PORT/t_...
+        let base = url
+            .rsplit_once('/')
+            .map_or(url.as_str(), |(b, _)| b)
+            .to_string();
+        let port = base.rsplit(':').next().unwrap_or_default().to_string();
+        let address = format!("127.0.0.1:{port}");
+        cases.push((
+            format!("{base}/no_such_db"),
+            vec![
+                address.clone(),
+                "database `no_such_db`".into(),
+                "role `postgres`".into(),
+                "database \"no_such_db\" does not exist".into(),
+            ],
+        ));
+        let as_stranger = url.replacen("postgres@", "no_such_role@", 1);
+        let database = format!("database `{}`", url.rsplit('/').next().unwrap_or_default());
+        cases.push((
+            as_stranger,
+            vec![
+                address,
+                database,
+                "role `no_such_role`".into(),
+                "role \"no_such_role\" does not exist".into(),
+            ],
+        ));
+    }
+    for (url, parts) in cases {
+        for args in [
+            vec!["serve", "--dir", dir_arg],
+            vec!["migrate", "up", "--dir", dir_arg],
+        ] {
+            let out = run_cli(&args, &[("BRIGADE_DATABASE_URL", &url)], None).await;
+            let text = stderr(&out);
+            assert_ne!(out.status.code(), Some(0), "{args:?} on {url}: {text}");
+            let lower = text.to_lowercase();
+            for part in &parts {
+                assert!(
+                    lower.contains(&part.to_lowercase()),
+                    "`brigade {}` on {url}: no {part:?} in:\n{text}",
+                    args.join(" ")
+                );
+            }
+        }
+    }
+}

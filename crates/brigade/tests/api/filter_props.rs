@@ -520,24 +520,11 @@ async fn run(backend: Backend) -> bool {
     let Some(url) = backend.fresh_database_url(dir.path()).await else {
         return false;
     };
-    let store: Arc<Store> = Arc::new(match backend {
-        Backend::Sqlite => {
-            let path = url.trim_start_matches("sqlite://");
-            let db = brigade_store::SqliteDatabase::open(std::path::Path::new(path), 2)
-                .expect("open SQLite");
-            Store::with_database(Arc::new(db), &dir.path().join("migrations"))
-                .await
-                .expect("the store")
-        }
-        Backend::Postgres => {
-            let db = brigade_store::PostgresDatabase::connect(&url, 2)
-                .await
-                .expect("connect to PostgreSQL");
-            Store::with_database(Arc::new(db), &dir.path().join("migrations"))
-                .await
-                .expect("the store")
-        }
-    });
+    let store: Arc<Store> = Arc::new(
+        Store::connect(&url, &dir.path().join("migrations"))
+            .await
+            .expect("the store"),
+    );
     // Cases the generator finds only rarely: case folding beyond ASCII and the escapes.
     let fixed = fixed_case();
     if let Err(e) = run_case(&store, &fixed).await {

@@ -23,6 +23,7 @@ mod login_limits;
 mod metrics_access;
 mod oidc;
 mod oidc_links;
+mod openapi;
 mod ops;
 mod owners;
 mod pipelines;

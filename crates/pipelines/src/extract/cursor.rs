@@ -14,7 +14,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
 use brigade_core::value::Value;
-use brigade_store::conn::Row;
+use brigade_store::Row;
 use brigade_store::warehouse::Column;
 use serde::{Deserialize, Serialize};
 

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use brigade_store::conn::Row;
+use brigade_store::Row;
 use brigade_store::warehouse::{Column, ColumnType};
 use tokio::sync::mpsc;
 

@@ -2,7 +2,7 @@
 //! objects are flattened (`user.id` → `user_id`), arrays kept as JSON. Column types come
 //! from the first records (a sample); a key first seen later adds a column.
 
-use brigade_store::conn::Row;
+use brigade_store::Row;
 use brigade_store::warehouse::{Column, ColumnType};
 use serde_json::{Map, Value as Json};
 

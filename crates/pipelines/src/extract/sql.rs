@@ -1,19 +1,16 @@
 //! A query against another database (`sqlite://PATH` or `postgres://...`), its rows fed
-//! through the [`Shaper`] like JSON records. The result is read in pages of [`PAGE_ROWS`]
-//! (`SELECT * FROM (<query>) q LIMIT n OFFSET m`) so a large table costs no more memory
-//! than a small one; the pages are read inside one read-only transaction, so they come from
-//! one snapshot even while the source is written to. For a stable order between pages the
-//! query should end with an `ORDER BY` on a unique key. An incremental extract with a
+//! through the [`Shaper`] like JSON records. The store reads the source
+//! ([`brigade_store::source`]): one run of the query in one read-only snapshot, in pages of
+//! [`PAGE_ROWS`] (a PostgreSQL server-side cursor, a stepped SQLite statement), so a large
+//! table costs one scan and no more memory than a small one. An incremental extract with a
 //! previous cursor asks the source only for rows from it on (`WHERE "<cursor>" >= $1 ORDER
-//! BY "<cursor>"`; those the last load took at that value are dropped again), so the cursor must be a column of the query's result, named as the query
-//! names it.
+//! BY "<cursor>"`; those the last load took at that value are dropped again), so the cursor
+//! must be a column of the query's result, named as the query names it.
 
 use std::path::{Path, PathBuf};
 
-use brigade_core::value::Value;
-use brigade_store::conn::{Conn, Database};
-use brigade_store::sql::{Dialect, Ident, Sql};
-use brigade_store::{PostgresDatabase, SqliteDatabase, StoreError};
+use brigade_store::StoreError;
+use brigade_store::source::{Bound, CursorRange, Pages, SourceDatabase, SourceError};
 use reqwest::Url;
 
 use super::http::{extract_error, send_all};
@@ -22,7 +19,7 @@ use super::{Batcher, Context, Message, Sender};
 use crate::error::PipelineError;
 
 /// Rows per query page.
-pub const PAGE_ROWS: usize = 5000;
+pub use brigade_store::source::PAGE_ROWS;
 
 /// Runs the extract's query and sends its rows.
 ///
@@ -35,7 +32,7 @@ pub async fn run(cx: &Context, tx: &Sender) -> Result<(), PipelineError> {
     let source = without_password(&connection);
     let query = user_query(cx)?;
     let db = open(cx, &connection, &source).await?;
-    let result = extract(cx, tx, db.as_ref(), &query, &source).await;
+    let result = extract(cx, tx, &db, &query, &source).await;
     db.close().await;
     result
 }
@@ -45,7 +42,7 @@ async fn open(
     cx: &Context,
     connection: &str,
     source: &str,
-) -> Result<Box<dyn Database>, PipelineError> {
+) -> Result<SourceDatabase, PipelineError> {
     if let Some(rest) = connection.strip_prefix("sqlite://") {
         let path = sqlite_path(&cx.dir, rest);
         if rest.split('?').next().unwrap_or_default().is_empty() {
@@ -64,19 +61,17 @@ async fn open(
                 ),
             ));
         }
-        let db = SqliteDatabase::open(&path, 1)
-            .map_err(|e| extract_error(cx, &format!("cannot open {}: {e}", path.display())))?;
-        Ok(Box::new(db))
+        Ok(SourceDatabase::sqlite(&path))
     } else if connection.starts_with("postgres://") || connection.starts_with("postgresql://") {
-        let db = PostgresDatabase::connect(connection, 2)
+        SourceDatabase::postgres(connection)
             .await
             .map_err(|e| match e {
-                StoreError::Unavailable(m) => {
-                    extract_error(cx, &format!("cannot connect to {source}: {m} (transient)"))
-                }
+                StoreError::Unavailable(m) => PipelineError::Transient(format!(
+                    "extract `{}`: cannot connect to {source}: {m}",
+                    cx.spec.name
+                )),
                 other => extract_error(cx, &format!("cannot connect to {source}: {other}")),
-            })?;
-        Ok(Box::new(db))
+            })
     } else {
         Err(extract_error(
             cx,
@@ -150,34 +145,10 @@ fn significant_end(text: &str) -> usize {
     end
 }
 
-/// Reads the query page by page inside one read-only transaction.
 async fn extract(
     cx: &Context,
     tx: &Sender,
-    db: &dyn Database,
-    query: &str,
-    source: &str,
-) -> Result<(), PipelineError> {
-    let dialect = db.dialect();
-    let mut conn = db.read().await.map_err(|e| store_error(cx, source, &e))?;
-    let begin = match dialect {
-        Dialect::Sqlite => "BEGIN",
-        Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-    };
-    conn.execute_script(begin)
-        .await
-        .map_err(|e| store_error(cx, source, &e))?;
-    let result = pages(cx, tx, conn.as_mut(), dialect, query, source).await;
-    // A read-only transaction: ending it commits nothing; a failure here changes nothing.
-    let _ = conn.execute_script("COMMIT").await;
-    result
-}
-
-async fn pages(
-    cx: &Context,
-    tx: &Sender,
-    conn: &mut dyn Conn,
-    dialect: Dialect,
+    db: &SourceDatabase,
     query: &str,
     source: &str,
 ) -> Result<(), PipelineError> {
@@ -189,83 +160,25 @@ async fn pages(
     let mut shaper = Shaper::new(cx.overrides(), cursor).known(cx.existing.as_deref());
     let mut batcher = Batcher::for_context(cx);
     // Past the cursor, or within a backfill's range: pushed into the query.
-    let bounds: Vec<(&'static str, Value)> = match (&cx.range, &cx.since) {
-        (Some((from, to)), _) => vec![(" >= ", value_of(from)), (" < ", value_of(to))],
+    let bounds: Vec<(Bound, serde_json::Value)> = match (&cx.range, &cx.since) {
+        (Some((from, to)), _) => vec![(Bound::AtLeast, from.clone()), (Bound::Below, to.clone())],
         // `>=`: rows at the last cursor value that came late load too; the cursor filter
         // drops the ones the last load took (see `extract::cursor`).
-        (None, Some(since)) if !since.is_null() => vec![(" >= ", value_of(since))],
+        (None, Some(since)) if !since.is_null() => vec![(Bound::AtLeast, since.clone())],
         _ => Vec::new(),
     };
-    let filter = match &cx.spec.incremental {
-        Some(inc) if !bounds.is_empty() => {
-            let column = Ident::parse(&inc.cursor).map_err(|name| {
-                extract_error(
-                    cx,
-                    &format!("the incremental cursor `{name}` must be a plain column name (letters, digits and _) of the query's result"),
-                )
-            })?;
-            Some((column, bounds))
-        }
+    let range = match &cx.spec.incremental {
+        Some(inc) if !bounds.is_empty() => Some(CursorRange {
+            column: inc.cursor.clone(),
+            bounds,
+        }),
         _ => None,
     };
-    // PostgreSQL types the bound cursor from the column; it is bound as text and cast to
-    // the column's type, which is asked first (no row: nothing to read).
-    let mut cast = None;
-    let mut more = true;
-    if let (Dialect::Postgres, Some((column, _))) = (dialect, &filter) {
-        let mut sql = Sql::new(dialect);
-        sql.push("SELECT pg_typeof(q.")
-            .ident(column)
-            .push(")::text AS t FROM (\n")
-            .push(query)
-            .push("\n) q LIMIT 1");
-        let rows = conn
-            .query_json(&sql)
-            .await
-            .map_err(|e| query_error(cx, source, &e))?;
-        match rows
-            .first()
-            .and_then(|r| r.get("t"))
-            .and_then(|t| t.as_str())
-        {
-            Some(ty) if is_type_name(ty) => cast = Some(ty.to_string()),
-            Some(ty) => {
-                return Err(extract_error(
-                    cx,
-                    &format!(
-                        "the incremental cursor `{}` has type `{ty}`, which cannot be compared; use a number, text or timestamp column",
-                        column.as_str()
-                    ),
-                ));
-            }
-            None => more = false,
-        }
-    }
-    let mut offset: usize = 0;
-    let mut record_no: u64 = 0;
-    while more {
-        if cx.is_cancelled() {
-            return Err(PipelineError::Cancelled);
-        }
-        let sql = page_sql(dialect, query, filter.as_ref(), cast.as_deref(), offset);
-        let rows = conn
-            .query_json(&sql)
-            .await
-            .map_err(|e| query_error(cx, source, &e))?;
-        let count = rows.len();
-        let mut out = Vec::new();
-        for row in rows {
-            record_no += 1;
-            shaper.push(source, record_no, row, &mut batcher, &mut out)?;
-            if batcher.full() {
-                out.extend(batcher.drain(source));
-            }
-        }
-        send_all(tx, out).await?;
-        tracing::debug!(extract = %cx.spec.name, offset, rows = count, "Read a page of the query.");
-        more = count == PAGE_ROWS;
-        offset += PAGE_ROWS;
-    }
+    let mut pages = db
+        .read(query, range.as_ref())
+        .await
+        .map_err(|e| source_error(cx, source, e))?;
+    let record_no = read_pages(cx, tx, &mut pages, &mut shaper, &mut batcher, source).await?;
     let mut out = Vec::new();
     if record_no == 0 {
         batcher
@@ -282,69 +195,54 @@ async fn pages(
     send_all(tx, out).await
 }
 
-/// One page of the query, past the cursor when there is one.
-fn page_sql(
-    dialect: Dialect,
-    query: &str,
-    filter: Option<&(Ident, Vec<(&'static str, Value)>)>,
-    cast: Option<&str>,
-    offset: usize,
-) -> Sql {
-    let mut sql = Sql::new(dialect);
-    // Newlines keep a trailing `-- comment` of the query from swallowing the wrapper.
-    sql.push("SELECT * FROM (\n").push(query).push("\n) q");
-    if let Some((column, bounds)) = filter {
-        for (i, (op, value)) in bounds.iter().enumerate() {
-            sql.push(if i == 0 { " WHERE " } else { " AND " })
-                .ident(column)
-                .push(op);
-            match cast {
-                Some(ty) => {
-                    sql.push("CAST(CAST(")
-                        .bind(value.clone())
-                        .push(" AS text) AS ")
-                        .push(ty)
-                        .push(")");
-                }
-                None => {
-                    sql.bind(value.clone());
-                }
+/// Feeds every page to the shaper; returns how many rows there were.
+async fn read_pages(
+    cx: &Context,
+    tx: &Sender,
+    pages: &mut Pages,
+    shaper: &mut Shaper,
+    batcher: &mut Batcher,
+    source: &str,
+) -> Result<u64, PipelineError> {
+    let mut record_no: u64 = 0;
+    loop {
+        if cx.is_cancelled() {
+            return Err(PipelineError::Cancelled);
+        }
+        let Some(rows) = pages
+            .next()
+            .await
+            .map_err(|e| query_error(cx, source, &e))?
+        else {
+            return Ok(record_no);
+        };
+        let count = rows.len();
+        let mut out = Vec::new();
+        for row in rows {
+            record_no += 1;
+            shaper.push(source, record_no, row, batcher, &mut out)?;
+            if batcher.full() {
+                out.extend(batcher.drain(source));
             }
         }
-        sql.push(" ORDER BY ").ident(column);
+        send_all(tx, out).await?;
+        tracing::debug!(extract = %cx.spec.name, rows = count, "Read a page of the query.");
     }
-    sql.push(&format!(" LIMIT {PAGE_ROWS} OFFSET {offset}"));
-    sql
 }
 
-/// Whether a type name from `pg_typeof` is safe to write into a cast.
-fn is_type_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || " _,.()[]\"".contains(c))
-        && !matches!(name, "json" | "xml" | "point" | "box" | "polygon")
-}
-
-/// The last cursor as a value to bind.
-fn value_of(json: &serde_json::Value) -> Value {
-    match json {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => n.as_f64().map_or(Value::Null, Value::Float),
-        },
-        serde_json::Value::String(s) => Value::Text(s.clone()),
-        other => Value::Json(other.clone()),
+fn source_error(cx: &Context, source: &str, e: SourceError) -> PipelineError {
+    match e {
+        SourceError::Store(e) => query_error(cx, source, &e),
+        other => extract_error(cx, &other.to_string()),
     }
 }
 
 fn store_error(cx: &Context, source: &str, e: &StoreError) -> PipelineError {
     match e {
-        StoreError::Unavailable(m) => {
-            extract_error(cx, &format!("{source} is unavailable: {m} (transient)"))
-        }
+        StoreError::Unavailable(m) => PipelineError::Transient(format!(
+            "extract `{}`: {source} is unavailable: {m}",
+            cx.spec.name
+        )),
         other => extract_error(cx, &format!("{source}: {other}")),
     }
 }
@@ -404,6 +302,8 @@ fn without_password(connection: &str) -> String {
 mod tests {
     use serde_json::json;
 
+    use brigade_store::raw::RawDatabase;
+
     use super::*;
     use crate::extract::test_support::{Collected, collect, context};
 
@@ -412,9 +312,9 @@ mod tests {
     /// A SQLite file `src.db` in a new directory with `ROWS` rows in `t`.
     async fn source() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDatabase::open(&dir.path().join("src.db"), 1).unwrap();
-        let mut conn = db.begin().await.unwrap();
-        conn.execute_script(&format!(
+        let url = format!("sqlite://{}", dir.path().join("src.db").display());
+        let db = RawDatabase::open(&url).await.unwrap();
+        db.execute_script(&format!(
             "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL, updated TEXT);
              WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {ROWS})
              INSERT INTO t SELECT x, 'name ' || x, x / 4.0,
@@ -422,7 +322,6 @@ mod tests {
         ))
         .await
         .unwrap();
-        conn.commit().await.unwrap();
         db.close().await;
         dir
     }
@@ -585,45 +484,6 @@ incremental = {{ cursor = "{cursor}" }}"#,
         assert_eq!(end("  ; -- nothing"), "");
     }
 
-    #[test]
-    fn pages_wrap_the_query() {
-        let q = "SELECT * FROM t ORDER BY id";
-        let sql = page_sql(Dialect::Sqlite, q, None, None, 10_000);
-        assert_eq!(
-            sql.text,
-            "SELECT * FROM (\nSELECT * FROM t ORDER BY id\n) q LIMIT 5000 OFFSET 10000"
-        );
-        let filter = (
-            Ident::parse("ts").unwrap(),
-            vec![(" >= ", Value::Text("2024".into()))],
-        );
-        let sql = page_sql(
-            Dialect::Postgres,
-            q,
-            Some(&filter),
-            Some("timestamp with time zone"),
-            0,
-        );
-        assert_eq!(
-            sql.text,
-            "SELECT * FROM (\nSELECT * FROM t ORDER BY id\n) q WHERE \"ts\" >= CAST(CAST($1 AS text) AS timestamp with time zone) ORDER BY \"ts\" LIMIT 5000 OFFSET 0"
-        );
-        assert_eq!(sql.params, [Value::Text("2024".into())]);
-        let range = (
-            Ident::parse("n").unwrap(),
-            vec![(" >= ", Value::Int(10)), (" < ", Value::Int(20))],
-        );
-        let sql = page_sql(Dialect::Sqlite, q, Some(&range), None, 0);
-        assert!(
-            sql.text.ends_with(
-                ") q WHERE \"n\" >= ?1 AND \"n\" < ?2 ORDER BY \"n\" LIMIT 5000 OFFSET 0"
-            ),
-            "{}",
-            sql.text
-        );
-        assert!(!is_type_name("int); DROP TABLE x; --"));
-    }
-
     /// Against a real PostgreSQL when `BRIGADE_TEST_POSTGRES_URL` names a database the test
     /// may create a table in; skipped otherwise.
     #[tokio::test]
@@ -632,9 +492,8 @@ incremental = {{ cursor = "{cursor}" }}"#,
             eprintln!("BRIGADE_TEST_POSTGRES_URL is not set; skipping");
             return;
         };
-        let db = PostgresDatabase::connect(&url, 2).await.unwrap();
-        let mut conn = db.begin().await.unwrap();
-        conn.execute_script(
+        let db = RawDatabase::open(&url).await.unwrap();
+        db.execute_script(
             "DROP TABLE IF EXISTS extract_sql_test;
              CREATE TABLE extract_sql_test (id bigint PRIMARY KEY, ts timestamptz, amount numeric);
              INSERT INTO extract_sql_test
@@ -643,7 +502,6 @@ incremental = {{ cursor = "{cursor}" }}"#,
         )
         .await
         .unwrap();
-        conn.commit().await.unwrap();
         db.close().await;
         let dir = tempfile::tempdir().unwrap();
         let toml = |cursor: &str| {

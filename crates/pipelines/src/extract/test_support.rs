@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use brigade_store::conn::Row;
+use brigade_store::Row;
 use brigade_store::warehouse::Column;
 use tokio::sync::mpsc;
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use brigade_store::Store;
-use brigade_store::warehouse::RunRecord;
+use brigade_store::warehouse::{RunRecord, RunStatus, StepStatus};
 use tokio::sync::broadcast;
 
 pub use report::{Event, ExpectationReport, RunOptions, RunView, StepReport};
@@ -127,8 +127,8 @@ impl Runner {
     ) -> Arc<Runner> {
         report_broken(&[], &catalog.broken);
         let slots = match store.dialect() {
-            brigade_store::sql::Dialect::Sqlite => 1,
-            brigade_store::sql::Dialect::Postgres => (store.pool_size() / 2).max(1),
+            brigade_store::Dialect::Sqlite => 1,
+            brigade_store::Dialect::Postgres => (store.pool_size() / 2).max(1),
         };
         Arc::new(Runner {
             store,
@@ -298,9 +298,7 @@ impl Runner {
             .run_get(run_id)
             .await?
             .ok_or_else(|| StartError::UnknownRun(run_id.to_string()))?;
-        if matches!(run.status.as_str(), "queued" | "running")
-            && self.sweep(Some(&run.pipeline)).await? > 0
-        {
+        if run.status.is_active() && self.sweep(Some(&run.pipeline)).await? > 0 {
             // Its process died: the sweep just marked it failed.
             run = self
                 .store
@@ -308,7 +306,7 @@ impl Runner {
                 .await?
                 .ok_or_else(|| StartError::UnknownRun(run_id.to_string()))?;
         }
-        if !matches!(run.status.as_str(), "failed" | "cancelled") {
+        if !matches!(run.status, RunStatus::Failed | RunStatus::Cancelled) {
             return Err(StartError::Invalid {
                 field: "run_id",
                 message: format!(
@@ -321,7 +319,7 @@ impl Runner {
         let from = view
             .steps
             .iter()
-            .find(|s| s.status != "succeeded")
+            .find(|s| s.status != StepStatus::Succeeded)
             .map(|s| s.name.clone());
         Ok(RunOptions {
             full_refresh: view.full_refresh,
@@ -492,7 +490,7 @@ impl Runner {
                 name: n.name.clone(),
                 kind: n.kind.to_string(),
                 layer: n.layer.to_string(),
-                status: "pending".into(),
+                status: StepStatus::Pending,
                 rows_in: 0,
                 rows_out: 0,
                 rows_dropped: 0,
@@ -508,7 +506,7 @@ impl Runner {
         let record = RunRecord {
             id: brigade_core::ids::new_id(),
             pipeline: pipeline.name.clone(),
-            status: "queued".into(),
+            status: RunStatus::Queued,
             trigger: trigger.name().into(),
             options: serde_json::to_value(options).unwrap_or_default(),
             created: brigade_core::time::now(),
@@ -594,7 +592,7 @@ impl Runner {
         }
         let mut steps: Vec<StepReport> =
             serde_json::from_value(record.steps.clone()).unwrap_or_default();
-        record.status = "running".into();
+        record.status = RunStatus::Running;
         record.started = Some(brigade_core::time::now());
         let began = std::time::Instant::now();
         self.save(&mut record, &steps).await;
@@ -635,7 +633,7 @@ impl Runner {
         let to_run: Vec<bool> = (0..steps.len()).map(|i| i >= first).collect();
         for (i, step) in steps.iter_mut().enumerate() {
             if !to_run[i] {
-                step.status = "skipped".into();
+                step.status = StepStatus::Skipped;
             }
         }
         let current = Arc::new(Mutex::new(steps.clone()));
@@ -656,7 +654,7 @@ impl Runner {
                     break;
                 };
                 started[i] = true;
-                steps[i].status = "running".into();
+                steps[i].status = StepStatus::Running;
                 if let Ok(mut c) = current.lock() {
                     c[i] = steps[i].clone();
                 }
@@ -692,9 +690,9 @@ impl Runner {
                 Ok(()) => done[i] = true,
                 Err(e) => {
                     steps[i].status = if matches!(e, PipelineError::Cancelled) {
-                        "cancelled".into()
+                        StepStatus::Cancelled
                     } else {
-                        "failed".into()
+                        StepStatus::Failed
                     };
                     steps[i].error = Some(e.to_string());
                     failure.get_or_insert((steps[i].name.clone(), e));
@@ -718,17 +716,17 @@ impl Runner {
             }
             steps[i].status =
                 if was_cancelled && matches!(failure, Some((_, PipelineError::Cancelled))) {
-                    "cancelled".into()
+                    StepStatus::Cancelled
                 } else {
-                    "skipped".into()
+                    StepStatus::Skipped
                 };
         }
         heartbeat.abort();
         record.finished = Some(brigade_core::time::now());
         match &failure {
-            None => record.status = "succeeded".into(),
+            None => record.status = RunStatus::Succeeded,
             Some((_, PipelineError::Cancelled)) => {
-                record.status = "cancelled".into();
+                record.status = RunStatus::Cancelled;
                 record.error = Some(
                     reason
                         .lock()
@@ -738,7 +736,7 @@ impl Runner {
                 );
             }
             Some((step, e)) => {
-                record.status = "failed".into();
+                record.status = RunStatus::Failed;
                 record.error = Some(format!("step `{step}` failed: {e}"));
             }
         }
@@ -750,10 +748,10 @@ impl Runner {
             // It goes stale and is taken over after `stale_after`.
             tracing::warn!(run = %record.id, error = %e, "Could not release the pipeline's lease.");
         }
-        metrics::counter!("pipeline_runs_total", "pipeline" => pipeline.name.clone(), "status" => record.status.clone()).increment(1);
+        metrics::counter!("pipeline_runs_total", "pipeline" => pipeline.name.clone(), "status" => record.status.as_str()).increment(1);
         emit(Event::RunFinished {
             run_id: record.id.clone(),
-            status: record.status.clone(),
+            status: record.status,
             error: record.error.clone(),
         });
         if let Ok(mut active) = self.active.lock() {
@@ -761,7 +759,7 @@ impl Runner {
         }
         let view = RunView::from(record);
         crate::freshness::poke();
-        if view.status != "cancelled" {
+        if view.status != RunStatus::Cancelled {
             crate::alerts::send(&pipeline, &crate::alerts::for_run(&view)).await;
         }
         view
@@ -796,7 +794,7 @@ impl Runner {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            report.status = "running".into();
+            report.status = StepStatus::Running;
             report.attempts = attempt;
             report.error = None;
             emit(Event::StepStarted {
@@ -856,8 +854,8 @@ impl Runner {
     /// SQLite, whose single writer would serialise them anyway.
     fn threads(&self, pipeline: &Pipeline) -> usize {
         match self.store.dialect() {
-            brigade_store::sql::Dialect::Sqlite => 1,
-            brigade_store::sql::Dialect::Postgres => {
+            brigade_store::Dialect::Sqlite => 1,
+            brigade_store::Dialect::Postgres => {
                 let wanted = pipeline.threads.unwrap_or(4).max(1);
                 match self.store.pool_size() {
                     0 => 1,
@@ -993,7 +991,8 @@ fn retryable(e: &PipelineError) -> bool {
         ),
         // Network trouble, timeouts, 5xx/429 after the extractor's own retries; not a bad row
         // or a missing file, which fail the same way every time.
-        PipelineError::Extract(_) => e.is_transient(),
+        PipelineError::Transient(_) => true,
+        PipelineError::Extract(_) => false,
     }
 }
 
@@ -1036,16 +1035,16 @@ fn log_outcome(record: &RunRecord, steps: &[StepReport], took: std::time::Durati
     }
     let rows: u64 = steps
         .iter()
-        .filter(|s| s.status == "succeeded")
+        .filter(|s| s.status == StepStatus::Succeeded)
         .map(|s| s.rows_out)
         .sum();
     let seconds = format!("{:.2}", took.as_secs_f64());
     let error = record.error.as_deref().unwrap_or_default();
-    match record.status.as_str() {
-        "succeeded" => {
+    match record.status {
+        RunStatus::Succeeded => {
             tracing::info!(run = %record.id, pipeline = %record.pipeline, rows, seconds, "Pipeline run succeeded.");
         }
-        "cancelled" => {
+        RunStatus::Cancelled => {
             tracing::warn!(run = %record.id, pipeline = %record.pipeline, reason = %error, seconds, "Pipeline run cancelled.");
         }
         _ => {

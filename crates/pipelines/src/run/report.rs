@@ -1,7 +1,7 @@
 //! The shapes of runs and steps as stored and as the API returns them (API.md, Pipelines),
 //! and the progress events `/api/runs/{id}/events` streams.
 
-use brigade_store::warehouse::{ExpectationOutcome, RunRecord, TestOutcome};
+use brigade_store::warehouse::{ExpectationOutcome, RunRecord, RunStatus, StepStatus, TestOutcome};
 use serde::{Deserialize, Serialize};
 
 use crate::extract::Skipped;
@@ -14,8 +14,7 @@ pub struct StepReport {
     pub kind: String,
     /// `bronze`, `silver` or `gold`.
     pub layer: String,
-    /// `pending`, `running`, `succeeded`, `failed`, `skipped` or `cancelled`.
-    pub status: String,
+    pub status: StepStatus,
     pub rows_in: u64,
     pub rows_out: u64,
     pub rows_dropped: u64,
@@ -134,7 +133,7 @@ pub struct Backfill {
 pub struct RunView {
     pub id: String,
     pub pipeline: String,
-    pub status: String,
+    pub status: RunStatus,
     pub trigger: String,
     pub created: String,
     pub started: Option<String>,
@@ -219,7 +218,7 @@ pub enum Event {
     },
     RunFinished {
         run_id: String,
-        status: String,
+        status: RunStatus,
         error: Option<String>,
     },
 }

@@ -9,7 +9,8 @@ use std::time::Instant;
 use brigade_core::value::Value;
 use brigade_store::Store;
 use brigade_store::warehouse::{
-    Expose, Finish, Materialize, ModelPlan, RejectedRows, SnapshotSpec, StateUpdate, WriteMode,
+    Expose, Finish, Materialize, ModelPlan, RejectedRows, SnapshotSpec, StateUpdate, StepStatus,
+    WriteMode,
 };
 
 use super::report::{Event, ExpectationReport, RunOptions, StepReport};
@@ -165,7 +166,7 @@ pub(super) async fn extract(
                         // `GET /api/runs/{id}` shows the rows loaded so far.
                         last_saved = Some(Instant::now());
                         let mut now = report.clone();
-                        now.status = "running".into();
+                        now.status = StepStatus::Running;
                         let _ = cx
                             .store
                             .run_set_steps(cx.run_id, &(cx.steps_after)(&now))
@@ -260,7 +261,7 @@ pub(super) async fn extract(
             e.name
         ));
     }
-    report.status = "succeeded".into();
+    report.status = StepStatus::Succeeded;
     report.duration_ms = started.elapsed().as_millis() as u64;
     let finish = Finish {
         rejected: (!rejected.is_empty()).then(|| RejectedRows {
@@ -282,7 +283,7 @@ pub(super) async fn extract(
         return match cx.store.pipeline_finish(finish).await {
             Ok(()) => Ok(()),
             Err(err) => {
-                report.status = "running".into();
+                report.status = StepStatus::Running;
                 Err(err.into())
             }
         };
@@ -299,7 +300,7 @@ pub(super) async fn extract(
                 .collect();
             match published.failure {
                 Some(failure) => {
-                    report.status = "running".into();
+                    report.status = StepStatus::Running;
                     Err(PipelineError::Check(format!(
                         "extract `{}`: {failure}; nothing was loaded",
                         e.name
@@ -309,7 +310,7 @@ pub(super) async fn extract(
             }
         }
         Err(err) => {
-            report.status = "running".into();
+            report.status = StepStatus::Running;
             Err(err.into())
         }
     }
@@ -435,7 +436,7 @@ pub(super) async fn model(
     // The step record that commits with the table says it succeeded; the runner stores the
     // counts right after.
     let mut optimistic = report.clone();
-    optimistic.status = "succeeded".into();
+    optimistic.status = StepStatus::Succeeded;
     let steps_after = (cx.steps_after)(&optimistic);
     let outcome = cx
         .store
@@ -497,6 +498,6 @@ pub(super) async fn model(
             "Snapshot updated."
         );
     }
-    report.status = "succeeded".into();
+    report.status = StepStatus::Succeeded;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! built-in tests (`test = "unique"` ...), each with exactly the keys its kind uses, and
 //! gives built-in tests their default names (`unique_id`).
 
-use brigade_store::sql::Ident;
+use brigade_store::Ident;
 
 use super::{BuiltinTest, Expect, OnFail};
 use crate::error::ConfigError;

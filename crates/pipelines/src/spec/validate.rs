@@ -134,7 +134,7 @@ fn notify_and_freshness(c: &Checker<'_>, p: &Pipeline) -> Result<(), ConfigError
             _ => {}
         }
         if let Some(field) = &f.field
-            && brigade_store::sql::Ident::parse(field).is_err()
+            && brigade_store::Ident::parse(field).is_err()
         {
             return Err(c.err(&key("field"), format!("`{field}` is not a column name")));
         }
@@ -189,7 +189,7 @@ fn triggers_and_vars(c: &Checker<'_>, p: &Pipeline) -> Result<(), ConfigError> {
         }
     }
     for (name, value) in &p.vars {
-        if brigade_store::sql::Ident::parse(name).is_err() {
+        if brigade_store::Ident::parse(name).is_err() {
             return Err(c.err(
                 &format!("vars.{name}"),
                 "is not a valid variable name (letters, digits and `_`)",
@@ -260,7 +260,7 @@ fn snapshot(c: &Checker<'_>, i: usize, m: &Model) -> Result<(), ConfigError> {
         .map(|col| ("check_cols", col))
         .chain(m.updated_at.iter().map(|col| ("updated_at", col)));
     for (k, col) in columns {
-        if brigade_store::sql::Ident::parse(col).is_err() {
+        if brigade_store::Ident::parse(col).is_err() {
             return Err(c.err(&key(k), format!("`{col}` is not a column name")));
         }
     }

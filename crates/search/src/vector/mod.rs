@@ -685,6 +685,9 @@ mod tests {
             let hits = index.search(&vectors[0], 5, None);
             assert!(hits.is_empty() || hits[0].0 == 0);
             searched += 1;
+            // A reader spinning without pause can starve the writer on a loaded two-core
+            // machine (seen in CI-like runs: the test never ended).
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         writer.join().unwrap();
         index.wait_for_graph();

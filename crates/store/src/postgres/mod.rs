@@ -8,6 +8,7 @@
 //! its connection closed rather than handed to the next request mid-query.
 
 mod bulk;
+mod target;
 mod value;
 
 use std::future::Future;
@@ -25,11 +26,14 @@ use crate::conn::{ColType, Conn, Database, JsonRow, Row};
 use crate::deadline::{Deadline, until_deadline};
 use crate::error::StoreError;
 use crate::sql::{Dialect, Ident, Sql};
+use target::{Target, with_causes};
 use value::{Bind, decode, map_error};
 
 /// A pool of connections to one PostgreSQL database.
-pub struct PostgresDatabase {
+pub(crate) struct PostgresDatabase {
     pool: Pool,
+    /// Where the pool connects, for messages.
+    target: Target,
 }
 
 impl PostgresDatabase {
@@ -37,7 +41,7 @@ impl PostgresDatabase {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the URL is malformed or the server cannot be reached.
-    pub async fn connect(url: &str, size: usize) -> Result<Self, StoreError> {
+    pub(crate) async fn connect(url: &str, size: usize) -> Result<Self, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
             StoreError::Unavailable(format!("invalid PostgreSQL URL: {}", with_causes(&e)))
         })?;
@@ -45,6 +49,7 @@ impl PostgresDatabase {
             config.connect_timeout(Duration::from_secs(10));
         }
         config.application_name("brigade");
+        let target = Target::of(&config);
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -58,35 +63,22 @@ impl PostgresDatabase {
             .wait_timeout(Some(Duration::from_secs(30)))
             .create_timeout(Some(Duration::from_secs(10)))
             .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let db = PostgresDatabase { pool };
+            .map_err(|e| StoreError::Unavailable(target.says(&with_causes(&e))))?;
+        let db = PostgresDatabase { pool, target };
         // Fail fast with a clear message when the server is not there.
         drop(db.client().await?);
         Ok(db)
     }
 
     async fn client(&self) -> Result<Object, StoreError> {
-        until_deadline(self.pool.get())
-            .await?
-            .map_err(|e| StoreError::Unavailable(with_causes(&e)))
+        until_deadline(self.pool.get()).await?.map_err(|e| match e {
+            // Every connection is in use: the server is there, the pool is busy.
+            deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
+                StoreError::Unavailable(with_causes(&e))
+            }
+            e => StoreError::Unavailable(self.target.failed(&e)),
+        })
     }
-}
-
-/// `e` with its chain of sources: the pool and the driver say "error connecting to server"
-/// or "db error" and keep the reason ("Connection refused", "password authentication
-/// failed for user ...") in their sources.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[async_trait]
@@ -326,5 +318,8 @@ mod tests {
         };
         let message = e.to_string().to_lowercase();
         assert!(message.contains("connection refused"), "{message}");
+        for part in ["127.0.0.1:1", "database `nothing`", "role `nobody`"] {
+            assert!(message.contains(part), "no {part:?} in {message}");
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::error::Error;
 use brigade_core::value::Value;
 use bytes::BytesMut;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{IsNull, Json, ToSql, Type, to_sql_checked};
+use tokio_postgres::types::{FromSql, IsNull, Json, ToSql, Type, to_sql_checked};
 
 use crate::conn::ColType;
 use crate::error::StoreError;
@@ -101,11 +101,17 @@ pub(super) fn decode(row: &tokio_postgres::Row, i: usize, t: ColType) -> Result<
             .try_get::<_, Option<Json<serde_json::Value>>>(i)
             .map_err(bad)?
             .map(|j| Value::Json(j.0)),
-        (_, &Type::BYTEA) => row
-            .try_get::<_, Option<Vec<u8>>>(i)
+        (_, &Type::BYTEA) => row.try_get::<_, Option<Vec<u8>>>(i).map_err(bad)?.map(|b| {
+            if t == ColType::Blob {
+                Value::Blob(b)
+            } else {
+                Value::Text(crate::conn::base64_text(&b))
+            }
+        }),
+        (_, &Type::NUMERIC) => row
+            .try_get::<_, Option<Numeric>>(i)
             .map_err(bad)?
-            .map(Value::Blob),
-        (_, &Type::NUMERIC) => None,
+            .map(|n| as_type(Value::Float(n.0), t)),
         _ => row.try_get::<_, Option<String>>(i).map_err(bad)?.map(|s| {
             if t == ColType::Json {
                 serde_json::from_str(&s).map_or(Value::Text(s), Value::Json)
@@ -119,6 +125,41 @@ pub(super) fn decode(row: &tokio_postgres::Row, i: usize, t: ColType) -> Result<
     } else {
         Value::Null
     }))
+}
+
+/// A `numeric` read as the nearest `f64` (NaN and the infinities too), from its binary
+/// form: sign, weight and base-10000 digits, which give the decimal text `f64` parses.
+struct Numeric(f64);
+
+impl<'a> FromSql<'a> for Numeric {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+        let word = |n: usize| -> Result<u16, BoxError> {
+            raw.get(2 * n..2 * n + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                .ok_or_else(|| "numeric value too short".into())
+        };
+        let digits = usize::from(word(0)?);
+        let weight = i64::from(word(1)? as i16);
+        let value = match word(2)? {
+            0xC000 => f64::NAN,
+            0xD000 => f64::INFINITY,
+            0xF000 => f64::NEG_INFINITY,
+            sign => {
+                let mut text = String::from(if sign == 0x4000 { "-0." } else { "0." });
+                for n in 0..digits {
+                    text.push_str(&format!("{:04}", word(4 + n)?));
+                }
+                // 0.d1d2.. times 10000^(weight + 1).
+                text.push_str(&format!("e{}", 4 * (weight + 1)));
+                text.parse::<f64>()?
+            }
+        };
+        Ok(Numeric(value))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
 }
 
 fn as_type(v: Value, t: ColType) -> Value {

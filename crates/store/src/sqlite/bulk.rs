@@ -89,6 +89,35 @@ pub(super) fn query_json(conn: &Connection, sql: &Sql) -> rusqlite::Result<Vec<J
     Ok(out)
 }
 
+/// Runs `sql` once and hands its rows to `page` as JSON objects, `page_rows` at a time (the
+/// last page may be shorter or empty); stops early when `page` returns `false`.
+pub(crate) fn stream_json(
+    conn: &Connection,
+    sql: &Sql,
+    page_rows: usize,
+    mut page: impl FnMut(Vec<JsonRow>) -> bool,
+) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare(&sql.text)?;
+    let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+    let params: Vec<Bind<'_>> = sql.params.iter().map(Bind).collect();
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+    let mut out = Vec::with_capacity(page_rows);
+    while let Some(row) = rows.next()? {
+        let mut object = JsonRow::new();
+        for (i, name) in names.iter().enumerate() {
+            object.insert(name.clone(), json_of(row.get_ref(i)?));
+        }
+        out.push(object);
+        if out.len() == page_rows
+            && !page(std::mem::replace(&mut out, Vec::with_capacity(page_rows)))
+        {
+            return Ok(());
+        }
+    }
+    page(out);
+    Ok(())
+}
+
 fn json_of(v: ValueRef<'_>) -> serde_json::Value {
     match v {
         ValueRef::Null => serde_json::Value::Null,

@@ -23,7 +23,7 @@ mod pool;
 mod stop;
 mod value;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,8 +61,7 @@ const QUICK_NICE: i32 = 5;
 const HEAVY_NICE: i32 = 15;
 
 /// An open SQLite database file.
-pub struct SqliteDatabase {
-    path: PathBuf,
+pub(crate) struct SqliteDatabase {
     writer: Arc<tokio::sync::Mutex<Handle>>,
     quick: Arc<Lane>,
     heavy: Arc<Lane>,
@@ -74,7 +73,7 @@ impl SqliteDatabase {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the file cannot be created or opened.
-    pub fn open(path: &Path, readers: usize) -> Result<Self, StoreError> {
+    pub(crate) fn open(path: &Path, readers: usize) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
                 StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
@@ -116,16 +115,10 @@ impl SqliteDatabase {
         let threads =
             |e: std::io::Error| StoreError::Unavailable(format!("cannot start a thread: {e}"));
         Ok(SqliteDatabase {
-            path: path.to_path_buf(),
             writer: Arc::new(tokio::sync::Mutex::new(writer)),
             quick: Lane::new(quick, "sqlite-read", QUICK_NICE).map_err(threads)?,
             heavy: Lane::new(heavy, "sqlite-heavy", HEAVY_NICE).map_err(threads)?,
         })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
@@ -393,6 +386,32 @@ impl Conn for SqliteConn {
             *open = false;
         }
         Ok(())
+    }
+}
+
+/// Reads `sql` from the SQLite file at `path` — opened read-only, in one transaction, so the
+/// pages come from one snapshot — and sends its rows as JSON pages of `page_rows` on `pages`
+/// (the last may be shorter or empty). Runs on the calling (blocking) thread; stops when the
+/// receiver goes away.
+pub(crate) fn stream_file(
+    path: &Path,
+    sql: &Sql,
+    page_rows: usize,
+    pages: &tokio::sync::mpsc::Sender<Result<Vec<JsonRow>, StoreError>>,
+) {
+    let result = (|| {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute_batch("BEGIN")?;
+        bulk::stream_json(&conn, sql, page_rows, |page| {
+            pages.blocking_send(Ok(page)).is_ok()
+        })
+    })();
+    if let Err(e) = result {
+        let _ = pages.blocking_send(Err(map_error(e)));
     }
 }
 

@@ -57,7 +57,9 @@ pub(super) fn decode(v: ValueRef<'_>, t: ColType) -> Value {
         }
         (ValueRef::Text(b), _) => Value::Text(String::from_utf8_lossy(b).into_owned()),
         (ValueRef::Blob(b), ColType::Blob) => Value::Blob(b.to_vec()),
-        (ValueRef::Blob(b), _) => Value::Text(String::from_utf8_lossy(b).into_owned()),
+        // Bytes read as anything else (an exposed model's blob column): base64, as
+        // PostgreSQL's `bytea` columns are served.
+        (ValueRef::Blob(b), _) => Value::Text(crate::conn::base64_text(b)),
     }
 }
 

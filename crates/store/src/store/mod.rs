@@ -110,6 +110,24 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens the database at `url` (`sqlite://PATH` or `postgres://…`, a pool of 2) with its
+    /// migrations in `migrations_dir`: for tools and tests that have no brigade.toml.
+    ///
+    /// # Errors
+    /// As [`Store::open`]; [`StoreError::Unprocessable`] for another scheme.
+    pub async fn connect(url: &str, migrations_dir: &Path) -> Result<Store, StoreError> {
+        let db: Arc<dyn Database> = if let Some(path) = url.strip_prefix("sqlite://") {
+            Arc::new(SqliteDatabase::open(Path::new(path), 2)?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Arc::new(PostgresDatabase::connect(url, 2).await?)
+        } else {
+            return Err(StoreError::Unprocessable(format!(
+                "`{url}` is not a sqlite:// or postgres:// URL"
+            )));
+        };
+        Self::with_database(db, migrations_dir).await
+    }
+
     /// Wraps an opened backend.
     ///
     /// # Errors

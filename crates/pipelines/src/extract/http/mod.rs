@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use brigade_store::conn::Row;
+use brigade_store::Row;
 use reqwest::Url;
 use reqwest::header::LINK;
 use serde_json::{Map, Value as Json};

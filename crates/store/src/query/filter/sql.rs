@@ -64,10 +64,18 @@ pub(crate) fn node(dialect: Dialect, node: &Node) -> Sql {
                 Scalar::Bool(b) => (Value::Bool(*b), false),
                 Scalar::Text(s) => (Value::Text(s.clone()), false),
             };
-            let target = if cast_float && dialect == Dialect::Postgres {
-                format!("CAST({col} AS DOUBLE PRECISION)")
-            } else {
-                col.to_string()
+            // On PostgreSQL the parameter takes the column's type: a cast to what the field
+            // binds as keeps a model's `integer` or `numeric` column comparable (a no-op on
+            // the `bigint` and `double precision` columns collections have).
+            let target = match (dialect, column.kind) {
+                (Dialect::Postgres, FieldType::Integer) if cast_float => {
+                    format!("CAST({col} AS DOUBLE PRECISION)")
+                }
+                (Dialect::Postgres, FieldType::Integer) => format!("CAST({col} AS BIGINT)"),
+                (Dialect::Postgres, FieldType::Number) => {
+                    format!("CAST({col} AS DOUBLE PRECISION)")
+                }
+                _ => col.to_string(),
             };
             sql.push(&format!("{target} {} ", symbol(dialect, *op)))
                 .bind(value);
