@@ -21,7 +21,7 @@ files_test!(
         let openapi =
             crate::helpers::expect_json(app.anon_get("/api/openapi.json").await, 200).await;
         assert_eq!(
-            openapi["paths"]["/api/rag/{index}"]["parameters"][0]["schema"]["enum"],
+            openapi["paths"]["/api/rag/{index}"]["post"]["parameters"][0]["schema"]["enum"],
             serde_json::json!(["docs"])
         );
         assert!(openapi["paths"]["/api/search/{index}"]["get"].is_object());
