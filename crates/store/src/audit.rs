@@ -68,6 +68,7 @@ pub(crate) fn collection() -> Arc<Collection> {
                 indexes: Vec::new(),
                 rules: Rules::default(),
                 pipeline: None,
+                system_columns: true,
                 created: String::new(),
                 updated: String::new(),
             })

@@ -69,6 +69,7 @@ pub(crate) fn document(
         system::schemas(&mut schemas);
         pipelines::add(&mut paths, &mut schemas);
     }
+    pipelines::tables(&mut paths, &mut schemas);
     search::add(&mut paths, &mut schemas, indexes, superuser);
     json!({
         "openapi": "3.1.0",

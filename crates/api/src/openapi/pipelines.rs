@@ -178,3 +178,76 @@ fn add_schemas(schemas: &mut Map<String, Value>) {
         "select": {"type": "array", "items": {"type": "string"}}, "exclude": {"type": "array", "items": {"type": "string"}},
         "steps": {"type": "array", "items": {"type": "object"}}}}));
 }
+
+/// `/api/tables`: pipeline tables read-only, for superusers and the roles a pipeline's
+/// `readers` grants.
+pub(super) fn tables(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>) {
+    let name = || path_param("name", "The table's name");
+    let refused = "Neither a superuser nor holding a role the table's pipeline lists in `readers`";
+    schemas.insert("WarehouseTable".into(), json!({"type": "object",
+        "required": ["name", "pipeline", "node", "layer", "role", "view"], "properties": {
+        "name": {"type": "string"}, "pipeline": {"type": "string"}, "node": {"type": "string"},
+        "layer": {"type": ["string", "null"], "enum": ["bronze", "silver", "gold", null],
+            "description": "null when the pipeline file is gone"},
+        "role": {"type": "string", "enum": ["output", "quarantine", "rejected"]},
+        "view": {"type": "boolean"},
+        "columns": {"type": "array", "items": {"type": "object", "required": ["name", "type"], "properties": {
+            "name": {"type": "string"},
+            "type": {"type": "string", "enum": ["text", "integer", "number", "bool", "datetime", "json"]}}}}}}));
+    paths.insert(
+        "/api/tables".into(),
+        path_item([(
+            "get",
+            op(
+                "tables",
+                "list_tables",
+                "The pipeline tables the caller may read: outputs, quarantine and rejected rows",
+            )
+            .access(Access::Signed)
+            .ok(
+                200,
+                "The tables",
+                json!({"type": "object", "required": ["items"],
+                "properties": {"items": {"type": "array", "items": schema_ref("WarehouseTable")}}}),
+            )
+            .build(),
+        )]),
+    );
+    paths.insert(
+        "/api/tables/{name}".into(),
+        path_item([(
+            "get",
+            op(
+                "tables",
+                "get_table",
+                "A pipeline table with its columns and the types they read as",
+            )
+            .access(Access::Signed)
+            .param(name())
+            .ok(200, "The table", schema_ref("WarehouseTable"))
+            .error(403, refused)
+            .error(404, "Unknown table")
+            .build(),
+        )]),
+    );
+    let rows = super::op::paging(
+        op("tables", "list_table_rows", "Rows of a pipeline table, with filters, sorting and paging").access(Access::Signed).param(name()),
+        500)
+        .query("filter", "Filter expression over the table's columns", json!({"type": "string"}))
+        .query("sort", "Comma-separated columns, '-' for descending (default: every column in order)", json!({"type": "string"}))
+        .query("skip_total", "Leave total_items and total_pages null (faster)", json!({"type": "boolean", "default": false}))
+        .query("fields", "Comma-separated columns to return", json!({"type": "string"}))
+        .ok(200, "A page of rows", json!({
+            "type": "object", "required": ["items", "page", "per_page", "total_items", "total_pages"],
+            "properties": {
+                "items": {"type": "array", "items": {"type": "object"}},
+                "page": {"type": "integer"}, "per_page": {"type": "integer"},
+                "total_items": {"type": ["integer", "null"]}, "total_pages": {"type": ["integer", "null"]}}}))
+        .error(403, refused)
+        .error(404, "Unknown table")
+        .build();
+    paths.insert(
+        "/api/tables/{name}/records".into(),
+        path_item([("get", rows)]),
+    );
+}

@@ -17,6 +17,7 @@ mod records;
 mod reset_page;
 mod search;
 mod table;
+mod tables;
 mod users;
 
 pub use table::Route;
@@ -58,6 +59,7 @@ fn routes() -> Routes {
         .merge(ops::routes())
         .merge(pipelines::routes())
         .merge(pipeline_tests::routes())
+        .merge(tables::routes())
         .merge(search::routes())
         .merge(reset_page::routes().map(auth_limit))
 }

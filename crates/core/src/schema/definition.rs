@@ -123,6 +123,7 @@ pub fn parse_new_collection(
         created: now.into(),
         updated: now.into(),
         pipeline: None,
+        system_columns: true,
     })
 }
 

@@ -34,6 +34,15 @@ pub struct Collection {
     /// read-only over the API and changes only when the pipeline runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<String>,
+    /// Whether the table has the system columns every record has (`id`, `created`,
+    /// `updated`). Always true for collections; false only for the view the checker gets of
+    /// a warehouse table read through `/api/tables`, whose columns are the model's own.
+    #[serde(skip, default = "system_columns")]
+    pub system_columns: bool,
+}
+
+fn system_columns() -> bool {
+    true
 }
 
 impl Collection {
@@ -50,7 +59,7 @@ impl Collection {
     /// The type of a column, system fields included.
     pub fn column_type(&self, name: &str) -> Option<FieldType> {
         match name {
-            "id" | "created" | "updated" => Some(if name == "id" {
+            "id" | "created" | "updated" if self.system_columns => Some(if name == "id" {
                 FieldType::Text
             } else {
                 FieldType::Datetime

@@ -483,6 +483,10 @@ pub struct Pipeline {
     /// environments).
     #[serde(default)]
     pub run_on_start: bool,
+    /// Roles (of accounts and API keys) that may read this pipeline's tables — outputs,
+    /// quarantine and rejected rows — read-only through `/api/tables`. Superusers always may.
+    #[serde(default)]
+    pub readers: Vec<String>,
     #[serde(default)]
     pub extract: Vec<Extract>,
     #[serde(default)]

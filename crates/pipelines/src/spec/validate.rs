@@ -45,6 +45,18 @@ pub(super) fn pipeline(dir: &Path, text: &str, p: &mut Pipeline) -> Result<(), C
     {
         return Err(c.err("on_failure.webhook", "must be an http:// or https:// URL"));
     }
+    for role in &p.readers {
+        let valid = (1..=64).contains(&role.len())
+            && role
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-');
+        if !valid {
+            return Err(c.err(
+                "readers",
+                format!("`{role}` is not a role name (1 to 64 letters, digits, `_` or `-`)"),
+            ));
+        }
+    }
     notify_and_freshness(&c, p)?;
     triggers_and_vars(&c, p)?;
     if let Some(threads) = p.threads

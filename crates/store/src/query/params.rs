@@ -102,6 +102,19 @@ pub(crate) fn parse_sort(c: &Collection, sort: Option<&str>) -> Result<Vec<SortK
     }
     // A unique tie-breaker makes pages stable. It follows the direction of the last key so
     // that an index on (key, id) serves the whole ORDER BY in one scan.
+    if !c.system_columns {
+        // A warehouse table has no key: every other orderable column breaks ties.
+        let descending = keys.last().is_some_and(|k| k.descending);
+        for f in &c.fields {
+            if f.kind != FieldType::Json && !keys.iter().any(|k| k.column == f.name) {
+                keys.push(SortKey {
+                    column: f.name.clone(),
+                    descending,
+                });
+            }
+        }
+        return Ok(keys);
+    }
     let unique = |name: &str| name == "id" || c.field(name).is_some_and(|f| f.unique && f.required);
     if !keys.iter().any(|k| unique(&k.column)) {
         let descending = keys.last().is_some_and(|k| k.descending);

@@ -147,6 +147,7 @@ fn documents_collection() -> Arc<Collection> {
             created: String::new(),
             updated: String::new(),
             pipeline: None,
+            system_columns: true,
         })
     });
     Arc::clone(&DOCUMENTS)

@@ -248,6 +248,7 @@ pub(super) async fn register(
         created: existing.map_or_else(|| now.to_string(), |c| c.created.clone()),
         updated: now.to_string(),
         pipeline: Some(expose.pipeline.clone()),
+        system_columns: true,
     };
     migrations::save_definition(tx, &collection, existing.is_none()).await
 }

@@ -6,6 +6,7 @@
 //! (see DESIGN.md); it only ever runs inside a statement this module wraps
 //! (`CREATE TABLE .. AS`, `CREATE VIEW .. AS`, `WHERE (..) IS NOT TRUE`).
 
+mod browse;
 mod datatests;
 mod expose;
 mod freshness;
@@ -20,6 +21,7 @@ mod status;
 mod tables;
 mod triggers;
 
+pub use browse::{BrowseColumn, TableRole, WarehouseTable};
 pub use datatests::{
     DataTest, TestKind, TestOutcome, accepted_values_check, literal, not_null_check,
 };

@@ -24,5 +24,6 @@ mod runs;
 mod select;
 mod snapshots;
 mod statements;
+mod tables;
 mod triggers;
 mod types;
