@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use brigade_core::settings::{IndexSettings, IndexSource};
 use brigade_store::Store;
-use brigade_store::search::DocumentChange;
+use brigade_store::search_index::DocumentChange;
 
 use crate::embed::Embedder;
 use crate::error::SearchError;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use brigade_store::Store;
-use brigade_store::search::{ChunkInput, DocumentInput};
+use brigade_store::search_index::{ChunkInput, DocumentInput};
 use sha2::{Digest, Sha256};
 
 use crate::chunk::{ChunkConfig, chunk};

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use brigade_store::Store;
-use brigade_store::search::{ChunkRow, Restriction};
+use brigade_store::search_index::{ChunkRow, Restriction};
 
 use crate::embed::Purpose;
 use crate::error::SearchError;

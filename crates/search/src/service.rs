@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use brigade_core::settings::{IndexSettings, IndexSource, LlmSettings, Settings};
-use brigade_store::search::{DocumentRow, Restriction, Scope};
+use brigade_store::search_index::{DocumentRow, Restriction, Scope};
 use brigade_store::{Access, Store};
 
 use crate::cache::{self, AnswerCache};

@@ -1,12 +1,12 @@
 //! Brigade's storage: one [`Store`] of domain verbs over embedded SQLite or PostgreSQL.
 //!
 //! # Layout
-//! - [`store`]: the [`Store`] facade (collections, records, batches, migrations, users).
+//! - [`handle`]: the [`Store`] itself (collections, records, batches, migrations, users).
 //! - [`conn`]: the [`conn::Database`]/[`conn::Conn`] seam both backends implement.
 //! - `sqlite/`, `postgres/`: the two backends; the only code that knows a driver.
 //! - [`sql`]: identifier quoting and parameter binding; `ddl`: tables and indexes per dialect.
 //! - `query/`: the filter language compiled to SQL, sort/fields/expand/paging.
-//! - [`search`]: documents, chunks, cached vectors and keyword search of search indexes.
+//! - [`search_index`]: documents, chunks, cached vectors and keyword search of search indexes.
 //! - [`warehouse`]: pipeline tables — staging loads, model materialization, run records.
 //! - `records`, `migrations`, `system`, `users`: SQL of each area, written once for both dialects.
 
@@ -19,6 +19,7 @@ pub(crate) mod conn;
 mod ddl;
 pub mod deadline;
 pub mod error;
+pub mod handle;
 pub mod login_failures;
 pub mod migrations;
 pub mod oidc_links;
@@ -27,12 +28,11 @@ mod postgres;
 pub mod query;
 pub mod raw;
 mod records;
-pub mod search;
+pub mod search_index;
 mod sessions;
 pub mod source;
 pub(crate) mod sql;
 mod sqlite;
-pub mod store;
 mod system;
 mod users;
 pub mod warehouse;
@@ -43,8 +43,8 @@ pub use audit::AuditEntry;
 pub use changes::{Change, ChangeFeed, ChangeKind, Envelope, SchemaKind};
 pub use conn::{JsonRow, Row};
 pub use error::StoreError;
+pub use handle::{BatchOp, BatchOutcome, Page, Store};
 pub use records::Record;
 pub use sessions::Rotation;
 pub use sql::{Dialect, Ident};
-pub use store::{BatchOp, BatchOutcome, Page, Store};
 pub use users::UserRow;

@@ -65,7 +65,7 @@ const STEPS: &[(i64, &str)] = &[
      CREATE TABLE IF NOT EXISTS _pipeline_schedule (pipeline TEXT PRIMARY KEY NOT NULL,
          last_fire TEXT NOT NULL);",
     ),
-    (9, crate::search::ddl::SQLITE),
+    (9, crate::search_index::ddl::SQLITE),
     // Revocation: a per-account token version carried in access tokens (bumped by logout,
     // password and role changes), keys attributed to the account that made them (keys once
     // made by keys are re-attributed to that key's creator), and at most one pending
@@ -111,7 +111,7 @@ const STEPS: &[(i64, &str)] = &[
 ];
 
 /// Steps whose SQL differs on PostgreSQL.
-const POSTGRES_STEPS: &[(i64, &str)] = &[(9, crate::search::ddl::POSTGRES)];
+const POSTGRES_STEPS: &[(i64, &str)] = &[(9, crate::search_index::ddl::POSTGRES)];
 
 /// Brings the system tables up to date. On PostgreSQL an advisory lock makes concurrent
 /// starts of several processes safe.

@@ -17,10 +17,10 @@ use super::tables::ident;
 use crate::access::Access;
 use crate::conn::{ColType, Conn};
 use crate::error::StoreError;
+use crate::handle::{Page, Store};
 use crate::query::{ListParams, parse_fields, parse_sort};
 use crate::records::{self, Record};
 use crate::sql::{Dialect, Sql};
-use crate::store::{Page, Store};
 
 /// What a warehouse table holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -12,8 +12,8 @@ use super::tables::ident;
 use super::user_sql;
 use crate::conn::{ColType, Conn};
 use crate::error::StoreError;
+use crate::handle::Store;
 use crate::sql::{Ident, Sql};
-use crate::store::Store;
 
 /// What a test checks.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,8 +7,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use super::tables::{self, ident};
 use crate::conn::ColType;
 use crate::error::StoreError;
+use crate::handle::Store;
 use crate::sql::Sql;
-use crate::store::Store;
 
 impl Store {
     /// The newest value of `column` in `table`, or `None` when the table does not exist, is

@@ -8,8 +8,8 @@ use brigade_core::value::Value;
 
 use crate::conn::ColType;
 use crate::error::StoreError;
+use crate::handle::Store;
 use crate::sql::Sql;
-use crate::store::Store;
 
 /// The lease of a pipeline held by a run.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,8 +12,8 @@ use super::runs::{self, StateUpdate};
 use super::tables::{self, Column, ColumnType, STAGING_PREFIX, create_table, ident};
 use crate::conn::{BulkWriter, Conn, Database, Row};
 use crate::error::StoreError;
+use crate::handle::Store;
 use crate::sql::{Dialect, Ident};
-use crate::store::Store;
 
 /// How a step's rows reach its table.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,8 +13,8 @@ use super::tables::{self, Column, STAGING_PREFIX, ident};
 use super::user_sql;
 use crate::conn::{ColType, Conn, JsonRow};
 use crate::error::StoreError;
+use crate::handle::Store;
 use crate::sql::{Dialect, Ident, Sql};
-use crate::store::Store;
 
 /// How a model's result is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]

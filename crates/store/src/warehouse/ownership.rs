@@ -12,9 +12,9 @@ use brigade_core::value::Value;
 
 use crate::conn::{ColType, Conn};
 use crate::error::StoreError;
+use crate::handle::Store;
 use crate::migrations;
 use crate::sql::Sql;
-use crate::store::Store;
 
 /// Who holds a table name that a pipeline wants to write.
 #[derive(Debug, Clone, PartialEq, Eq)]

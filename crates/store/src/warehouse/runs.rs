@@ -6,8 +6,8 @@ use brigade_core::value::Value;
 use super::load::Finish;
 use crate::conn::{ColType, Conn, Row};
 use crate::error::StoreError;
+use crate::handle::Store;
 use crate::sql::Sql;
-use crate::store::Store;
 
 /// A pipeline run as stored. `steps` and `options` are JSON documents owned by the runner.
 #[derive(Debug, Clone, PartialEq)]
@@ -528,7 +528,7 @@ mod tests {
     use serde_json::json;
 
     use super::RunRecord;
-    use crate::store::Store;
+    use crate::handle::Store;
 
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();

@@ -5,8 +5,8 @@ use brigade_core::value::Value;
 
 use crate::conn::ColType;
 use crate::error::StoreError;
+use crate::handle::Store;
 use crate::sql::Sql;
-use crate::store::Store;
 
 impl Store {
     /// The last firing claimed for `key` (a pipeline name), RFC 3339; `None` before the

@@ -4,8 +4,8 @@ use brigade_core::value::Value;
 
 use crate::conn::{ColType, Conn};
 use crate::error::StoreError;
+use crate::handle::Store;
 use crate::sql::{Dialect, Ident, Sql};
-use crate::store::Store;
 
 /// Staging tables start with this; leftovers of a killed run are dropped by the next one.
 pub const STAGING_PREFIX: &str = "_stg_";

@@ -7,8 +7,8 @@ use brigade_core::value::Value;
 
 use crate::conn::ColType;
 use crate::error::StoreError;
+use crate::handle::Store;
 use crate::sql::Sql;
-use crate::store::Store;
 
 impl Store {
     /// What trigger `source` of `pipeline` last acted on; `None` before the first look.

@@ -11,7 +11,7 @@ use brigade_core::value::Value;
 use super::Store;
 use crate::conn::ColType;
 use crate::error::StoreError;
-use crate::search::Restriction;
+use crate::search_index::Restriction;
 use crate::sql::Sql;
 
 impl Store {

@@ -18,9 +18,9 @@ use crate::access::{Access, RuleOp, rule_for};
 use crate::conn::{ColType, Conn, Row};
 use crate::ddl::table;
 use crate::error::StoreError;
+use crate::handle::Store;
 use crate::records::{filter_sql, rule_sql};
 use crate::sql::{Dialect, Sql};
-use crate::store::Store;
 
 /// A chunk to store.
 #[derive(Debug, Clone)]

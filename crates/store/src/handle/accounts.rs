@@ -8,10 +8,10 @@ use super::Store;
 use crate::api_keys::{self, ApiKeyLookup, ApiKeyRow};
 use crate::audit::{self, AuditEntry};
 use crate::error::StoreError;
+use crate::handle::Page;
 use crate::query::{ListParams, parse_fields, parse_sort};
 use crate::records;
 use crate::sessions::{self, Rotation};
-use crate::store::Page;
 use crate::system;
 use crate::users::{self, UserRow};
 
