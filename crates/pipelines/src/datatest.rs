@@ -149,7 +149,7 @@ pub async fn run(
         nodes.push(NodeTests {
             node: n.name.clone(),
             kind: n.kind,
-            tests: store.run_data_tests(&n.name, &tests).await?,
+            tests: store.warehouse().run_data_tests(&n.name, &tests).await?,
         });
     }
     let all = || nodes.iter().flat_map(|n| n.tests.iter());

@@ -75,7 +75,7 @@ pub async fn check(store: &Store, pipeline: &Pipeline) -> Vec<SourceFreshness> {
             error_after: f.error_after.clone(),
             error: None,
         };
-        match store.newest_timestamp(&e.name, f.field()).await {
+        match store.warehouse().newest_timestamp(&e.name, f.field()).await {
             Ok(Some(newest)) => {
                 let age = (now - newest).to_std().unwrap_or(Duration::ZERO);
                 report.newest = Some(brigade_core::time::format_datetime(newest));
@@ -155,7 +155,7 @@ async fn record(
     // One notification per stale episode and level across every process: the claim is
     // keyed by the newest data, which changes when fresh data arrives.
     let key = format!("freshness:{}:{}:{}", p.name, r.extract, r.status.name());
-    match store.claim_schedule(&key, &newest).await {
+    match store.runs().claim_schedule(&key, &newest).await {
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => {

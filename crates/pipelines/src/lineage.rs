@@ -63,7 +63,7 @@ pub async fn of(pipeline: &Pipeline, store: &Store, env: &Env) -> Lineage {
         .map(|n| n.name.clone())
         .collect();
     for name in &names {
-        if let Ok(Some(cols)) = store.table_columns(name).await {
+        if let Ok(Some(cols)) = store.warehouse().table_columns(name).await {
             known.insert(name.clone(), cols.into_iter().map(|c| c.name).collect());
         }
     }

@@ -50,7 +50,7 @@ pub fn next_run(pipeline: &crate::Pipeline) -> Option<String> {
 /// tried again at the next start.
 pub async fn run_on_start(runner: &Arc<crate::Runner>) {
     for p in runner.pipelines().iter().filter(|p| p.run_on_start) {
-        let runs = match runner.store().runs_list(Some(&p.name), 100, 0).await {
+        let runs = match runner.store().runs().list(Some(&p.name), 100, 0).await {
             Ok(runs) => runs,
             Err(e) => {
                 tracing::error!(pipeline = %p.name, error = %e, "Could not read runs; run_on_start skipped.");
@@ -66,7 +66,7 @@ pub async fn run_on_start(runner: &Arc<crate::Runner>) {
         // Claimed like a firing before any real one, numbered by the runs so far, so several
         // processes start it once and a later start may try again.
         let fire = format!("0000-01-01T00:00:00.000Z#{:06}", runs.len());
-        match runner.store().claim_schedule(&p.name, &fire).await {
+        match runner.store().runs().claim_schedule(&p.name, &fire).await {
             Ok(true) => {}
             Ok(false) => continue,
             Err(e) => {
@@ -176,7 +176,7 @@ async fn schedule(runner: Arc<crate::Runner>) {
 async fn fire(runner: &Arc<crate::Runner>, p: &Pipeline, at: DateTime<Utc>) {
     let name = &p.name;
     let fire = brigade_core::time::format_datetime(at);
-    match runner.store().claim_schedule(name, &fire).await {
+    match runner.store().runs().claim_schedule(name, &fire).await {
         Ok(true) => {
             tracing::info!(pipeline = %name, at = %fire, "Starting a scheduled run.");
             if let Err(e) = runner
@@ -207,7 +207,7 @@ async fn missed_while_down(
     cron: &Cron,
     now: DateTime<Utc>,
 ) {
-    let last = match runner.store().schedule_last_fire(&p.name).await {
+    let last = match runner.store().runs().schedule_last_fire(&p.name).await {
         Ok(Some(last)) => last,
         Ok(None) => return,
         Err(e) => {
@@ -237,7 +237,7 @@ async fn missed_while_down(
     let Some(newest) = newest else { return };
     let fire = brigade_core::time::format_datetime(newest);
     if !matches!(
-        runner.store().claim_schedule(&p.name, &fire).await,
+        runner.store().runs().claim_schedule(&p.name, &fire).await,
         Ok(true)
     ) {
         return;

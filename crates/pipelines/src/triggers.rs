@@ -116,30 +116,33 @@ async fn after(
 ) -> Result<(), brigade_store::StoreError> {
     let store = runner.store();
     let source = format!("after:{upstream}");
-    let seen = match store.trigger_seen(&p.name, &source).await? {
+    let seen = match store.runs().trigger_seen(&p.name, &source).await? {
         Some(seen) => seen,
         None => {
             // First look: what succeeded before this process started is the baseline; a
             // success since then fires below.
             let baseline = store
-                .run_last_succeeded(upstream, Some(started))
+                .runs()
+                .last_succeeded(upstream, Some(started))
                 .await?
                 .map(|(id, _)| id)
                 .unwrap_or_default();
             store
+                .runs()
                 .trigger_advance(&p.name, &source, None, &baseline)
                 .await?;
-            match store.trigger_seen(&p.name, &source).await? {
+            match store.runs().trigger_seen(&p.name, &source).await? {
                 Some(seen) => seen,
                 None => return Ok(()),
             }
         }
     };
-    let Some((run, _)) = store.run_last_succeeded(upstream, None).await? else {
+    let Some((run, _)) = store.runs().last_succeeded(upstream, None).await? else {
         return Ok(());
     };
     if run == seen
         || !store
+            .runs()
             .trigger_advance(&p.name, &source, Some(&seen), &run)
             .await?
     {
@@ -168,10 +171,13 @@ async fn poll_files(
         .await
         .unwrap_or_default();
     let store = runner.store();
-    let Some(seen_text) = store.trigger_seen(&p.name, "files").await? else {
+    let Some(seen_text) = store.runs().trigger_seen(&p.name, "files").await? else {
         // First look ever: the files already there are the baseline.
         let text = serde_json::to_string(&now).unwrap_or_default();
-        store.trigger_advance(&p.name, "files", None, &text).await?;
+        store
+            .runs()
+            .trigger_advance(&p.name, "files", None, &text)
+            .await?;
         watch.last = Some(now);
         return Ok(());
     };
@@ -191,6 +197,7 @@ async fn poll_files(
         .collect();
     let text = serde_json::to_string(&now).unwrap_or_default();
     if !store
+        .runs()
         .trigger_advance(&p.name, "files", Some(&seen_text), &text)
         .await?
         || arrived.is_empty()

@@ -48,3 +48,4 @@ pub use records::Record;
 pub use sessions::Rotation;
 pub use sql::{Dialect, Ident};
 pub use users::UserRow;
+pub use warehouse::{Runs, Warehouse};

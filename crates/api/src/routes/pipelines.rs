@@ -96,7 +96,7 @@ fn find_pipeline(state: &AppState, name: &str) -> Result<brigade_pipelines::Pipe
 
 /// `{id, status, finished}` of the newest run of `name`, or null.
 async fn newest_run(state: &AppState, name: &str) -> Result<Value, ApiError> {
-    let last = state.store().runs_list(Some(name), 1, 0).await?.pop();
+    let last = state.store().runs().list(Some(name), 1, 0).await?.pop();
     Ok(last.map_or(
         Value::Null,
         |r| json!({ "id": r.id, "status": r.status, "finished": r.finished }),
@@ -254,7 +254,8 @@ async fn list_runs(
     }
     let runs = state
         .store()
-        .runs_list(Some(&name), per_page, (page - 1).saturating_mul(per_page))
+        .runs()
+        .list(Some(&name), per_page, (page - 1).saturating_mul(per_page))
         .await?;
     let items: Vec<RunView> = runs.into_iter().map(RunView::from).collect();
     Ok(Json(
@@ -265,7 +266,8 @@ async fn list_runs(
 async fn find_run(state: &AppState, id: &str) -> Result<RunView, ApiError> {
     state
         .store()
-        .run_get(id)
+        .runs()
+        .get(id)
         .await?
         .map(RunView::from)
         .ok_or_else(|| ApiError::not_found(format!("run `{id}` not found")))
@@ -347,7 +349,7 @@ fn async_stream(
             }
             // Another process runs it, or we missed the end: follow the record.
             loop {
-                let Ok(Some(run)) = state.store().run_get(&id).await else {
+                let Ok(Some(run)) = state.store().runs().get(&id).await else {
                     break;
                 };
                 let view = RunView::from(run);

@@ -84,7 +84,8 @@ async fn list_tables(
     let pipelines = state.runner().pipelines();
     let items: Vec<Value> = state
         .store()
-        .warehouse_tables()
+        .warehouse()
+        .tables()
         .await?
         .iter()
         .filter(|t| reader.may_read(t, &pipelines))
@@ -101,11 +102,16 @@ async fn readable(
     name: &str,
 ) -> Result<(WarehouseTable, std::sync::Arc<Vec<Pipeline>>), ApiError> {
     let reader = Reader::of(caller)?;
-    let table = state.store().warehouse_table(name).await?.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "no warehouse table named `{name}`; GET /api/tables lists them"
-        ))
-    })?;
+    let table = state
+        .store()
+        .warehouse()
+        .table(name)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no warehouse table named `{name}`; GET /api/tables lists them"
+            ))
+        })?;
     let pipelines = state.runner().pipelines();
     if !reader.may_read(&table, &pipelines) {
         return Err(ApiError::forbidden(format!(
@@ -123,7 +129,7 @@ async fn get_table(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (table, pipelines) = readable(&state, &caller, &name).await?;
-    let columns = state.store().warehouse_columns(&table).await?;
+    let columns = state.store().warehouse().browse_columns(&table).await?;
     let mut out = summary(&table, &pipelines);
     out["columns"] = json!(columns);
     Ok(Json(out))
@@ -139,6 +145,7 @@ async fn list_rows(
     Ok(Json(
         state
             .store()
+            .warehouse()
             .browse_table(&table, &list_params(q), &caller.access())
             .await?,
     ))

@@ -226,7 +226,8 @@ pub(crate) async fn run(settings: Settings, cmd: PipelineCommand) -> Result<(), 
         PipelineCommand::Retry { run_id } => {
             let options = runner.retry(&run_id).await.map_err(start_failure)?;
             let name = store
-                .run_get(&run_id)
+                .runs()
+                .get(&run_id)
                 .await
                 .context("reading the run")?
                 .map(|r| r.pipeline)
@@ -293,7 +294,8 @@ async fn list(runner: &Arc<Runner>) -> Result<(), Failure> {
     for p in pipelines.iter() {
         let last = runner
             .store()
-            .runs_list(Some(&p.name), 1, 0)
+            .runs()
+            .list(Some(&p.name), 1, 0)
             .await
             .context("reading runs")?
             .pop();
@@ -372,7 +374,8 @@ fn human_age(secs: u64) -> String {
 
 async fn runs(store: &Store, name: &str, limit: i64) -> Result<(), Failure> {
     let runs = store
-        .runs_list(Some(name), limit, 0)
+        .runs()
+        .list(Some(name), limit, 0)
         .await
         .context("reading runs")?;
     if runs.is_empty() {

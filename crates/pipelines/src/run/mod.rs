@@ -217,7 +217,7 @@ impl Runner {
             chrono::Utc::now() - chrono::Duration::from_std(self.stale_after).unwrap_or_default(),
         );
         let mut failed = 0;
-        for run in self.store.runs_stale(pipeline, &before).await? {
+        for run in self.store.runs().stale(pipeline, &before).await? {
             let ours = self
                 .active
                 .lock()
@@ -232,7 +232,12 @@ impl Runner {
                 run.heartbeat.as_deref().unwrap_or("never"),
                 holder.map(|h| format!(", {h}")).unwrap_or_default(),
             );
-            if self.store.run_fail_stale(&run.id, &before, &error).await? {
+            if self
+                .store
+                .runs()
+                .fail_stale(&run.id, &before, &error)
+                .await?
+            {
                 tracing::warn!(run = %run.id, pipeline = %run.pipeline, error = %error, "Marked a run whose process stopped responding as failed.");
                 failed += 1;
             }
@@ -295,14 +300,16 @@ impl Runner {
     pub async fn retry(self: &Arc<Self>, run_id: &str) -> Result<RunOptions, StartError> {
         let mut run = self
             .store
-            .run_get(run_id)
+            .runs()
+            .get(run_id)
             .await?
             .ok_or_else(|| StartError::UnknownRun(run_id.to_string()))?;
         if run.status.is_active() && self.sweep(Some(&run.pipeline)).await? > 0 {
             // Its process died: the sweep just marked it failed.
             run = self
                 .store
-                .run_get(run_id)
+                .runs()
+                .get(run_id)
                 .await?
                 .ok_or_else(|| StartError::UnknownRun(run_id.to_string()))?;
         }
@@ -345,7 +352,7 @@ impl Runner {
         {
             a.cancelled.store(true, Ordering::Relaxed);
         }
-        self.store.run_request_cancel(run_id).await
+        self.store.runs().request_cancel(run_id).await
     }
 
     /// Asks every run of this process to stop (the server is shutting down). Extracts stop
@@ -388,7 +395,8 @@ impl Runner {
                     tracing::warn!(run = %id, "A pipeline run did not stop within the shutdown grace period.");
                     let _ = self
                         .store
-                        .run_interrupt(
+                        .runs()
+                        .interrupt(
                             &id,
                             "the server stopped before the run finished; start it again",
                         )
@@ -476,7 +484,11 @@ impl Runner {
             .iter()
             .map(|n| n.name.clone())
             .collect();
-        let taken = self.store.table_owners(&pipeline.name, &targets).await?;
+        let taken = self
+            .store
+            .warehouse()
+            .table_owners(&pipeline.name, &targets)
+            .await?;
         if !taken.is_empty() {
             return Err(StartError::TablesTaken(taken));
         }
@@ -515,9 +527,10 @@ impl Runner {
             error: None,
             steps: serde_json::to_value(&steps).unwrap_or_default(),
         };
-        self.store.run_insert(&record).await?;
+        self.store.runs().insert(&record).await?;
         self.store
-            .run_set_holder(&record.id, &self.holder.stored())
+            .runs()
+            .set_holder(&record.id, &self.holder.stored())
             .await?;
         let (events, _) = broadcast::channel(256);
         let stopping = self.stopping.lock().ok().and_then(|s| s.clone());
@@ -559,7 +572,7 @@ impl Runner {
         };
         let leased = Arc::new(AtomicBool::new(false));
         let heartbeat = self.heartbeat(&record.id, &cancelled, &reason, &leased);
-        if let Ok(true) = self.store.run_cancel_requested(&record.id).await {
+        if let Ok(true) = self.store.runs().cancel_requested(&record.id).await {
             cancelled.store(true, Ordering::Relaxed);
         }
         let emit: Arc<dyn Fn(Event) + Send + Sync> = Arc::new(move |e: Event| {
@@ -586,7 +599,7 @@ impl Runner {
         // Only the lease holder may: a run cancelled while it waited would drop the staging
         // tables of the run it waited for.
         if leased.load(Ordering::Relaxed)
-            && let Err(e) = self.store.drop_staging(&targets).await
+            && let Err(e) = self.store.warehouse().drop_staging(&targets).await
         {
             tracing::warn!(error = %e, "Could not drop staging tables of earlier runs.");
         }
@@ -743,7 +756,11 @@ impl Runner {
         self.save(&mut record, &steps).await;
         log_outcome(&record, &steps, began.elapsed());
         if leased.load(Ordering::Relaxed)
-            && let Err(e) = self.store.lease_release(&pipeline.name, &record.id).await
+            && let Err(e) = self
+                .store
+                .runs()
+                .lease_release(&pipeline.name, &record.id)
+                .await
         {
             // It goes stale and is taken over after `stale_after`.
             tracing::warn!(run = %record.id, error = %e, "Could not release the pipeline's lease.");
@@ -867,7 +884,7 @@ impl Runner {
 
     async fn save(&self, record: &mut RunRecord, steps: &[StepReport]) {
         record.steps = serde_json::to_value(steps).unwrap_or_default();
-        if let Err(e) = self.store.run_update(record).await {
+        if let Err(e) = self.store.runs().update(record).await {
             tracing::error!(run = %record.id, error = %e, "Could not record the run's progress.");
         }
     }
@@ -885,6 +902,7 @@ impl Runner {
         loop {
             match self
                 .store
+                .runs()
                 .lease_take(pipeline, run_id, &self.holder.stored())
                 .await
             {
@@ -940,7 +958,7 @@ impl Runner {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(tick).await;
-                if let Ok(false) = store.run_beat(&id, leased.load(Ordering::Relaxed)).await {
+                if let Ok(false) = store.runs().beat(&id, leased.load(Ordering::Relaxed)).await {
                     if let Ok(mut r) = reason.lock() {
                         r.get_or_insert_with(|| {
                             format!(
@@ -951,7 +969,7 @@ impl Runner {
                     }
                     cancelled.store(true, Ordering::Relaxed);
                 }
-                if let Ok(true) = store.run_cancel_requested(&id).await {
+                if let Ok(true) = store.runs().cancel_requested(&id).await {
                     cancelled.store(true, Ordering::Relaxed);
                 }
             }

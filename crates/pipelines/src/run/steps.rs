@@ -85,18 +85,24 @@ pub(super) async fn extract(
         .filter(|_| e.incremental.is_some())
         .map(|b| (b.from.clone(), b.to.clone()));
     let since = match (&e.incremental, cx.options.full_refresh, &backfill) {
-        (Some(_), false, None) => cx.store.pipeline_state(&cx.pipeline.name, &e.name).await?,
+        (Some(_), false, None) => {
+            cx.store
+                .runs()
+                .pipeline_state(&cx.pipeline.name, &e.name)
+                .await?
+        }
         _ => None,
     };
     let boundary = match since {
         Some(_) => {
             cx.store
+                .runs()
                 .pipeline_boundary(&cx.pipeline.name, &e.name)
                 .await?
         }
         None => None,
     };
-    let existing = cx.store.table_columns(&e.name).await?;
+    let existing = cx.store.warehouse().table_columns(&e.name).await?;
     let mut rx = extract::start(extract::Context {
         dir: cx.dir.to_path_buf(),
         spec: e.clone(),
@@ -139,6 +145,7 @@ pub(super) async fn extract(
                         width = columns.len();
                         staging = Some(
                             cx.store
+                                .warehouse()
                                 .begin_load(&cx.pipeline.name, &e.name, &columns, cx.run_id, &mode)
                                 .await?,
                         );
@@ -169,7 +176,8 @@ pub(super) async fn extract(
                         now.status = StepStatus::Running;
                         let _ = cx
                             .store
-                            .run_set_steps(cx.run_id, &(cx.steps_after)(&now))
+                            .runs()
+                            .set_steps(cx.run_id, &(cx.steps_after)(&now))
                             .await;
                     }
                     if last_progress.elapsed().as_millis() >= 250 {
@@ -280,7 +288,7 @@ pub(super) async fn extract(
         .collect::<Result<Vec<_>, _>>()?;
     if untouched {
         staging.discard().await;
-        return match cx.store.pipeline_finish(finish).await {
+        return match cx.store.runs().pipeline_finish(finish).await {
             Ok(()) => Ok(()),
             Err(err) => {
                 report.status = StepStatus::Running;
@@ -323,7 +331,7 @@ pub(super) async fn model(
     report: &mut StepReport,
 ) -> Result<(), PipelineError> {
     let started = Instant::now();
-    let exists = cx.store.table_columns(&m.name).await?.is_some();
+    let exists = cx.store.warehouse().table_columns(&m.name).await?.is_some();
     let names: Vec<String> = cx
         .pipeline
         .graph
@@ -440,6 +448,7 @@ pub(super) async fn model(
     let steps_after = (cx.steps_after)(&optimistic);
     let outcome = cx
         .store
+        .warehouse()
         .materialize(
             &plan,
             Finish {

@@ -11,13 +11,14 @@ use brigade_core::schema::{Collection, Field, FieldType, Rules};
 use brigade_core::value::Value;
 use serde::Serialize;
 
+use super::Warehouse;
 use super::expose::{pg_column, sqlite_column};
 use super::models::quarantine_table;
 use super::tables::ident;
 use crate::access::Access;
 use crate::conn::{ColType, Conn};
 use crate::error::StoreError;
-use crate::handle::{Page, Store};
+use crate::handle::Page;
 use crate::query::{ListParams, parse_fields, parse_sort};
 use crate::records::{self, Record};
 use crate::sql::{Dialect, Sql};
@@ -62,13 +63,13 @@ struct Readable {
     shape: Collection,
 }
 
-impl Store {
+impl Warehouse<'_> {
     /// Every table and view pipelines wrote that exists now, by name.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn warehouse_tables(&self) -> Result<Vec<WarehouseTable>, StoreError> {
-        let mut conn = self.db.read().await?;
+    pub async fn tables(&self) -> Result<Vec<WarehouseTable>, StoreError> {
+        let mut conn = self.store.db.read().await?;
         let existing = relations(conn.as_mut()).await?;
         let mut sql = Sql::new(conn.dialect());
         sql.push("SELECT table_name, pipeline, node FROM _pipeline_tables ORDER BY table_name");
@@ -117,23 +118,19 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn warehouse_table(&self, name: &str) -> Result<Option<WarehouseTable>, StoreError> {
-        Ok(self
-            .warehouse_tables()
-            .await?
-            .into_iter()
-            .find(|t| t.name == name))
+    pub async fn table(&self, name: &str) -> Result<Option<WarehouseTable>, StoreError> {
+        Ok(self.tables().await?.into_iter().find(|t| t.name == name))
     }
 
     /// The columns of warehouse table `table` with the types the API reads them as.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn warehouse_columns(
+    pub async fn browse_columns(
         &self,
         table: &WarehouseTable,
     ) -> Result<Vec<BrowseColumn>, StoreError> {
-        let mut conn = self.db.read().await?;
+        let mut conn = self.store.db.read().await?;
         let readable = readable(conn.as_mut(), &table.name).await?;
         Ok(readable
             .shape
@@ -170,7 +167,7 @@ impl Store {
             ));
         }
         let (page, per_page, skip_total) = params.paging()?;
-        let mut conn = self.db.read().await?;
+        let mut conn = self.store.db.read().await?;
         let readable = readable(conn.as_mut(), &table.name).await?;
         let shape = &readable.shape;
         let sort = parse_sort(shape, params.sort.as_deref())?;

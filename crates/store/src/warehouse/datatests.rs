@@ -7,12 +7,12 @@
 
 use brigade_core::value::Value;
 
+use super::Warehouse;
 use super::models::ExpectationAction;
 use super::tables::ident;
 use super::user_sql;
 use crate::conn::{ColType, Conn};
 use crate::error::StoreError;
-use crate::handle::Store;
 use crate::sql::{Ident, Sql};
 
 /// What a test checks.
@@ -252,7 +252,7 @@ async fn run_one(
     Ok(outcome)
 }
 
-impl Store {
+impl Warehouse<'_> {
     /// Runs `tests` over the current `table`, reading only: `brigade pipeline test`. A test
     /// whose SQL does not run comes back with status `error` and the database's message; a
     /// missing table fails every test.
@@ -265,7 +265,7 @@ impl Store {
         tests: &[DataTest],
     ) -> Result<Vec<TestOutcome>, StoreError> {
         let t = ident(table)?;
-        let mut conn = self.db.read().await?;
+        let mut conn = self.store.db.read().await?;
         let exists = super::tables::columns(conn.as_mut(), table)
             .await?
             .is_some();

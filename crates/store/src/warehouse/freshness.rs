@@ -4,13 +4,13 @@
 use brigade_core::value::Value;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
+use super::Warehouse;
 use super::tables::{self, ident};
 use crate::conn::ColType;
 use crate::error::StoreError;
-use crate::handle::Store;
 use crate::sql::Sql;
 
-impl Store {
+impl Warehouse<'_> {
     /// The newest value of `column` in `table`, or `None` when the table does not exist, is
     /// empty, or the column holds no date-time.
     ///
@@ -23,7 +23,7 @@ impl Store {
         column: &str,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let (t, c) = (ident(table)?, ident(column)?);
-        let mut conn = self.db.read().await?;
+        let mut conn = self.store.db.read().await?;
         let Some(columns) = tables::columns(conn.as_mut(), table).await? else {
             return Ok(None);
         };

@@ -6,9 +6,9 @@
 
 use brigade_core::value::Value;
 
+use super::Runs;
 use crate::conn::ColType;
 use crate::error::StoreError;
-use crate::handle::Store;
 use crate::sql::Sql;
 
 /// The lease of a pipeline held by a run.
@@ -22,7 +22,7 @@ pub struct Lease {
     pub heartbeat_at: String,
 }
 
-/// What [`Store::lease_take`] found.
+/// What [`Runs::lease_take`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseClaim {
     /// The caller's run holds the lease now.
@@ -49,7 +49,7 @@ fn text(v: Option<Value>) -> Option<String> {
     }
 }
 
-impl Store {
+impl Runs<'_> {
     /// Takes the lease of `pipeline` for run `run_id`: when nobody holds it, or when the run
     /// holding it is no longer queued or running (it ended, or a sweep found its process
     /// dead). Otherwise returns the lease that is in the way.
@@ -63,7 +63,7 @@ impl Store {
         holder: &str,
     ) -> Result<LeaseClaim, StoreError> {
         let now = brigade_core::time::now();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         let mut sql = Sql::new(tx.dialect());
         sql.push("INSERT INTO _pipeline_leases (pipeline, run_id, holder, heartbeat_at) VALUES (")
             .bind(Value::Text(pipeline.into()))
@@ -143,9 +143,9 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn run_beat(&self, run_id: &str, leased: bool) -> Result<bool, StoreError> {
+    pub async fn beat(&self, run_id: &str, leased: bool) -> Result<bool, StoreError> {
         let now = brigade_core::time::now();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         let mut sql = Sql::new(tx.dialect());
         sql.push("UPDATE _pipeline_runs SET heartbeat = ")
             .bind(Value::Text(now.clone()))
@@ -170,7 +170,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn lease_release(&self, pipeline: &str, run_id: &str) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         let mut sql = Sql::new(tx.dialect());
         sql.push("DELETE FROM _pipeline_leases WHERE pipeline = ")
             .bind(Value::Text(pipeline.into()))
@@ -184,8 +184,8 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn run_set_holder(&self, run_id: &str, holder: &str) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+    pub async fn set_holder(&self, run_id: &str, holder: &str) -> Result<(), StoreError> {
+        let mut tx = self.store.db.begin().await?;
         let mut sql = Sql::new(tx.dialect());
         sql.push("UPDATE _pipeline_runs SET holder = ")
             .bind(Value::Text(holder.into()))
@@ -200,12 +200,12 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn runs_stale(
+    pub async fn stale(
         &self,
         pipeline: Option<&str>,
         before: &str,
     ) -> Result<Vec<StaleRun>, StoreError> {
-        let mut conn = self.db.read().await?;
+        let mut conn = self.store.db.read().await?;
         let mut sql = Sql::new(conn.dialect());
         sql.push(
             "SELECT id, pipeline, heartbeat, holder FROM _pipeline_runs \
@@ -241,13 +241,13 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn run_fail_stale(
+    pub async fn fail_stale(
         &self,
         id: &str,
         before: &str,
         error: &str,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         let failed = super::runs::fail_unfinished(tx.as_mut(), id, error, Some(before)).await?;
         tx.commit().await?;
         Ok(failed)

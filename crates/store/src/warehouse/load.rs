@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use brigade_core::value::Value;
 
+use super::Warehouse;
 use super::datatests::{self, DataTest, TestOutcome};
 use super::runs::{self, StateUpdate};
 use super::tables::{self, Column, ColumnType, STAGING_PREFIX, create_table, ident};
 use crate::conn::{BulkWriter, Conn, Database, Row};
 use crate::error::StoreError;
-use crate::handle::Store;
 use crate::sql::{Dialect, Ident};
 
 /// How a step's rows reach its table.
@@ -92,7 +92,7 @@ pub const LINEAGE: [(&str, ColumnType); 3] = [
     ("_source", ColumnType::Text),
 ];
 
-impl Store {
+impl Warehouse<'_> {
     /// Starts loading `target` for `pipeline` with `columns` (the data columns; lineage
     /// columns are added).
     ///
@@ -127,7 +127,7 @@ impl Store {
             .iter()
             .map(|c| Ok((ident(&c.name)?, c.ty)))
             .collect::<Result<_, StoreError>>()?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         tx.execute_script(&format!("DROP TABLE IF EXISTS {staging}"))
             .await?;
         // A replacing load's staging table becomes the table: write it durably once rather
@@ -147,7 +147,7 @@ impl Store {
         tx.execute_script(&ddl).await?;
         tx.commit().await?;
         Ok(Staging {
-            db: self.db.clone(),
+            db: self.store.db.clone(),
             pipeline: pipeline.to_string(),
             target: target.to_string(),
             table: staging,

@@ -4,6 +4,7 @@
 
 use brigade_core::value::Value;
 
+use super::Warehouse;
 use super::datatests::{self, DataTest, TestOutcome};
 use super::expose::{self, Expose};
 use super::load::{Finish, WriteMode, publish_table};
@@ -13,7 +14,6 @@ use super::tables::{self, Column, STAGING_PREFIX, ident};
 use super::user_sql;
 use crate::conn::{ColType, Conn, JsonRow};
 use crate::error::StoreError;
-use crate::handle::Store;
 use crate::sql::{Dialect, Ident, Sql};
 
 /// How a model's result is kept.
@@ -88,7 +88,7 @@ pub struct ModelOutcome {
     pub versions_closed: u64,
 }
 
-impl Store {
+impl Warehouse<'_> {
     /// Runs one model per `plan` and, unless it fails, publishes it with `finish`.
     ///
     /// # Errors
@@ -101,7 +101,7 @@ impl Store {
     ) -> Result<ModelOutcome, StoreError> {
         let target = ident(&plan.target)?;
         let now = brigade_core::time::now();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         // Read in the transaction, not from the schema cache: another process (a server
         // whose run this one waited for) may have exposed the model since this one started.
         let collection = crate::migrations::load_collection(tx.as_mut(), &plan.target).await?;
@@ -141,7 +141,7 @@ impl Store {
                 runs::finish_in(tx.as_mut(), finish).await?;
                 tx.commit().await?;
                 if plan.expose.is_some() {
-                    self.reload_schema().await?;
+                    self.store.reload_schema().await?;
                 }
             }
             return Ok(outcome);
@@ -258,7 +258,7 @@ impl Store {
         runs::finish_in(tx.as_mut(), finish).await?;
         tx.commit().await?;
         if plan.expose.is_some() {
-            self.reload_schema().await?;
+            self.store.reload_schema().await?;
         }
         Ok(outcome)
     }

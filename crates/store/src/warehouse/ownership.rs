@@ -3,16 +3,16 @@
 //! collection, a system table or another pipeline's table is refused instead of silently
 //! dropping that table (and, through foreign keys, the rows that point at it).
 //!
-//! The runner asks [`Store::table_owners`] before a run starts; every publish checks again
+//! The runner asks [`Warehouse::table_owners`] before a run starts; every publish checks again
 //! inside its own transaction ([`claim`]), and creating a collection checks [`pipeline_owner`].
 
 use std::fmt;
 
 use brigade_core::value::Value;
 
+use super::Warehouse;
 use crate::conn::{ColType, Conn};
 use crate::error::StoreError;
-use crate::handle::Store;
 use crate::migrations;
 use crate::sql::Sql;
 
@@ -161,7 +161,7 @@ pub(crate) async fn claim(
     Ok(())
 }
 
-impl Store {
+impl Warehouse<'_> {
     /// The tables of `tables` that `pipeline` may not write, with their owners; empty when
     /// the run may go ahead.
     ///
@@ -172,7 +172,7 @@ impl Store {
         pipeline: &str,
         tables: &[String],
     ) -> Result<Vec<Taken>, StoreError> {
-        let mut conn = self.db.read().await?;
+        let mut conn = self.store.db.read().await?;
         let collections = migrations::load_collections(conn.as_mut()).await?;
         let mut taken = Vec::new();
         for table in tables {

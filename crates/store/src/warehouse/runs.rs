@@ -3,10 +3,10 @@
 
 use brigade_core::value::Value;
 
+use super::Runs;
 use super::load::Finish;
 use crate::conn::{ColType, Conn, Row};
 use crate::error::StoreError;
-use crate::handle::Store;
 use crate::sql::Sql;
 
 /// A pipeline run as stored. `steps` and `options` are JSON documents owned by the runner.
@@ -237,13 +237,13 @@ pub(super) async fn fail_unfinished(
     Ok(failed)
 }
 
-impl Store {
+impl Runs<'_> {
     /// Stores a new run.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn run_insert(&self, run: &RunRecord) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+    pub async fn insert(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let mut tx = self.store.db.begin().await?;
         let mut sql = Sql::new(tx.dialect());
         sql.push("INSERT INTO _pipeline_runs (")
             .push(COLUMNS)
@@ -276,8 +276,8 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn run_update(&self, run: &RunRecord) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+    pub async fn update(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let mut tx = self.store.db.begin().await?;
         // A parallel step may have committed since the caller's view of it.
         let steps = keep_finished(tx.as_mut(), &run.id, run.steps.clone()).await?;
         let mut sql = Sql::new(tx.dialect());
@@ -303,8 +303,8 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn run_get(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let mut conn = self.db.read().await?;
+    pub async fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let mut conn = self.store.db.read().await?;
         let mut sql = Sql::new(conn.dialect());
         sql.push("SELECT ")
             .push(COLUMNS)
@@ -317,13 +317,13 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn runs_list(
+    pub async fn list(
         &self,
         pipeline: Option<&str>,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<RunRecord>, StoreError> {
-        let mut conn = self.db.read().await?;
+        let mut conn = self.store.db.read().await?;
         let mut sql = Sql::new(conn.dialect());
         sql.push("SELECT ")
             .push(COLUMNS)
@@ -346,12 +346,8 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn run_set_steps(
-        &self,
-        id: &str,
-        steps: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+    pub async fn set_steps(&self, id: &str, steps: &serde_json::Value) -> Result<(), StoreError> {
+        let mut tx = self.store.db.begin().await?;
         finish_in(
             tx.as_mut(),
             Finish {
@@ -368,18 +364,18 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn run_interrupt(&self, id: &str, error: &str) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+    pub async fn interrupt(&self, id: &str, error: &str) -> Result<(), StoreError> {
+        let mut tx = self.store.db.begin().await?;
         fail_unfinished(tx.as_mut(), id, error, None).await?;
         tx.commit().await
     }
 
-    /// Asks whichever process runs `id` to cancel it (it polls [`Store::run_cancel_requested`]).
+    /// Asks whichever process runs `id` to cancel it (it polls [`Runs::cancel_requested`]).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn run_request_cancel(&self, id: &str) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+    pub async fn request_cancel(&self, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.store.db.begin().await?;
         let mut sql = Sql::new(tx.dialect());
         sql.push("UPDATE _pipeline_runs SET cancel_requested = ")
             .bind(Value::Text(brigade_core::time::now()))
@@ -393,8 +389,8 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn run_cancel_requested(&self, id: &str) -> Result<bool, StoreError> {
-        let mut conn = self.db.read().await?;
+    pub async fn cancel_requested(&self, id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.store.db.read().await?;
         let mut sql = Sql::new(conn.dialect());
         sql.push("SELECT cancel_requested FROM _pipeline_runs WHERE id = ")
             .bind(Value::Text(id.into()));
@@ -416,7 +412,7 @@ impl Store {
         pipeline: &str,
         node: &str,
     ) -> Result<Option<serde_json::Value>, StoreError> {
-        let mut conn = self.db.read().await?;
+        let mut conn = self.store.db.read().await?;
         let mut sql = Sql::new(conn.dialect());
         sql.push("SELECT cursor FROM _pipeline_state WHERE pipeline = ")
             .bind(Value::Text(pipeline.into()))
@@ -450,7 +446,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn pipeline_finish(&self, finish: Finish) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         finish_in(tx.as_mut(), finish).await?;
         tx.commit().await
     }
@@ -462,7 +458,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn claim_schedule(&self, pipeline: &str, fire: &str) -> Result<bool, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         let mut sql = Sql::new(tx.dialect());
         sql.push("INSERT INTO _pipeline_schedule (pipeline, last_fire) VALUES (")
             .bind(Value::Text(pipeline.into()))
@@ -582,15 +578,16 @@ mod tests {
             error: None,
             steps: json!([step("a", "running"), step("b", "running")]),
         };
-        store.run_insert(&run).await.unwrap();
+        store.runs().insert(&run).await.unwrap();
         // Step a commits with its data; the runner's view still says it runs.
         store
-            .run_set_steps("r1", &json!([step("a", "succeeded"), step("b", "running")]))
+            .runs()
+            .set_steps("r1", &json!([step("a", "succeeded"), step("b", "running")]))
             .await
             .unwrap();
         run.steps = json!([step("a", "running"), step("b", "failed")]);
-        store.run_update(&run).await.unwrap();
-        let stored = store.run_get("r1").await.unwrap().unwrap();
+        store.runs().update(&run).await.unwrap();
+        let stored = store.runs().get("r1").await.unwrap().unwrap();
         assert_eq!(
             stored.steps,
             json!([step("a", "succeeded"), step("b", "failed")])

@@ -3,19 +3,19 @@
 
 use brigade_core::value::Value;
 
+use super::Runs;
 use crate::conn::ColType;
 use crate::error::StoreError;
-use crate::handle::Store;
 use crate::sql::Sql;
 
-impl Store {
+impl Runs<'_> {
     /// The last firing claimed for `key` (a pipeline name), RFC 3339; `None` before the
     /// first.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn schedule_last_fire(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let mut conn = self.db.read().await?;
+        let mut conn = self.store.db.read().await?;
         let mut sql = Sql::new(conn.dialect());
         sql.push("SELECT last_fire FROM _pipeline_schedule WHERE pipeline = ")
             .bind(Value::Text(key.into()));

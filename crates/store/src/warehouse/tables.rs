@@ -2,9 +2,9 @@
 
 use brigade_core::value::Value;
 
+use super::Warehouse;
 use crate::conn::{ColType, Conn};
 use crate::error::StoreError;
-use crate::handle::Store;
 use crate::sql::{Dialect, Ident, Sql};
 
 /// Staging tables start with this; leftovers of a killed run are dropped by the next one.
@@ -200,13 +200,13 @@ fn staging_pattern(target: &str) -> String {
     atoms.into_iter().take(63).collect()
 }
 
-impl Store {
+impl Warehouse<'_> {
     /// The columns of a table or view, or `None` when there is none by that name.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn table_columns(&self, table: &str) -> Result<Option<Vec<Column>>, StoreError> {
-        let mut conn = self.db.read().await?;
+        let mut conn = self.store.db.read().await?;
         columns(conn.as_mut(), table).await
     }
 
@@ -215,7 +215,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn drop_staging(&self, targets: &[String]) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         for target in targets {
             let mut sql = Sql::new(tx.dialect());
             let pattern = staging_pattern(target);

@@ -5,12 +5,12 @@
 
 use brigade_core::value::Value;
 
+use super::Runs;
 use crate::conn::ColType;
 use crate::error::StoreError;
-use crate::handle::Store;
 use crate::sql::Sql;
 
-impl Store {
+impl Runs<'_> {
     /// What trigger `source` of `pipeline` last acted on; `None` before the first look.
     ///
     /// # Errors
@@ -20,7 +20,7 @@ impl Store {
         pipeline: &str,
         source: &str,
     ) -> Result<Option<String>, StoreError> {
-        let mut conn = self.db.read().await?;
+        let mut conn = self.store.db.read().await?;
         let mut sql = Sql::new(conn.dialect());
         sql.push("SELECT seen FROM _pipeline_triggers WHERE pipeline = ")
             .bind(Value::Text(pipeline.into()))
@@ -51,7 +51,7 @@ impl Store {
         old: Option<&str>,
         new: &str,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         let mut sql = Sql::new(tx.dialect());
         let now = Value::Text(brigade_core::time::now());
         match old {
@@ -91,12 +91,12 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn run_last_succeeded(
+    pub async fn last_succeeded(
         &self,
         pipeline: &str,
         before: Option<&str>,
     ) -> Result<Option<(String, String)>, StoreError> {
-        let mut conn = self.db.read().await?;
+        let mut conn = self.store.db.read().await?;
         let mut sql = Sql::new(conn.dialect());
         sql.push("SELECT id, finished FROM _pipeline_runs WHERE pipeline = ")
             .bind(Value::Text(pipeline.into()))
