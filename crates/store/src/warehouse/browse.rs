@@ -68,7 +68,7 @@ impl Warehouse<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn tables(&self) -> Result<Vec<WarehouseTable>, StoreError> {
+    pub async fn tables(self) -> Result<Vec<WarehouseTable>, StoreError> {
         let mut conn = self.store.db.read().await?;
         let existing = relations(conn.as_mut()).await?;
         let mut sql = Sql::new(conn.dialect());
@@ -118,7 +118,7 @@ impl Warehouse<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn table(&self, name: &str) -> Result<Option<WarehouseTable>, StoreError> {
+    pub async fn table(self, name: &str) -> Result<Option<WarehouseTable>, StoreError> {
         Ok(self.tables().await?.into_iter().find(|t| t.name == name))
     }
 
@@ -127,7 +127,7 @@ impl Warehouse<'_> {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn browse_columns(
-        &self,
+        self,
         table: &WarehouseTable,
     ) -> Result<Vec<BrowseColumn>, StoreError> {
         let mut conn = self.store.db.read().await?;
@@ -151,7 +151,7 @@ impl Warehouse<'_> {
     /// [`StoreError::Invalid`] for bad parameters (naming the key and, for filters, the
     /// position), [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn browse_table(
-        &self,
+        self,
         table: &WarehouseTable,
         params: &ListParams,
         access: &Access,

@@ -260,7 +260,7 @@ impl Warehouse<'_> {
     /// # Errors
     /// Only when the database is unreachable.
     pub async fn run_data_tests(
-        &self,
+        self,
         table: &str,
         tests: &[DataTest],
     ) -> Result<Vec<TestOutcome>, StoreError> {

@@ -18,7 +18,7 @@ impl Warehouse<'_> {
     /// [`StoreError::Invalid`] for a bad name, [`StoreError::Unprocessable`] when `table`
     /// has no such column, or the database's.
     pub async fn newest_timestamp(
-        &self,
+        self,
         table: &str,
         column: &str,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {

@@ -57,7 +57,7 @@ impl Runs<'_> {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn lease_take(
-        &self,
+        self,
         pipeline: &str,
         run_id: &str,
         holder: &str,
@@ -143,7 +143,7 @@ impl Runs<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn beat(&self, run_id: &str, leased: bool) -> Result<bool, StoreError> {
+    pub async fn beat(self, run_id: &str, leased: bool) -> Result<bool, StoreError> {
         let now = brigade_core::time::now();
         let mut tx = self.store.db.begin().await?;
         let mut sql = Sql::new(tx.dialect());
@@ -169,7 +169,7 @@ impl Runs<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn lease_release(&self, pipeline: &str, run_id: &str) -> Result<(), StoreError> {
+    pub async fn lease_release(self, pipeline: &str, run_id: &str) -> Result<(), StoreError> {
         let mut tx = self.store.db.begin().await?;
         let mut sql = Sql::new(tx.dialect());
         sql.push("DELETE FROM _pipeline_leases WHERE pipeline = ")
@@ -184,7 +184,7 @@ impl Runs<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn set_holder(&self, run_id: &str, holder: &str) -> Result<(), StoreError> {
+    pub async fn set_holder(self, run_id: &str, holder: &str) -> Result<(), StoreError> {
         let mut tx = self.store.db.begin().await?;
         let mut sql = Sql::new(tx.dialect());
         sql.push("UPDATE _pipeline_runs SET holder = ")
@@ -201,7 +201,7 @@ impl Runs<'_> {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn stale(
-        &self,
+        self,
         pipeline: Option<&str>,
         before: &str,
     ) -> Result<Vec<StaleRun>, StoreError> {
@@ -241,12 +241,7 @@ impl Runs<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn fail_stale(
-        &self,
-        id: &str,
-        before: &str,
-        error: &str,
-    ) -> Result<bool, StoreError> {
+    pub async fn fail_stale(self, id: &str, before: &str, error: &str) -> Result<bool, StoreError> {
         let mut tx = self.store.db.begin().await?;
         let failed = super::runs::fail_unfinished(tx.as_mut(), id, error, Some(before)).await?;
         tx.commit().await?;

@@ -99,7 +99,7 @@ impl Warehouse<'_> {
     /// # Errors
     /// [`StoreError::Invalid`] for a bad table or column name.
     pub async fn begin_load(
-        &self,
+        self,
         pipeline: &str,
         target: &str,
         columns: &[Column],

@@ -95,7 +95,7 @@ impl Warehouse<'_> {
     /// [`StoreError::Unprocessable`] with the database's message when the model's SQL is
     /// wrong; expectation and contract failures come back in [`ModelOutcome::failure`].
     pub async fn materialize(
-        &self,
+        self,
         plan: &ModelPlan,
         finish: Finish,
     ) -> Result<ModelOutcome, StoreError> {

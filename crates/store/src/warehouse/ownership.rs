@@ -168,7 +168,7 @@ impl Warehouse<'_> {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn table_owners(
-        &self,
+        self,
         pipeline: &str,
         tables: &[String],
     ) -> Result<Vec<Taken>, StoreError> {

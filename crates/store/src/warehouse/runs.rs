@@ -242,7 +242,7 @@ impl Runs<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn insert(&self, run: &RunRecord) -> Result<(), StoreError> {
+    pub async fn insert(self, run: &RunRecord) -> Result<(), StoreError> {
         let mut tx = self.store.db.begin().await?;
         let mut sql = Sql::new(tx.dialect());
         sql.push("INSERT INTO _pipeline_runs (")
@@ -276,7 +276,7 @@ impl Runs<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn update(&self, run: &RunRecord) -> Result<(), StoreError> {
+    pub async fn update(self, run: &RunRecord) -> Result<(), StoreError> {
         let mut tx = self.store.db.begin().await?;
         // A parallel step may have committed since the caller's view of it.
         let steps = keep_finished(tx.as_mut(), &run.id, run.steps.clone()).await?;
@@ -303,7 +303,7 @@ impl Runs<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+    pub async fn get(self, id: &str) -> Result<Option<RunRecord>, StoreError> {
         let mut conn = self.store.db.read().await?;
         let mut sql = Sql::new(conn.dialect());
         sql.push("SELECT ")
@@ -318,7 +318,7 @@ impl Runs<'_> {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn list(
-        &self,
+        self,
         pipeline: Option<&str>,
         limit: i64,
         offset: i64,
@@ -346,7 +346,7 @@ impl Runs<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn set_steps(&self, id: &str, steps: &serde_json::Value) -> Result<(), StoreError> {
+    pub async fn set_steps(self, id: &str, steps: &serde_json::Value) -> Result<(), StoreError> {
         let mut tx = self.store.db.begin().await?;
         finish_in(
             tx.as_mut(),
@@ -364,7 +364,7 @@ impl Runs<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn interrupt(&self, id: &str, error: &str) -> Result<(), StoreError> {
+    pub async fn interrupt(self, id: &str, error: &str) -> Result<(), StoreError> {
         let mut tx = self.store.db.begin().await?;
         fail_unfinished(tx.as_mut(), id, error, None).await?;
         tx.commit().await
@@ -374,7 +374,7 @@ impl Runs<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn request_cancel(&self, id: &str) -> Result<(), StoreError> {
+    pub async fn request_cancel(self, id: &str) -> Result<(), StoreError> {
         let mut tx = self.store.db.begin().await?;
         let mut sql = Sql::new(tx.dialect());
         sql.push("UPDATE _pipeline_runs SET cancel_requested = ")
@@ -389,7 +389,7 @@ impl Runs<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn cancel_requested(&self, id: &str) -> Result<bool, StoreError> {
+    pub async fn cancel_requested(self, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.store.db.read().await?;
         let mut sql = Sql::new(conn.dialect());
         sql.push("SELECT cancel_requested FROM _pipeline_runs WHERE id = ")
@@ -408,7 +408,7 @@ impl Runs<'_> {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn pipeline_state(
-        &self,
+        self,
         pipeline: &str,
         node: &str,
     ) -> Result<Option<serde_json::Value>, StoreError> {
@@ -432,7 +432,7 @@ impl Runs<'_> {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn pipeline_boundary(
-        &self,
+        self,
         pipeline: &str,
         node: &str,
     ) -> Result<Option<Vec<String>>, StoreError> {
@@ -445,7 +445,7 @@ impl Runs<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn pipeline_finish(&self, finish: Finish) -> Result<(), StoreError> {
+    pub async fn pipeline_finish(self, finish: Finish) -> Result<(), StoreError> {
         let mut tx = self.store.db.begin().await?;
         finish_in(tx.as_mut(), finish).await?;
         tx.commit().await
@@ -457,7 +457,7 @@ impl Runs<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn claim_schedule(&self, pipeline: &str, fire: &str) -> Result<bool, StoreError> {
+    pub async fn claim_schedule(self, pipeline: &str, fire: &str) -> Result<bool, StoreError> {
         let mut tx = self.store.db.begin().await?;
         let mut sql = Sql::new(tx.dialect());
         sql.push("INSERT INTO _pipeline_schedule (pipeline, last_fire) VALUES (")

@@ -14,7 +14,7 @@ impl Runs<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn schedule_last_fire(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub async fn schedule_last_fire(self, key: &str) -> Result<Option<String>, StoreError> {
         let mut conn = self.store.db.read().await?;
         let mut sql = Sql::new(conn.dialect());
         sql.push("SELECT last_fire FROM _pipeline_schedule WHERE pipeline = ")

@@ -205,7 +205,7 @@ impl Warehouse<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn table_columns(&self, table: &str) -> Result<Option<Vec<Column>>, StoreError> {
+    pub async fn table_columns(self, table: &str) -> Result<Option<Vec<Column>>, StoreError> {
         let mut conn = self.store.db.read().await?;
         columns(conn.as_mut(), table).await
     }
@@ -214,7 +214,7 @@ impl Warehouse<'_> {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn drop_staging(&self, targets: &[String]) -> Result<(), StoreError> {
+    pub async fn drop_staging(self, targets: &[String]) -> Result<(), StoreError> {
         let mut tx = self.store.db.begin().await?;
         for target in targets {
             let mut sql = Sql::new(tx.dialect());

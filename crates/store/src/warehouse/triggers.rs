@@ -16,7 +16,7 @@ impl Runs<'_> {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn trigger_seen(
-        &self,
+        self,
         pipeline: &str,
         source: &str,
     ) -> Result<Option<String>, StoreError> {
@@ -45,7 +45,7 @@ impl Runs<'_> {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn trigger_advance(
-        &self,
+        self,
         pipeline: &str,
         source: &str,
         old: Option<&str>,
@@ -92,7 +92,7 @@ impl Runs<'_> {
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
     pub async fn last_succeeded(
-        &self,
+        self,
         pipeline: &str,
         before: Option<&str>,
     ) -> Result<Option<(String, String)>, StoreError> {
