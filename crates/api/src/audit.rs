@@ -202,7 +202,7 @@ async fn write_batches(
 async fn store_batch(store: &Store, batch: &[AuditEntry]) {
     let mut delay = Duration::from_millis(100);
     for attempt in 1..=3 {
-        match store.record_audit(batch).await {
+        match store.audit().record(batch).await {
             Ok(()) => return,
             Err(e) if attempt < 3 => {
                 tracing::warn!(error = %e, count = batch.len(), attempt, "Could not store audit entries; retrying.");
@@ -222,7 +222,7 @@ async fn prune_forever(store: Arc<Store>, retention: Duration) {
         tick.tick().await;
         let keep = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(90));
         let before = brigade_core::time::format_datetime(chrono::Utc::now() - keep);
-        match store.prune_audit(&before).await {
+        match store.audit().prune(&before).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "Pruned audit entries past retention."),
             Err(e) => tracing::warn!(error = %e, "Could not prune audit entries."),

@@ -152,7 +152,9 @@ pub(crate) async fn current(state: &AppState, p: &Principal) -> Result<(), ApiEr
     if state
         .tokens()
         .versions()
-        .is_current(&p.id, token_version, || state.store().token_version(&p.id))
+        .is_current(&p.id, token_version, || {
+            state.store().accounts().token_version(&p.id)
+        })
         .await?
     {
         Ok(())
@@ -170,6 +172,7 @@ pub(crate) async fn api_key(state: &AppState, key: &str) -> Result<Principal, Ap
     let refused = || ApiError::unauthorized("The API key is invalid, revoked or expired.");
     let Some(found) = state
         .store()
+        .accounts()
         .api_key_by_hash(&opaque::hash_token(key))
         .await?
     else {
@@ -197,7 +200,7 @@ pub(crate) async fn api_key(state: &AppState, key: &str) -> Result<Principal, Ap
         let state = state.clone();
         let id = row.id.clone();
         state.tasks().clone().job("API key last use", async move {
-            if let Err(e) = state.store().touch_api_key(&id, &now).await {
+            if let Err(e) = state.store().accounts().touch_api_key(&id, &now).await {
                 tracing::warn!(error = %e, "Could not record API key use.");
             }
         });

@@ -114,6 +114,7 @@ impl App {
             tracing::info!(count = applied.len(), "Applied pending migrations.");
         }
         if store
+            .accounts()
             .count_users_with_role(brigade_auth::ADMIN_ROLE)
             .await?
             == 0
@@ -301,7 +302,7 @@ async fn prune_login_failures(store: Arc<Store>, policy: brigade_core::settings:
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        if let Err(e) = store.prune_login_failures(&policy).await {
+        if let Err(e) = store.accounts().prune_login_failures(&policy).await {
             tracing::warn!(error = %e, "Could not prune old login failures.");
         }
     }
@@ -324,8 +325,14 @@ async fn token_issuer(store: &Store, settings: &Settings) -> Result<TokenIssuer,
             ttl,
         ));
     }
-    let secret = store.persistent_value(JWT_SECRET_KEY, new_secret).await?;
-    let previous = store.stored_value(JWT_PREVIOUS_SECRET_KEY).await?;
+    let secret = store
+        .accounts()
+        .persistent_value(JWT_SECRET_KEY, new_secret)
+        .await?;
+    let previous = store
+        .accounts()
+        .stored_value(JWT_PREVIOUS_SECRET_KEY)
+        .await?;
     Ok(TokenIssuer::with_previous(
         secret.as_bytes(),
         previous.as_deref().map(str::as_bytes),
@@ -347,6 +354,7 @@ pub fn new_secret() -> String {
 /// Database errors.
 pub async fn rotate_stored_jwt_secret(store: &Store) -> Result<(), StoreError> {
     store
+        .accounts()
         .rotate_value(JWT_SECRET_KEY, JWT_PREVIOUS_SECRET_KEY, &new_secret())
         .await
 }

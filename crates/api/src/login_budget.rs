@@ -39,6 +39,7 @@ pub(crate) async fn begin(
     let account = account_key(email);
     match state
         .store()
+        .accounts()
         .charge_login_attempt(&account, &policy)
         .await?
     {
@@ -73,7 +74,11 @@ impl Attempt {
     /// Database errors.
     pub(crate) async fn succeeded(self, state: &AppState) -> Result<(), ApiError> {
         if let Some(account) = self.account {
-            state.store().clear_login_failures(&account).await?;
+            state
+                .store()
+                .accounts()
+                .clear_login_failures(&account)
+                .await?;
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
-//! The audit log in `_audit`: who did what, when, from where. Entries are plain rows, and the
-//! table is described as a read-only [`Collection`] so `GET /api/audit` gets the same filter,
-//! sort and paging as any collection.
+//! The audit log in `_audit`: who did what, when, from where, reached through
+//! [`Store::audit`]. Entries are plain rows, and the table is described as a read-only
+//! [`Collection`] so `GET /api/audit` gets the same filter, sort and paging as any collection.
 
 use std::sync::{Arc, OnceLock};
 
@@ -10,7 +10,23 @@ use serde_json::Value as Json;
 
 use crate::conn::Conn;
 use crate::error::StoreError;
+use crate::handle::{Page, Store};
+use crate::query::{ListParams, parse_fields, parse_sort};
+use crate::records;
 use crate::sql::Sql;
+
+/// The audit log. Borrowed from a [`Store`] by [`Store::audit`].
+#[derive(Clone, Copy)]
+pub struct Audit<'a> {
+    store: &'a Store,
+}
+
+impl Store {
+    /// The audit log.
+    pub fn audit(&self) -> Audit<'_> {
+        Audit { store: self }
+    }
+}
 
 /// One audited action.
 #[derive(Debug, Clone, Default)]
@@ -122,4 +138,83 @@ pub(crate) async fn prune(conn: &mut dyn Conn, before: &str) -> Result<u64, Stor
     sql.push("DELETE FROM _audit WHERE created < ")
         .bind(Value::Text(before.into()));
     conn.execute(&sql).await
+}
+
+impl Audit<'_> {
+    /// Appends audit entries in one transaction.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn record(self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.db.begin().await?;
+        insert_many(tx.as_mut(), entries).await?;
+        tx.commit().await
+    }
+
+    /// Deletes audit entries older than `before` (RFC 3339); returns how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn prune(self, before: &str) -> Result<u64, StoreError> {
+        let mut tx = self.store.db.begin().await?;
+        let n = prune(tx.as_mut(), before).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Lists audit entries with the filter language (`action = 'auth.login_failed'`),
+    /// `sort` (default newest first) and paging.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for bad parameters.
+    pub async fn list(self, params: &ListParams) -> Result<Page, StoreError> {
+        let c = collection();
+        let lookup = |_: &str| None;
+        let (page, per_page, skip_total) = params.paging()?;
+        let sort = parse_sort(&c, Some(params.sort.as_deref().unwrap_or("-created")))?;
+        let filter = match params
+            .filter
+            .as_deref()
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+        {
+            Some(src) => Some(
+                records::filter_sql(
+                    self.store.dialect(),
+                    &c,
+                    src,
+                    &lookup,
+                    &crate::access::Access::Superuser,
+                    None,
+                )?
+                .sql,
+            ),
+            None => None,
+        };
+        let mut conn = self.store.db.read().await?;
+        let fields = parse_fields(&c, params.fields.as_deref())?;
+        let (mut items, total) = records::list(
+            conn.as_mut(),
+            &c,
+            filter,
+            &sort,
+            page,
+            per_page,
+            !skip_total,
+        )
+        .await?;
+        if let Some(fields) = &fields {
+            items.iter_mut().for_each(|r| records::project(r, fields));
+        }
+        Ok(Page {
+            items,
+            page,
+            per_page,
+            total_items: total,
+            total_pages: total.map(|t| (t + per_page - 1) / per_page),
+        })
+    }
 }

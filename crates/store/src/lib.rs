@@ -12,6 +12,7 @@
 
 pub mod access;
 mod account_refs;
+mod accounts;
 mod api_keys;
 mod audit;
 pub mod changes;
@@ -38,8 +39,9 @@ mod users;
 pub mod warehouse;
 
 pub use access::{Access, RuleOp};
+pub use accounts::Accounts;
 pub use api_keys::{ApiKeyLookup, ApiKeyRow};
-pub use audit::AuditEntry;
+pub use audit::{Audit, AuditEntry};
 pub use changes::{Change, ChangeFeed, ChangeKind, Envelope, SchemaKind};
 pub use conn::{JsonRow, Row};
 pub use error::StoreError;

@@ -75,7 +75,7 @@ fn first_text(rows: Vec<Vec<Value>>) -> Option<String> {
         })
 }
 
-/// Who an OpenID Connect login is, as decided by [`crate::Store::oidc_login`].
+/// Who an OpenID Connect login is, as decided by [`crate::Accounts::oidc_login`].
 #[derive(Debug, Clone)]
 pub enum OidcLogin {
     /// The identity was linked before: its account.

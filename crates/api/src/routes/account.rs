@@ -86,6 +86,7 @@ async fn update_me(
     }
     let user = state
         .store()
+        .accounts()
         .user_by_id(&me.id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
@@ -103,7 +104,11 @@ async fn update_me(
             "profile fields are limited to 16 KiB",
         ));
     }
-    state.store().set_user_profile(&user.id, &profile).await?;
+    state
+        .store()
+        .accounts()
+        .set_user_profile(&user.id, &profile)
+        .await?;
     state.audit().record(
         &meta,
         "auth.profile_update",
@@ -113,6 +118,7 @@ async fn update_me(
     );
     let user = state
         .store()
+        .accounts()
         .user_by_id(&me.id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
@@ -130,6 +136,7 @@ async fn change_password(
     let new = secret(&body, "new_password")?;
     let user = state
         .store()
+        .accounts()
         .user_by_id(&me.id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
@@ -141,7 +148,11 @@ async fn change_password(
         return Err(ApiError::field("current_password", "does not match"));
     }
     let new_hash = hash_password(new, "new_password").await?;
-    state.store().change_password(&user.id, &new_hash).await?;
+    state
+        .store()
+        .accounts()
+        .change_password(&user.id, &new_hash)
+        .await?;
     state.tokens().versions().forget(&user.id);
     state.audit().record(
         &meta,
@@ -192,7 +203,7 @@ async fn send_reset(
     meta: &RequestMeta,
     email: &str,
 ) -> Result<(), brigade_store::StoreError> {
-    let Some(user) = state.store().user_by_email(email).await? else {
+    let Some(user) = state.store().accounts().user_by_email(email).await? else {
         state.audit().record(
             meta,
             "auth.password_reset_requested",
@@ -208,6 +219,7 @@ async fn send_reset(
     );
     state
         .store()
+        .accounts()
         .create_password_reset(&user.id, &hash, &expires)
         .await?;
     let link = format!(
@@ -262,6 +274,7 @@ pub(super) async fn reset_password(
     let new_hash = hash_password(new, "password").await?;
     match state
         .store()
+        .accounts()
         .reset_password(&opaque::hash_token(token.expose()), &new_hash)
         .await?
     {

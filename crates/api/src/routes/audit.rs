@@ -20,5 +20,5 @@ async fn list_audit(
     _admin: Admin,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page>, ApiError> {
-    Ok(Json(state.store().list_audit(&list_params(q)).await?))
+    Ok(Json(state.store().audit().list(&list_params(q)).await?))
 }

@@ -46,7 +46,11 @@ async fn login(
     // Charged before the password is checked: while the account is locked, even the right
     // password is refused (429), and concurrent guesses are counted one by one.
     let attempt = crate::login_budget::begin(&state, &meta, &body.email).await?;
-    let user = state.store().user_by_email(body.email.trim()).await?;
+    let user = state
+        .store()
+        .accounts()
+        .user_by_email(body.email.trim())
+        .await?;
     // Verify against a dummy hash for unknown emails so timing does not reveal accounts.
     let hash = match &user {
         Some(u) => u.password_hash.clone(),
@@ -70,6 +74,7 @@ async fn login(
     let (refresh_token, hash) = opaque::new_refresh_token();
     state
         .store()
+        .accounts()
         .create_refresh_token(&user.id, &hash, &refresh_expiry(&state))
         .await?;
     tracing::info!(user = %user.id, "Login succeeded.");
@@ -141,7 +146,11 @@ async fn register(
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::field("password", e.to_string()))?;
-    let user = state.store().create_user(&email, &hash, &[], &body).await?;
+    let user = state
+        .store()
+        .accounts()
+        .create_user(&email, &hash, &[], &body)
+        .await?;
     tracing::info!(user = %user.id, "User registered.");
     state.audit().record(
         &meta,
@@ -220,12 +229,14 @@ async fn refresh(
     let old_hash = opaque::hash_token(body.refresh_token.expose());
     match state
         .store()
+        .accounts()
         .rotate_refresh_token(&old_hash, &next_hash, &refresh_expiry(&state))
         .await?
     {
         Rotation::Rotated { user_id } => {
             let user = state
                 .store()
+                .accounts()
                 .user_by_id(&user_id)
                 .await?
                 .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;
@@ -266,7 +277,7 @@ async fn logout(
 ) -> Result<StatusCode, ApiError> {
     let body = refresh_body(body)?;
     let hash = opaque::hash_token(body.refresh_token.expose());
-    if let Some(user_id) = state.store().revoke_refresh_token(&hash).await? {
+    if let Some(user_id) = state.store().accounts().revoke_refresh_token(&hash).await? {
         state.tokens().versions().forget(&user_id);
         tracing::info!(user = %user_id, "Refresh token and access tokens revoked (logout).");
         state.audit().record(
@@ -294,6 +305,7 @@ async fn me(
     }
     let user = state
         .store()
+        .accounts()
         .user_by_id(&p.id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("The account no longer exists."))?;

@@ -113,6 +113,7 @@ async fn create_key(
     // now (a token that outlived its roles is refused before this, by its version).
     let row = state
         .store()
+        .accounts()
         .create_api_key(&name, &hash, &roles, admin.account_id(), expires.as_deref())
         .await?;
     tracing::info!(key = %row.id, name = %row.name, actor = %admin.email, "API key created.");
@@ -145,7 +146,7 @@ async fn list_keys(
     State(state): State<AppState>,
     _admin: Admin,
 ) -> Result<Json<ApiKeyListView>, ApiError> {
-    let items = state.store().list_api_keys().await?;
+    let items = state.store().accounts().list_api_keys().await?;
     Ok(Json(ApiKeyListView {
         items: items.into_iter().map(ApiKeyView::from).collect(),
     }))
@@ -157,7 +158,7 @@ async fn delete_key(
     Admin(admin): Admin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    if !state.store().delete_api_key(&id).await? {
+    if !state.store().accounts().delete_api_key(&id).await? {
         return Err(ApiError::not_found(format!("No API key `{id}`.")));
     }
     tracing::info!(key = %id, actor = %admin.email, "API key revoked.");

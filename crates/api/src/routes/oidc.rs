@@ -109,6 +109,7 @@ async fn start_login(
     let expires = brigade_core::time::format_datetime(chrono::Utc::now() + LOGIN_TTL);
     state
         .store()
+        .accounts()
         .create_pending_login(&PendingLogin {
             state_hash: opaque::hash_token(start.state.expose()),
             provider: name,
@@ -196,6 +197,7 @@ async fn finish_login(
     }
     let pending = state
         .store()
+        .accounts()
         .take_pending_login(&opaque::hash_token(&raw_state))
         .await?
         .filter(|p| p.provider == name)
@@ -266,6 +268,7 @@ async fn finish_login(
     let (refresh_token, hash) = opaque::new_refresh_token();
     state
         .store()
+        .accounts()
         .create_refresh_token(&user.id, &hash, &refresh_expiry(&state))
         .await?;
     tracing::info!(user = %user.id, provider = %name, created, "OIDC login succeeded.");
@@ -303,7 +306,7 @@ async fn identify(
     }
     let store = state.store();
     let login = || {
-        store.oidc_login(
+        store.accounts().oidc_login(
             provider,
             &identity.subject,
             email.as_deref(),

@@ -40,6 +40,7 @@ async fn list_users(
     let (page, per_page, _) = params.paging()?;
     let (users, total) = state
         .store()
+        .accounts()
         .list_users((page - 1) * per_page, per_page)
         .await?;
     Ok(Json(UserPageView {
@@ -81,7 +82,7 @@ async fn update_user(
             .collect::<Result<_, _>>()?,
         _ => return Err(ApiError::field("roles", "required: an array of role names")),
     };
-    let (user, revoked_keys) = state.store().set_user_roles(&id, &roles).await?;
+    let (user, revoked_keys) = state.store().accounts().set_user_roles(&id, &roles).await?;
     state.tokens().versions().forget(&id);
     tracing::info!(user = %id, revoked_keys, actor = %admin.email, "Roles changed; access tokens revoked.");
     state.audit().record(

@@ -52,6 +52,7 @@ pub(crate) async fn run(settings: Settings, cmd: SuperuserCommand) -> Result<(),
         .await
         .context("opening the database")?;
     match store
+        .accounts()
         .create_user(
             &email,
             &hash,
@@ -63,6 +64,7 @@ pub(crate) async fn run(settings: Settings, cmd: SuperuserCommand) -> Result<(),
         Ok(user) => println!("Created superuser {} ({}).", user.email, user.id),
         Err(StoreError::Conflict { .. }) => {
             let existing = store
+                .accounts()
                 .user_by_email(&email)
                 .await
                 .context("reading the account")?;
@@ -78,6 +80,7 @@ pub(crate) async fn run(settings: Settings, cmd: SuperuserCommand) -> Result<(),
                 )));
             }
             store
+                .accounts()
                 .set_user_password(&user.id, &hash)
                 .await
                 .context("updating the password")?;

@@ -2,23 +2,23 @@
 
 use brigade_core::settings::LoginLockout;
 
-use super::Store;
+use super::Accounts;
 use crate::error::StoreError;
 use crate::login_failures::{self, LoginCharge};
 
-impl Store {
+impl Accounts<'_> {
     /// Charges a login attempt to `account` (an opaque key derived from the submitted email):
     /// [`LoginCharge::Locked`] while the account is locked, else the attempt counts as a
-    /// failure until [`Store::clear_login_failures`].
+    /// failure until [`Accounts::clear_login_failures`].
     ///
     /// # Errors
     /// Database errors.
     pub async fn charge_login_attempt(
-        &self,
+        self,
         account: &str,
         policy: &LoginLockout,
     ) -> Result<LoginCharge, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         let charge = login_failures::charge(tx.as_mut(), account, policy).await?;
         tx.commit().await?;
         Ok(charge)
@@ -28,8 +28,8 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn clear_login_failures(&self, account: &str) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+    pub async fn clear_login_failures(self, account: &str) -> Result<(), StoreError> {
+        let mut tx = self.store.db.begin().await?;
         login_failures::clear(tx.as_mut(), account).await?;
         tx.commit().await
     }
@@ -38,8 +38,8 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn prune_login_failures(&self, policy: &LoginLockout) -> Result<u64, StoreError> {
-        let mut tx = self.db.begin().await?;
+    pub async fn prune_login_failures(self, policy: &LoginLockout) -> Result<u64, StoreError> {
+        let mut tx = self.store.db.begin().await?;
         let pruned = login_failures::prune(tx.as_mut(), policy).await?;
         tx.commit().await?;
         Ok(pruned)

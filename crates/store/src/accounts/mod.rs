@@ -1,21 +1,37 @@
-//! Accounts, refresh-token families, API keys and persistent settings values. Whatever
-//! must end existing access (password or role change, logout, refresh-token reuse)
-//! increments the account's token version in the same transaction.
+//! Accounts, reached through [`Store::accounts`]: users, refresh-token families, password
+//! resets, API keys, the per-account login budget, OpenID Connect logins and persistent
+//! values (the token signing secrets). Whatever must end existing access (password or role
+//! change, logout, refresh-token reuse) increments the account's token version in the same
+//! transaction.
 
 use brigade_core::value::Value;
 
-use super::Store;
 use crate::api_keys::{self, ApiKeyLookup, ApiKeyRow};
-use crate::audit::{self, AuditEntry};
 use crate::error::StoreError;
-use crate::handle::Page;
-use crate::query::{ListParams, parse_fields, parse_sort};
-use crate::records;
+use crate::handle::Store;
 use crate::sessions::{self, Rotation};
 use crate::system;
 use crate::users::{self, UserRow};
 
+mod logins;
+mod oidc;
+
+/// Accounts and what proves who a caller is: users, sessions, API keys, login failures,
+/// OpenID Connect logins and persistent values. Borrowed from a [`Store`] by
+/// [`Store::accounts`].
+#[derive(Clone, Copy)]
+pub struct Accounts<'a> {
+    store: &'a Store,
+}
+
 impl Store {
+    /// Users, sessions, API keys, login failures, OpenID Connect logins, persistent values.
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts { store: self }
+    }
+}
+
+impl Accounts<'_> {
     // ---- users -----------------------------------------------------------------------
 
     /// Creates an account with an already-hashed password.
@@ -23,13 +39,13 @@ impl Store {
     /// # Errors
     /// [`StoreError::Conflict`] on `email` when the address is taken.
     pub async fn create_user(
-        &self,
+        self,
         email: &str,
         password_hash: &str,
         roles: &[String],
         profile: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<UserRow, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         let user = users::insert(tx.as_mut(), email, password_hash, roles, profile).await?;
         tx.commit().await?;
         Ok(user)
@@ -39,8 +55,8 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn set_user_password(&self, id: &str, password_hash: &str) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+    pub async fn set_user_password(self, id: &str, password_hash: &str) -> Result<(), StoreError> {
+        let mut tx = self.store.db.begin().await?;
         users::set_password(tx.as_mut(), id, password_hash).await?;
         tx.commit().await
     }
@@ -50,8 +66,8 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn token_version(&self, user_id: &str) -> Result<Option<i64>, StoreError> {
-        let mut conn = self.db.read().await?;
+    pub async fn token_version(self, user_id: &str) -> Result<Option<i64>, StoreError> {
+        let mut conn = self.store.db.read().await?;
         users::token_version(conn.as_mut(), user_id).await
     }
 
@@ -59,8 +75,8 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError> {
-        let mut conn = self.db.read().await?;
+    pub async fn user_by_email(self, email: &str) -> Result<Option<UserRow>, StoreError> {
+        let mut conn = self.store.db.read().await?;
         users::by_email(conn.as_mut(), email).await
     }
 
@@ -68,8 +84,8 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>, StoreError> {
-        let mut conn = self.db.read().await?;
+    pub async fn user_by_id(self, id: &str) -> Result<Option<UserRow>, StoreError> {
+        let mut conn = self.store.db.read().await?;
         users::by_id(conn.as_mut(), id).await
     }
 
@@ -77,8 +93,8 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn count_users_with_role(&self, role: &str) -> Result<i64, StoreError> {
-        let mut conn = self.db.read().await?;
+    pub async fn count_users_with_role(self, role: &str) -> Result<i64, StoreError> {
+        let mut conn = self.store.db.read().await?;
         users::count_with_role(conn.as_mut(), role).await
     }
 
@@ -87,12 +103,12 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn create_refresh_token(
-        &self,
+        self,
         user_id: &str,
         token_hash: &str,
         expires: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         sessions::insert(
             tx.as_mut(),
             user_id,
@@ -110,12 +126,12 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn rotate_refresh_token(
-        &self,
+        self,
         old_hash: &str,
         new_hash: &str,
         new_expires: &str,
     ) -> Result<Rotation, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         let outcome = sessions::rotate(tx.as_mut(), old_hash, new_hash, new_expires).await?;
         tx.commit().await?;
         Ok(outcome)
@@ -127,10 +143,10 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn revoke_refresh_token(
-        &self,
+        self,
         token_hash: &str,
     ) -> Result<Option<String>, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         let Some([Value::Text(family), Value::Text(user_id), ..]) =
             sessions::find(tx.as_mut(), token_hash).await?
         else {
@@ -148,17 +164,17 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn persistent_value(
-        &self,
+        self,
         key: &str,
         make: impl FnOnce() -> String,
     ) -> Result<String, StoreError> {
         {
-            let mut conn = self.db.read().await?;
+            let mut conn = self.store.db.read().await?;
             if let Some(v) = system::kv_get(conn.as_mut(), key).await? {
                 return Ok(v);
             }
         }
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         let v = system::kv_get_or_insert(tx.as_mut(), key, &make()).await?;
         tx.commit().await?;
         Ok(v)
@@ -170,14 +186,14 @@ impl Store {
     /// # Errors
     /// [`StoreError::Forbidden`] when the account no longer exists or lacks a role.
     pub async fn create_api_key(
-        &self,
+        self,
         name: &str,
         key_hash: &str,
         roles: &[String],
         owner: &str,
         expires: Option<&str>,
     ) -> Result<ApiKeyRow, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         let holds = |owner_roles: &[String]| {
             owner_roles.iter().any(|r| r == "admin")
                 || roles.iter().all(|r| owner_roles.contains(r))
@@ -206,8 +222,8 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
-        let mut conn = self.db.read().await?;
+    pub async fn list_api_keys(self) -> Result<Vec<ApiKeyRow>, StoreError> {
+        let mut conn = self.store.db.read().await?;
         api_keys::list(conn.as_mut()).await
     }
 
@@ -216,11 +232,8 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn api_key_by_hash(
-        &self,
-        key_hash: &str,
-    ) -> Result<Option<ApiKeyLookup>, StoreError> {
-        let mut conn = self.db.read().await?;
+    pub async fn api_key_by_hash(self, key_hash: &str) -> Result<Option<ApiKeyLookup>, StoreError> {
+        let mut conn = self.store.db.read().await?;
         let now = brigade_core::time::now();
         Ok(api_keys::by_hash_with_owner(conn.as_mut(), key_hash)
             .await?
@@ -231,8 +244,8 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn delete_api_key(&self, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.db.begin().await?;
+    pub async fn delete_api_key(self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.store.db.begin().await?;
         let deleted = api_keys::delete(tx.as_mut(), id).await?;
         tx.commit().await?;
         Ok(deleted)
@@ -242,87 +255,10 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn touch_api_key(&self, id: &str, at: &str) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+    pub async fn touch_api_key(self, id: &str, at: &str) -> Result<(), StoreError> {
+        let mut tx = self.store.db.begin().await?;
         api_keys::touch(tx.as_mut(), id, at).await?;
         tx.commit().await
-    }
-
-    /// Appends audit entries in one transaction.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn record_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.db.begin().await?;
-        audit::insert_many(tx.as_mut(), entries).await?;
-        tx.commit().await
-    }
-
-    /// Deletes audit entries older than `before` (RFC 3339); returns how many.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn prune_audit(&self, before: &str) -> Result<u64, StoreError> {
-        let mut tx = self.db.begin().await?;
-        let n = audit::prune(tx.as_mut(), before).await?;
-        tx.commit().await?;
-        Ok(n)
-    }
-
-    /// Lists audit entries with the filter language (`action = 'auth.login_failed'`),
-    /// `sort` (default newest first) and paging.
-    ///
-    /// # Errors
-    /// [`StoreError::Invalid`] for bad parameters.
-    pub async fn list_audit(&self, params: &ListParams) -> Result<Page, StoreError> {
-        let c = audit::collection();
-        let lookup = |_: &str| None;
-        let (page, per_page, skip_total) = params.paging()?;
-        let sort = parse_sort(&c, Some(params.sort.as_deref().unwrap_or("-created")))?;
-        let filter = match params
-            .filter
-            .as_deref()
-            .map(str::trim)
-            .filter(|f| !f.is_empty())
-        {
-            Some(src) => Some(
-                records::filter_sql(
-                    self.dialect(),
-                    &c,
-                    src,
-                    &lookup,
-                    &crate::access::Access::Superuser,
-                    None,
-                )?
-                .sql,
-            ),
-            None => None,
-        };
-        let mut conn = self.db.read().await?;
-        let fields = parse_fields(&c, params.fields.as_deref())?;
-        let (mut items, total) = records::list(
-            conn.as_mut(),
-            &c,
-            filter,
-            &sort,
-            page,
-            per_page,
-            !skip_total,
-        )
-        .await?;
-        if let Some(fields) = &fields {
-            items.iter_mut().for_each(|r| records::project(r, fields));
-        }
-        Ok(Page {
-            items,
-            page,
-            per_page,
-            total_items: total,
-            total_pages: total.map(|t| (t + per_page - 1) / per_page),
-        })
     }
 
     /// Replaces a user's password hash and revokes all their refresh and access tokens,
@@ -331,11 +267,11 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn change_password(
-        &self,
+        self,
         user_id: &str,
         password_hash: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         users::set_password(tx.as_mut(), user_id, password_hash).await?;
         sessions::revoke_user(tx.as_mut(), user_id).await?;
         tx.commit().await
@@ -346,11 +282,11 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn set_user_profile(
-        &self,
+        self,
         user_id: &str,
         profile: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         users::set_profile(tx.as_mut(), user_id, profile).await?;
         tx.commit().await
     }
@@ -361,12 +297,12 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn create_password_reset(
-        &self,
+        self,
         user_id: &str,
         token_hash: &str,
         expires: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         sessions::insert_reset(tx.as_mut(), user_id, token_hash, expires).await?;
         tx.commit().await
     }
@@ -378,11 +314,11 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn reset_password(
-        &self,
+        self,
         token_hash: &str,
         password_hash: &str,
     ) -> Result<Option<String>, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         let Some(user_id) = sessions::use_reset(tx.as_mut(), token_hash).await? else {
             return Ok(None);
         };
@@ -396,8 +332,8 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn stored_value(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let mut conn = self.db.read().await?;
+    pub async fn stored_value(self, key: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.store.db.read().await?;
         system::kv_get(conn.as_mut(), key).await
     }
 
@@ -407,12 +343,12 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn rotate_value(
-        &self,
+        self,
         key: &str,
         previous_key: &str,
         next: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         if let Some(current) = system::kv_get(tx.as_mut(), key).await? {
             system::kv_set(tx.as_mut(), previous_key, &current).await?;
         }
@@ -425,11 +361,11 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn list_users(
-        &self,
+        self,
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<UserRow>, i64), StoreError> {
-        let mut conn = self.db.read().await?;
+        let mut conn = self.store.db.read().await?;
         users::page(conn.as_mut(), offset, limit).await
     }
 
@@ -442,11 +378,11 @@ impl Store {
     /// [`StoreError::RecordNotFound`] for an unknown user, [`StoreError::Conflict`] for the
     /// last superuser.
     pub async fn set_user_roles(
-        &self,
+        self,
         id: &str,
         roles: &[String],
     ) -> Result<(UserRow, u64), StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         let Some(user) = users::by_id(tx.as_mut(), id).await? else {
             return Err(StoreError::RecordNotFound {
                 collection: "users".into(),

@@ -1,19 +1,19 @@
 //! OpenID Connect logins: pending ones (started by one request, finished once by the
 //! callback, possibly on another server process) and the identities linked to accounts.
 
-use super::Store;
+use super::Accounts;
 use crate::error::StoreError;
 use crate::oidc_links::{self, OidcLogin};
 use crate::oidc_state::{self, PendingLogin};
 use crate::users;
 
-impl Store {
+impl Accounts<'_> {
     /// Remembers a login sent to a provider until its callback arrives or it expires.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn create_pending_login(&self, login: &PendingLogin) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+    pub async fn create_pending_login(self, login: &PendingLogin) -> Result<(), StoreError> {
+        let mut tx = self.store.db.begin().await?;
         oidc_state::insert(tx.as_mut(), login).await?;
         tx.commit().await
     }
@@ -24,17 +24,17 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn take_pending_login(
-        &self,
+        self,
         state_hash: &str,
     ) -> Result<Option<PendingLogin>, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         let login = oidc_state::take(tx.as_mut(), state_hash).await?;
         tx.commit().await?;
         Ok(login)
     }
 }
 
-impl Store {
+impl Accounts<'_> {
     /// Decides who a login with `subject` at `provider` is, in one transaction: the account
     /// linked to that identity; else, when the provider vouched for `verified_email`, the
     /// account with that email if it holds no roles and has no other identity at `provider`
@@ -45,14 +45,14 @@ impl Store {
     /// [`StoreError::Conflict`] when a concurrent login created the account or the link
     /// first (calling again settles it); database errors.
     pub async fn oidc_login(
-        &self,
+        self,
         provider: &str,
         subject: &str,
         verified_email: Option<&str>,
         profile: &serde_json::Map<String, serde_json::Value>,
         no_password: &str,
     ) -> Result<OidcLogin, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.store.db.begin().await?;
         if let Some(id) = oidc_links::user_id(tx.as_mut(), provider, subject).await? {
             let user = users::by_id(tx.as_mut(), &id).await?;
             tx.commit().await?;

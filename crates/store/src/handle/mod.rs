@@ -20,12 +20,9 @@ use crate::sql::Dialect;
 use crate::sqlite::SqliteDatabase;
 use crate::system;
 
-mod accounts;
 mod collections;
 mod counts;
 mod group_commit;
-mod logins;
-mod oidc;
 mod plans;
 mod records;
 mod visible;
