@@ -112,7 +112,10 @@ pub async fn sync(search: &Search, index: &Index) -> Result<(), SearchError> {
         }
         page += 1;
     }
-    let known = store.search_document_hashes(index.name(), None).await?;
+    let known = store
+        .search_index(index.name())
+        .document_hashes(None)
+        .await?;
     for id in known.keys().filter(|id| !seen.contains(*id)) {
         search.delete_document(index.name(), id).await?;
     }

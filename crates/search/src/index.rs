@@ -110,7 +110,8 @@ impl Index {
     /// [`SearchError::Store`].
     pub async fn open(&self, store: &Store) -> Result<bool, SearchError> {
         let reset = store
-            .search_open_index(self.name(), &self.fingerprint)
+            .search_index(self.name())
+            .open(&self.fingerprint)
             .await?;
         if reset {
             tracing::warn!(
@@ -163,7 +164,7 @@ impl Index {
     /// # Errors
     /// [`SearchError::Store`].
     pub async fn fresh(&self, store: &Store) -> Result<(), SearchError> {
-        let version = store.search_version(self.name()).await?;
+        let version = store.search_index(self.name()).version().await?;
         {
             let state = self.vectors.read().unwrap_or_else(|e| e.into_inner());
             if state.loaded && state.version == version {
@@ -183,7 +184,8 @@ impl Index {
         let mut fresh: Vec<(u64, Vec<f32>)> = Vec::new();
         loop {
             let page = store
-                .search_vectors(self.name(), self.embedder.id(), after, LOAD_PAGE)
+                .search_index(self.name())
+                .vectors(self.embedder.id(), after, LOAD_PAGE)
                 .await?;
             let Some(last) = page.last().map(|(id, _)| *id) else {
                 break;
@@ -214,7 +216,7 @@ impl Index {
             };
             return Ok(());
         }
-        let all = store.search_chunk_ids(self.name()).await?;
+        let all = store.search_index(self.name()).chunk_ids().await?;
         let (index, gone) = {
             let mut state = self.vectors.write().unwrap_or_else(|e| e.into_inner());
             let mut gone = Vec::new();

@@ -116,7 +116,10 @@ pub(crate) async fn put(
         .collect();
     let hashes: Vec<String> = texts.iter().map(|t| sha256(&[t.as_bytes()])).collect();
     let embedder = index.embedder.id().to_string();
-    let mut cached = store.search_cached_vectors(&embedder, &hashes).await?;
+    let mut cached = store
+        .search_index(index.name())
+        .cached_vectors(&embedder, &hashes)
+        .await?;
     let mut missing: Vec<String> = Vec::new();
     let mut missing_hashes: Vec<String> = Vec::new();
     let mut asked: HashSet<&str> = HashSet::new();
@@ -162,7 +165,8 @@ pub(crate) async fn put(
             .collect(),
     };
     let change = store
-        .search_put_document(index.name(), &embedder, &input, &new_vectors)
+        .search_index(index.name())
+        .put_document(&embedder, &input, &new_vectors)
         .await?;
     index.apply(&change, &|h| {
         cached.get(h).map(|b| crate::index::from_bytes(b))
@@ -224,7 +228,8 @@ pub async fn documents(
 ) -> Result<IngestReport, SearchError> {
     let ids: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
     let known = store
-        .search_document_hashes(index.name(), Some(&ids))
+        .search_index(index.name())
+        .document_hashes(Some(&ids))
         .await?;
     let mut report = IngestReport {
         documents: docs.len(),
@@ -271,7 +276,10 @@ pub async fn files(
     complete: bool,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<IngestReport, SearchError> {
-    let known = store.search_document_hashes(index.name(), None).await?;
+    let known = store
+        .search_index(index.name())
+        .document_hashes(None)
+        .await?;
     let mut report = IngestReport {
         documents: files.len(),
         ..IngestReport::default()
@@ -339,7 +347,7 @@ pub async fn files(
     }
     if complete {
         for id in known.keys().filter(|id| !seen.contains(*id)) {
-            if let Some(change) = store.search_delete_document(index.name(), id).await? {
+            if let Some(change) = store.search_index(index.name()).delete_document(id).await? {
                 // Keeps the in-memory vectors in step, as every other write does.
                 index.apply(&change, &|_| None);
                 report.deleted += 1;

@@ -190,7 +190,8 @@ pub async fn search(
         }
         Ok::<_, SearchError>(
             store
-                .search_keyword(index.name(), &terms, fetch, restriction)
+                .search_index(index.name())
+                .keyword(&terms, fetch, restriction)
                 .await?,
         )
     };
@@ -211,7 +212,8 @@ pub async fn search(
         let allowed = match restriction {
             Some(r) => Some(
                 store
-                    .search_allowed(index.name(), Some(r))
+                    .search_index(index.name())
+                    .allowed(Some(r))
                     .await?
                     .into_iter()
                     .collect::<HashSet<u64>>(),
@@ -237,7 +239,8 @@ pub async fn search(
     };
     let ids: Vec<u64> = ranked.iter().map(|(id, _)| *id).collect();
     let mut rows: HashMap<u64, ChunkRow> = store
-        .search_chunks(index.name(), &ids)
+        .search_index(index.name())
+        .chunks(&ids)
         .await?
         .into_iter()
         .map(|c| (c.seq, c))

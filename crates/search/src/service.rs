@@ -245,7 +245,11 @@ impl Search {
     pub async fn list(&self) -> Result<Vec<IndexInfo>, SearchError> {
         let mut out = Vec::new();
         for index in self.indexes.values() {
-            let (_, documents) = self.store.search_documents(index.name(), 0, 0).await?;
+            let (_, documents) = self
+                .store
+                .search_index(index.name())
+                .documents(0, 0)
+                .await?;
             let (source, path, collection) = match &index.settings.source {
                 IndexSource::Path(p) => ("path", Some(p.clone()), None),
                 IndexSource::Collection { name, .. } => ("collection", None, Some(name.clone())),
@@ -266,7 +270,7 @@ impl Search {
                     "same_document_weight": index.settings.same_document_weight,
                 }),
                 documents,
-                version: self.store.search_version(index.name()).await?,
+                version: self.store.search_index(index.name()).version().await?,
                 ingest: self.job(index.name()),
             });
         }
@@ -389,7 +393,7 @@ impl Search {
     /// [`SearchError::UnknownIndex`]; store errors.
     pub async fn delete_document(&self, name: &str, id: &str) -> Result<bool, SearchError> {
         let index = self.index(name)?;
-        let change = self.store.search_delete_document(name, id).await?;
+        let change = self.store.search_index(name).delete_document(id).await?;
         if let Some(change) = &change {
             index.apply(change, &|_| None);
         }
@@ -409,7 +413,8 @@ impl Search {
         self.index(name)?;
         Ok(self
             .store
-            .search_documents(name, (page - 1) * per_page, per_page)
+            .search_index(name)
+            .documents((page - 1) * per_page, per_page)
             .await?)
     }
 
@@ -427,7 +432,8 @@ impl Search {
         };
         Ok(self
             .store
-            .search_restriction(index.name(), scope, filter, access)?)
+            .search_index(index.name())
+            .restriction(scope, filter, access)?)
     }
 
     /// Searches an index.
@@ -474,7 +480,7 @@ impl Search {
             ));
         }
         let restriction = self.restriction(&index, None, access)?;
-        let version = self.store.search_version(name).await?;
+        let version = self.store.search_index(name).version().await?;
         let scope = format!("{restriction:?}");
         let key = cache::key(name, version, k, &scope, question);
         let outcome = async {
@@ -559,7 +565,8 @@ impl Search {
         }
         let visible = self
             .store
-            .search_visible_documents(name, &ids, restriction)
+            .search_index(name)
+            .visible_documents(&ids, restriction)
             .await?;
         Ok(ids.iter().all(|id| visible.contains(id)))
     }

@@ -47,6 +47,7 @@ pub use conn::{JsonRow, Row};
 pub use error::StoreError;
 pub use handle::{BatchOp, BatchOutcome, Page, Store};
 pub use records::Record;
+pub use search_index::SearchIndex;
 pub use sessions::Rotation;
 pub use sql::{Dialect, Ident};
 pub use users::UserRow;

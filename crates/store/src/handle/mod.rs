@@ -25,7 +25,6 @@ mod counts;
 mod group_commit;
 mod plans;
 mod records;
-mod visible;
 
 /// A page of a list request.
 #[derive(Debug, Clone, serde::Serialize)]

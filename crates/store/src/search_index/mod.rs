@@ -1,5 +1,6 @@
-//! The storage of search indexes: documents, their chunks, cached embeddings and keyword
-//! search, written once for both dialects except for the keyword engine (see `ddl`).
+//! The storage of search indexes, reached through [`Store::search_index`]: documents, their
+//! chunks, cached embeddings and keyword search, written once for both dialects except for
+//! the keyword engine (see `ddl`).
 //!
 //! A document and its chunks change in one transaction that also bumps the index's
 //! `version`, so a reader (the in-memory vector index of any process, the answer cache)
@@ -7,6 +8,7 @@
 
 pub(crate) mod ddl;
 mod keyword;
+mod visible;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -21,6 +23,21 @@ use crate::error::StoreError;
 use crate::handle::Store;
 use crate::records::{filter_sql, rule_sql};
 use crate::sql::{Dialect, Sql};
+
+/// One search index's documents, chunks, vectors and keyword entries. Borrowed from a
+/// [`Store`] by [`Store::search_index`].
+#[derive(Clone, Copy)]
+pub struct SearchIndex<'a> {
+    store: &'a Store,
+    name: &'a str,
+}
+
+impl Store {
+    /// The search index called `name` (its tables exist once [`SearchIndex::open`] ran).
+    pub fn search_index<'a>(&'a self, name: &'a str) -> SearchIndex<'a> {
+        SearchIndex { store: self, name }
+    }
+}
 
 /// A chunk to store.
 #[derive(Debug, Clone)]
@@ -242,19 +259,16 @@ async fn remove_chunks(
     Ok((seqs, n, tokens))
 }
 
-impl Store {
-    /// Prepares index `name` (its keyword table) and records `fingerprint` (embedder and
+impl SearchIndex<'_> {
+    /// Prepares the index (its keyword table) and records `fingerprint` (embedder and
     /// chunking). When the fingerprint changed, every document of the index is dropped so
     /// the next ingest rebuilds it; returns whether that happened.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn search_open_index(
-        &self,
-        name: &str,
-        fingerprint: &str,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.db.begin().await?;
+    pub async fn open(self, fingerprint: &str) -> Result<bool, StoreError> {
+        let name = self.name;
+        let mut tx = self.store.db.begin().await?;
         let dialect = tx.dialect();
         if let Some(ddl) = ddl::create_index(dialect, name)? {
             tx.execute_script(&ddl).await?;
@@ -306,8 +320,9 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn search_version(&self, name: &str) -> Result<i64, StoreError> {
-        let mut conn = self.db.read().await?;
+    pub async fn version(self) -> Result<i64, StoreError> {
+        let name = self.name;
+        let mut conn = self.store.db.read().await?;
         let mut sql = Sql::new(conn.dialect());
         sql.push("SELECT version FROM _search_indexes WHERE name = ")
             .bind(Value::Text(name.to_string()));
@@ -320,12 +335,12 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn search_document_hashes(
-        &self,
-        name: &str,
+    pub async fn document_hashes(
+        self,
         ids: Option<&[String]>,
     ) -> Result<HashMap<String, String>, StoreError> {
-        let mut conn = self.db.read().await?;
+        let name = self.name;
+        let mut conn = self.store.db.read().await?;
         let parts: Vec<Option<&[String]>> =
             ids.map_or_else(|| vec![None], |ids| ids.chunks(500).map(Some).collect());
         let mut out = HashMap::new();
@@ -349,17 +364,18 @@ impl Store {
         Ok(out)
     }
 
-    /// Cached vectors of `embedder` for the given text hashes (those found).
+    /// Cached vectors of `embedder` for the given text hashes (those found). The cache is
+    /// shared by every index: a text one index embedded is not embedded again for another.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn search_cached_vectors(
-        &self,
+    pub async fn cached_vectors(
+        self,
         embedder: &str,
         hashes: &[String],
     ) -> Result<HashMap<String, Vec<u8>>, StoreError> {
         let mut out = HashMap::new();
-        let mut conn = self.db.read().await?;
+        let mut conn = self.store.db.read().await?;
         for part in hashes.chunks(500) {
             let mut sql = Sql::new(conn.dialect());
             sql.push("SELECT hash, vector FROM _search_vectors WHERE embedder = ")
@@ -383,14 +399,14 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn search_put_document(
-        &self,
-        index: &str,
+    pub async fn put_document(
+        self,
         embedder: &str,
         doc: &DocumentInput,
         vectors: &[(String, Vec<u8>)],
     ) -> Result<DocumentChange, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let index = self.name;
+        let mut tx = self.store.db.begin().await?;
         let dialect = tx.dialect();
         for (hash, vector) in vectors {
             let mut sql = Sql::new(dialect);
@@ -484,10 +500,12 @@ impl Store {
         let chunks = i64::try_from(doc.chunks.len()).unwrap_or(i64::MAX);
         let version = bump(tx.as_mut(), index, chunks - old_chunks, tokens - old_tokens).await?;
         tx.commit().await?;
-        self.changes.publish(crate::changes::Change::SearchIndex {
-            index: index.to_string(),
-            version,
-        });
+        self.store
+            .changes
+            .publish(crate::changes::Change::SearchIndex {
+                index: index.to_string(),
+                version,
+            });
         Ok(DocumentChange {
             removed,
             added,
@@ -499,12 +517,9 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn search_delete_document(
-        &self,
-        index: &str,
-        id: &str,
-    ) -> Result<Option<DocumentChange>, StoreError> {
-        let mut tx = self.db.begin().await?;
+    pub async fn delete_document(self, id: &str) -> Result<Option<DocumentChange>, StoreError> {
+        let index = self.name;
+        let mut tx = self.store.db.begin().await?;
         let mut sql = Sql::new(tx.dialect());
         sql.push("DELETE FROM _search_documents WHERE index_name = ")
             .bind(Value::Text(index.to_string()))
@@ -516,10 +531,12 @@ impl Store {
         let (removed, chunks, tokens) = remove_chunks(tx.as_mut(), index, id).await?;
         let version = bump(tx.as_mut(), index, -chunks, -tokens).await?;
         tx.commit().await?;
-        self.changes.publish(crate::changes::Change::SearchIndex {
-            index: index.to_string(),
-            version,
-        });
+        self.store
+            .changes
+            .publish(crate::changes::Change::SearchIndex {
+                index: index.to_string(),
+                version,
+            });
         Ok(Some(DocumentChange {
             removed,
             added: Vec::new(),
@@ -531,13 +548,13 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn search_documents(
-        &self,
-        index: &str,
+    pub async fn documents(
+        self,
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<DocumentRow>, i64), StoreError> {
-        let mut conn = self.db.read().await?;
+        let index = self.name;
+        let mut conn = self.store.db.read().await?;
         let dialect = conn.dialect();
         let mut sql = Sql::new(dialect);
         sql.push("SELECT id, title, path, kind, hash, chunks, metadata, created, updated FROM _search_documents WHERE index_name = ")
@@ -581,14 +598,14 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn search_vectors(
-        &self,
-        index: &str,
+    pub async fn vectors(
+        self,
         embedder: &str,
         after: u64,
         limit: i64,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let mut conn = self.db.read().await?;
+        let index = self.name;
+        let mut conn = self.store.db.read().await?;
         let mut sql = Sql::new(conn.dialect());
         sql.push(
             "SELECT c.seq, v.vector FROM _search_chunks c JOIN _search_vectors v ON v.embedder = ",
@@ -617,20 +634,17 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn search_chunk_ids(&self, index: &str) -> Result<Vec<u64>, StoreError> {
-        self.search_allowed(index, None).await
+    pub async fn chunk_ids(self) -> Result<Vec<u64>, StoreError> {
+        self.allowed(None).await
     }
 
     /// Chunk ids of the index that `restriction` allows (all when `None`).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn search_allowed(
-        &self,
-        index: &str,
-        restriction: Option<&Restriction>,
-    ) -> Result<Vec<u64>, StoreError> {
-        let mut conn = self.db.read().await?;
+    pub async fn allowed(self, restriction: Option<&Restriction>) -> Result<Vec<u64>, StoreError> {
+        let index = self.name;
+        let mut conn = self.store.db.read().await?;
         let sql = Restriction::chunk_ids(restriction, index, conn.dialect());
         let rows = conn.query(&sql, &[ColType::Int]).await?;
         Ok(rows.iter().map(|r| seq(&r[0])).collect())
@@ -641,17 +655,17 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn search_keyword(
-        &self,
-        index: &str,
+    pub async fn keyword(
+        self,
         terms: &[String],
         k: usize,
         restriction: Option<&Restriction>,
     ) -> Result<Vec<(u64, f64)>, StoreError> {
+        let index = self.name;
         if terms.is_empty() || k == 0 {
             return Ok(Vec::new());
         }
-        let mut conn = self.db.read().await?;
+        let mut conn = self.store.db.read().await?;
         keyword::search(conn.as_mut(), index, terms, k, restriction).await
     }
 
@@ -659,15 +673,12 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn search_chunks(
-        &self,
-        index: &str,
-        ids: &[u64],
-    ) -> Result<Vec<ChunkRow>, StoreError> {
+    pub async fn chunks(self, ids: &[u64]) -> Result<Vec<ChunkRow>, StoreError> {
+        let index = self.name;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.db.read().await?;
+        let mut conn = self.store.db.read().await?;
         let mut sql = Sql::new(conn.dialect());
         sql.push(
             "SELECT c.seq, c.document_id, c.ordinal, c.heading, c.text, d.title, d.path FROM \
@@ -711,15 +722,15 @@ impl Store {
     /// [`StoreError::Invalid`] on key `filter` for a filter that does not compile,
     /// [`StoreError::Forbidden`] when the caller may not search the index,
     /// [`StoreError::CollectionNotFound`] for a collection-backed index whose collection is gone.
-    pub fn search_restriction(
-        &self,
-        index: &str,
+    pub fn restriction(
+        self,
         scope: Scope<'_>,
         filter: Option<&str>,
         access: &Access,
     ) -> Result<Option<Restriction>, StoreError> {
-        let dialect = self.dialect();
-        let lookup = self.lookup();
+        let index = self.name;
+        let dialect = self.store.dialect();
+        let lookup = self.store.lookup();
         let filter = filter.map(str::trim).filter(|f| !f.is_empty());
         // Document indexes filter on a fixed schema plus metadata keys; collection indexes
         // on the collection's fields.
@@ -739,7 +750,7 @@ impl Store {
                 (c, rule, Some(METADATA))
             }
             Scope::Collection(name) => {
-                let c = self.collection(name)?;
+                let c = self.store.collection(name)?;
                 let rule = rule_for(dialect, &c, RuleOp::List, access, &lookup, None)?;
                 (c, rule, None)
             }

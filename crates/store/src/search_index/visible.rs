@@ -8,27 +8,27 @@ use std::collections::HashSet;
 
 use brigade_core::value::Value;
 
-use super::Store;
+use super::Restriction;
+use super::SearchIndex;
 use crate::conn::ColType;
 use crate::error::StoreError;
-use crate::search_index::Restriction;
 use crate::sql::Sql;
 
-impl Store {
-    /// Of `documents` of index `index`, those with a chunk that `restriction` allows now.
+impl SearchIndex<'_> {
+    /// Of `documents` of the index, those with a chunk that `restriction` allows now.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
-    pub async fn search_visible_documents(
-        &self,
-        index: &str,
+    pub async fn visible_documents(
+        self,
         documents: &[String],
         restriction: &Restriction,
     ) -> Result<HashSet<String>, StoreError> {
+        let index = self.name;
         if documents.is_empty() {
             return Ok(HashSet::new());
         }
-        let mut conn = self.db.read().await?;
+        let mut conn = self.store.db.read().await?;
         let dialect = conn.dialect();
         let mut sql = Sql::new(dialect);
         sql.push("SELECT DISTINCT document_id FROM _search_chunks WHERE index_name = ")
