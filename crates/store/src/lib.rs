@@ -1,14 +1,26 @@
 //! Brigade's storage: one [`Store`] of domain verbs over embedded SQLite or PostgreSQL.
 //!
+//! [`Store`] itself holds the core — collections, records, batches, migrations, the change
+//! feed; each other area is a small handle borrowed from it: [`Store::accounts`] (users,
+//! sessions, API keys, login failures, OIDC logins), [`Store::audit`], [`Store::runs`]
+//! (pipeline runs, leases, cursors, schedules, triggers), [`Store::warehouse`] (pipeline
+//! tables) and [`Store::search_index`] (one search index's documents, chunks and vectors).
+//!
 //! # Layout
-//! - [`handle`]: the [`Store`] itself (collections, records, batches, migrations, users).
+//! - [`handle`]: the [`Store`] struct and its core verbs (collections, records, batches,
+//!   migrations).
+//! - `accounts/`: the [`Accounts`] handle; `users`, `sessions`, `api_keys`, `login_failures`,
+//!   `oidc_links`, `oidc_state`: the SQL of each, written once for both dialects.
+//! - `audit`: the [`Audit`] handle and the `_audit` table.
 //! - [`conn`]: the [`conn::Database`]/[`conn::Conn`] seam both backends implement.
 //! - `sqlite/`, `postgres/`: the two backends; the only code that knows a driver.
 //! - [`sql`]: identifier quoting and parameter binding; `ddl`: tables and indexes per dialect.
 //! - `query/`: the filter language compiled to SQL, sort/fields/expand/paging.
-//! - [`search_index`]: documents, chunks, cached vectors and keyword search of search indexes.
-//! - [`warehouse`]: pipeline tables — staging loads, model materialization, run records.
-//! - `records`, `migrations`, `system`, `users`: SQL of each area, written once for both dialects.
+//! - [`search_index`]: the [`SearchIndex`] handle — documents, chunks, cached vectors and
+//!   keyword search of search indexes.
+//! - [`warehouse`]: the [`Runs`] and [`Warehouse`] handles — staging loads, model
+//!   materialization, run records, leases.
+//! - `records`, `migrations`, `system`: SQL of each area, written once for both dialects.
 
 pub mod access;
 mod account_refs;

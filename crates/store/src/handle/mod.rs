@@ -1,6 +1,9 @@
-//! [`Store`]: the domain verbs the rest of Brigade calls — collections, records, batches,
-//! migrations, users — over either backend. It validates input against the schema, runs each
-//! operation in one transaction, keeps the schema cache and publishes record changes.
+//! [`Store`]: the handle to one app's database over either backend. Its own verbs are the
+//! core of the API — collections, records, batches, migrations, the schema cache and the
+//! change feed: it validates input against the schema, runs each operation in one
+//! transaction and publishes record changes. Other areas are borrowed sub-handles:
+//! [`Store::accounts`], [`Store::audit`], [`Store::runs`], [`Store::warehouse`] and
+//! [`Store::search_index`].
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
