@@ -506,6 +506,20 @@ impl Checker<'_> {
             };
         }
         let Some(order) = Order::from_cmp(op) else {
+            // `~` compares text. Integers have one text form everywhere; numbers and
+            // booleans do not (SQLite writes `1.0` and `1`, PostgreSQL `1` and `true`), so
+            // the two stores and the evaluator would disagree on what matches: refused, with
+            // what to write instead.
+            if matches!(kind, FieldType::Number | FieldType::Bool) {
+                return Err(self.error(
+                    span,
+                    format!(
+                        "`{}` compares text, and `{name}` is a {} field; compare it with =, !=, <, <=, > or >=",
+                        if op == CmpOp::Like { "~" } else { "!~" },
+                        kind.as_str()
+                    ),
+                ));
+            }
             return Ok(Node::Contains {
                 column,
                 needle: like_needle(lit),

@@ -235,6 +235,16 @@ fn check_errors_name_the_operand_and_its_char_position() {
             "at position 8: null can only be compared with = or !=",
         ),
         (
+            "title ~ 'a' || done !~ 't'",
+            "at position 15: `!~` compares text, and `done` is a bool field; compare it with \
+             =, !=, <, <=, > or >=",
+        ),
+        (
+            "score ~ 1.5",
+            "at position 0: `~` compares text, and `score` is a number field; compare it with \
+             =, !=, <, <=, > or >=",
+        ),
+        (
             "'x' ~ title",
             "at position 0: put the field on the left of `~` and `!~`",
         ),
