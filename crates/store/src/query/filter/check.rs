@@ -461,6 +461,19 @@ impl Checker<'_> {
             kind,
         };
         if path.len() > 1 {
+            if c.field(name)
+                .is_some_and(crate::account_refs::targets_accounts)
+            {
+                // Accounts are not a collection: their emails and roles are private.
+                return Err(self.error(
+                    span,
+                    format!(
+                        "`{name}` points at accounts, whose fields filters cannot follow; \
+                         compare the account id instead, e.g. `{name} = @request.auth.id` in a \
+                         rule or `{name} = 'ID'`"
+                    ),
+                ));
+            }
             let target = c
                 .field(name)
                 .filter(|f| f.kind == FieldType::Relation)

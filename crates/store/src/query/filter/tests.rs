@@ -165,7 +165,8 @@ fn typed_schema() -> Vec<Arc<Collection>> {
                 {"id": "g5", "name": "due", "type": "datetime"},
                 {"id": "g6", "name": "extra", "type": "json"},
                 {"id": "g7", "name": "owner", "type": "relation", "options": {"collection": "people"}},
-                {"id": "g8", "name": "label", "type": "text"}
+                {"id": "g8", "name": "label", "type": "text"},
+                {"id": "g9", "name": "author", "type": "relation", "options": {"collection": "users"}}
             ]),
             Some(""),
         ),
@@ -267,6 +268,12 @@ fn check_errors_name_the_operand_and_its_char_position() {
         (
             "owner.boss.boss.boss.name = 'x'",
             "at position 0: relations can be followed at most 3 levels deep",
+        ),
+        (
+            "author.email = 'a@example.com'",
+            "at position 0: `author` points at accounts, whose fields filters cannot follow; \
+             compare the account id instead, e.g. `author = @request.auth.id` in a rule or \
+             `author = 'ID'`",
         ),
         (
             "owner.nope = 'x'",
