@@ -365,10 +365,11 @@ fn extract(c: &Checker<'_>, i: usize, e: &Extract) -> Result<(), ConfigError> {
         SourceKind::Http => {
             require(e.url.is_some(), "url", "the API endpoint")?;
             http_url(c, &key("url"), e.url.as_deref().unwrap_or_default())?;
-            if let Some(p) = &e.paginate {
-                if p.kind == PaginationKind::Cursor && p.next.is_none() {
-                    return Err(c.err(&key("paginate.next"), "cursor pagination needs `next`, the path of the next cursor in each response (e.g. \"meta.next\")"));
-                }
+            if let Some(p) = &e.paginate
+                && p.kind == PaginationKind::Cursor
+                && p.next.is_none()
+            {
+                return Err(c.err(&key("paginate.next"), "cursor pagination needs `next`, the path of the next cursor in each response (e.g. \"meta.next\")"));
             }
         }
         SourceKind::Html => {
