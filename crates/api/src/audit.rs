@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use brigade_store::{AuditEntry, Store};
+use brigade_store::{AuditAction, AuditEntry, Store};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -57,12 +57,6 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
             .map(str::to_string);
         Ok(RequestMeta { ip, request_id })
     }
-}
-
-/// Whether an action is a security event, whose entry is never dropped. Everything but the
-/// record writes is: a new kind of action is kept unless it is declared droppable here.
-pub(crate) fn is_security(action: &str) -> bool {
-    !action.starts_with("record.")
 }
 
 /// The sending side of the audit queues.
@@ -108,7 +102,7 @@ impl Auditor {
     pub(crate) fn record(
         &self,
         meta: &RequestMeta,
-        action: &str,
+        action: AuditAction,
         actor: Option<&str>,
         target: Option<String>,
         detail: Value,
@@ -119,9 +113,12 @@ impl Auditor {
         entry.request_id.clone_from(&meta.request_id);
         entry.target = target;
         entry.detail = detail;
-        if is_security(action) {
+        if action.is_security() {
             if self.security.send(entry).is_err() {
-                tracing::error!(action, "The audit writer has stopped; security entry lost.");
+                tracing::error!(
+                    action = action.as_str(),
+                    "The audit writer has stopped; security entry lost."
+                );
             }
             return;
         }
@@ -130,7 +127,7 @@ impl Auditor {
         }
     }
 
-    fn count_drop(&self, action: &str, actor: Option<&str>) {
+    fn count_drop(&self, action: AuditAction, actor: Option<&str>) {
         // The metric is labelled by kind only: actors are emails, and `/metrics` may be
         // public; who it was goes to the log.
         let actor = actor.unwrap_or("anonymous");
@@ -152,7 +149,7 @@ impl Auditor {
         });
         if count.is_power_of_two() {
             tracing::warn!(
-                action,
+                action = action.as_str(),
                 actor,
                 dropped = count,
                 "Audit queue full; record entry dropped (logged at every doubling per actor)."
@@ -241,15 +238,33 @@ mod tests {
         let auditor = Auditor::with_queues(tx, security);
         let meta = RequestMeta::default();
         for _ in 0..3 {
-            auditor.record(&meta, "record.create", Some("mallory"), None, Value::Null);
+            auditor.record(
+                &meta,
+                AuditAction::RecordCreate,
+                Some("mallory"),
+                None,
+                Value::Null,
+            );
         }
-        auditor.record(&meta, "record.batch", None, None, Value::Null);
+        auditor.record(&meta, AuditAction::RecordBatch, None, None, Value::Null);
         // The record queue is full: every failed login still gets through.
         for _ in 0..50 {
-            auditor.record(&meta, "auth.login_failed", None, None, Value::Null);
+            auditor.record(&meta, AuditAction::AuthLoginFailed, None, None, Value::Null);
         }
-        auditor.record(&meta, "collection.delete", Some("admin"), None, Value::Null);
-        auditor.record(&meta, "key.create", Some("admin"), None, Value::Null);
+        auditor.record(
+            &meta,
+            AuditAction::CollectionDelete,
+            Some("admin"),
+            None,
+            Value::Null,
+        );
+        auditor.record(
+            &meta,
+            AuditAction::KeyCreate,
+            Some("admin"),
+            None,
+            Value::Null,
+        );
         let mut security = Vec::new();
         while let Ok(e) = security_rx.try_recv() {
             security.push(e.action);
@@ -258,11 +273,11 @@ mod tests {
         assert_eq!(
             security
                 .iter()
-                .filter(|a| *a == "auth.login_failed")
+                .filter(|a| **a == AuditAction::AuthLoginFailed)
                 .count(),
             50
         );
-        assert_eq!(rx.try_recv().unwrap().action, "record.create");
+        assert_eq!(rx.try_recv().unwrap().action, AuditAction::RecordCreate);
         assert!(rx.try_recv().is_err());
         let dropped = auditor.dropped.lock().unwrap().clone();
         assert_eq!(dropped.get("mallory"), Some(&2));
@@ -272,22 +287,21 @@ mod tests {
     #[test]
     fn only_record_writes_are_droppable() {
         for action in [
-            "record.create",
-            "record.update",
-            "record.delete",
-            "record.batch",
+            AuditAction::RecordCreate,
+            AuditAction::RecordUpdate,
+            AuditAction::RecordDelete,
+            AuditAction::RecordBatch,
         ] {
-            assert!(!is_security(action), "{action}");
+            assert!(!action.is_security(), "{action}");
         }
         for action in [
-            "auth.login_failed",
-            "auth.refresh_reused",
-            "key.create",
-            "user.roles",
-            "collection.update",
-            "something.new",
+            AuditAction::AuthLoginFailed,
+            AuditAction::AuthRefreshReused,
+            AuditAction::KeyCreate,
+            AuditAction::UserRoles,
+            AuditAction::CollectionUpdate,
         ] {
-            assert!(is_security(action), "{action}");
+            assert!(action.is_security(), "{action}");
         }
     }
 }

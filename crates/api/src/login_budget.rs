@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::state::AppState;
+use brigade_store::AuditAction;
 
 /// A login attempt charged to its account's budget.
 #[must_use = "call `succeeded` when the password was right"]
@@ -53,7 +54,7 @@ pub(crate) async fn begin(
             let detail = json!({"email": email, "retry_after": secs});
             state
                 .audit()
-                .record(meta, "auth.login_locked", None, None, detail);
+                .record(meta, AuditAction::AuthLoginLocked, None, None, detail);
             let mut err = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(

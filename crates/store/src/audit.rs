@@ -28,11 +28,111 @@ impl Store {
     }
 }
 
+/// What an audit entry records. Stored and filtered by its name (`auth.login`, ...), which
+/// is stable: entries outlive releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    /// A password sign-in.
+    AuthLogin,
+    /// A sign-in with a wrong email or password.
+    AuthLoginFailed,
+    /// Sign-ins refused for a while after too many failures.
+    AuthLoginLocked,
+    /// A self-registration.
+    AuthRegister,
+    /// A refresh token exchanged for a new pair.
+    AuthRefresh,
+    /// A used refresh token replayed: its login is revoked.
+    AuthRefreshReused,
+    /// A refresh token revoked by its holder.
+    AuthLogout,
+    /// Profile fields changed by the account.
+    AuthProfileUpdate,
+    /// A password changed by the account.
+    AuthPasswordChange,
+    /// A reset email asked for.
+    AuthPasswordResetRequested,
+    /// A password set with a reset token.
+    AuthPasswordReset,
+    /// A sign-in through an OpenID Connect provider.
+    AuthOidcLogin,
+    /// A refused OpenID Connect callback.
+    AuthOidcLoginFailed,
+    /// A collection created.
+    CollectionCreate,
+    /// A collection's fields, indexes or rules changed.
+    CollectionUpdate,
+    /// A collection dropped.
+    CollectionDelete,
+    /// An account's roles changed.
+    UserRoles,
+    /// An API key created.
+    KeyCreate,
+    /// An API key revoked.
+    KeyDelete,
+    /// A record created.
+    RecordCreate,
+    /// A record changed.
+    RecordUpdate,
+    /// A record deleted.
+    RecordDelete,
+    /// A batch of record writes.
+    RecordBatch,
+}
+
+impl AuditAction {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::AuthLogin => "auth.login",
+            AuditAction::AuthLoginFailed => "auth.login_failed",
+            AuditAction::AuthLoginLocked => "auth.login_locked",
+            AuditAction::AuthRegister => "auth.register",
+            AuditAction::AuthRefresh => "auth.refresh",
+            AuditAction::AuthRefreshReused => "auth.refresh_reused",
+            AuditAction::AuthLogout => "auth.logout",
+            AuditAction::AuthProfileUpdate => "auth.profile_update",
+            AuditAction::AuthPasswordChange => "auth.password_change",
+            AuditAction::AuthPasswordResetRequested => "auth.password_reset_requested",
+            AuditAction::AuthPasswordReset => "auth.password_reset",
+            AuditAction::AuthOidcLogin => "auth.oidc_login",
+            AuditAction::AuthOidcLoginFailed => "auth.oidc_login_failed",
+            AuditAction::CollectionCreate => "collection.create",
+            AuditAction::CollectionUpdate => "collection.update",
+            AuditAction::CollectionDelete => "collection.delete",
+            AuditAction::UserRoles => "user.roles",
+            AuditAction::KeyCreate => "key.create",
+            AuditAction::KeyDelete => "key.delete",
+            AuditAction::RecordCreate => "record.create",
+            AuditAction::RecordUpdate => "record.update",
+            AuditAction::RecordDelete => "record.delete",
+            AuditAction::RecordBatch => "record.batch",
+        }
+    }
+
+    /// Whether it is a security event, whose entry is never dropped: everything but record
+    /// writes (a new action is kept unless it is declared droppable here).
+    pub fn is_security(self) -> bool {
+        !matches!(
+            self,
+            AuditAction::RecordCreate
+                | AuditAction::RecordUpdate
+                | AuditAction::RecordDelete
+                | AuditAction::RecordBatch
+        )
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One audited action.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AuditEntry {
-    /// e.g. `auth.login`, `auth.login_failed`, `record.create`, `collection.update`.
-    pub action: String,
+    pub action: AuditAction,
     /// The user, key or email behind the action.
     pub actor: Option<String>,
     pub ip: Option<String>,
@@ -46,12 +146,15 @@ pub struct AuditEntry {
 
 impl AuditEntry {
     /// An entry stamped with the current time.
-    pub fn new(action: &str) -> Self {
+    pub fn new(action: AuditAction) -> Self {
         AuditEntry {
-            action: action.into(),
-            time: brigade_core::time::now(),
+            action,
+            actor: None,
+            ip: None,
+            request_id: None,
+            target: None,
             detail: Json::Null,
-            ..Default::default()
+            time: brigade_core::time::now(),
         }
     }
 }
@@ -111,7 +214,7 @@ pub(crate) async fn insert_many(
                 .push(", ")
                 .bind(Value::Text(e.time.clone()))
                 .push(", ")
-                .bind(Value::Text(e.action.clone()))
+                .bind(Value::Text(e.action.as_str().into()))
                 .push(", ")
                 .bind(text(&e.actor))
                 .push(", ")

@@ -224,3 +224,208 @@ pub(crate) fn alter_collection(
     }
     Ok((out, added))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The diff between two definitions, checked as statements and by running them on a real
+    //! (in-memory) SQLite database with rows in it.
+
+    use brigade_core::schema::{Collection, Field, FieldType, Rules};
+
+    use super::{alter_collection, create_collection, drop_collection};
+    use crate::sql::Dialect;
+
+    fn field(id: &str, name: &str, kind: FieldType) -> Field {
+        let mut f = Field::new(name, kind);
+        f.id = id.into();
+        f
+    }
+
+    fn posts(fields: Vec<Field>, indexes: Vec<Vec<String>>) -> Collection {
+        Collection {
+            id: "c000000000001".into(),
+            name: "posts".into(),
+            fields,
+            indexes,
+            rules: Rules::default(),
+            created: String::new(),
+            updated: String::new(),
+            pipeline: None,
+            system_columns: true,
+        }
+    }
+
+    fn run(db: &rusqlite::Connection, statements: &[String]) {
+        for s in statements {
+            db.execute_batch(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        }
+    }
+
+    fn columns(db: &rusqlite::Connection) -> Vec<String> {
+        let mut stmt = db
+            .prepare("SELECT name FROM pragma_table_info('posts') ORDER BY cid")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn indexes(db: &rusqlite::Connection) -> Vec<String> {
+        let mut stmt = db
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'posts' \
+                 AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            )
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn renames_drops_and_additions_keep_the_data_and_the_indexes() {
+        let mut unique_title = field("f00000001", "title", FieldType::Text);
+        unique_title.unique = true;
+        let old = posts(
+            vec![
+                unique_title.clone(),
+                field("f00000002", "views", FieldType::Integer),
+                field("f00000003", "draft", FieldType::Bool),
+            ],
+            vec![vec!["views".into()]],
+        );
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        run(&db, &create_collection(Dialect::Sqlite, &old).unwrap());
+        db.execute_batch(
+            "INSERT INTO posts (id, created, updated, title, views, draft) \
+             VALUES ('p1', 'x', 'x', 'Hello', 7, 0)",
+        )
+        .unwrap();
+        let before = indexes(&db);
+
+        // `title` renamed to `headline` (same id), `draft` dropped, `score` added; the
+        // composite index follows the renamed field by id.
+        let mut headline = unique_title;
+        headline.name = "headline".into();
+        let new = posts(
+            vec![
+                headline,
+                field("f00000002", "views", FieldType::Integer),
+                field("f00000004", "score", FieldType::Number),
+            ],
+            vec![vec!["views".into()]],
+        );
+        let (statements, added) = alter_collection(Dialect::Sqlite, &old, &new).unwrap();
+        assert_eq!(
+            statements,
+            [
+                "ALTER TABLE \"posts\" RENAME COLUMN \"title\" TO \"headline\"",
+                "ALTER TABLE \"posts\" DROP COLUMN \"draft\"",
+                "ALTER TABLE \"posts\" ADD COLUMN \"score\" REAL",
+            ]
+        );
+        assert_eq!(
+            added.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            ["score"]
+        );
+        run(&db, &statements);
+        assert_eq!(
+            columns(&db),
+            ["id", "created", "updated", "headline", "views", "score"]
+        );
+        assert_eq!(indexes(&db), before, "index names follow ids, not names");
+        let (headline, views): (String, i64) = db
+            .query_row("SELECT headline, views FROM posts", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((headline.as_str(), views), ("Hello", 7));
+        // The unique index still holds on the renamed column.
+        assert!(
+            db.execute_batch(
+                "INSERT INTO posts (id, created, updated, headline, views) \
+                 VALUES ('p2', 'x', 'x', 'Hello', 1)"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn index_changes_drop_and_create_only_what_changed() {
+        let views = field("f00000002", "views", FieldType::Integer);
+        let title = field("f00000001", "title", FieldType::Text);
+        let old = posts(
+            vec![title.clone(), views.clone()],
+            vec![vec!["views".into()]],
+        );
+        let mut unique_title = title;
+        unique_title.unique = true;
+        let new = posts(vec![unique_title, views], vec![vec!["title".into()]]);
+        let (statements, added) = alter_collection(Dialect::Postgres, &old, &new).unwrap();
+        assert!(added.is_empty());
+        assert_eq!(statements.len(), 3, "{statements:#?}");
+        assert!(statements[0].starts_with("DROP INDEX IF EXISTS \"ix_c000000000001_"));
+        assert_eq!(
+            statements[1],
+            "CREATE UNIQUE INDEX \"uq_c000000000001_f00000001\" ON \"posts\" (\"title\")"
+        );
+        assert!(
+            statements[2].ends_with("ON \"posts\" (\"title\", \"id\")"),
+            "{statements:#?}"
+        );
+        // Nothing changed: nothing to run.
+        let (none, _) = alter_collection(Dialect::Postgres, &new, &new).unwrap();
+        assert!(none.is_empty(), "{none:?}");
+    }
+
+    #[test]
+    fn type_and_relation_target_changes_are_refused() {
+        let old = posts(
+            vec![field("f00000002", "views", FieldType::Integer)],
+            vec![],
+        );
+        let new = posts(vec![field("f00000002", "views", FieldType::Text)], vec![]);
+        let err = alter_collection(Dialect::Sqlite, &old, &new).unwrap_err();
+        assert_eq!(err.to_string(), "field `views` cannot change type");
+
+        let mut author = field("f00000005", "author", FieldType::Relation);
+        author.options.collection = Some("people".into());
+        let mut moved = author.clone();
+        moved.options.collection = Some("teams".into());
+        let err = alter_collection(
+            Dialect::Postgres,
+            &posts(vec![author], vec![]),
+            &posts(vec![moved], vec![]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cannot change; add a new relation field"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn relations_to_accounts_reference_the_users_table_and_get_an_index() {
+        let mut owner = field("f00000006", "owner", FieldType::Relation);
+        owner.options.collection = Some("users".into());
+        let statements = create_collection(Dialect::Postgres, &posts(vec![owner], vec![])).unwrap();
+        assert!(
+            statements[0]
+                .contains("\"owner\" TEXT REFERENCES \"_users\"(\"id\") ON DELETE RESTRICT"),
+            "{statements:#?}"
+        );
+        assert!(
+            statements.iter().any(
+                |s| s == "CREATE INDEX \"fk_c000000000001_f00000006\" ON \"posts\" (\"owner\")"
+            ),
+            "{statements:#?}"
+        );
+        assert_eq!(
+            drop_collection(&posts(vec![], vec![])).unwrap(),
+            ["DROP TABLE \"posts\""]
+        );
+    }
+}

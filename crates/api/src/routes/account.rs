@@ -19,6 +19,7 @@ use crate::extract::{Caller, JsonObject};
 use crate::routes::auth_routes as paths;
 use crate::state::AppState;
 use crate::views::{StatusView, UserView};
+use brigade_store::AuditAction;
 
 /// How long a reset link works.
 const RESET_TTL_MINUTES: i64 = 60;
@@ -111,7 +112,7 @@ async fn update_me(
         .await?;
     state.audit().record(
         &meta,
-        "auth.profile_update",
+        AuditAction::AuthProfileUpdate,
         Some(&user.email),
         Some(format!("users/{}", user.id)),
         Value::Null,
@@ -156,7 +157,7 @@ async fn change_password(
     state.tokens().versions().forget(&user.id);
     state.audit().record(
         &meta,
-        "auth.password_change",
+        AuditAction::AuthPasswordChange,
         Some(&user.email),
         Some(format!("users/{}", user.id)),
         Value::Null,
@@ -206,7 +207,7 @@ async fn send_reset(
     let Some(user) = state.store().accounts().user_by_email(email).await? else {
         state.audit().record(
             meta,
-            "auth.password_reset_requested",
+            AuditAction::AuthPasswordResetRequested,
             None,
             None,
             json!({"email": email, "known": false}),
@@ -244,7 +245,7 @@ async fn send_reset(
     }
     state.audit().record(
         meta,
-        "auth.password_reset_requested",
+        AuditAction::AuthPasswordResetRequested,
         Some(&user.email),
         Some(format!("users/{}", user.id)),
         Value::Null,
@@ -282,7 +283,7 @@ pub(super) async fn reset_password(
             state.tokens().versions().forget(&user_id);
             state.audit().record(
                 meta,
-                "auth.password_reset",
+                AuditAction::AuthPasswordReset,
                 None,
                 Some(format!("users/{user_id}")),
                 Value::Null,

@@ -18,6 +18,7 @@ use crate::extract::{Caller, JsonBody};
 use crate::routes::auth_routes as paths;
 use crate::state::AppState;
 use crate::views::{RegisteredView, TokenPairView, TokenUserView, UserView};
+use brigade_store::AuditAction;
 
 pub(super) fn routes() -> Routes {
     Routes::new()
@@ -67,7 +68,7 @@ async fn login(
         let detail = json!({"email": body.email});
         state
             .audit()
-            .record(&meta, "auth.login_failed", None, None, detail);
+            .record(&meta, AuditAction::AuthLoginFailed, None, None, detail);
         return Err(ApiError::unauthorized("Wrong email or password."));
     };
     attempt.succeeded(&state).await?;
@@ -80,7 +81,7 @@ async fn login(
     tracing::info!(user = %user.id, "Login succeeded.");
     state.audit().record(
         &meta,
-        "auth.login",
+        AuditAction::AuthLogin,
         Some(&user.email),
         Some(format!("users/{}", user.id)),
         Value::Null,
@@ -154,7 +155,7 @@ async fn register(
     tracing::info!(user = %user.id, "User registered.");
     state.audit().record(
         &meta,
-        "auth.register",
+        AuditAction::AuthRegister,
         Some(&user.email),
         Some(format!("users/{}", user.id)),
         Value::Null,
@@ -243,7 +244,7 @@ async fn refresh(
             tracing::info!(user = %user.id, "Token refreshed.");
             state.audit().record(
                 &meta,
-                "auth.refresh",
+                AuditAction::AuthRefresh,
                 Some(&user.email),
                 Some(format!("users/{}", user.id)),
                 Value::Null,
@@ -255,7 +256,7 @@ async fn refresh(
             tracing::warn!(user = %user_id, "A spent refresh token was replayed; its whole family and the account's access tokens are revoked.");
             state.audit().record(
                 &meta,
-                "auth.refresh_reused",
+                AuditAction::AuthRefreshReused,
                 None,
                 Some(format!("users/{user_id}")),
                 Value::Null,
@@ -282,7 +283,7 @@ async fn logout(
         tracing::info!(user = %user_id, "Refresh token and access tokens revoked (logout).");
         state.audit().record(
             &meta,
-            "auth.logout",
+            AuditAction::AuthLogout,
             None,
             Some(format!("users/{user_id}")),
             Value::Null,

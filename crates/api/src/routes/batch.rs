@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::extract::{Caller, JsonObject};
 use crate::state::AppState;
 use crate::views::BatchResultView;
+use brigade_store::AuditAction;
 
 /// Most writes accepted in one batch.
 const MAX_REQUESTS: usize = 1000;
@@ -55,7 +56,7 @@ async fn run_batch(
     // audit queue with a few requests.
     state.audit().record(
         &meta,
-        "record.batch",
+        AuditAction::RecordBatch,
         caller.actor(),
         None,
         json!({"operations": outcomes.len(), "collections": counts}),

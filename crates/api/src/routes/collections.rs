@@ -13,6 +13,7 @@ use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath, JsonBody};
 use crate::state::AppState;
+use brigade_store::AuditAction;
 
 pub(super) fn routes() -> Routes {
     Routes::new()
@@ -45,7 +46,7 @@ async fn create_collection(
     tracing::info!(collection = %c.name, actor = %admin.email, "Collection created.");
     state.audit().record(
         &meta,
-        "collection.create",
+        AuditAction::CollectionCreate,
         Some(&admin.email),
         Some(c.name.clone()),
         json!({"definition": &*c}),
@@ -64,7 +65,7 @@ async fn update_collection(
     tracing::info!(collection = %c.name, actor = %admin.email, "Collection updated.");
     state.audit().record(
         &meta,
-        "collection.update",
+        AuditAction::CollectionUpdate,
         Some(&admin.email),
         Some(c.name.clone()),
         json!({"definition": &*c}),
@@ -82,7 +83,7 @@ async fn delete_collection(
     tracing::info!(collection = %name, actor = %admin.email, "Collection deleted.");
     state.audit().record(
         &meta,
-        "collection.delete",
+        AuditAction::CollectionDelete,
         Some(&admin.email),
         Some(name.clone()),
         Value::Null,

@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath, JsonObject};
 use crate::state::AppState;
 use crate::views::{ApiKeyListView, ApiKeyView, CreatedApiKeyView};
+use brigade_store::AuditAction;
 
 pub(super) fn routes() -> Routes {
     Routes::new()
@@ -120,7 +121,7 @@ async fn create_key(
     let detail = json!({"name": row.name, "roles": row.roles, "expires_at": row.expires_at});
     state.audit().record(
         &meta,
-        "key.create",
+        AuditAction::KeyCreate,
         Some(&admin.email),
         Some(format!("keys/{}", row.id)),
         detail,
@@ -164,7 +165,7 @@ async fn delete_key(
     tracing::info!(key = %id, actor = %admin.email, "API key revoked.");
     state.audit().record(
         &meta,
-        "key.delete",
+        AuditAction::KeyDelete,
         Some(&admin.email),
         Some(format!("keys/{id}")),
         Value::Null,

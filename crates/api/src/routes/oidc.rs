@@ -38,6 +38,7 @@ use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
+use brigade_store::AuditAction;
 
 /// How long a user may take at the provider before the callback is refused.
 const LOGIN_TTL: chrono::Duration = chrono::Duration::minutes(10);
@@ -208,7 +209,7 @@ async fn finish_login(
         let detail = json!({"provider": name, "reason": reason});
         state
             .audit()
-            .record(&meta, "auth.oidc_login_failed", None, None, detail);
+            .record(&meta, AuditAction::AuthOidcLoginFailed, None, None, detail);
     };
     if let Some(error) = query.error {
         failed(&error);
@@ -274,7 +275,7 @@ async fn finish_login(
     tracing::info!(user = %user.id, provider = %name, created, "OIDC login succeeded.");
     state.audit().record(
         &meta,
-        "auth.oidc_login",
+        AuditAction::AuthOidcLogin,
         Some(&user.email),
         Some(format!("users/{}", user.id)),
         json!({"provider": name, "subject": identity.subject, "created": created}),

@@ -50,9 +50,7 @@ async fn test_pipeline(
     };
     let runner = state.runner();
     // Files are read again, as for a run, so edited tests take effect at once.
-    runner
-        .reload()
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    runner.reload()?;
     let Some(pipeline) = runner.pipeline(&name) else {
         return Err(match runner.broken().iter().find(|b| b.name == name) {
             Some(b) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, b.error.to_string()),

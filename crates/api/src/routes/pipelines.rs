@@ -40,9 +40,7 @@ async fn list_pipelines(
     let runner = state.runner();
     // New and edited pipeline files show up without a restart; a broken one is listed as
     // `invalid` with its error, and the others are unaffected.
-    runner
-        .reload()
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    runner.reload()?;
     let mut out = Vec::new();
     for p in runner.pipelines().iter() {
         let freshness = brigade_pipelines::freshness::check(state.store(), p).await;

@@ -14,6 +14,7 @@ use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery, Caller, JsonObject};
 use crate::state::AppState;
+use brigade_store::AuditAction;
 
 pub(super) fn routes() -> Routes {
     Routes::new()
@@ -111,7 +112,7 @@ async fn create_record(
     );
     state.audit().record(
         &meta,
-        "record.create",
+        AuditAction::RecordCreate,
         caller.actor(),
         Some(target),
         Value::Null,
@@ -133,7 +134,7 @@ async fn update_record(
     let fields: Vec<&String> = body.keys().collect();
     state.audit().record(
         &meta,
-        "record.update",
+        AuditAction::RecordUpdate,
         caller.actor(),
         Some(format!("{name}/{id}")),
         json!({"fields": fields}),
@@ -153,7 +154,7 @@ async fn delete_record(
         .await?;
     state.audit().record(
         &meta,
-        "record.delete",
+        AuditAction::RecordDelete,
         caller.actor(),
         Some(format!("{name}/{id}")),
         Value::Null,

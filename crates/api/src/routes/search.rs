@@ -32,47 +32,6 @@ pub(super) fn routes() -> Routes {
         .post("/api/rag/{index}", answer)
 }
 
-impl From<SearchError> for ApiError {
-    fn from(e: SearchError) -> Self {
-        match e {
-            SearchError::Invalid { field, message } => ApiError::field(&field, message),
-            e @ (SearchError::UnknownIndex(_) | SearchError::UnknownDocument(_)) => {
-                ApiError::not_found(e.to_string())
-            }
-            e @ SearchError::Document { .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
-            }
-            SearchError::Embed(m) => {
-                tracing::error!(error = %m, "Embedder failed.");
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    format!(
-                        "The embedder failed: {m}. Retry, or check the embedding model or server."
-                    ),
-                )
-            }
-            e @ SearchError::LlmTimeout(_) => {
-                tracing::warn!(error = %e, "Language model timed out.");
-                ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!("{e}; retry, or raise llm.timeout_s in brigade.toml."),
-                )
-            }
-            e @ SearchError::Llm(_) => {
-                tracing::warn!(error = %e, "Language model failed.");
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    format!(
-                        "{e}; check [llm] base_url and model in brigade.toml, or remove [llm] \
-                         to answer extractively."
-                    ),
-                )
-            }
-            SearchError::Store(e) => e.into(),
-        }
-    }
-}
-
 async fn list_indexes(
     State(state): State<AppState>,
     _admin: Admin,

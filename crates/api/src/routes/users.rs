@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::extract::{Admin, ApiPath, ApiQuery, JsonObject};
 use crate::state::AppState;
 use crate::views::{UserPageView, UserView};
+use brigade_store::AuditAction;
 
 pub(super) fn routes() -> Routes {
     Routes::new()
@@ -87,7 +88,7 @@ async fn update_user(
     tracing::info!(user = %id, revoked_keys, actor = %admin.email, "Roles changed; access tokens revoked.");
     state.audit().record(
         &meta,
-        "user.roles",
+        AuditAction::UserRoles,
         Some(&admin.email),
         Some(format!("users/{id}")),
         json!({"roles": roles, "revoked_keys": revoked_keys}),

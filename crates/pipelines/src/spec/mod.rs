@@ -67,12 +67,25 @@ pub struct Incremental {
     pub cursor: String,
 }
 
+/// How an HTTP source's pages follow each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaginationKind {
+    /// `?page=N`, from `start` (default 1).
+    Page,
+    /// `?offset=N&limit=size`, from `start` (default 0).
+    Offset,
+    /// The next cursor read from each response at `next`.
+    Cursor,
+    /// RFC 8288 `Link: <...>; rel="next"`.
+    LinkHeader,
+}
+
 /// Pagination of an HTTP source.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Paginate {
-    /// `page`, `offset`, `cursor` or `link_header`.
-    pub kind: String,
+    pub kind: PaginationKind,
     /// First page number or offset (default 1 for pages, 0 for offsets).
     pub start: Option<i64>,
     /// Page size for `offset` (the `{limit}` placeholder and the step).

@@ -81,3 +81,36 @@ fn snapshots_need_a_key_one_strategy_and_no_expose() {
     let e = parse(&model("check_cols = [\"a\"]\n")).unwrap_err();
     assert!(e.message.contains("snapshots"), "{e}");
 }
+
+#[test]
+fn pagination_kinds_and_readers_are_checked_with_key_and_line() {
+    let http = |paginate: &str| {
+        format!(
+            "name = \"p\"\n[[extract]]\nname = \"raw\"\nfrom = \"http\"\n\
+             url = \"https://example.com/items\"\npaginate = {paginate}\n"
+        )
+    };
+    let ok = parse(&http("{ kind = \"link_header\" }")).unwrap();
+    assert_eq!(
+        ok.extract[0].paginate.as_ref().unwrap().kind,
+        super::PaginationKind::LinkHeader
+    );
+    let e = parse(&http("{ kind = \"pages\" }")).unwrap_err();
+    assert_eq!(
+        (e.key.as_str(), e.line),
+        ("extract[0].paginate.kind", 6),
+        "{e}"
+    );
+    assert!(e.message.contains("`page`, `offset`, `cursor`"), "{e}");
+    let e = parse(&http("{ kind = \"cursor\" }")).unwrap_err();
+    assert_eq!(e.key, "extract[0].paginate.next", "{e}");
+
+    let ok = parse(&format!("name = \"p\"\nreaders = [\"analyst\"]\n{EXTRACT}")).unwrap();
+    assert_eq!(ok.readers, ["analyst"]);
+    let e = parse(&format!(
+        "name = \"p\"\nreaders = [\"data team\"]\n{EXTRACT}"
+    ))
+    .unwrap_err();
+    assert_eq!((e.key.as_str(), e.line), ("readers", 2), "{e}");
+    assert!(e.message.contains("is not a role name"), "{e}");
+}

@@ -5,7 +5,10 @@ use std::path::Path;
 
 use brigade_store::warehouse::ColumnType;
 
-use super::{Extract, Format, Materialized, Model, Pipeline, SourceKind, Write, expect, line_of};
+use super::{
+    Extract, Format, Materialized, Model, PaginationKind, Pipeline, SourceKind, Write, expect,
+    line_of,
+};
 use crate::dag::{Graph, GraphNode};
 use crate::error::ConfigError;
 use crate::template;
@@ -362,13 +365,11 @@ fn extract(c: &Checker<'_>, i: usize, e: &Extract) -> Result<(), ConfigError> {
         SourceKind::Http => {
             require(e.url.is_some(), "url", "the API endpoint")?;
             http_url(c, &key("url"), e.url.as_deref().unwrap_or_default())?;
-            if let Some(p) = &e.paginate {
-                match p.kind.as_str() {
-                    "page" | "offset" | "link_header" => {}
-                    "cursor" if p.next.is_some() => {}
-                    "cursor" => return Err(c.err(&key("paginate.next"), "cursor pagination needs `next`, the path of the next cursor in each response (e.g. \"meta.next\")")),
-                    other => return Err(c.err(&key("paginate.kind"), format!("unknown pagination `{other}`; use page | offset | cursor | link_header"))),
-                }
+            if let Some(p) = &e.paginate
+                && p.kind == PaginationKind::Cursor
+                && p.next.is_none()
+            {
+                return Err(c.err(&key("paginate.next"), "cursor pagination needs `next`, the path of the next cursor in each response (e.g. \"meta.next\")"));
             }
         }
         SourceKind::Html => {

@@ -86,6 +86,7 @@ impl SqliteDatabase {
             .busy_timeout(Duration::from_secs(5))
             .map_err(unavailable)?;
         writer.execute_batch(WRITER_PRAGMAS).map_err(unavailable)?;
+        strict_quotes(&writer).map_err(unavailable)?;
         writer.set_prepared_statement_cache_capacity(256);
         let stop = Stop::install(&writer).map_err(unavailable)?;
         let writer = Handle { conn: writer, stop };
@@ -102,6 +103,7 @@ impl SqliteDatabase {
                 .busy_timeout(Duration::from_secs(5))
                 .map_err(unavailable)?;
             reader.execute_batch(READER_PRAGMAS).map_err(unavailable)?;
+            strict_quotes(&reader).map_err(unavailable)?;
             reader.set_prepared_statement_cache_capacity(256);
             let stop = Stop::install(&reader).map_err(unavailable)?;
             Ok(Handle { conn: reader, stop })
@@ -120,6 +122,16 @@ impl SqliteDatabase {
             heavy: Lane::new(heavy, "sqlite-heavy", HEAVY_NICE).map_err(threads)?,
         })
     }
+}
+
+/// Double quotes name columns and tables only, as in PostgreSQL and standard SQL. SQLite's
+/// default reads an unknown double-quoted name as a string, so a misspelt column in a
+/// model or a key (`"sku"`) silently became a constant instead of an error.
+fn strict_quotes(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::config::DbConfig;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, false)?;
+    Ok(())
 }
 
 #[async_trait]
@@ -405,6 +417,7 @@ pub(crate) fn stream_file(
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        strict_quotes(&conn)?;
         conn.execute_batch("BEGIN")?;
         bulk::stream_json(&conn, sql, page_rows, |page| {
             pages.blocking_send(Ok(page)).is_ok()

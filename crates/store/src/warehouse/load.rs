@@ -313,6 +313,17 @@ pub(super) async fn publish_table(
         WriteMode::Merge(keys) | WriteMode::Rebuild(keys) => Some(keys),
         _ => None,
     };
+    if let Some(missing) = keys
+        .into_iter()
+        .flatten()
+        .find(|k| !columns.iter().any(|c| c.name == **k))
+    {
+        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        return Err(StoreError::Unprocessable(format!(
+            "the key column `{missing}` of `{target_name}` is not in its rows (columns: {})",
+            names.join(", ")
+        )));
+    }
     let duplicates = match keys {
         Some(keys) => keep_last(tx, staging, keys).await?,
         None => 0,

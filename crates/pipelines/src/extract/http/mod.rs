@@ -20,6 +20,7 @@ use serde_json::{Map, Value as Json};
 use super::shape::{Shaper, flatten};
 use super::{Batcher, Context, Message, Rejected, Sender, infer};
 use crate::error::PipelineError;
+use crate::spec::PaginationKind;
 
 /// Seconds per request (connect to last byte) unless `timeout_secs` says otherwise.
 pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 30;
@@ -288,11 +289,11 @@ impl Paging {
         let Some(p) = &cx.spec.paginate else {
             return Ok(Paging::Single);
         };
-        Ok(match p.kind.as_str() {
-            "page" => Paging::Page {
+        Ok(match p.kind {
+            PaginationKind::Page => Paging::Page {
                 page: p.start.unwrap_or(1),
             },
-            "offset" => {
+            PaginationKind::Offset => {
                 let size = p.size.unwrap_or(100);
                 if size <= 0 {
                     return Err(extract_error(
@@ -305,7 +306,7 @@ impl Paging {
                     size,
                 }
             }
-            "cursor" => Paging::Cursor {
+            PaginationKind::Cursor => Paging::Cursor {
                 next: p.next.clone().ok_or_else(|| {
                     extract_error(
                         cx,
@@ -314,15 +315,7 @@ impl Paging {
                 })?,
                 previous: None,
             },
-            "link_header" => Paging::LinkHeader,
-            other => {
-                return Err(extract_error(
-                    cx,
-                    &format!(
-                        "unknown pagination `{other}`; use page | offset | cursor | link_header"
-                    ),
-                ));
-            }
+            PaginationKind::LinkHeader => Paging::LinkHeader,
         })
     }
 

@@ -461,6 +461,19 @@ impl Checker<'_> {
             kind,
         };
         if path.len() > 1 {
+            if c.field(name)
+                .is_some_and(crate::account_refs::targets_accounts)
+            {
+                // Accounts are not a collection: their emails and roles are private.
+                return Err(self.error(
+                    span,
+                    format!(
+                        "`{name}` points at accounts, whose fields filters cannot follow; \
+                         compare the account id instead, e.g. `{name} = @request.auth.id` in a \
+                         rule or `{name} = 'ID'`"
+                    ),
+                ));
+            }
             let target = c
                 .field(name)
                 .filter(|f| f.kind == FieldType::Relation)
@@ -506,6 +519,20 @@ impl Checker<'_> {
             };
         }
         let Some(order) = Order::from_cmp(op) else {
+            // `~` compares text. Integers have one text form everywhere; numbers and
+            // booleans do not (SQLite writes `1.0` and `1`, PostgreSQL `1` and `true`), so
+            // the two stores and the evaluator would disagree on what matches: refused, with
+            // what to write instead.
+            if matches!(kind, FieldType::Number | FieldType::Bool) {
+                return Err(self.error(
+                    span,
+                    format!(
+                        "`{}` compares text, and `{name}` is a {} field; compare it with =, !=, <, <=, > or >=",
+                        if op == CmpOp::Like { "~" } else { "!~" },
+                        kind.as_str()
+                    ),
+                ));
+            }
             return Ok(Node::Contains {
                 column,
                 needle: like_needle(lit),

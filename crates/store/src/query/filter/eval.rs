@@ -11,11 +11,14 @@
 //! - a relation step loads the target through [`Related`] and also requires the target's view
 //!   rule when the plan carries one.
 //!
-//! Known differences between the two SQL back ends themselves, where this follows neither
-//! exactly: `~` on `number`, `bool` and `json` fields matches against the field's JSON text
-//! (SQLite matches its own rendering, e.g. `1.0` and `1`/`0` for booleans; PostgreSQL its
-//! `CAST AS TEXT`), and in search metadata a JSON object is not searched into by `=` and `~`
-//! (PostgreSQL's behaviour; SQLite's `json_each` looks at the object's values).
+//! `~` on `number` and `bool` fields is refused by the checker: they have no one text form
+//! (SQLite writes `1.0` and `1`, PostgreSQL `1` and `true`). Known differences between the
+//! two SQL back ends themselves, where this follows neither exactly: `~` on a `json` field
+//! matches against the field's compact JSON text (SQLite keeps the text as written, compact;
+//! PostgreSQL's `jsonb` renders `{"a": 1}` with spaces and its own key order, so needles that
+//! span a key and its value can differ there), and in search metadata a JSON object is not
+//! searched into by `=` and `~` (PostgreSQL's behaviour; SQLite's `json_each` looks at the
+//! object's values).
 //!
 //! One difference this cannot avoid: a json field explicitly set to JSON `null` is stored as
 //! the JSON value `null`, which SQL's `= null` does not match, but it reads back as `null`

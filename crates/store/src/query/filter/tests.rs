@@ -165,7 +165,8 @@ fn typed_schema() -> Vec<Arc<Collection>> {
                 {"id": "g5", "name": "due", "type": "datetime"},
                 {"id": "g6", "name": "extra", "type": "json"},
                 {"id": "g7", "name": "owner", "type": "relation", "options": {"collection": "people"}},
-                {"id": "g8", "name": "label", "type": "text"}
+                {"id": "g8", "name": "label", "type": "text"},
+                {"id": "g9", "name": "author", "type": "relation", "options": {"collection": "users"}}
             ]),
             Some(""),
         ),
@@ -235,6 +236,16 @@ fn check_errors_name_the_operand_and_its_char_position() {
             "at position 8: null can only be compared with = or !=",
         ),
         (
+            "title ~ 'a' || done !~ 't'",
+            "at position 15: `!~` compares text, and `done` is a bool field; compare it with \
+             =, !=, <, <=, > or >=",
+        ),
+        (
+            "score ~ 1.5",
+            "at position 0: `~` compares text, and `score` is a number field; compare it with \
+             =, !=, <, <=, > or >=",
+        ),
+        (
             "'x' ~ title",
             "at position 0: put the field on the left of `~` and `!~`",
         ),
@@ -257,6 +268,12 @@ fn check_errors_name_the_operand_and_its_char_position() {
         (
             "owner.boss.boss.boss.name = 'x'",
             "at position 0: relations can be followed at most 3 levels deep",
+        ),
+        (
+            "author.email = 'a@example.com'",
+            "at position 0: `author` points at accounts, whose fields filters cannot follow; \
+             compare the account id instead, e.g. `author = @request.auth.id` in a rule or \
+             `author = 'ID'`",
         ),
         (
             "owner.nope = 'x'",

@@ -3,12 +3,14 @@
 //!
 //! Every problem carries a stable, machine-readable [`ErrorCode`] in its `code` member
 //! (snake_case), so clients branch on it instead of on the status or the English `detail`.
+//!
+//! What each library error becomes (status, code, wording) is decided in one file, [`from`].
 
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+mod from;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use brigade_core::errors::FieldErrors;
-use brigade_store::StoreError;
 use serde_json::{Map, Value, json};
 
 /// The `code` member of a problem: what went wrong, stable across releases and wordings.
@@ -234,81 +236,5 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::CollectionNotFound(name) => {
-                ApiError::not_found(format!("No collection named `{name}`."))
-            }
-            StoreError::RecordNotFound { collection, id } => {
-                ApiError::not_found(format!("No record `{id}` in collection `{collection}`."))
-            }
-            StoreError::Conflict { message, errors } => ApiError {
-                status: StatusCode::CONFLICT,
-                detail: message,
-                errors: (!errors.is_empty()).then_some(errors),
-                retry_after: None,
-                code: None,
-            },
-            StoreError::Invalid(errors) => ApiError::invalid(errors),
-            StoreError::Forbidden {
-                anonymous: true,
-                message,
-            } => ApiError::unauthorized(format!("Log in first: {message}.")),
-            StoreError::Forbidden {
-                anonymous: false,
-                message,
-            } => ApiError::forbidden(format!("Not allowed: {message}."))
-                .with_code(ErrorCode::RuleRefused),
-            StoreError::Unprocessable(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
-            e @ StoreError::ReadOnly { .. } => {
-                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, e.to_string())
-            }
-            StoreError::Timeout { budget } => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "The query took longer than {} s (server.request_timeout) and was stopped; narrow the filter, or ask for fewer records or no total (skip_total=true).",
-                    budget.as_secs_f64()
-                ),
-            )
-            .with_code(ErrorCode::Timeout),
-            StoreError::Unavailable(m) => {
-                tracing::error!(error = %m, "Database unavailable.");
-                ApiError {
-                    retry_after: Some(1),
-                    ..ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "The database is unavailable; retry shortly.",
-                    )
-                }
-            }
-            e @ (StoreError::Migration { .. } | StoreError::Internal(_)) => ApiError::internal(e),
-        }
-    }
-}
-
-impl From<BytesRejection> for ApiError {
-    fn from(r: BytesRejection) -> Self {
-        let status = r.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(status, "The request body is larger than the limit.")
-        } else {
-            ApiError::new(status, r.body_text())
-        }
-    }
-}
-
-impl From<QueryRejection> for ApiError {
-    fn from(r: QueryRejection) -> Self {
-        ApiError::field("query", r.body_text())
-    }
-}
-
-impl From<PathRejection> for ApiError {
-    fn from(r: PathRejection) -> Self {
-        ApiError::not_found(r.body_text())
     }
 }
