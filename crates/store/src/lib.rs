@@ -39,7 +39,7 @@ pub mod warehouse;
 
 pub use access::{Access, RuleOp};
 pub use api_keys::{ApiKeyLookup, ApiKeyRow};
-pub use audit::AuditEntry;
+pub use audit::{AuditEntry, collection as audit_collection};
 pub use changes::{Change, ChangeFeed, ChangeKind, Envelope, SchemaKind};
 pub use conn::{JsonRow, Row};
 pub use error::StoreError;
