@@ -8,6 +8,7 @@
 //! - `openapi`: the live OpenAPI document; `telemetry`: RED metrics.
 
 mod audit;
+mod body;
 mod client_ip;
 mod deadline;
 pub mod error;

@@ -160,7 +160,7 @@ impl AuditEntry {
 }
 
 /// `_audit` as a read-only collection.
-pub(crate) fn collection() -> Arc<Collection> {
+pub fn collection() -> Arc<Collection> {
     static AUDIT: OnceLock<Arc<Collection>> = OnceLock::new();
     AUDIT
         .get_or_init(|| {

@@ -53,7 +53,7 @@ pub mod warehouse;
 pub use access::{Access, RuleOp};
 pub use accounts::Accounts;
 pub use api_keys::{ApiKeyLookup, ApiKeyRow};
-pub use audit::{Audit, AuditAction, AuditEntry};
+pub use audit::{Audit, AuditAction, AuditEntry, collection as audit_collection};
 pub use changes::{Change, ChangeFeed, ChangeKind, Envelope, SchemaKind};
 pub use conn::{JsonRow, Row};
 pub use error::StoreError;

@@ -10,8 +10,10 @@
 //! Every operation declares every status it can answer with (see [`op::Op`]), and the
 //! document is checked against the router's own table of routes ([`crate::route_table`]).
 
+mod definitions;
 mod op;
 mod pipelines;
+mod projection;
 mod records;
 mod search;
 mod system;
@@ -54,11 +56,12 @@ pub(crate) fn document(
         .filter(|c| !shows(audience, c))
         .map(|c| c.name.as_str())
         .collect();
+    let find = |name: &str| collections.iter().find(|c| c.name == name).cloned();
     for c in collections
         .iter()
         .filter(|c| !hidden.contains(c.name.as_str()))
     {
-        records::add(&mut paths, &mut schemas, c, &hidden, superuser);
+        records::add(&mut paths, &mut schemas, c, &find, &hidden, superuser);
     }
     system::auth(&mut paths);
     system::batch(&mut paths);

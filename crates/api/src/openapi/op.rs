@@ -95,6 +95,17 @@ impl Op {
         .error(415, "The body is not sent as `application/json`")
     }
 
+    /// A required HTML form body (`application/x-www-form-urlencoded`) with `schema`; the
+    /// route answers its own errors (as pages), so no status is declared here.
+    pub(super) fn form(mut self, schema: Value) -> Self {
+        self.op.insert(
+            "requestBody".into(),
+            json!({"required": true,
+                "content": {"application/x-www-form-urlencoded": {"schema": schema}}}),
+        );
+        self
+    }
+
     /// A parameter of this operation.
     pub(super) fn param(mut self, p: Value) -> Self {
         self.parameters.push(p);
@@ -234,6 +245,40 @@ pub(super) fn paging(op: Op, max: i64) -> Op {
     )
 }
 
+/// The characters `str::trim` removes (Unicode `White_Space`), as code point ranges.
+const WHITESPACE: &[(u32, u32)] = &[
+    (0x09, 0x0D),
+    (0x20, 0x20),
+    (0x85, 0x85),
+    (0xA0, 0xA0),
+    (0x1680, 0x1680),
+    (0x2000, 0x200A),
+    (0x2028, 0x2029),
+    (0x202F, 0x202F),
+    (0x205F, 0x205F),
+    (0x3000, 0x3000),
+];
+
+/// The body of a regular-expression class (`[...]`) of the characters the server trims, for
+/// patterns that must accept exactly what the server accepts around a value.
+pub(super) fn whitespace_class() -> String {
+    WHITESPACE
+        .iter()
+        .map(|&(from, to)| match from == to {
+            true => format!("\\u{from:04X}"),
+            false => format!("\\u{from:04X}-\\u{to:04X}"),
+        })
+        .collect()
+}
+
+/// A search text as the server takes it: 1 to `max` characters, not all whitespace, no NUL.
+pub(super) fn text_query(max: usize) -> Value {
+    let ws = whitespace_class();
+    json!({"type": "string", "minLength": 1, "maxLength": max,
+        "pattern": format!("^[^\\u0000]*[^{ws}\\u0000][^\\u0000]*$"),
+        "description": "Not blank; no NUL characters"})
+}
+
 /// The problem+json schema every error is sent with.
 pub(super) fn problem_schema() -> Value {
     let codes: Vec<&str> = crate::error::ErrorCode::ALL
@@ -262,4 +307,18 @@ pub(super) fn security_schemes() -> Value {
         "metricsToken": {"type": "http", "scheme": "bearer",
             "description": "`[metrics] token`, when set"}
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whitespace_is_what_trim_removes() {
+        let listed = |c: u32| WHITESPACE.iter().any(|&(a, b)| (a..=b).contains(&c));
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            assert_eq!(c.is_whitespace(), listed(c as u32), "{:04X}", c as u32);
+        }
+        assert!(whitespace_class().starts_with("\\u0009-\\u000D\\u0020"));
+    }
 }

@@ -59,7 +59,7 @@ pub(super) fn add(paths: &mut Map<String, Value>, schemas: &mut Map<String, Valu
             .param(name())
             .body(json!({"type": "object", "additionalProperties": false, "properties": {
                 "full_refresh": {"type": "boolean"}, "from_step": {"type": ["string", "null"]},
-                "backfill": {"type": ["object", "null"], "required": ["from", "to"], "properties": {"from": {}, "to": {}}},
+                "backfill": {"type": ["object", "null"], "required": ["from", "to"], "additionalProperties": false, "properties": {"from": {}, "to": {}}},
                 "vars": {"type": "object", "description": "Values of the pipeline's [vars]"},
                 "select": selectors, "exclude": selectors}}), false)
             .ok(202, "Started or queued", schema_ref("RunStarted"))

@@ -4,6 +4,7 @@
 //! record without a value sends `null`.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use brigade_core::schema::{Collection, FieldType};
 use serde_json::{Map, Value, json};
@@ -20,10 +21,12 @@ pub(super) fn add(
     paths: &mut Map<String, Value>,
     schemas: &mut Map<String, Value>,
     c: &Collection,
+    find: &dyn Fn(&str) -> Option<Arc<Collection>>,
     hidden: &HashSet<&str>,
     superuser: bool,
 ) {
     let name = &c.name;
+    schemas.insert("JsonValue".into(), json_value_schema());
     schemas.insert(format!("{name}Record"), record_schema(c, hidden));
     schemas.insert(format!("{name}Input"), input_schema(c, hidden, true));
     schemas.insert(format!("{name}Patch"), input_schema(c, hidden, false));
@@ -37,6 +40,8 @@ pub(super) fn add(
     )
     .access(access);
     let list = list_params(list)
+        .query("fields", "Comma-separated keys to return", super::projection::fields(c))
+        .query("expand", "Relations to expand", super::projection::expand(c, find, hidden))
         .ok(200, "A page of records", json!({
             "type": "object", "required": ["items", "page", "per_page", "total_items", "total_pages"],
             "properties": {
@@ -49,6 +54,11 @@ pub(super) fn add(
         .error(403, "The list rule refused the caller")
         .error(404, "Unknown collection")
         .build();
+    // What a schema cannot check: that a relation names a record that exists.
+    let relations = match c.fields.iter().any(|f| f.kind == FieldType::Relation) {
+        true => "A relation field names no record of its collection (or no account)",
+        false => "The body is malformed or a field is invalid (see `errors`)",
+    };
     let create = op(
         name,
         &format!("create_{name}"),
@@ -56,6 +66,7 @@ pub(super) fn add(
     )
     .access(access)
     .body(schema_ref(&format!("{name}Input")), true)
+    .error(400, relations)
     .ok(201, "Created", record.clone())
     .error(403, "The create rule refused the caller")
     .error(404, "Unknown collection")
@@ -75,12 +86,12 @@ pub(super) fn add(
     .query(
         "fields",
         "Comma-separated keys to return",
-        json!({"type": "string"}),
+        super::projection::fields(c),
     )
     .query(
         "expand",
-        "Relations to expand, e.g. author,author.team",
-        json!({"type": "string"}),
+        "Relations to expand",
+        super::projection::expand(c, find, hidden),
     )
     .ok(200, "The record", record.clone())
     .error(403, "The view rule refused the caller")
@@ -94,6 +105,7 @@ pub(super) fn add(
     .access(access)
     .param(id())
     .body(schema_ref(&format!("{name}Patch")), true)
+    .error(400, relations)
     .ok(200, "The updated record", record)
     .error(403, "The update rule refused the caller")
     .error(404, "Unknown collection or record")
@@ -158,12 +170,14 @@ fn field_schema(c: &Collection, name: &str, kind: FieldType, hidden: &HashSet<&s
     let field = c.field(name);
     let options = field.map(|f| &f.options);
     let mut schema = match kind {
-        FieldType::Text => json!({"type": "string"}),
-        FieldType::Integer => json!({"type": "integer", "format": "int64"}),
+        FieldType::Text => json!({"type": "string", "pattern": NO_NUL}),
+        FieldType::Integer => {
+            json!({"type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX})
+        }
         FieldType::Number => json!({"type": "number"}),
         FieldType::Bool => json!({"type": "boolean"}),
         FieldType::Datetime => json!({"type": "string", "format": "date-time"}),
-        FieldType::Json => json!({}),
+        FieldType::Json => schema_ref("JsonValue"),
         FieldType::Email => json!({"type": "string", "format": "email"}),
         FieldType::Url => json!({"type": "string", "format": "uri"}),
         FieldType::Select => {
@@ -182,22 +196,62 @@ fn field_schema(c: &Collection, name: &str, kind: FieldType, hidden: &HashSet<&s
             } else {
                 format!("The id of a `{target}` record")
             };
-            json!({"type": "string", "description": description})
+            json!({"type": "string", "pattern": ID_PATTERN, "description": description})
         }
     };
     let required = field.is_some_and(|f| f.required);
     if required && schema["type"] == "string" {
         schema["minLength"] = json!(1);
     }
-    if matches!(kind, FieldType::Integer | FieldType::Number) {
-        if let Some(min) = options.and_then(|o| o.min) {
-            schema["minimum"] = json!(min);
+    let (min, max) = (options.and_then(|o| o.min), options.and_then(|o| o.max));
+    match kind {
+        // The tighter of the field's bounds and the type's.
+        FieldType::Integer => {
+            if let Some(min) = min.filter(|m| *m > i64::MIN as f64) {
+                schema["minimum"] = json!(min);
+            }
+            if let Some(max) = max.filter(|m| *m < i64::MAX as f64) {
+                schema["maximum"] = json!(max);
+            }
         }
-        if let Some(max) = options.and_then(|o| o.max) {
-            schema["maximum"] = json!(max);
+        FieldType::Number => {
+            if let Some(min) = min {
+                schema["minimum"] = json!(min);
+            }
+            if let Some(max) = max {
+                schema["maximum"] = json!(max);
+            }
         }
+        // A text's bounds are on its length in characters.
+        FieldType::Text => {
+            if let Some(min) = min.filter(|m| *m > 0.0) {
+                schema["minLength"] = json!(min.ceil() as u64);
+            }
+            if let Some(max) = max {
+                schema["maxLength"] = json!(max.max(0.0).floor() as u64);
+            }
+        }
+        _ => {}
     }
     schema
+}
+
+/// Strings the store keeps: no NUL (PostgreSQL cannot store it; SQLite ends a string there).
+const NO_NUL: &str = "^[^\\u0000]*$";
+/// A record id as the server takes one ([`brigade_core::ids::is_plausible_id`]).
+const ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+
+/// `JsonValue`: what a `json` field holds, recursively: no NUL in any string or key, and
+/// numbers that survive PostgreSQL's jsonb (between -1e300 and 1e300).
+fn json_value_schema() -> Value {
+    let this = schema_ref("JsonValue");
+    json!({"description": "Any JSON value without NUL characters, with numbers between -1e300 and 1e300",
+        "anyOf": [
+            {"type": ["null", "boolean"]},
+            {"type": "number", "minimum": -1e300, "maximum": 1e300},
+            {"type": "string", "pattern": NO_NUL},
+            {"type": "array", "items": this},
+            {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": this}]})
 }
 
 /// `schema` that also admits `null`.
@@ -248,21 +302,33 @@ fn input_schema(c: &Collection, hidden: &HashSet<&str>, create: bool) -> Value {
         let schema = field_schema(c, &f.name, f.kind, hidden);
         let schema = match (f.required, f.kind) {
             (true, _) => schema,
-            // An empty string clears an optional email, url or datetime, as null does.
-            (false, FieldType::Email | FieldType::Url | FieldType::Datetime) => {
+            (false, FieldType::Text | FieldType::Json) => nullable(schema),
+            // An empty string clears an optional field of any other type, as null does.
+            (false, _) => {
                 json!({"anyOf": [schema, {"type": "string", "maxLength": 0}, {"type": "null"}]})
             }
-            (false, _) => nullable(schema),
         };
         props.insert(f.name.clone(), schema);
         if f.required && create && f.default.is_none() {
             required.push(Value::String(f.name.clone()));
         }
     }
+    if create {
+        props.insert(
+            "id".into(),
+            json!({"type": ["string", "null"], "pattern": ID_PATTERN,
+            "description": "The new record's id; generated when absent"}),
+        );
+    }
+    // A record read back may be sent again: its system keys are ignored.
+    for key in ["created", "updated", "expand"] {
+        props.insert(key.into(), json!({"description": "Ignored"}));
+    }
     json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
 }
 
-/// The operations `op` of a collection list share with the audit log.
+/// The parameters a collection list shares with the audit log (whose keys are fixed; a
+/// collection adds `fields` and `expand` built from its own fields).
 pub(super) fn list_params(op: Op) -> Op {
     super::op::paging(op, 500)
         .query(
@@ -279,15 +345,5 @@ pub(super) fn list_params(op: Op) -> Op {
             "skip_total",
             "Leave total_items and total_pages null (faster)",
             json!({"type": "boolean", "default": false}),
-        )
-        .query(
-            "fields",
-            "Comma-separated keys to return",
-            json!({"type": "string"}),
-        )
-        .query(
-            "expand",
-            "Relations to expand, e.g. author,author.team",
-            json!({"type": "string"}),
         )
 }

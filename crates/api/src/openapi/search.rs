@@ -3,7 +3,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::op::{Access, op, path_item, path_param, schema_ref};
+use brigade_search::query::MAX_QUERY_CHARS;
+
+use super::op::{Access, op, path_item, path_param, schema_ref, text_query};
 
 /// Adds the search routes; `indexes` are the ones the reader may see.
 pub(super) fn add(
@@ -31,7 +33,7 @@ pub(super) fn add(
     paths.insert("/api/search/{index}".into(), path_item([("get",
         op("search", "search", "Search an index by keywords, meaning or both; hits spread over documents").access(Access::Optional)
             .param(index())
-            .param(json!({"name": "q", "in": "query", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 2000}}))
+            .param(json!({"name": "q", "in": "query", "required": true, "schema": text_query(MAX_QUERY_CHARS)}))
             .query("k", "Hits to return", json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 10}))
             .query("mode", "How to rank", json!({"type": "string", "enum": ["hybrid", "vector", "keyword"], "default": "hybrid"}))
             .query("filter", "Filter on the documents (id, title, path, kind and metadata keys) or the collection's fields", json!({"type": "string"}))
@@ -86,7 +88,7 @@ pub(super) fn add(
         op("search", "answer", "Answer a question from the index, with its sources").access(Access::Optional)
             .param(index())
             .body(json!({"type": "object", "required": ["question"], "additionalProperties": false, "properties": {
-                "question": {"type": "string", "minLength": 1, "maxLength": 2000},
+                "question": text_query(MAX_QUERY_CHARS),
                 "k": {"type": ["integer", "null"], "minimum": 1, "maximum": 20}}}), true)
             .ok(200, "The answer", schema_ref("RagAnswer"))
             .error(403, "The followed collection's list rule refused the caller")
@@ -111,13 +113,21 @@ fn add_schemas(schemas: &mut Map<String, Value>) {
         "model": {"type": "string"},
         "usage": {"type": "object", "properties": {"prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}}},
         "latency_ms": {"type": "integer"}, "cached": {"type": "boolean"}}}));
+    // Exactly one of `text` and `content_base64` is a string (the other absent or null), and
+    // a PDF comes as `content_base64`.
+    let text = json!({"required": ["text"], "properties": {
+        "text": {"type": "string"}, "content_base64": {"type": "null"},
+        "format": {"not": {"const": "pdf"}}}});
+    let content = json!({"required": ["content_base64"], "properties": {
+        "content_base64": {"type": "string", "description": "Standard base64 with padding"},
+        "text": {"type": "null"}}});
     schemas.insert("NewDocument".into(), json!({"type": "object", "additionalProperties": false,
-        "oneOf": [{"required": ["text"], "properties": {"text": {"type": "string"}}},
-            {"required": ["content_base64"], "properties": {"content_base64": {"type": "string"}}}],
+        "oneOf": [text, content],
         "description": "`text`, or `content_base64` (required for a PDF)", "properties": {
         "id": {"type": ["string", "null"], "minLength": 1, "maxLength": 512}, "title": {"type": ["string", "null"]},
         "text": {"type": ["string", "null"]}, "content_base64": {"type": ["string", "null"]},
-        "format": {"type": ["string", "null"], "enum": ["markdown", "text", "html", "pdf", null]},
+        "format": {"type": ["string", "null"], "enum": ["markdown", "md", "text", "txt", "html", "htm", "pdf", null],
+            "description": "`md`, `txt` and `htm` are the same as `markdown`, `text` and `html`; markdown when absent"},
         "path_or_url": {"type": ["string", "null"]}, "url": {"type": ["string", "null"]},
         "metadata": {"type": ["object", "null"]}}}));
     schemas.insert("SearchIndex".into(), json!({"type": "object", "required": ["name", "source", "embedder", "documents"], "properties": {

@@ -261,6 +261,11 @@ pub(super) fn admin(paths: &mut Map<String, Value>) {
     let audit = super::records::list_params(
         op("audit", "list_audit", "The audit log, newest first").access(Access::Admin),
     )
+    .query(
+        "fields",
+        "Comma-separated keys to return",
+        super::projection::fields(&brigade_store::audit_collection()),
+    )
     .ok(200, "A page of entries", schema_ref("AuditPage"))
     .build();
     paths.insert("/api/audit".into(), path_item([("get", audit)]));
@@ -376,6 +381,7 @@ pub(super) fn operations(paths: &mut Map<String, Value>) {
         path_item([("get", html("docs", "Swagger UI for this document").build())]),
     );
     let page = || json!({"type": "string"});
+    let html_page = |description: &str| json!({"description": description, "content": {"text/html": {"schema": page()}}});
     paths.insert(
         "/reset-password".into(),
         path_item([
@@ -391,11 +397,14 @@ pub(super) fn operations(paths: &mut Map<String, Value>) {
                 "post",
                 op("account", "reset_page_submit", "Sets the new password from the page's form")
                     .access(Access::Open)
-                    .param(json!({"name": "token", "in": "query", "required": false, "schema": {"type": "string"}}))
-                    .response(200, json!({"description": "The result, as a page",
-                        "content": {"text/html": {"schema": page()}}}))
-                    .response(400, json!({"description": "The form was refused, as a page",
-                        "content": {"text/html": {"schema": page()}}}))
+                    .describe("The form the page posts: the token from the mail, and the new password twice. Missing fields are empty; other fields are ignored, as browsers send them.")
+                    .form(json!({"type": "object", "properties": {
+                        "token": {"type": "string"}, "password": {"type": "string"},
+                        "confirm": {"type": "string", "description": "The same as `password`"}}}))
+                    .response(200, html_page("The password is changed, as a page"))
+                    .response(400, html_page("The form was refused (the two passwords differ, the token is invalid, used or expired, the password is too weak), as a page"))
+                    .response(413, html_page("The form is larger than the limit, as a page"))
+                    .response(415, html_page("The body is not sent as `application/x-www-form-urlencoded`, as a page"))
                     .build(),
             ),
         ]),
@@ -462,7 +471,7 @@ pub(super) fn schema(paths: &mut Map<String, Value>) {
                 )
                 .access(Access::Admin)
                 .param(name())
-                .body(schema_ref("CollectionInput"), true)
+                .body(schema_ref("CollectionPatch"), true)
                 .ok(200, "The collection", collection)
                 .error(404, "Unknown collection")
                 .error(409, "A new name or index conflicts with existing data")
@@ -490,38 +499,9 @@ pub(super) fn schema(paths: &mut Map<String, Value>) {
     );
 }
 
-/// The schemas of collections, the audit log and the document's fixed shapes that are not
-/// views (see [`crate::views`]).
+/// The schemas of collection definitions and of the audit log, for superusers.
 pub(super) fn schemas(schemas: &mut Map<String, Value>) {
-    let rule = json!({"type": ["string", "null"], "description": "null: superusers only; \"\": anyone; otherwise a filter"});
-    let field_types: Vec<&str> = brigade_core::schema::FieldType::ALL.to_vec();
-    let name = json!({"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{0,62}$",
-        "description": brigade_core::schema::NAME_RULE});
-    let field = json!({"type": "object", "required": ["name", "type"], "properties": {
-        "id": {"type": "string"}, "name": name,
-        "type": {"type": "string", "enum": field_types},
-        "required": {"type": "boolean"}, "unique": {"type": "boolean"}, "default": {},
-        "options": {"type": "object", "properties": {
-            "values": {"type": "array", "items": {"type": "string"}},
-            "collection": {"type": "string", "description": "The related collection; `users` relates to accounts"},
-            "cascade_delete": {"type": "boolean"},
-            "min": {"type": "number"}, "max": {"type": "number"}}}}});
-    let rules = json!({"type": "object", "properties": {"list": rule, "view": rule, "create": rule, "update": rule, "delete": rule}});
-    schemas.insert("Collection".into(), json!({"type": "object",
-        "required": ["id", "name", "fields", "indexes", "rules", "created", "updated"], "properties": {
-        "id": {"type": "string"}, "name": {"type": "string"},
-        "fields": {"type": "array", "items": field},
-        "indexes": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}},
-        "rules": rules,
-        "created": {"type": "string", "format": "date-time"}, "updated": {"type": "string", "format": "date-time"},
-        "pipeline": {"type": "string", "description": "The pipeline maintaining the table (read-only)"}}}));
-    schemas.insert(
-        "CollectionInput".into(),
-        json!({"type": "object", "properties": {
-        "name": {"type": "string"}, "fields": {"type": "array", "items": field},
-        "indexes": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}},
-        "rules": rules}}),
-    );
+    super::definitions::add(schemas);
     schemas.insert("AuditEntry".into(), json!({"type": "object", "properties": {
         "id": {"type": "string"}, "action": {"type": "string", "description": "e.g. auth.login, record.create"},
         "actor": {"type": ["string", "null"]}, "target": {"type": ["string", "null"]},

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::Routes;
 use crate::audit::RequestMeta;
+use crate::body;
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonObject};
 use crate::routes::auth_routes as paths;
@@ -57,13 +58,6 @@ async fn hash_password(password: Secret, field: &str) -> Result<String, ApiError
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::field(&field, e.to_string()))
-}
-
-fn secret(body: &serde_json::Map<String, Value>, key: &str) -> Result<Secret, ApiError> {
-    match body.get(key) {
-        Some(Value::String(s)) => Ok(Secret::new(s.clone())),
-        _ => Err(ApiError::field(key, "required: a string")),
-    }
 }
 
 async fn update_me(
@@ -133,8 +127,9 @@ async fn change_password(
     JsonObject(body): JsonObject,
 ) -> Result<StatusCode, ApiError> {
     let me = signed_in(caller)?;
-    let current = secret(&body, "current_password")?;
-    let new = secret(&body, "new_password")?;
+    body::closed(&body, &["current_password", "new_password"])?;
+    let current = body::secret(&body, "current_password")?;
+    let new = body::secret(&body, "new_password")?;
     let user = state
         .store()
         .accounts()
@@ -170,10 +165,8 @@ async fn request_reset(
     meta: RequestMeta,
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, Json<StatusView>), ApiError> {
-    let Some(email) = body.get("email").and_then(Value::as_str).map(str::trim) else {
-        return Err(ApiError::field("email", "required: a string"));
-    };
-    let email = email.to_string();
+    body::closed(&body, &["email"])?;
+    let email = body::string(&body, "email")?.trim().to_string();
     // Everything that depends on whether the address has an account happens after the
     // answer, so neither the answer nor its timing tells.
     state
@@ -258,8 +251,9 @@ async fn confirm_reset(
     meta: RequestMeta,
     JsonObject(body): JsonObject,
 ) -> Result<StatusCode, ApiError> {
-    let token = secret(&body, "token")?;
-    let new = secret(&body, "password")?;
+    body::closed(&body, &["token", "password"])?;
+    let token = body::secret(&body, "token")?;
+    let new = body::secret(&body, "password")?;
     reset_password(&state, &meta, &token, new).await?;
     Ok(StatusCode::NO_CONTENT)
 }

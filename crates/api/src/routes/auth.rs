@@ -8,13 +8,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use brigade_auth::{Principal, PrincipalKind, Secret, opaque, password};
 use brigade_store::{Rotation, UserRow};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::Routes;
 use crate::audit::RequestMeta;
+use crate::body;
 use crate::error::ApiError;
-use crate::extract::{Caller, JsonBody};
+use crate::extract::{Caller, JsonBody, JsonObject};
 use crate::routes::auth_routes as paths;
 use crate::state::AppState;
 use crate::views::{RegisteredView, TokenPairView, TokenUserView, UserView};
@@ -29,29 +29,18 @@ pub(super) fn routes() -> Routes {
         .get(paths::ME, me)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LoginBody {
-    email: String,
-    password: Secret,
-}
-
 async fn login(
     State(state): State<AppState>,
     meta: RequestMeta,
-    JsonBody(body): JsonBody,
+    JsonObject(body): JsonObject,
 ) -> Result<Json<TokenPairView>, ApiError> {
-    let body: LoginBody = serde_json::from_value(body).map_err(|e| {
-        ApiError::field("body", format!("expected {{\"email\", \"password\"}}: {e}"))
-    })?;
+    body::closed(&body, &["email", "password"])?;
+    let email = body::string(&body, "email")?;
+    let password = body::secret(&body, "password")?;
     // Charged before the password is checked: while the account is locked, even the right
     // password is refused (429), and concurrent guesses are counted one by one.
-    let attempt = crate::login_budget::begin(&state, &meta, &body.email).await?;
-    let user = state
-        .store()
-        .accounts()
-        .user_by_email(body.email.trim())
-        .await?;
+    let attempt = crate::login_budget::begin(&state, &meta, &email).await?;
+    let user = state.store().accounts().user_by_email(email.trim()).await?;
     // Verify against a dummy hash for unknown emails so timing does not reveal accounts.
     let hash = match &user {
         Some(u) => u.password_hash.clone(),
@@ -59,13 +48,12 @@ async fn login(
             .map_err(ApiError::internal)?
             .to_string(),
     };
-    let password = body.password;
     let ok = tokio::task::spawn_blocking(move || password::verify(&password, &hash))
         .await
         .map_err(ApiError::internal)?;
     let Some(user) = user.filter(|_| ok) else {
-        tracing::info!(email = %body.email, "Login failed.");
-        let detail = json!({"email": body.email});
+        tracing::info!(email = %email, "Login failed.");
+        let detail = json!({"email": email});
         state
             .audit()
             .record(&meta, AuditAction::AuthLoginFailed, None, None, detail);
@@ -205,29 +193,20 @@ pub(super) fn token_pair(
     }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RefreshBody {
-    refresh_token: Secret,
-}
-
-fn refresh_body(body: Value) -> Result<RefreshBody, ApiError> {
-    serde_json::from_value(body).map_err(|e| {
-        ApiError::field(
-            "refresh_token",
-            format!("expected {{\"refresh_token\"}}: {e}"),
-        )
-    })
+/// The refresh token of a refresh or logout body (`{"refresh_token"}`, nothing else).
+fn refresh_token(body: &Map<String, Value>) -> Result<Secret, ApiError> {
+    body::closed(body, &["refresh_token"])?;
+    body::secret(body, "refresh_token")
 }
 
 async fn refresh(
     State(state): State<AppState>,
     meta: RequestMeta,
-    JsonBody(body): JsonBody,
+    JsonObject(body): JsonObject,
 ) -> Result<Json<TokenPairView>, ApiError> {
-    let body = refresh_body(body)?;
+    let token = refresh_token(&body)?;
     let (next, next_hash) = opaque::new_refresh_token();
-    let old_hash = opaque::hash_token(body.refresh_token.expose());
+    let old_hash = opaque::hash_token(token.expose());
     match state
         .store()
         .accounts()
@@ -274,10 +253,9 @@ async fn refresh(
 async fn logout(
     State(state): State<AppState>,
     meta: RequestMeta,
-    JsonBody(body): JsonBody,
+    JsonObject(body): JsonObject,
 ) -> Result<StatusCode, ApiError> {
-    let body = refresh_body(body)?;
-    let hash = opaque::hash_token(body.refresh_token.expose());
+    let hash = opaque::hash_token(refresh_token(&body)?.expose());
     if let Some(user_id) = state.store().accounts().revoke_refresh_token(&hash).await? {
         state.tokens().versions().forget(&user_id);
         tracing::info!(user = %user_id, "Refresh token and access tokens revoked (logout).");

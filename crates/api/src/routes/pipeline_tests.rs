@@ -37,16 +37,14 @@ async fn test_pipeline(
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let body: TestBody = if body.iter().all(u8::is_ascii_whitespace) {
-        TestBody::default()
-    } else {
-        crate::extract::require_json(&headers)?;
-        serde_json::from_slice(&body).map_err(|e| {
+    let body: TestBody = match crate::body::optional_object(&headers, &body)? {
+        None => TestBody::default(),
+        Some(map) => serde_json::from_value(Value::Object(map)).map_err(|e| {
             ApiError::field(
                 "body",
                 format!("expected {{\"select\": [selector], \"exclude\": [selector]}}: {e}"),
             )
-        })?
+        })?,
     };
     let runner = state.runner();
     // Files are read again, as for a run, so edited tests take effect at once.

@@ -174,23 +174,33 @@ async fn start_run(
     body: Bytes,
 ) -> Result<(StatusCode, Json<RunStartedView>), ApiError> {
     // The body is optional: an empty POST starts a plain run.
-    let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
-        StartBody::default()
-    } else {
-        crate::extract::require_json(&headers)?;
-        serde_json::from_slice(&body).map_err(|e| {
-            let field = e.to_string();
-            let key = field
-                .split('`')
-                .nth(1)
-                .filter(|_| field.starts_with("unknown field"))
-                .unwrap_or("body")
-                .to_string();
-            ApiError::field(
-                &key,
-                format!("expected {{\"full_refresh\": bool, \"from_step\": string, \"backfill\": {{\"from\": .., \"to\": ..}}, \"vars\": {{\"name\": value}}, \"select\": [selector], \"exclude\": [selector]}}: {e}"),
-            )
-        })?
+    let body: StartBody = match crate::body::optional_object(&headers, &body)? {
+        None => StartBody::default(),
+        Some(map) => {
+            // serde reads a struct from an array too: `backfill` is an object.
+            if map
+                .get("backfill")
+                .is_some_and(|b| !b.is_null() && !b.is_object())
+            {
+                return Err(ApiError::field(
+                    "backfill",
+                    "expected {\"from\": .., \"to\": ..}",
+                ));
+            }
+            serde_json::from_value(Value::Object(map)).map_err(|e| {
+                let field = e.to_string();
+                let key = field
+                    .split('`')
+                    .nth(1)
+                    .filter(|_| field.starts_with("unknown field"))
+                    .unwrap_or("body")
+                    .to_string();
+                ApiError::field(
+                    &key,
+                    format!("expected {{\"full_refresh\": bool, \"from_step\": string, \"backfill\": {{\"from\": .., \"to\": ..}}, \"vars\": {{\"name\": value}}, \"select\": [selector], \"exclude\": [selector]}}: {e}"),
+                )
+            })?
+        }
     };
     let options = RunOptions {
         full_refresh: body.full_refresh,

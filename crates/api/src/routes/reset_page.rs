@@ -5,6 +5,7 @@
 //! /api/auth/password-reset/confirm`. An app with its own front end sets
 //! `server.public_url` to it and serves its own `/reset-password`.
 
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -46,8 +47,26 @@ async fn show(Query(q): Query<TokenQuery>) -> Response {
 async fn submit(
     State(state): State<AppState>,
     meta: RequestMeta,
-    Form(f): Form<ResetForm>,
+    form_body: Result<Form<ResetForm>, FormRejection>,
 ) -> Response {
+    // A refused form is answered as a page too, like every other answer of this route: 415
+    // when it is not sent as a form, 413 when it is too large, 400 otherwise.
+    let f = match form_body {
+        Ok(Form(f)) => f,
+        Err(rejection) => {
+            let status = match rejection.status() {
+                s @ (StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::PAYLOAD_TOO_LARGE) => s,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let reason = match status {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                    "Send the form as `application/x-www-form-urlencoded`.".to_string()
+                }
+                _ => rejection.body_text(),
+            };
+            return page(status, &form("", Some(&reason)));
+        }
+    };
     if f.password != f.confirm {
         return page(
             StatusCode::BAD_REQUEST,

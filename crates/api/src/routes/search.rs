@@ -47,13 +47,18 @@ struct SearchQuery {
     filter: Option<String>,
 }
 
+/// A whole-number query parameter; when sent, it is a number (`?k=` is refused, not read
+/// as the default).
 fn number(field: &str, value: Option<&str>, default: usize) -> Result<usize, ApiError> {
-    match value.map(str::trim) {
-        None | Some("") => Ok(default),
-        Some(v) => v
-            .parse::<usize>()
-            .map_err(|_| ApiError::field(field, format!("`{v}` is not a positive whole number"))),
+    match value {
+        None => Ok(default),
+        Some(v) if v.starts_with('+') => Err(not_whole(field, v)),
+        Some(v) => v.parse::<usize>().map_err(|_| not_whole(field, v)),
     }
+}
+
+fn not_whole(field: &str, v: &str) -> ApiError {
+    ApiError::field(field, format!("`{v}` is not a positive whole number"))
 }
 
 async fn search(
@@ -65,8 +70,8 @@ async fn search(
     let search = state.search();
     search.index(&index)?;
     let k = number("k", q.k.as_deref(), 10)?;
-    let mode = match q.mode.as_deref().map(str::trim) {
-        None | Some("") => Mode::Hybrid,
+    let mode = match q.mode.as_deref() {
+        None => Mode::Hybrid,
         Some(m) => Mode::parse(m)?,
     };
     let text = q.q.unwrap_or_default();
@@ -126,6 +131,12 @@ fn new_document(doc: &Value, at: &str) -> Result<NewDocument, ApiError> {
         })?,
     };
     let body = match (string(doc, "text", at)?, string(doc, "content_base64", at)?) {
+        (Some(_), None) if format == Format::Pdf => {
+            return Err(ApiError::field(
+                &format!("{at}content_base64"),
+                "a PDF is sent as `content_base64`",
+            ));
+        }
         (Some(t), None) => t.into_bytes(),
         (None, Some(b)) => base64::engine::general_purpose::STANDARD
             .decode(b.trim())
@@ -148,12 +159,6 @@ fn new_document(doc: &Value, at: &str) -> Result<NewDocument, ApiError> {
             ));
         }
     };
-    if format == Format::Pdf && doc.contains_key("text") {
-        return Err(ApiError::field(
-            &format!("{at}content_base64"),
-            "a PDF is sent as `content_base64`",
-        ));
-    }
     let id = match string(doc, "id", at)? {
         Some(id) if id.trim().is_empty() || id.len() > 512 || id.contains('\0') => {
             return Err(ApiError::field(
@@ -297,6 +302,16 @@ async fn delete_document(
     }
 }
 
+/// `n` as a non-negative whole number, whether written `20` or `20.0` (larger ones saturate).
+fn whole_number(n: &serde_json::Number) -> Option<u64> {
+    if let Some(k) = n.as_u64() {
+        return Some(k);
+    }
+    let f = n.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0)?;
+    // `as` saturates at u64::MAX, which every caller refuses as out of range.
+    Some(f as u64)
+}
+
 async fn answer(
     State(state): State<AppState>,
     caller: Caller,
@@ -321,7 +336,8 @@ async fn answer(
     };
     let k = match body.get("k") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => match n.as_u64() {
+        // JSON does not tell `20` from `20.0`: both are the whole number 20.
+        Some(Value::Number(n)) => match whole_number(n) {
             Some(k) => Some(usize::try_from(k).unwrap_or(usize::MAX)),
             None => return Err(ApiError::field("k", "must be a positive whole number")),
         },
@@ -333,4 +349,28 @@ async fn answer(
     Ok(Json(
         serde_json::to_value(answer).map_err(ApiError::internal)?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_numbers_may_be_written_with_a_fraction_of_zero() {
+        let n = |v: Value| whole_number(v.as_number().expect("a number"));
+        assert_eq!(n(json!(20)), Some(20));
+        assert_eq!(n(json!(20.0)), Some(20));
+        assert_eq!(n(json!(20.5)), None);
+        assert_eq!(n(json!(-1)), None);
+        assert_eq!(n(json!(1e300)), Some(u64::MAX));
+    }
+
+    #[test]
+    fn query_numbers_are_numbers_when_sent() {
+        assert_eq!(number("k", None, 10).unwrap(), 10);
+        assert_eq!(number("k", Some("7"), 10).unwrap(), 7);
+        for bad in ["", " 7", "+7", "7.0", "x"] {
+            assert!(number("k", Some(bad), 10).is_err(), "{bad:?}");
+        }
+    }
 }

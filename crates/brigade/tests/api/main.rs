@@ -12,6 +12,7 @@ mod audit;
 mod auth;
 mod batch;
 mod cli;
+mod closed_input;
 mod collections;
 mod concurrency;
 mod filter_props;

@@ -310,6 +310,11 @@ fn parse_fields(
         let unique = flag("unique", errors);
         let options: FieldOptions = match obj.get("options") {
             None | Some(Json::Null) => FieldOptions::default(),
+            // serde reads a struct from an array too (`[["a"]]` as `values`): only objects.
+            Some(v) if !v.is_object() => {
+                errors.add(at("options"), "expected an object");
+                continue;
+            }
             Some(v) => match serde_json::from_value(v.clone()) {
                 Ok(o) => o,
                 Err(e) => {
@@ -437,6 +442,14 @@ fn parse_rules(value: Option<&Json>, errors: &mut FieldErrors) -> Rules {
     let Some(value) = value.filter(|v| !v.is_null()) else {
         return Rules::default();
     };
+    // serde reads a struct from an array too (`[null, ""]` as list and view): only objects.
+    if !value.is_object() {
+        errors.add(
+            "rules",
+            "expected an object of rules (list, view, create, update, delete)",
+        );
+        return Rules::default();
+    }
     let rules: Rules = match serde_json::from_value(value.clone()) {
         Ok(r) => r,
         Err(e) => {
@@ -480,6 +493,21 @@ mod tests {
         assert_eq!(c.fields.len(), 2);
         assert!(c.fields[0].required);
         assert_eq!(c.fields[1].default, Some(json!("draft")));
+    }
+
+    #[test]
+    fn rules_and_options_are_objects() {
+        let body = json!({"name": "posts", "rules": [null, ""]});
+        let Err(DefinitionError::Invalid(e)) = parse_new_collection(&body, &none(), "t") else {
+            panic!("an array of rules is refused");
+        };
+        assert_eq!(e.iter().next().map(|(k, _)| k.as_str()), Some("rules"));
+        let body = json!({"name": "posts", "fields": [
+            {"name": "s", "type": "select", "options": [["a"]]}]});
+        let Err(DefinitionError::Invalid(e)) = parse_new_collection(&body, &none(), "t") else {
+            panic!("an array of options is refused");
+        };
+        assert!(e.iter().any(|(k, _)| k == "fields.0.options"));
     }
 
     #[test]

@@ -10,7 +10,10 @@ mod names;
 
 use serde::{Deserialize, Serialize};
 
-pub use names::{ACCOUNTS_COLLECTION, NAME_RULE, is_valid_name, reserved_collection_name};
+pub use names::{
+    ACCOUNTS_COLLECTION, NAME_PATTERN, NAME_RULE, RESERVED_COLLECTION_PREFIXES, is_valid_name,
+    reserved_collection_name,
+};
 
 /// System fields every record has.
 pub const SYSTEM_FIELDS: &[&str] = &["id", "created", "updated"];

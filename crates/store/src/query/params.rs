@@ -27,29 +27,32 @@ pub struct ListParams {
 }
 
 impl ListParams {
-    /// `(page, per_page, skip_total)` validated.
+    /// `(page, per_page, skip_total)` validated. A parameter that is sent is what the
+    /// OpenAPI document says it is, exactly: `page` and `per_page` whole numbers in range,
+    /// `skip_total` `true` or `false`. An empty value (`?page=`) is refused rather than read
+    /// as the default, so a client's mistake is not silently ignored.
     ///
     /// # Errors
     /// [`StoreError::Invalid`] on `page`, `per_page` or `skip_total`.
     pub fn paging(&self) -> Result<(i64, i64, bool), StoreError> {
         let number =
             |key: &str, v: &Option<String>, default: i64, max: i64| -> Result<i64, StoreError> {
-                match v.as_deref().map(str::trim) {
-                    None | Some("") => Ok(default),
-                    Some(s) => match s.parse::<i64>() {
-                        Ok(n) if (1..=max).contains(&n) => Ok(n),
-                        _ => Err(StoreError::invalid(
-                            key,
-                            format!("must be a whole number from 1 to {max}"),
-                        )),
-                    },
+                let Some(s) = v.as_deref() else {
+                    return Ok(default);
+                };
+                match s.parse::<i64>() {
+                    Ok(n) if (1..=max).contains(&n) && !s.starts_with('+') => Ok(n),
+                    _ => Err(StoreError::invalid(
+                        key,
+                        format!("must be a whole number from 1 to {max}"),
+                    )),
                 }
             };
         let page = number("page", &self.page, 1, 1_000_000)?;
         let per_page = number("per_page", &self.per_page, DEFAULT_PER_PAGE, MAX_PER_PAGE)?;
         let skip_total = match self.skip_total.as_deref() {
-            None | Some("") | Some("false") | Some("0") => false,
-            Some("true") | Some("1") => true,
+            None | Some("false") => false,
+            Some("true") => true,
             Some(_) => return Err(StoreError::invalid("skip_total", "must be true or false")),
         };
         Ok((page, per_page, skip_total))
@@ -202,4 +205,41 @@ pub(crate) fn parse_expand(
         paths.push(steps);
     }
     Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paging(
+        page: Option<&str>,
+        skip_total: Option<&str>,
+    ) -> Result<(i64, i64, bool), StoreError> {
+        ListParams {
+            page: page.map(str::to_string),
+            skip_total: skip_total.map(str::to_string),
+            ..Default::default()
+        }
+        .paging()
+    }
+
+    #[test]
+    fn paging_takes_what_the_document_says() {
+        assert_eq!(paging(None, None).unwrap(), (1, DEFAULT_PER_PAGE, false));
+        assert_eq!(
+            paging(Some("3"), Some("true")).unwrap(),
+            (3, DEFAULT_PER_PAGE, true)
+        );
+        assert!(!paging(None, Some("false")).unwrap().2);
+    }
+
+    #[test]
+    fn empty_or_loose_values_are_refused() {
+        for page in ["", " 2", "+2", "0", "1.0"] {
+            assert!(paging(Some(page), None).is_err(), "page={page:?}");
+        }
+        for skip in ["", "1", "0", "yes", "TRUE"] {
+            assert!(paging(None, Some(skip)).is_err(), "skip_total={skip:?}");
+        }
+    }
 }
