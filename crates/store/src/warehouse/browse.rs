@@ -296,7 +296,7 @@ async fn readable(conn: &mut dyn Conn, table: &str) -> Result<Readable, StoreErr
             let (expr, kind) = sqlite_column(&source, ty);
             let kind = match kind {
                 Some(kind) => kind,
-                None => sqlite_kind(conn, &t.to_string(), &column.to_string(), ty).await?,
+                None => sqlite_kind(conn, table, name, ty).await?,
             };
             (expr, kind)
         };
@@ -338,17 +338,6 @@ async fn sqlite_kind(
     if d.contains("REAL") || d.contains("FLOA") || d.contains("DOUB") {
         return Ok(FieldType::Number);
     }
-    let mut sql = Sql::new(conn.dialect());
-    sql.push(&format!(
-        "SELECT typeof({column}) FROM {table} WHERE {column} IS NOT NULL LIMIT 1"
-    ));
-    let rows = conn.query(&sql, &[ColType::Text]).await?;
-    Ok(match rows.first().and_then(|r| r.first()) {
-        Some(Value::Text(t)) if t == "integer" => FieldType::Integer,
-        Some(Value::Text(t)) if t == "real" => FieldType::Number,
-        Some(Value::Text(t)) if t == "text" => FieldType::Text,
-        // Blobs read as base64 text; an empty column as numbers, as exposed models do.
-        Some(Value::Text(t)) if t == "blob" => FieldType::Text,
-        _ => FieldType::Number,
-    })
+    // An undeclared column: its first value's type, as exposed models are typed.
+    super::expose::sampled(conn, table, column).await
 }

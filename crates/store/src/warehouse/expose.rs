@@ -254,7 +254,11 @@ pub(super) async fn register(
 }
 
 /// SQLite gives `CREATE TABLE .. AS` expression columns no declared type: look at a value.
-async fn sampled(tx: &mut dyn Conn, table: &str, column: &str) -> Result<FieldType, StoreError> {
+pub(super) async fn sampled(
+    tx: &mut dyn Conn,
+    table: &str,
+    column: &str,
+) -> Result<FieldType, StoreError> {
     if tx.dialect() == Dialect::Postgres {
         return Ok(FieldType::Number);
     }
