@@ -33,7 +33,7 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(cli::Failure::Runtime(e)) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", brigade_core::report::chain(e.as_ref()));
             ExitCode::from(1)
         }
         Err(cli::Failure::Signal { code, message }) => {

@@ -30,22 +30,6 @@ pub fn retry_after(value: &str, now: SystemTime, cap: Duration) -> Option<Durati
     Some(delay.min(cap))
 }
 
-/// An error and its causes, `a: b: c`, leaving out a cause whose text is already there
-/// (HTTP clients often repeat the inner message in the outer one).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::UNIX_EPOCH;
@@ -74,32 +58,5 @@ mod tests {
         );
         assert_eq!(retry_after("86400", now, cap), Some(cap));
         assert_eq!(retry_after("soon", now, cap), None);
-    }
-
-    #[test]
-    fn error_chains_skip_repeated_causes() {
-        #[derive(Debug)]
-        struct E(&'static str, Option<Box<E>>);
-        impl std::fmt::Display for E {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.0)
-            }
-        }
-        impl std::error::Error for E {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                self.1.as_deref().map(|e| e as _)
-            }
-        }
-        let e = E(
-            "request failed: connection refused",
-            Some(Box::new(E(
-                "connection refused",
-                Some(Box::new(E("os error 111", None))),
-            ))),
-        );
-        assert_eq!(
-            error_chain(&e),
-            "request failed: connection refused: os error 111"
-        );
     }
 }

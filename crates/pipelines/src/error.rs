@@ -72,9 +72,7 @@ impl PipelineError {
     /// Whether trying the step again may help (network, busy database), as opposed to a
     /// mistake in the pipeline or the data.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            PipelineError::Transient(_) | PipelineError::Store(StoreError::Unavailable(_))
-        )
+        matches!(self, PipelineError::Transient(_))
+            || matches!(self, PipelineError::Store(e) if e.is_transient())
     }
 }

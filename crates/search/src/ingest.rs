@@ -133,7 +133,7 @@ pub(crate) async fn put(
     if !missing.is_empty() {
         let vectors = index.embedder.embed(&missing, Purpose::Document).await?;
         if vectors.len() != missing.len() {
-            return Err(SearchError::Embed(format!(
+            return Err(SearchError::embed(format!(
                 "asked for {} vectors, got {}",
                 missing.len(),
                 vectors.len()

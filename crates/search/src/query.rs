@@ -205,9 +205,7 @@ pub async fn search(
             .await?
             .pop()
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| {
-                SearchError::Embed("the embedder returned no vector for the query".into())
-            })?;
+            .ok_or_else(|| SearchError::embed("the embedder returned no vector for the query"))?;
         index.fresh(store).await?;
         let allowed = match restriction {
             Some(r) => Some(

@@ -126,13 +126,13 @@ pub fn embedder(
                 .clone()
                 .or_else(|| llm.map(|l| l.base_url.clone()))
                 .ok_or_else(|| {
-                    SearchError::Embed(format!(
+                    SearchError::embed(format!(
                         "`{}` needs a server: set embedder_url on the index or [llm] base_url",
                         index.embedder
                     ))
                 })?;
             let key = match llm {
-                Some(l) => l.api_key().map_err(SearchError::Embed)?,
+                Some(l) => l.api_key().map_err(SearchError::embed)?,
                 None => None,
             }
             .map(|k| k.expose().to_string());
@@ -142,7 +142,7 @@ pub fn embedder(
                 &url, model, key, timeout, retries,
             )?))
         }
-        Some((kind, _)) => Err(SearchError::Embed(format!(
+        Some((kind, _)) => Err(SearchError::embed(format!(
             "`{kind}:` embedders are not available in this build"
         ))),
         None => Ok(Arc::new(Builtin)),
@@ -164,7 +164,7 @@ fn llm_client(settings: &LlmSettings) -> Result<LlmClient, SearchError> {
     let mut config = LlmConfig::new(settings.base_url.clone(), settings.model.clone());
     config.api_key = settings
         .api_key()
-        .map_err(SearchError::Embed)?
+        .map_err(SearchError::embed)?
         .map(|k| k.expose().to_string());
     config.timeout = settings.timeout;
     config.max_retries = settings.max_retries;
@@ -181,9 +181,10 @@ impl Search {
         for spec in &settings.search.indexes {
             let embedder =
                 embedder(spec, &settings.dir, settings.llm.as_ref()).map_err(|e| match e {
-                    SearchError::Embed(m) => {
-                        SearchError::Embed(format!("index `{}`: {m}", spec.name))
-                    }
+                    SearchError::Embed { message, source } => SearchError::Embed {
+                        message: format!("index `{}`: {message}", spec.name),
+                        source,
+                    },
                     other => other,
                 })?;
             let index = Index::new(spec.clone(), embedder);

@@ -133,7 +133,7 @@ pub(crate) fn rule_plan(
     check_source(c, source, lookup, Source::Rule(&ctx), None)
         .map(Some)
         .map_err(|e| match e {
-            StoreError::Invalid(errors) => StoreError::Internal(format!(
+            StoreError::Invalid(errors) => StoreError::internal(format!(
                 "the {} rule of `{}` does not compile: {}",
                 op.name(),
                 c.name,

@@ -73,12 +73,12 @@ pub(crate) async fn public_profiles(
             Value::Text(created),
         ] = &row[..]
         else {
-            return Err(StoreError::Internal(format!(
+            return Err(StoreError::internal(format!(
                 "malformed account row for expand: {row:?}"
             )));
         };
         let profile: Json = serde_json::from_str(profile).map_err(|e| {
-            StoreError::Internal(format!("account {id} has a corrupt profile: {e}"))
+            StoreError::internal_from(format!("account {id} has a corrupt profile"), e)
         })?;
         let mut view = Map::new();
         view.insert("id".into(), Json::String(id.clone()));

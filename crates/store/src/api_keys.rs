@@ -53,7 +53,8 @@ pub(crate) async fn insert(
     created_by: &str,
     expires: Option<&str>,
 ) -> Result<ApiKeyRow, StoreError> {
-    let roles = serde_json::to_string(roles).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let roles = serde_json::to_string(roles)
+        .map_err(|e| StoreError::internal_from("serializing roles", e))?;
     let mut sql = Sql::new(conn.dialect());
     sql.push(
         "INSERT INTO _api_keys (id, name, key_hash, roles, created_by, expires, created) VALUES (",
@@ -77,7 +78,7 @@ pub(crate) async fn insert(
         .into_iter()
         .next()
         .and_then(to_row)
-        .ok_or_else(|| StoreError::Internal("INSERT returned no key".into()))
+        .ok_or_else(|| StoreError::internal("INSERT returned no key"))
 }
 
 /// A key found by its hash, with the current roles of the account it belongs to (`None`

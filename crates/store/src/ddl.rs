@@ -19,7 +19,7 @@ pub(crate) fn table(c: &Collection) -> Result<Ident, StoreError> {
 
 /// A quoted identifier for a name the schema layer validated.
 pub(crate) fn ident(name: &str) -> Result<Ident, StoreError> {
-    Ident::parse(name).map_err(|n| StoreError::Internal(format!("invalid identifier `{n}`")))
+    Ident::parse(name).map_err(|n| StoreError::internal(format!("invalid identifier `{n}`")))
 }
 
 pub(crate) fn column_type(dialect: Dialect, kind: FieldType) -> &'static str {

@@ -72,7 +72,7 @@ pub(crate) async fn charge(
     let failures = match counted.and_then(|mut row| row.pop()) {
         Some(Value::Int(n)) => n,
         Some(other) => {
-            return Err(StoreError::Internal(format!(
+            return Err(StoreError::internal(format!(
                 "_login_failures.failures is {other:?}"
             )));
         }
@@ -108,7 +108,7 @@ async fn locked(
     let until = match conn.query(&sql, &[ColType::Text]).await?.pop() {
         Some(mut row) => match row.pop() {
             Some(Value::Text(t)) => DateTime::parse_from_rfc3339(&t)
-                .map_err(|e| StoreError::Internal(format!("_login_failures.locked_until: {e}")))?
+                .map_err(|e| StoreError::internal_from("_login_failures.locked_until", e))?
                 .with_timezone(&Utc),
             _ => now,
         },

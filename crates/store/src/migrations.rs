@@ -139,7 +139,7 @@ pub(crate) async fn applied(conn: &mut dyn Conn) -> Result<Vec<Applied>, StoreEr
                     _ => None,
                 },
             }),
-            _ => Err(StoreError::Internal(format!(
+            _ => Err(StoreError::internal(format!(
                 "malformed row in _migrations: {r:?}"
             ))),
         })
@@ -154,8 +154,8 @@ pub(crate) async fn load_collections(conn: &mut dyn Conn) -> Result<Vec<Collecti
     rows.into_iter()
         .map(|r| match r.first() {
             Some(Value::Text(def)) => serde_json::from_str(def)
-                .map_err(|e| StoreError::Internal(format!("corrupt collection definition: {e}"))),
-            _ => Err(StoreError::Internal("collection definition missing".into())),
+                .map_err(|e| StoreError::internal_from("corrupt collection definition", e)),
+            _ => Err(StoreError::internal("collection definition missing")),
         })
         .collect()
 }
@@ -177,8 +177,8 @@ pub(crate) async fn load_collection(
     {
         Some(Value::Text(def)) => serde_json::from_str(def)
             .map(Some)
-            .map_err(|e| StoreError::Internal(format!("corrupt collection definition: {e}"))),
-        Some(_) => Err(StoreError::Internal("collection definition missing".into())),
+            .map_err(|e| StoreError::internal_from("corrupt collection definition", e)),
+        Some(_) => Err(StoreError::internal("collection definition missing")),
         None => Ok(None),
     }
 }
@@ -188,7 +188,8 @@ pub(crate) async fn save_definition(
     c: &Collection,
     insert: bool,
 ) -> Result<(), StoreError> {
-    let def = serde_json::to_string(c).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let def = serde_json::to_string(c)
+        .map_err(|e| StoreError::internal_from("serializing a collection definition", e))?;
     let mut sql = Sql::new(conn.dialect());
     if insert {
         sql.push("INSERT INTO _collections (name, definition) VALUES (")
@@ -319,7 +320,7 @@ fn schema_conflict(e: StoreError, collection: &str) -> StoreError {
             ),
             errors,
         },
-        StoreError::Internal(m) => {
+        StoreError::Internal { message: m, .. } => {
             StoreError::Unprocessable(format!("the database refused the schema change: {m}"))
         }
         other => other,
@@ -352,7 +353,7 @@ pub(crate) fn write_file(
     file: &MigrationFile,
 ) -> Result<(PathBuf, String), StoreError> {
     let io = |e: std::io::Error| {
-        StoreError::Internal(format!("writing migration in {}: {e}", dir.display()))
+        StoreError::internal_from(format!("writing migration in {}", dir.display()), e)
     };
     std::fs::create_dir_all(dir).map_err(io)?;
     let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S%3f");
@@ -362,8 +363,8 @@ pub(crate) fn write_file(
         path = dir.join(format!("{stamp}_{slug}_{n}.json"));
         n += 1;
     }
-    let text =
-        serde_json::to_string_pretty(file).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let text = serde_json::to_string_pretty(file)
+        .map_err(|e| StoreError::internal_from("serializing a migration", e))?;
     let text = text + "\n";
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, &text).map_err(io)?;

@@ -178,7 +178,7 @@ pub(crate) async fn insert(
         .query(&sql, &types)
         .await?
         .pop()
-        .ok_or_else(|| StoreError::Internal("INSERT returned no row".into()))?;
+        .ok_or_else(|| StoreError::internal("INSERT returned no row"))?;
     Ok(to_record(c, row))
 }
 

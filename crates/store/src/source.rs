@@ -174,9 +174,9 @@ impl Pages {
                 rows.into_iter()
                     .map(|row| match row.first() {
                         Some(Value::Text(text)) => serde_json::from_str(text).map_err(|e| {
-                            StoreError::Internal(format!("row_to_json returned bad JSON: {e}"))
+                            StoreError::internal_from("row_to_json returned bad JSON", e)
                         }),
-                        _ => Err(StoreError::Internal("FETCH returned no row text".into())),
+                        _ => Err(StoreError::internal("FETCH returned no row text")),
                     })
                     .collect::<Result<Vec<JsonRow>, _>>()
                     .map(Some)

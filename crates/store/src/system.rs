@@ -182,7 +182,7 @@ pub(crate) async fn kv_get_or_insert(
     conn.execute(&sql).await?;
     kv_get(conn, key)
         .await?
-        .ok_or_else(|| StoreError::Internal(format!("kv `{key}` vanished")))
+        .ok_or_else(|| StoreError::internal(format!("kv `{key}` vanished")))
 }
 
 /// Sets `key` to `value`, replacing any previous value.

@@ -40,7 +40,7 @@ const TYPES: &[ColType] = &[
 
 fn to_user(mut row: Vec<Value>) -> Result<UserRow, StoreError> {
     let malformed =
-        |what: &str| StoreError::Internal(format!("a row of _users is malformed: {what}"));
+        |what: &str| StoreError::internal(format!("a row of _users is malformed: {what}"));
     let Some(Value::Int(token_version)) = row.pop() else {
         return Err(malformed("token_version is not an integer"));
     };
@@ -78,9 +78,10 @@ pub(crate) async fn insert(
     profile: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<UserRow, StoreError> {
     let now = brigade_core::time::now();
-    let roles = serde_json::to_string(roles).map_err(|e| StoreError::Internal(e.to_string()))?;
-    let profile =
-        serde_json::to_string(profile).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let roles = serde_json::to_string(roles)
+        .map_err(|e| StoreError::internal_from("serializing roles", e))?;
+    let profile = serde_json::to_string(profile)
+        .map_err(|e| StoreError::internal_from("serializing a profile", e))?;
     let mut sql = Sql::new(conn.dialect());
     sql.push(
         "INSERT INTO _users (id, email, password_hash, roles, created, updated, profile) VALUES (",
@@ -107,7 +108,7 @@ pub(crate) async fn insert(
     })?;
     row.into_iter()
         .next()
-        .ok_or_else(|| StoreError::Internal("INSERT returned no user".into()))
+        .ok_or_else(|| StoreError::internal("INSERT returned no user"))
         .and_then(to_user)
 }
 
@@ -221,8 +222,8 @@ pub(crate) async fn set_profile(
     id: &str,
     profile: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), StoreError> {
-    let profile =
-        serde_json::to_string(profile).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let profile = serde_json::to_string(profile)
+        .map_err(|e| StoreError::internal_from("serializing a profile", e))?;
     let mut sql = Sql::new(conn.dialect());
     sql.push("UPDATE _users SET profile = ")
         .bind(Value::Text(profile))
@@ -241,7 +242,8 @@ pub(crate) async fn set_roles(
     id: &str,
     roles: &[String],
 ) -> Result<Option<i64>, StoreError> {
-    let roles = serde_json::to_string(roles).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let roles = serde_json::to_string(roles)
+        .map_err(|e| StoreError::internal_from("serializing roles", e))?;
     let mut sql = Sql::new(conn.dialect());
     sql.push("UPDATE _users SET roles = ")
         .bind(Value::Text(roles))

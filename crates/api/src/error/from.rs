@@ -46,8 +46,8 @@ impl From<StoreError> for ApiError {
                 ),
             )
             .with_code(ErrorCode::Timeout),
-            StoreError::Unavailable(m) => {
-                tracing::error!(error = %m, "Database unavailable.");
+            e @ StoreError::Unavailable { .. } => {
+                tracing::error!(error = %brigade_core::report::chain(&e), "Database unavailable.");
                 ApiError {
                     retry_after: Some(1),
                     ..ApiError::new(
@@ -56,7 +56,7 @@ impl From<StoreError> for ApiError {
                     )
                 }
             }
-            e @ (StoreError::Migration { .. } | StoreError::Internal(_)) => ApiError::internal(e),
+            e @ (StoreError::Migration { .. } | StoreError::Internal { .. }) => ApiError::internal(e),
         }
     }
 }
@@ -101,7 +101,8 @@ impl From<SearchError> for ApiError {
             e @ SearchError::Document { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }
-            SearchError::Embed(m) => {
+            // The message already says the cause in its own words.
+            SearchError::Embed { message: m, .. } => {
                 tracing::error!(error = %m, "Embedder failed.");
                 ApiError::new(
                     StatusCode::BAD_GATEWAY,
@@ -117,7 +118,7 @@ impl From<SearchError> for ApiError {
                     format!("{e}; retry, or raise llm.timeout_s in brigade.toml."),
                 )
             }
-            e @ SearchError::Llm(_) => {
+            e @ SearchError::Llm { .. } => {
                 tracing::warn!(error = %e, "Language model failed.");
                 ApiError::new(
                     StatusCode::BAD_GATEWAY,

@@ -98,7 +98,7 @@ pub(crate) async fn open(
     let search = Search::open(store.clone(), settings)
         .await
         .map_err(|e| match e {
-            e @ SearchError::Embed(_) => Failure::Usage(e.to_string()),
+            e @ SearchError::Embed { .. } => Failure::Usage(e.to_string()),
             e => Failure::Runtime(anyhow::Error::new(e)),
         })?;
     Ok((store, search))

@@ -22,7 +22,7 @@ pub(crate) async fn run(mut settings: Settings, args: &ServeArgs) -> Result<(), 
     let app = match brigade_api::App::build(settings).await {
         Ok(app) => app,
         Err(brigade_api::AppError::Pipeline(e)) => return Err(Failure::Usage(e.to_string())),
-        Err(brigade_api::AppError::Search(e @ brigade_search::SearchError::Embed(_))) => {
+        Err(brigade_api::AppError::Search(e @ brigade_search::SearchError::Embed { .. })) => {
             return Err(Failure::Usage(e.to_string()));
         }
         Err(e) => {

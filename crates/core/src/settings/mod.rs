@@ -3,20 +3,20 @@
 //! [`SettingsError`] that names where the value came from (the file or the variable), the key
 //! and what is wrong, so the CLI can print it and exit 2.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use std::collections::{BTreeMap, HashMap};
-
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::Value as FigValue;
-use serde::Deserialize;
 
 mod net;
+mod raw;
 mod search;
 pub use net::{IpNet, canonical_ip};
+use raw::{RawOidc, RawRateLimit, RawSettings, StringList};
 pub use search::{IndexSettings, IndexSource, LlmKey, LlmSettings, SearchSettings};
 
 /// Name of the settings file inside an app directory.
@@ -252,137 +252,6 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct LogSettings {
     pub format: LogFormat,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawSettings {
-    database: RawDatabase,
-    server: RawServer,
-    auth: RawAuth,
-    log: RawLog,
-    // Sections owned by later features; accepted so app directories written for them load.
-    rate_limit: RawRateLimit,
-    audit: RawAudit,
-    pipelines: RawPipelines,
-    mail: RawMail,
-    redis: RawRedis,
-    metrics: RawMetrics,
-    search: search::RawSearch,
-    llm: Option<search::RawLlm>,
-    endpoints: Option<FigValue>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawDatabase {
-    url: Option<String>,
-    pool_size: Option<i64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawServer {
-    addr: Option<String>,
-    body_limit: Option<FigValue>,
-    request_timeout: Option<String>,
-    shutdown_grace: Option<String>,
-    public_url: Option<String>,
-    cors_origins: Option<Vec<String>>,
-    trusted_proxies: Option<StringList>,
-}
-
-/// A list given as a TOML array, or as one comma-separated string (environment variables).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum StringList {
-    List(Vec<String>),
-    Text(String),
-}
-
-impl StringList {
-    fn items(self) -> Vec<String> {
-        match self {
-            StringList::List(items) => items,
-            StringList::Text(text) => text
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
-        }
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawMetrics {
-    // A value: an all-digit token in the environment arrives as a number.
-    token: Option<FigValue>,
-    listen: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawAuth {
-    allow_registration: Option<bool>,
-    access_token_ttl: Option<String>,
-    refresh_token_ttl: Option<String>,
-    api_key_max_ttl: Option<String>,
-    jwt_secret_env: Option<String>,
-    jwt_previous_secret_env: Option<String>,
-    oidc: BTreeMap<String, RawOidc>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawOidc {
-    issuer: Option<String>,
-    client_id: Option<String>,
-    client_secret_env: Option<String>,
-    scopes: Option<Vec<String>>,
-    redirect_url: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawRedis {
-    url: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawMail {
-    from: Option<String>,
-    outbox: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawPipelines {
-    stale_after: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawAudit {
-    retention: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawRateLimit {
-    default: Option<String>,
-    auth: Option<String>,
-    login_failures: Option<FigValue>,
-    login_lockout: Option<String>,
-    login_lockout_max: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawLog {
-    format: Option<String>,
 }
 
 impl Settings {

@@ -282,7 +282,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn chain(e: &reqwest::Error) -> String {
-    brigade_core::retry::error_chain(e)
+    brigade_core::report::chain(e)
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ async fn open(
         SourceDatabase::postgres(connection)
             .await
             .map_err(|e| match e {
-                StoreError::Unavailable(m) => PipelineError::Transient(format!(
+                StoreError::Unavailable { message: m, .. } => PipelineError::Transient(format!(
                     "extract `{}`: cannot connect to {source}: {m}",
                     cx.spec.name
                 )),
@@ -239,7 +239,7 @@ fn source_error(cx: &Context, source: &str, e: SourceError) -> PipelineError {
 
 fn store_error(cx: &Context, source: &str, e: &StoreError) -> PipelineError {
     match e {
-        StoreError::Unavailable(m) => PipelineError::Transient(format!(
+        StoreError::Unavailable { message: m, .. } => PipelineError::Transient(format!(
             "extract `{}`: {source} is unavailable: {m}",
             cx.spec.name
         )),
@@ -249,7 +249,7 @@ fn store_error(cx: &Context, source: &str, e: &StoreError) -> PipelineError {
 
 fn query_error(cx: &Context, source: &str, e: &StoreError) -> PipelineError {
     match e {
-        StoreError::Unavailable(_) => store_error(cx, source, e),
+        StoreError::Unavailable { .. } => store_error(cx, source, e),
         other => extract_error(
             cx,
             &format!(

@@ -98,7 +98,7 @@ impl std::fmt::Debug for LocalEmbedder {
 }
 
 fn embed_error(path: &Path, message: impl Display) -> SearchError {
-    SearchError::Embed(format!("{}: {message}", path.display()))
+    SearchError::embed(format!("{}: {message}", path.display()))
 }
 
 /// Reads a file the model directory must have, saying what the directory should hold if not.
@@ -279,7 +279,7 @@ impl Model {
         let encodings = self
             .tokenizer
             .encode_batch(inputs, true)
-            .map_err(|e| SearchError::Embed(format!("tokenizing failed: {e}")))?;
+            .map_err(|e| SearchError::embed_from("tokenizing failed", e))?;
         // Texts of similar length share a batch, so little compute goes to padding.
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| encodings[i].len());
@@ -298,7 +298,7 @@ impl Model {
             let batch_encodings: Vec<&Encoding> = batch.iter().map(|&i| &encodings[i]).collect();
             let pooled = self
                 .forward(&batch_encodings)
-                .map_err(|e| SearchError::Embed(format!("the model failed: {e}")))?;
+                .map_err(|e| SearchError::embed_from("the model failed", e))?;
             for (&i, mut v) in batch.iter().zip(pooled) {
                 normalize(&mut v);
                 vectors[i] = v;
@@ -356,7 +356,7 @@ impl Embedder for LocalEmbedder {
         let texts = texts.to_vec();
         tokio::task::spawn_blocking(move || model.embed(&texts))
             .await
-            .map_err(|e| SearchError::Embed(format!("the embedding task failed: {e}")))?
+            .map_err(|e| SearchError::embed_from("the embedding task failed", e))?
     }
 }
 
@@ -526,7 +526,7 @@ mod tests {
             std::fs::copy(source.join(name), dir.path().join(name)).unwrap();
         }
         let err = LocalEmbedder::load(dir.path()).unwrap_err();
-        let SearchError::Embed(message) = &err else {
+        let SearchError::Embed { message, .. } = &err else {
             panic!("not an Embed error: {err:?}");
         };
         assert!(message.contains("tokenizer.json: not found"), "{message}");

@@ -50,12 +50,12 @@ impl OpenAiEmbedder {
         max_retries: u32,
     ) -> Result<Self, SearchError> {
         if model.trim().is_empty() {
-            return Err(SearchError::Embed(
-                "`openai:MODEL` needs a model name, e.g. openai:text-embedding-3-small".into(),
+            return Err(SearchError::embed(
+                "`openai:MODEL` needs a model name, e.g. openai:text-embedding-3-small",
             ));
         }
         let endpoint = Endpoint::new(base_url, api_key, timeout, max_retries)
-            .map_err(|e| SearchError::Embed(format!("openai:{model}: {e}")))?;
+            .map_err(|e| SearchError::embed(format!("openai:{model}: {e}")))?;
         Ok(OpenAiEmbedder {
             endpoint,
             model: model.to_string(),
@@ -64,7 +64,7 @@ impl OpenAiEmbedder {
     }
 
     fn error(&self, reason: &str) -> SearchError {
-        SearchError::Embed(format!(
+        SearchError::embed(format!(
             "the embeddings server at {} ({}): {reason}",
             self.endpoint.shown(),
             self.id
@@ -89,7 +89,7 @@ impl Embedder for OpenAiEmbedder {
             let body = json!({ "model": self.model, "input": batch });
             let list: EmbeddingList =
                 self.endpoint.post("embeddings", &body).await.map_err(|f| {
-                    SearchError::Embed(f.describe(
+                    SearchError::embed(f.describe(
                         &format!("the embeddings server at {}", self.endpoint.shown()),
                         "an embeddings list",
                         self.endpoint.timeout(),
@@ -248,7 +248,7 @@ mod tests {
             .embed(&texts(3), Purpose::Document)
             .await
             .unwrap_err();
-        let SearchError::Embed(message) = err else {
+        let SearchError::Embed { message, .. } = err else {
             panic!("{err:?}")
         };
         assert!(message.contains("2 embeddings for 3 inputs"), "{message}");
@@ -271,7 +271,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, SearchError::Embed(m) if m.contains("not an embeddings list")),
+            matches!(&err, SearchError::Embed { message: m, .. } if m.contains("not an embeddings list")),
             "{err}"
         );
         assert!(

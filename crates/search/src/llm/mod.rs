@@ -138,8 +138,8 @@ impl LlmClient {
     /// API key that cannot go in a header.
     pub fn new(config: LlmConfig) -> Result<Self, SearchError> {
         if config.model.trim().is_empty() {
-            return Err(SearchError::Llm(
-                "no model configured; set `model` under [llm]".into(),
+            return Err(SearchError::llm(
+                "no model configured; set `model` under [llm]",
             ));
         }
         let endpoint = Endpoint::new(
@@ -148,7 +148,7 @@ impl LlmClient {
             config.timeout,
             config.max_retries,
         )
-        .map_err(|e| SearchError::Llm(format!("[llm] {e}")))?;
+        .map_err(|e| SearchError::llm(format!("[llm] {e}")))?;
         Ok(LlmClient {
             endpoint,
             model: config.model,
@@ -233,7 +233,7 @@ impl LlmClient {
             Failure::Timeout => {
                 SearchError::LlmTimeout(transport::whole_seconds(self.endpoint.timeout()))
             }
-            _ => SearchError::Llm(failure.describe(
+            _ => SearchError::llm(failure.describe(
                 &format!("the model at {}", self.endpoint.shown()),
                 "a chat completion",
                 self.endpoint.timeout(),

@@ -26,7 +26,7 @@ fn question() -> Vec<ChatMessage> {
 
 fn llm_message(err: SearchError) -> String {
     match err {
-        SearchError::Llm(message) => message,
+        SearchError::Llm { message, .. } => message,
         other => panic!("expected SearchError::Llm, got {other:?}"),
     }
 }

@@ -150,7 +150,7 @@ impl Endpoint {
         let client = Client::builder().build().map_err(|e| {
             format!(
                 "cannot build an HTTP client: {}",
-                brigade_core::retry::error_chain(&e)
+                brigade_core::report::chain(&e)
             )
         })?;
         Ok(Endpoint {
@@ -214,7 +214,7 @@ impl Endpoint {
                     let fatal = e.is_builder();
                     let failure = Failure::Unreachable {
                         attempts,
-                        reason: brigade_core::retry::error_chain(&e.without_url()),
+                        reason: brigade_core::report::chain(&e.without_url()),
                     };
                     if fatal {
                         return Err(failure);

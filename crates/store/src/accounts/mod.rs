@@ -407,7 +407,7 @@ impl Accounts<'_> {
         };
         let updated = users::by_id(tx.as_mut(), id)
             .await?
-            .ok_or_else(|| StoreError::Internal("user vanished".into()))?;
+            .ok_or_else(|| StoreError::internal("user vanished"))?;
         tx.commit().await?;
         Ok((updated, revoked_keys))
     }

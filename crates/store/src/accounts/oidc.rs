@@ -58,7 +58,7 @@ impl Accounts<'_> {
             tx.commit().await?;
             return user
                 .map(OidcLogin::Known)
-                .ok_or_else(|| StoreError::Internal(format!("linked account `{id}` is gone")));
+                .ok_or_else(|| StoreError::internal(format!("linked account `{id}` is gone")));
         }
         let Some(email) = verified_email else {
             return Ok(OidcLogin::Unverified);

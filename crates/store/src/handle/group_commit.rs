@@ -44,12 +44,7 @@ impl GroupCommit {
         job: WriteJob,
     ) -> Result<Vec<BatchOutcome>, (usize, StoreError)> {
         let (reply, answer) = oneshot::channel();
-        let closed = || {
-            (
-                0,
-                StoreError::Unavailable("the store is shutting down".into()),
-            )
-        };
+        let closed = || (0, StoreError::unavailable("the store is shutting down"));
         self.tx.send((job, reply)).await.map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
@@ -68,7 +63,7 @@ async fn commit_groups(
             Err(e) => {
                 let message = e.to_string();
                 for (_, reply) in jobs.drain(..) {
-                    let _ = reply.send(Err((0, StoreError::Unavailable(message.clone()))));
+                    let _ = reply.send(Err((0, StoreError::unavailable(message.clone()))));
                 }
                 continue;
             }
@@ -111,7 +106,7 @@ async fn commit_groups(
                     // Writes that had already failed keep their own error.
                     let answer = match result {
                         Ok(_) => {
-                            Err((0, StoreError::Internal(format!("commit failed: {message}"))))
+                            Err((0, StoreError::internal(format!("commit failed: {message}"))))
                         }
                         failed => failed,
                     };

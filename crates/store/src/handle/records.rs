@@ -84,7 +84,7 @@ impl Store {
                 lane.clone()
                     .acquire_owned()
                     .await
-                    .map_err(|_| StoreError::Unavailable("the store is closing".into()))?,
+                    .map_err(|_| StoreError::unavailable("the store is closing"))?,
             ),
             _ => None,
         };
@@ -198,7 +198,7 @@ impl Store {
         };
         match self.write_single(op, access).await? {
             BatchOutcome::Created(r) => Ok(r),
-            _ => Err(StoreError::Internal("create returned no record".into())),
+            _ => Err(StoreError::internal("create returned no record")),
         }
     }
 
@@ -220,7 +220,7 @@ impl Store {
         };
         match self.write_single(op, access).await? {
             BatchOutcome::Updated(r) => Ok(r),
-            _ => Err(StoreError::Internal("update returned no record".into())),
+            _ => Err(StoreError::internal("update returned no record")),
         }
     }
 
@@ -249,7 +249,7 @@ impl Store {
             .map_err(|(_, e)| e)?
             .into_iter()
             .next()
-            .ok_or_else(|| StoreError::Internal("write returned nothing".into()))
+            .ok_or_else(|| StoreError::internal("write returned nothing"))
     }
 
     /// Runs writes in one transaction: all succeed or none is kept. Each write is checked
@@ -422,6 +422,6 @@ async fn write_one(
             records::delete(conn, c, &id).await?;
             Ok((BatchOutcome::Deleted, Some(old)))
         }
-        _ => Err(StoreError::Internal("batch operation without input".into())),
+        _ => Err(StoreError::internal("batch operation without input")),
     }
 }

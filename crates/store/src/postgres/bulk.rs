@@ -79,7 +79,7 @@ impl Copy<'_> {
 
     fn row(&mut self, row: &Row, suffix: &[Value]) -> Result<(), StoreError> {
         let width = i16::try_from(self.types.len())
-            .map_err(|_| StoreError::Internal("too many columns for COPY".into()))?;
+            .map_err(|_| StoreError::internal("too many columns for COPY"))?;
         self.buf.put_i16(width);
         for (i, (value, ty)) in row.iter().chain(suffix).zip(&self.types).enumerate() {
             let at = self.buf.len();
@@ -169,8 +169,8 @@ impl CopyWriter {
         match self.task.take() {
             Some(task) => task
                 .await
-                .map_err(|e| StoreError::Internal(format!("COPY task failed: {e}")))?,
-            None => Err(StoreError::Internal("COPY already finished".into())),
+                .map_err(|e| StoreError::internal_from("COPY task failed", e))?,
+            None => Err(StoreError::internal("COPY already finished")),
         }
     }
 }
@@ -179,14 +179,14 @@ impl CopyWriter {
 impl crate::conn::BulkWriter for CopyWriter {
     async fn write(&mut self, rows: Vec<Row>, suffix: Vec<Value>) -> Result<(), StoreError> {
         let Some(batches) = &self.batches else {
-            return Err(StoreError::Internal("COPY already finished".into()));
+            return Err(StoreError::internal("COPY already finished"));
         };
         if batches.send((rows, suffix)).await.is_err() {
             // The task stopped: its error says why.
             return self
                 .outcome()
                 .await
-                .and(Err(StoreError::Internal("COPY stopped".into())));
+                .and(Err(StoreError::internal("COPY stopped")));
         }
         Ok(())
     }
@@ -251,7 +251,7 @@ pub(super) async fn query_json(
         .map(|row| {
             let text: String = row.try_get(0).map_err(map_error)?;
             serde_json::from_str(&text)
-                .map_err(|e| StoreError::Internal(format!("row_to_json returned bad JSON: {e}")))
+                .map_err(|e| StoreError::internal_from("row_to_json returned bad JSON", e))
         })
         .collect()
 }

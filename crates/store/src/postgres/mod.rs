@@ -26,7 +26,8 @@ use crate::conn::{ColType, Conn, Database, JsonRow, Row};
 use crate::deadline::{Deadline, until_deadline};
 use crate::error::StoreError;
 use crate::sql::{Dialect, Ident, Sql};
-use target::{Target, with_causes};
+use brigade_core::report::chain as with_causes;
+use target::Target;
 use value::{Bind, decode, map_error};
 
 /// A pool of connections to one PostgreSQL database.
@@ -43,7 +44,7 @@ impl PostgresDatabase {
     /// [`StoreError::Unavailable`] when the URL is malformed or the server cannot be reached.
     pub(crate) async fn connect(url: &str, size: usize) -> Result<Self, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
-            StoreError::Unavailable(format!("invalid PostgreSQL URL: {}", with_causes(&e)))
+            StoreError::unavailable_from(format!("invalid PostgreSQL URL: {}", with_causes(&e)), e)
         })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
@@ -63,7 +64,7 @@ impl PostgresDatabase {
             .wait_timeout(Some(Duration::from_secs(30)))
             .create_timeout(Some(Duration::from_secs(10)))
             .build()
-            .map_err(|e| StoreError::Unavailable(target.says(&with_causes(&e))))?;
+            .map_err(|e| StoreError::unavailable_from(target.says(&with_causes(&e)), e))?;
         let db = PostgresDatabase { pool, target };
         // Fail fast with a clear message when the server is not there.
         drop(db.client().await?);
@@ -74,9 +75,9 @@ impl PostgresDatabase {
         until_deadline(self.pool.get()).await?.map_err(|e| match e {
             // Every connection is in use: the server is there, the pool is busy.
             deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
-                StoreError::Unavailable(with_causes(&e))
+                StoreError::unavailable_from(with_causes(&e), e)
             }
-            e => StoreError::Unavailable(self.target.failed(&e)),
+            e => StoreError::unavailable_from(self.target.failed(&e), e),
         })
     }
 }
@@ -156,7 +157,7 @@ impl PgConn {
     fn parts(&mut self) -> Result<(&Object, &mut bool), StoreError> {
         match &self.client {
             Some(client) => Ok((client, &mut self.in_flight)),
-            None => Err(StoreError::Internal("transaction already finished".into())),
+            None => Err(StoreError::internal("transaction already finished")),
         }
     }
 }
@@ -297,7 +298,7 @@ impl Conn for PgConn {
         let client = self
             .client
             .take()
-            .ok_or_else(|| StoreError::Internal("transaction already finished".into()))?;
+            .ok_or_else(|| StoreError::internal("transaction already finished"))?;
         if !self.in_transaction {
             return Ok(());
         }

@@ -2,6 +2,7 @@
 //! pool and the driver alone say "error connecting to server" or "db error" and keep the
 //! server's own reason ("database \"x\" does not exist") in an error source.
 
+use brigade_core::report::chain;
 use tokio_postgres::config::Host;
 
 /// Host(s), port(s), database and role of a connection URL.
@@ -53,7 +54,7 @@ impl Target {
         let reason = match e {
             // The pool's own words ("Error occurred while creating a new object") add nothing.
             deadpool_postgres::PoolError::Backend(e) => reason(e),
-            e => with_causes(e),
+            e => chain(e),
         };
         self.says(&reason)
     }
@@ -71,27 +72,12 @@ impl Target {
 /// driver's error with its sources ("Connection refused", "failed to lookup address").
 fn reason(e: &tokio_postgres::Error) -> String {
     let Some(db) = e.as_db_error() else {
-        return with_causes(e);
+        return chain(e);
     };
     let mut text = format!("the server says: {} ({})", db.message(), db.code().code());
     for extra in [db.detail(), db.hint()].into_iter().flatten() {
         text.push_str("; ");
         text.push_str(extra);
-    }
-    text
-}
-
-/// `e` with its chain of sources, each once.
-pub(super) fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
     }
     text
 }

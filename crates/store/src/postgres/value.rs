@@ -70,8 +70,9 @@ fn text_of(v: &Value) -> String {
 /// Decodes column `i` of `row` as `t`, accepting the neighbouring SQL types.
 pub(super) fn decode(row: &tokio_postgres::Row, i: usize, t: ColType) -> Result<Value, StoreError> {
     let ty = row.columns()[i].type_().clone();
-    let bad =
-        |e: tokio_postgres::Error| StoreError::Internal(format!("decoding column {i} ({ty}): {e}"));
+    let bad = |e: tokio_postgres::Error| {
+        StoreError::internal_from(format!("decoding column {i} ({ty})"), e)
+    };
     let v = match (t, &ty) {
         (_, &Type::INT8) => row
             .try_get::<_, Option<i64>>(i)
@@ -202,21 +203,29 @@ pub(super) fn map_error(e: tokio_postgres::Error) -> StoreError {
         // 53300 (too many connections) are the server going away or busy, not our bug.
         let sqlstate = code.code();
         if sqlstate.starts_with("08") || matches!(sqlstate, "57P01" | "57P02" | "57P03" | "53300") {
-            return StoreError::Unavailable(format!("{sqlstate}: {}", db.message()));
+            let message = format!("{sqlstate}: {}", db.message());
+            return StoreError::unavailable_from(message, e);
         }
-        return StoreError::Internal(format!(
+        let message = format!(
             "{}: {} ({})",
             code.code(),
             db.message(),
             db.detail().unwrap_or_default()
-        ));
+        );
+        return StoreError::Internal {
+            message,
+            source: Some(Box::new(e)),
+        };
     }
     // No database error: the connection broke (closed, reset, I/O) rather than a statement.
     if e.is_closed()
         || e.code().is_none()
             && std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>())
     {
-        return StoreError::Unavailable(e.to_string());
+        return StoreError::unavailable_from(e.to_string(), e);
     }
-    StoreError::Internal(e.to_string())
+    StoreError::Internal {
+        message: e.to_string(),
+        source: Some(Box::new(e)),
+    }
 }

@@ -226,7 +226,7 @@ async fn bump(tx: &mut dyn Conn, index: &str, chunks: i64, tokens: i64) -> Resul
     rows.first()
         .and_then(|r| r.first())
         .map(int)
-        .ok_or_else(|| StoreError::Internal(format!("search index `{index}` is not open")))
+        .ok_or_else(|| StoreError::internal(format!("search index `{index}` is not open")))
 }
 
 /// Removes a document's chunks (and their keyword entries); returns the removed ids and
@@ -740,7 +740,7 @@ impl SearchIndex<'_> {
                 let rule = match (access, rule.map(str::trim).filter(|r| !r.is_empty())) {
                     (Access::Caller(ctx), Some(rule)) => Some(
                         rule_sql(dialect, &c, rule, &lookup, ctx, Some(METADATA)).map_err(|e| {
-                            StoreError::Internal(format!(
+                            StoreError::internal(format!(
                                 "the rule of search index `{index}` does not compile: {e}"
                             ))
                         })?,

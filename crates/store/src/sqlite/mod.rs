@@ -76,11 +76,12 @@ impl SqliteDatabase {
     pub(crate) fn open(path: &Path, readers: usize) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+                StoreError::unavailable_from(format!("cannot create {}: {e}", parent.display()), e)
             })?;
         }
-        let unavailable =
-            |e: rusqlite::Error| StoreError::Unavailable(format!("{}: {e}", path.display()));
+        let unavailable = |e: rusqlite::Error| {
+            StoreError::unavailable_from(format!("{}: {e}", path.display()), e)
+        };
         let writer = Connection::open(path).map_err(unavailable)?;
         writer
             .busy_timeout(Duration::from_secs(5))
@@ -114,8 +115,9 @@ impl SqliteDatabase {
         let heavy = (0..heavy)
             .map(|_| open_reader())
             .collect::<Result<_, _>>()?;
-        let threads =
-            |e: std::io::Error| StoreError::Unavailable(format!("cannot start a thread: {e}"));
+        let threads = |e: std::io::Error| {
+            StoreError::unavailable_from(format!("cannot start a thread: {e}"), e)
+        };
         Ok(SqliteDatabase {
             writer: Arc::new(tokio::sync::Mutex::new(writer)),
             quick: Lane::new(quick, "sqlite-read", QUICK_NICE).map_err(threads)?,
@@ -211,9 +213,10 @@ impl SqliteConn {
     {
         let mut f = f;
         let deadline = Deadline::current();
-        let lease = self.lease.take().ok_or_else(|| {
-            StoreError::Internal("the connection was lost by a failed statement".into())
-        })?;
+        let lease = self
+            .lease
+            .take()
+            .ok_or_else(|| StoreError::internal("the connection was lost by a failed statement"))?;
         // Inside a read transaction (`BEGIN` on a read connection: a consistent extract)
         // the statement stays on its connection: its snapshot is there.
         if self.heavy.is_some() && !lease.handle().conn.is_autocommit() {
@@ -271,9 +274,10 @@ impl SqliteConn {
         F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let lease = self.lease.take().ok_or_else(|| {
-            StoreError::Internal("the connection was lost by a failed statement".into())
-        })?;
+        let lease = self
+            .lease
+            .take()
+            .ok_or_else(|| StoreError::internal("the connection was lost by a failed statement"))?;
         let mut f = f;
         let result = f(&lease.handle().conn);
         self.lease = Some(lease);
@@ -350,9 +354,10 @@ impl Conn for SqliteConn {
         rows: &[Row],
         suffix: &[Value],
     ) -> Result<u64, StoreError> {
-        let lease = self.lease.as_ref().ok_or_else(|| {
-            StoreError::Internal("the connection was lost by a failed statement".into())
-        })?;
+        let lease = self
+            .lease
+            .as_ref()
+            .ok_or_else(|| StoreError::internal("the connection was lost by a failed statement"))?;
         let connection = &lease.handle().conn;
         // A pipeline's batch (no request deadline): rather than copying its rows to a
         // blocking thread, let the runtime move this worker's other tasks elsewhere while

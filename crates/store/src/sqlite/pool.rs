@@ -84,13 +84,13 @@ impl Lane {
     pub(super) async fn lease(self: &Arc<Self>) -> Result<Lease, StoreError> {
         let permit = until_deadline(self.permits.clone().acquire_owned())
             .await?
-            .map_err(|_| StoreError::Unavailable("database is closed".into()))?;
+            .map_err(|_| StoreError::unavailable("database is closed"))?;
         let handle = self
             .idle
             .lock()
-            .map_err(|_| StoreError::Internal("reader pool poisoned".into()))?
+            .map_err(|_| StoreError::internal("reader pool poisoned"))?
             .pop()
-            .ok_or_else(|| StoreError::Internal("reader pool empty".into()))?;
+            .ok_or_else(|| StoreError::internal("reader pool empty"))?;
         Ok(Lease::Reader {
             handle: Some(handle),
             lane: Arc::clone(self),
@@ -215,7 +215,7 @@ where
         Some(lane) => lane
             .jobs
             .send(Box::new(job))
-            .map_err(|_| StoreError::Unavailable("database is closed".into()))?,
+            .map_err(|_| StoreError::unavailable("database is closed"))?,
         None => drop(tokio::task::spawn_blocking(job)),
     }
     Running {
@@ -224,7 +224,7 @@ where
         finished: false,
     }
     .await
-    .map_err(|_| StoreError::Internal("a SQLite statement panicked".into()))
+    .map_err(|_| StoreError::internal("a SQLite statement panicked"))
 }
 
 /// A statement running on another thread; dropping it before it finishes stops the

@@ -90,8 +90,11 @@ pub(super) fn map_error(e: rusqlite::Error) -> StoreError {
             err.code,
             rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
         ) {
-            return StoreError::Unavailable(e.to_string());
+            return StoreError::unavailable_from(e.to_string(), e);
         }
     }
-    StoreError::Internal(e.to_string())
+    StoreError::Internal {
+        message: e.to_string(),
+        source: Some(Box::new(e)),
+    }
 }

@@ -86,8 +86,8 @@ impl Warehouse<'_> {
         for row in owned {
             let [Value::Text(table), Value::Text(pipeline), Value::Text(node)] = row.as_slice()
             else {
-                return Err(StoreError::Internal(
-                    "a _pipeline_tables row is not (text, text, text)".into(),
+                return Err(StoreError::internal(
+                    "a _pipeline_tables row is not (text, text, text)",
                 ));
             };
             let derived = [
@@ -234,7 +234,7 @@ impl Warehouse<'_> {
             match rows.first().and_then(|r| r.first()) {
                 Some(Value::Int(n)) => Some(*n),
                 _ => {
-                    return Err(StoreError::Internal("COUNT(*) returned no integer".into()));
+                    return Err(StoreError::internal("COUNT(*) returned no integer"));
                 }
             }
         };

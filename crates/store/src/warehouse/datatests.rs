@@ -196,9 +196,12 @@ pub(crate) async fn run(
     let mut out = Vec::with_capacity(tests.len());
     for test in tests {
         out.push(run_one(tx, &t, test).await.map_err(|e| match e {
-            StoreError::Unprocessable(m) | StoreError::Internal(m) => StoreError::Unprocessable(
-                format!("test `{}` of `{table}` could not run: {m}", test.name),
-            ),
+            StoreError::Unprocessable(m) | StoreError::Internal { message: m, .. } => {
+                StoreError::Unprocessable(format!(
+                    "test `{}` of `{table}` could not run: {m}",
+                    test.name
+                ))
+            }
             other => other,
         })?);
     }
@@ -280,7 +283,7 @@ impl Warehouse<'_> {
             };
             out.push(match outcome {
                 Ok(o) => o,
-                Err(StoreError::Unavailable(m)) => return Err(StoreError::Unavailable(m)),
+                Err(e @ StoreError::Unavailable { .. }) => return Err(e),
                 Err(e) => TestOutcome {
                     name: test.name.clone(),
                     column: test.column.clone(),

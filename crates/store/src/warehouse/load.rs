@@ -580,7 +580,7 @@ async fn unique_index(
     tx.execute_script(&format!("CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {target} ({list})"))
         .await
         .map_err(|e| match e {
-            StoreError::Internal(m) | StoreError::Unprocessable(m) => StoreError::Unprocessable(format!(
+            StoreError::Internal { message: m, .. } | StoreError::Unprocessable(m) => StoreError::Unprocessable(format!(
                 "cannot key `{target_name}` on ({}): {m}; the rows already there repeat the key — rebuild with --full-refresh",
                 keys.join(", ")
             )),

@@ -72,7 +72,7 @@ impl Store {
 /// Errors of user-written SQL are shown to the user: they name their own mistake.
 fn user_sql(e: StoreError) -> StoreError {
     match e {
-        StoreError::Internal(message) => StoreError::Unprocessable(message),
+        StoreError::Internal { message, .. } => StoreError::Unprocessable(message),
         other => other,
     }
 }

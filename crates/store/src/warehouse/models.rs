@@ -406,7 +406,7 @@ async fn expectations(
             None => count(tx, table, Some(check)).await,
         }
         .map_err(|e| match e {
-            StoreError::Unprocessable(m) | StoreError::Internal(m) => {
+            StoreError::Unprocessable(m) | StoreError::Internal { message: m, .. } => {
                 StoreError::Unprocessable(format!(
                     "expectation `{name}` of `{}`: `{check}` is not valid SQL here: {m}",
                     plan.target
@@ -469,9 +469,7 @@ async fn all_counts(
     table: &Ident,
 ) -> Result<Vec<u64>, StoreError> {
     if plan.expectations.len() < 2 {
-        return Err(StoreError::Internal(
-            "one expectation: count it alone".into(),
-        ));
+        return Err(StoreError::internal("one expectation: count it alone"));
     }
     let mut sums = Vec::new();
     let mut kept = String::new();

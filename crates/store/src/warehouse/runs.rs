@@ -76,7 +76,7 @@ fn decode(row: Row) -> Result<RunRecord, StoreError> {
     let mut it = row.into_iter();
     let mut next = || it.next().unwrap_or(Value::Null);
     let malformed =
-        |what: &str| StoreError::Internal(format!("a row of _pipeline_runs is malformed: {what}"));
+        |what: &str| StoreError::internal(format!("a row of _pipeline_runs is malformed: {what}"));
     let id = text(next()).ok_or_else(|| malformed("no id"))?;
     let pipeline = text(next()).ok_or_else(|| malformed("no pipeline"))?;
     let status = text(next())

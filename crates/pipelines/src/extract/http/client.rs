@@ -92,7 +92,7 @@ pub(crate) fn client(
                 cx,
                 &format!(
                     "cannot set up the HTTP client: {}",
-                    brigade_core::retry::error_chain(&e)
+                    brigade_core::report::chain(&e)
                 ),
             )
         })
@@ -387,14 +387,14 @@ pub(crate) async fn fetch(
                 None,
             ),
             Err(e) if e.is_connect() || e.is_request() || e.is_body() || e.is_decode() => {
-                (brigade_core::retry::error_chain(&e.without_url()), None)
+                (brigade_core::report::chain(&e.without_url()), None)
             }
             Err(e) => {
                 return Err(extract_error(
                     cx,
                     &format!(
                         "GET {shown} failed: {}",
-                        brigade_core::retry::error_chain(&e.without_url())
+                        brigade_core::report::chain(&e.without_url())
                     ),
                 ));
             }

@@ -101,7 +101,7 @@ impl Embedder for Builtin {
         let texts = texts.to_vec();
         tokio::task::spawn_blocking(move || texts.iter().map(|t| embed_one(t)).collect())
             .await
-            .map_err(|e| SearchError::Embed(format!("the embedding task failed: {e}")))
+            .map_err(|e| SearchError::embed_from("the embedding task failed", e))
     }
 }
 
