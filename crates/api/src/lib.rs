@@ -159,6 +159,12 @@ impl App {
             None => ratelimit::Limits::local(&settings.rate_limit),
         };
         let tasks = tasks::Tasks::default();
+        // Collections, rules and exposed models changed by another process (a second
+        // instance, `brigade migrate up`, a CLI pipeline run) reach this one within this.
+        tasks.service(
+            "schema follow",
+            store.clone().follow_schema(SCHEMA_FOLLOW_INTERVAL),
+        );
         let (auditor, audit_writer) =
             audit::Auditor::start(store.clone(), settings.audit.retention, &tasks);
         let runner = brigade_pipelines::Runner::new(
@@ -297,6 +303,9 @@ impl App {
         result
     }
 }
+
+/// How often a server checks for schema changes made by other processes.
+const SCHEMA_FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Drops stale per-account login failure counts once an hour.
 async fn prune_login_failures(store: Arc<Store>, policy: brigade_core::settings::LoginLockout) {

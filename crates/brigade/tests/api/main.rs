@@ -13,6 +13,7 @@ mod auth;
 mod batch;
 mod cli;
 mod closed_input;
+mod coherence;
 mod collections;
 mod concurrency;
 mod filter_props;

@@ -23,6 +23,8 @@ impl Store {
     /// [`StoreError::Invalid`] per field, [`StoreError::Conflict`] for a taken name.
     pub async fn create_collection(&self, body: &Json) -> Result<Arc<Collection>, StoreError> {
         let _guard = self.schema_change.lock().await;
+        // Build on the stored definitions, not on a copy another process may have outdated.
+        self.refresh_schema_locked().await?;
         let existing: Vec<Collection> = self.schema().iter().map(|c| (**c).clone()).collect();
         let collection =
             definition::parse_new_collection(body, &existing, &brigade_core::time::now())
@@ -49,6 +51,8 @@ impl Store {
         body: &Json,
     ) -> Result<Arc<Collection>, StoreError> {
         let _guard = self.schema_change.lock().await;
+        // Build on the stored definitions, not on a copy another process may have outdated.
+        self.refresh_schema_locked().await?;
         let current = self.collection(name)?;
         read_only(&current)?;
         let others: Vec<Collection> = self
@@ -93,6 +97,8 @@ impl Store {
     /// has a relation to it.
     pub async fn delete_collection(&self, name: &str) -> Result<(), StoreError> {
         let _guard = self.schema_change.lock().await;
+        // Build on the stored definitions, not on a copy another process may have outdated.
+        self.refresh_schema_locked().await?;
         let c = self.collection(name)?;
         read_only(&c)?;
         self.apply_change(

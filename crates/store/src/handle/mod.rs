@@ -202,9 +202,68 @@ impl Store {
     }
 
     pub(crate) async fn reload_schema(&self) -> Result<(), StoreError> {
-        self.counts.bump();
         let mut conn = self.db.read().await?;
         let collections = migrations::load_collections(conn.as_mut()).await?;
+        drop(conn);
+        self.install_schema(collections);
+        Ok(())
+    }
+
+    /// Reloads the collections when the stored definitions differ from this process's:
+    /// another process (a second `serve` on PostgreSQL, `brigade migrate up`, a CLI
+    /// `pipeline run` publishing a model) created, changed or dropped one. Returns whether
+    /// anything changed. Waits for a schema change of this process to finish first.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] or [`StoreError::Internal`].
+    pub async fn refresh_schema(&self) -> Result<bool, StoreError> {
+        let _guard = self.schema_change.lock().await;
+        self.refresh_schema_locked().await
+    }
+
+    /// [`Store::refresh_schema`] for a caller that holds the schema-change lock.
+    pub(crate) async fn refresh_schema_locked(&self) -> Result<bool, StoreError> {
+        let mut conn = self.db.read().await?;
+        let collections = migrations::load_collections(conn.as_mut()).await?;
+        drop(conn);
+        let current = self.schema();
+        let same = current.len() == collections.len()
+            && current.iter().zip(&collections).all(|(a, b)| **a == *b);
+        if same {
+            return Ok(false);
+        }
+        tracing::info!("The collections changed in another process; reloaded them.");
+        self.install_schema(collections);
+        Ok(true)
+    }
+
+    /// Follows schema changes made by other processes, checking every `every` (see
+    /// [`Store::refresh_schema`]); runs until the task is stopped.
+    pub async fn follow_schema(self: Arc<Self>, every: std::time::Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            match self.refresh_schema().await {
+                Ok(_) if failing => {
+                    failing = false;
+                    tracing::info!("Following schema changes again.");
+                }
+                Ok(_) => {}
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "Cannot check for schema changes made elsewhere; retrying.");
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Swaps in `collections` as the schema, invalidating cached totals and publishing what
+    /// changed.
+    fn install_schema(&self, collections: Vec<Collection>) {
+        self.counts.bump();
         let schema: Schema = Arc::new(collections.into_iter().map(Arc::new).collect());
         if self.changes.listening() {
             for change in schema_changes(&self.schema(), &schema) {
@@ -217,7 +276,6 @@ impl Store {
             .schema
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = schema;
-        Ok(())
     }
 
     fn schema(&self) -> Schema {

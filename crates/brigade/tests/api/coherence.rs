@@ -1,0 +1,166 @@
+//! Two servers on one database: collections, rules and drops made through one are what the
+//! other serves within about a second, and a change made through a server whose copy of the
+//! schema is out of date never undoes another server's change.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, expect_json, spawn_app, write_file};
+
+/// How long the other server may take (it checks every 500 ms).
+const WITHIN: Duration = Duration::from_millis(1500);
+
+async fn two_servers(backend: Backend) -> Option<(TestApp, TestApp)> {
+    let mut first = spawn_app(backend).await?;
+    let dir = tempfile::Builder::new()
+        .prefix("brigade-app-")
+        .tempdir()
+        .unwrap();
+    write_file(dir.path(), "brigade.toml", b"");
+    let second = TestApp::start(dir, first.db_url.clone(), backend).await;
+    // Starting the second set the superuser's password again, which ended the first's token.
+    first.token = second.token.clone();
+    Some((first, second))
+}
+
+/// Waits until `status` answers `want`, failing after [`WITHIN`] from `since`.
+async fn until_status<F, Fut>(since: Instant, want: u16, what: &str, status: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = u16>,
+{
+    loop {
+        let got = status().await;
+        if got == want {
+            return;
+        }
+        assert!(
+            since.elapsed() < WITHIN,
+            "{what}: still {got} (want {want}) after {:?}",
+            since.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn field_names(collection: &Value) -> Vec<String> {
+    let mut names: Vec<String> = collection["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn schema_changes_reach_the_other_server(backend: Backend) {
+    let Some((first, second)) = two_servers(backend).await else {
+        return;
+    };
+    // A collection created through the first is served by the second.
+    let created = Instant::now();
+    first
+        .must_create_collection(json!({
+            "name": "notes",
+            "fields": [{"name": "title", "type": "text"}],
+            "rules": {"list": "", "view": "", "create": "", "update": null, "delete": null}
+        }))
+        .await;
+    until_status(
+        created,
+        200,
+        "anonymous list on the second server",
+        || async {
+            second
+                .anon_get("/api/collections/notes/records")
+                .await
+                .status()
+                .as_u16()
+        },
+    )
+    .await;
+
+    // A rule tightened through the first is enforced by the second.
+    let tightened = Instant::now();
+    expect_json(
+        first
+            .patch(
+                "/api/collections/notes",
+                json!({"rules": {"list": null, "view": null, "create": null}}),
+            )
+            .await,
+        200,
+    )
+    .await;
+    until_status(tightened, 401, "anonymous list after the rule", || async {
+        second
+            .anon_get("/api/collections/notes/records")
+            .await
+            .status()
+            .as_u16()
+    })
+    .await;
+    let anonymous_create = second
+        .client
+        .post(second.url("/api/collections/notes/records"))
+        .json(&json!({"title": "sneaky"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        anonymous_create.status(),
+        401,
+        "the create rule is null now: sign in"
+    );
+
+    // Fields added through each server in turn are both kept: the second builds its change
+    // on the stored definition, not on the copy it had.
+    expect_json(
+        first
+            .patch(
+                "/api/collections/notes",
+                json!({"fields": [{"name": "title", "type": "text"}, {"name": "body", "type": "text"}]}),
+            )
+            .await,
+        200,
+    )
+    .await;
+    let merged = expect_json(
+        second
+            .patch("/api/collections/notes", json!({"rules": {"list": ""}}))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(field_names(&merged), ["body", "title"], "{merged}");
+    let stored = expect_json(first.get("/api/collections/notes").await, 200).await;
+    assert_eq!(field_names(&stored), ["body", "title"], "{stored}");
+
+    // A collection dropped through the first is gone on the second, for writes too.
+    let dropped = Instant::now();
+    assert_eq!(first.delete("/api/collections/notes").await.status(), 204);
+    until_status(dropped, 404, "superuser list after the drop", || async {
+        second
+            .get("/api/collections/notes/records")
+            .await
+            .status()
+            .as_u16()
+    })
+    .await;
+    let write = second
+        .post("/api/collections/notes/records", json!({"title": "late"}))
+        .await;
+    assert_eq!(write.status(), 404, "a dropped collection takes no writes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_changes_reach_the_other_server_on_postgres() {
+    schema_changes_reach_the_other_server(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_changes_reach_the_other_server_on_sqlite() {
+    schema_changes_reach_the_other_server(Backend::Sqlite).await;
+}
