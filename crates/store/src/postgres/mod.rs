@@ -26,7 +26,7 @@ use crate::conn::{ColType, Conn, Database, JsonRow, Row};
 use crate::deadline::{Deadline, until_deadline};
 use crate::error::StoreError;
 use crate::sql::{Dialect, Ident, Sql};
-use brigade_core::report::chain as with_causes;
+use brigade_core::report::chain;
 use target::Target;
 use value::{Bind, decode, map_error};
 
@@ -44,7 +44,7 @@ impl PostgresDatabase {
     /// [`StoreError::Unavailable`] when the URL is malformed or the server cannot be reached.
     pub(crate) async fn connect(url: &str, size: usize) -> Result<Self, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
-            StoreError::unavailable_from(format!("invalid PostgreSQL URL: {}", with_causes(&e)), e)
+            StoreError::unavailable_from(format!("invalid PostgreSQL URL: {}", chain(&e)), e)
         })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
@@ -64,7 +64,7 @@ impl PostgresDatabase {
             .wait_timeout(Some(Duration::from_secs(30)))
             .create_timeout(Some(Duration::from_secs(10)))
             .build()
-            .map_err(|e| StoreError::unavailable_from(target.says(&with_causes(&e)), e))?;
+            .map_err(|e| StoreError::unavailable_from(target.says(&chain(&e)), e))?;
         let db = PostgresDatabase { pool, target };
         // Fail fast with a clear message when the server is not there.
         drop(db.client().await?);
@@ -75,7 +75,7 @@ impl PostgresDatabase {
         until_deadline(self.pool.get()).await?.map_err(|e| match e {
             // Every connection is in use: the server is there, the pool is busy.
             deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
-                StoreError::unavailable_from(with_causes(&e), e)
+                StoreError::unavailable_from(chain(&e), e)
             }
             e => StoreError::unavailable_from(self.target.failed(&e), e),
         })
