@@ -106,39 +106,57 @@ impl FromRequestParts<AppState> for Caller {
             current(state, &p).await?;
             return Ok(Caller(Some(p)));
         }
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let token = match header {
-            Some(h) => match h.split_once(' ') {
-                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-                    Some(token.trim().to_string())
-                }
-                _ => {
-                    return Err(ApiError::unauthorized(
-                        "Use `Authorization: Bearer <token>`.",
-                    ));
-                }
-            },
-            None => query_token(parts.uri.query()),
-        };
-        let Some(token) = token else {
-            return Ok(Caller(None));
-        };
-        if token.starts_with(opaque::API_KEY_PREFIX) {
-            return api_key(state, &token).await.map(|p| Caller(Some(p)));
+        match presented_token(&parts.headers, parts.uri.query())? {
+            None => Ok(Caller(None)),
+            Some(token) => Ok(Caller(Some(authenticate(state, &token).await?.0))),
         }
-        match state.tokens().verify(&token) {
-            Ok(p) => {
-                current(state, &p).await?;
-                Ok(Caller(Some(p)))
+    }
+}
+
+/// The credential a request presents: `Authorization: Bearer …`, or else `?token=` (for
+/// clients that cannot set headers, such as `EventSource`).
+///
+/// # Errors
+/// 401 for an `Authorization` header of another scheme.
+pub(crate) fn presented_token(
+    headers: &http::HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match header {
+        Some(h) => match h.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                Ok(Some(token.trim().to_string()))
             }
-            Err(TokenError::Expired) => Err(ApiError::unauthorized(
-                "The access token has expired; refresh it or log in again.",
+            _ => Err(ApiError::unauthorized(
+                "Use `Authorization: Bearer <token>`.",
             )),
-            Err(TokenError::Invalid) => Err(ApiError::unauthorized("The access token is invalid.")),
+        },
+        None => Ok(query_token(query)),
+    }
+}
+
+/// The principal behind an access token or API key, checked as every request checks it;
+/// for an access token also when it expires (Unix seconds).
+///
+/// # Errors
+/// 401 for an expired, invalid or revoked credential.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    token: &str,
+) -> Result<(Principal, Option<u64>), ApiError> {
+    if token.starts_with(opaque::API_KEY_PREFIX) {
+        return api_key(state, token).await.map(|p| (p, None));
+    }
+    match state.tokens().verify_until(token) {
+        Ok((p, expires)) => {
+            current(state, &p).await?;
+            Ok((p, Some(expires)))
         }
+        Err(TokenError::Expired) => Err(ApiError::unauthorized(
+            "The access token has expired; refresh it or log in again.",
+        )),
+        Err(TokenError::Invalid) => Err(ApiError::unauthorized("The access token is invalid.")),
     }
 }
 
@@ -240,30 +258,35 @@ impl Caller {
 
     /// The access the store applies collection rules for: superusers bypass rules.
     pub(crate) fn access(&self) -> Access {
-        match &self.0 {
-            Some(p) if p.is_admin() => Access::Superuser,
-            Some(p) => {
-                let mut auth = Map::new();
-                auth.insert("id".into(), Value::String(p.id.clone()));
-                // Keys have no email: a rule on `@request.auth.email` never matches a key,
-                // and `@request.auth.kind` tells users ("user") from keys ("key").
-                let (email, kind) = match &p.kind {
-                    PrincipalKind::User { .. } => (Value::String(p.email.clone()), "user"),
-                    PrincipalKind::ApiKey { .. } => (Value::Null, "key"),
-                };
-                auth.insert("email".into(), email);
-                auth.insert("kind".into(), Value::String(kind.into()));
-                auth.insert(
-                    "roles".into(),
-                    Value::Array(p.roles.iter().cloned().map(Value::String).collect()),
-                );
-                Access::Caller(RequestContext {
-                    auth,
-                    body: Map::new(),
-                })
-            }
-            None => Access::anonymous(),
+        access_of(self.0.as_ref())
+    }
+}
+
+/// The access the store applies collection rules for: superusers bypass rules.
+pub(crate) fn access_of(principal: Option<&Principal>) -> Access {
+    match principal {
+        Some(p) if p.is_admin() => Access::Superuser,
+        Some(p) => {
+            let mut auth = Map::new();
+            auth.insert("id".into(), Value::String(p.id.clone()));
+            // Keys have no email: a rule on `@request.auth.email` never matches a key,
+            // and `@request.auth.kind` tells users ("user") from keys ("key").
+            let (email, kind) = match &p.kind {
+                PrincipalKind::User { .. } => (Value::String(p.email.clone()), "user"),
+                PrincipalKind::ApiKey { .. } => (Value::Null, "key"),
+            };
+            auth.insert("email".into(), email);
+            auth.insert("kind".into(), Value::String(kind.into()));
+            auth.insert(
+                "roles".into(),
+                Value::Array(p.roles.iter().cloned().map(Value::String).collect()),
+            );
+            Access::Caller(RequestContext {
+                auth,
+                body: Map::new(),
+            })
         }
+        None => Access::anonymous(),
     }
 }
 

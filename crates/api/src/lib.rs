@@ -17,6 +17,7 @@ mod login_budget;
 mod mailer;
 mod openapi;
 mod ratelimit;
+mod realtime;
 mod routes;
 pub mod state;
 mod tasks;
@@ -100,6 +101,8 @@ pub struct App {
     tasks: tasks::Tasks,
     /// `[metrics] listen`: the second listener and its `/metrics`-only router.
     metrics_server: Option<(TcpListener, axum::Router)>,
+    /// Realtime connections: told to close (with a reconnect hint) when shutdown begins.
+    realtime: Arc<realtime::Hub>,
 }
 
 impl App {
@@ -195,6 +198,10 @@ impl App {
             "search follow",
             brigade_search::follow::follow(search.clone()),
         );
+        let realtime = realtime::Hub::new(store.clone(), settings.realtime.clone());
+        tasks.service("realtime delivery", realtime::pump(realtime.clone()));
+        tasks.service("realtime log pruning", realtime::prune(realtime.clone()));
+        tasks.service("channel presence", realtime::maintain(realtime.clone()));
         let state = state::AppState::new(state::Parts {
             store: store.clone(),
             tokens,
@@ -206,6 +213,7 @@ impl App {
             runner,
             search,
             tasks: tasks.clone(),
+            realtime: realtime.clone(),
         });
         let limits = state.limits().clone();
         tasks.service("rate limit cleanup", async move {
@@ -237,6 +245,7 @@ impl App {
             runner: app_runner,
             tasks,
             metrics_server,
+            realtime,
         })
     }
 
@@ -265,6 +274,7 @@ impl App {
             });
         }
         let runner = self.runner.clone();
+        let hub = self.realtime.clone();
         let server = axum::serve(
             self.listener,
             self.router
@@ -272,8 +282,10 @@ impl App {
         )
         .with_graceful_shutdown(async move {
             shutdown.await;
-            // Running pipelines stop too (their event streams end with them).
+            // Running pipelines stop too (their event streams end with them), and realtime
+            // connections close with a reconnect hint so graceful shutdown can finish.
             runner.cancel_all();
+            hub.stop();
             let _ = stop_tx.send(true);
         });
         let mut stop_rx2 = stop_rx.clone();
@@ -289,6 +301,7 @@ impl App {
             }
         };
         drop(stop_rx);
+        realtime::leave_all(&self.realtime).await;
         self.tasks.shutdown(self.grace).await;
         self.runner.drain(self.grace).await;
         // The router (and with it every sender of the audit queue) is gone: drain the queue.

@@ -29,6 +29,7 @@ struct Inner {
     runner: Arc<Runner>,
     search: Arc<brigade_search::Search>,
     tasks: crate::tasks::Tasks,
+    realtime: Arc<crate::realtime::Hub>,
 }
 
 /// What the server is assembled from.
@@ -43,6 +44,7 @@ pub(crate) struct Parts {
     pub(crate) runner: Arc<Runner>,
     pub(crate) search: Arc<brigade_search::Search>,
     pub(crate) tasks: crate::tasks::Tasks,
+    pub(crate) realtime: Arc<crate::realtime::Hub>,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
             runner,
             search,
             tasks,
+            realtime,
         } = parts;
         let mailer = Mailer::new(settings.mail.from.clone(), settings.mail.outbox.clone());
         AppState(Arc::new(Inner {
@@ -72,12 +75,18 @@ impl AppState {
             runner,
             search,
             tasks,
+            realtime,
         }))
     }
 
     /// Background work: started here, stopped or awaited on shutdown.
     pub(crate) fn tasks(&self) -> &crate::tasks::Tasks {
         &self.0.tasks
+    }
+
+    /// Realtime connections and channels.
+    pub(crate) fn realtime(&self) -> &Arc<crate::realtime::Hub> {
+        &self.0.realtime
     }
 
     /// Outgoing email.

@@ -168,6 +168,15 @@ impl TokenIssuer {
     /// # Errors
     /// [`TokenError::Expired`] or [`TokenError::Invalid`].
     pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        self.verify_until(token).map(|(principal, _)| principal)
+    }
+
+    /// [`TokenIssuer::verify`], also returning when the token expires (Unix seconds): a
+    /// long-lived connection ends then.
+    ///
+    /// # Errors
+    /// As [`TokenIssuer::verify`].
+    pub fn verify_until(&self, token: &str) -> Result<(Principal, u64), TokenError> {
         let kid = jsonwebtoken::decode_header(token)
             .map_err(|_| TokenError::Invalid)?
             .kid;
@@ -187,14 +196,15 @@ impl TokenIssuer {
         if data.claims.typ != "access" {
             return Err(TokenError::Invalid);
         }
-        Ok(Principal {
+        let principal = Principal {
             id: data.claims.sub,
             email: data.claims.email,
             roles: data.claims.roles,
             kind: PrincipalKind::User {
                 token_version: data.claims.ver,
             },
-        })
+        };
+        Ok((principal, data.claims.exp))
     }
 }
 

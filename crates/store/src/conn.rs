@@ -123,6 +123,14 @@ pub trait Database: Send + Sync {
     /// Connections in use and idle, for `db_pool_connections`.
     fn pool_status(&self) -> (usize, usize);
 
+    /// A message per notification on `channel` from any process (PostgreSQL `LISTEN`), and
+    /// one after every (re)connection; the listener reconnects by itself and stops when the
+    /// receiver is dropped. `None` where the backend has no notifications (SQLite).
+    fn listen(&self, channel: &'static str) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        let _ = channel;
+        None
+    }
+
     /// Flushes and closes (SQLite: WAL checkpoint).
     async fn close(&self);
 }

@@ -20,6 +20,8 @@
 //!   keyword search of search indexes.
 //! - [`warehouse`]: the [`Runs`] and [`Warehouse`] handles — staging loads, model
 //!   materialization, run records, leases.
+//! - [`channel_state`]: the [`Channels`] handle — presence and stored channel messages.
+//! - [`event_log`]: the [`EventLog`] handle — the realtime log in commit order.
 //! - `records`, `migrations`, `system`: SQL of each area, written once for both dialects.
 
 pub mod access;
@@ -28,10 +30,12 @@ mod accounts;
 mod api_keys;
 mod audit;
 pub mod changes;
+pub mod channel_state;
 pub(crate) mod conn;
 mod ddl;
 pub mod deadline;
 pub mod error;
+pub mod event_log;
 pub mod handle;
 pub mod login_failures;
 pub mod migrations;
@@ -55,8 +59,10 @@ pub use accounts::Accounts;
 pub use api_keys::{ApiKeyLookup, ApiKeyRow};
 pub use audit::{Audit, AuditAction, AuditEntry, collection as audit_collection};
 pub use changes::{Change, ChangeFeed, ChangeKind, Envelope, SchemaKind};
+pub use channel_state::{ChannelMessage, Channels};
 pub use conn::{JsonRow, Row};
 pub use error::StoreError;
+pub use event_log::{EventKind, EventLog, LoggedEvent, NewEvent};
 pub use handle::{BatchOp, BatchOutcome, Page, Store};
 pub use records::Record;
 pub use search_index::SearchIndex;

@@ -63,7 +63,7 @@ pub struct SourceDatabase {
 
 enum Inner {
     Sqlite(PathBuf),
-    Postgres(PostgresDatabase),
+    Postgres(Box<PostgresDatabase>),
 }
 
 impl SourceDatabase {
@@ -80,7 +80,7 @@ impl SourceDatabase {
     /// [`StoreError::Unavailable`] when it cannot be reached.
     pub async fn postgres(url: &str) -> Result<Self, StoreError> {
         Ok(SourceDatabase {
-            inner: Inner::Postgres(PostgresDatabase::connect(url, 1).await?),
+            inner: Inner::Postgres(Box::new(PostgresDatabase::connect(url, 1).await?)),
         })
     }
 

@@ -108,6 +108,26 @@ const STEPS: &[(i64, &str)] = &[
     ),
     // The SHA-256 of each migration file as applied: an edit made afterwards is reported.
     (16, "ALTER TABLE _migrations ADD COLUMN checksum TEXT;"),
+    // The realtime event log and the counter that numbers it in commit order (`event_log`).
+    (
+        17,
+        "CREATE TABLE IF NOT EXISTS _events (id BIGINT PRIMARY KEY NOT NULL, kind TEXT NOT NULL,
+         topic TEXT NOT NULL, record_id TEXT, action TEXT NOT NULL, body TEXT NOT NULL,
+         at_ms BIGINT NOT NULL);
+     CREATE TABLE IF NOT EXISTS _event_head (position BIGINT NOT NULL);
+     INSERT INTO _event_head (position) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM _event_head);",
+    ),
+    // Channel presence and stored channel messages (`channel_state`).
+    (
+        18,
+        "CREATE TABLE IF NOT EXISTS _presence (channel TEXT NOT NULL, member TEXT NOT NULL,
+         process TEXT NOT NULL, body TEXT NOT NULL, seen_ms BIGINT NOT NULL,
+         PRIMARY KEY (channel, member));
+     CREATE INDEX IF NOT EXISTS _presence_process ON _presence (process);
+     CREATE TABLE IF NOT EXISTS _channel_messages (id BIGINT PRIMARY KEY NOT NULL,
+         channel TEXT NOT NULL, sender TEXT NOT NULL, payload TEXT NOT NULL, created TEXT NOT NULL);
+     CREATE INDEX IF NOT EXISTS _channel_messages_channel ON _channel_messages (channel, id);",
+    ),
 ];
 
 /// Steps whose SQL differs on PostgreSQL.

@@ -14,6 +14,7 @@ mod definitions;
 mod op;
 mod pipelines;
 mod projection;
+mod realtime;
 mod records;
 mod search;
 mod system;
@@ -74,6 +75,7 @@ pub(crate) fn document(
     }
     pipelines::tables(&mut paths, &mut schemas);
     search::add(&mut paths, &mut schemas, indexes, superuser);
+    realtime::add(&mut paths);
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Brigade", "version": env!("CARGO_PKG_VERSION"),

@@ -61,6 +61,7 @@ fn routes() -> Routes {
         .merge(pipeline_tests::routes())
         .merge(tables::routes())
         .merge(search::routes())
+        .merge(crate::realtime::routes::routes())
         .merge(reset_page::routes().map(auth_limit))
 }
 

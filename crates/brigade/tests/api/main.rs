@@ -30,6 +30,7 @@ mod ops;
 mod owners;
 mod pipelines;
 mod readme;
+mod realtime;
 mod reconnect;
 mod records;
 mod relations;

@@ -337,6 +337,17 @@ impl<'a> Lexer<'a> {
         match self.ident().as_str() {
             "now" => return Ok(TokenKind::Now),
             "request" => {}
+            // Channel rules' `@channel.name`, carried as a request value of its own section
+            // (`@request.` itself only takes `auth` and `body`, so nothing else spells it).
+            "channel" => {
+                if self.eat('.') && self.peek_is(is_ident_start) && self.ident() == "name" {
+                    return Ok(TokenKind::Request(vec!["channel".into(), "name".into()]));
+                }
+                return Err(FilterError::new(
+                    start,
+                    "expected '@channel.name' (the only value of a channel)".to_string(),
+                ));
+            }
             name => {
                 let message = format!(
                     "unknown '@{}'; expected '@now' or '@request'",

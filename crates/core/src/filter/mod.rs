@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`ast`]: the syntax tree ([`Expr`], [`Operand`], [`Literal`], [`CmpOp`], [`Span`]).
 //! - `lexer`, `parser`: source text to [`Expr`] through [`parse`].
+//! - [`context`]: rules over a context rather than a record (channel rules).
 //! - `print`: [`std::fmt::Display`] for the tree, printing canonical source that parses back.
 //!
 //! # Positions
@@ -14,6 +15,7 @@
 //! later stages can slice the source with them.
 
 pub mod ast;
+pub mod context;
 mod lexer;
 mod parser;
 mod print;

@@ -67,6 +67,9 @@ impl Display for Operand {
             Operand::Field { path, .. } => f.write_str(&path.join(".")),
             Operand::Literal { value, .. } => write!(f, "{value}"),
             Operand::Now { .. } => f.write_str("@now"),
+            Operand::Request { path, .. } if path.first().is_some_and(|p| p == "channel") => {
+                write!(f, "@{}", path.join("."))
+            }
             Operand::Request { path, .. } => write!(f, "@request.{}", path.join(".")),
         }
     }

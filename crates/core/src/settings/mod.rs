@@ -14,9 +14,11 @@ use figment::value::Value as FigValue;
 
 mod net;
 mod raw;
+mod realtime;
 mod search;
 pub use net::{IpNet, canonical_ip};
 use raw::{RawOidc, RawRateLimit, RawSettings, StringList};
+pub use realtime::{ChannelSettings, RealtimeSettings};
 pub use search::{IndexSettings, IndexSource, LlmKey, LlmSettings, SearchSettings};
 
 /// Name of the settings file inside an app directory.
@@ -40,6 +42,7 @@ const SECTIONS: &[&str] = &[
     "mail",
     "llm",
     "metrics",
+    "realtime",
 ];
 
 /// A setting that cannot be used, with its provenance.
@@ -73,6 +76,8 @@ pub struct Settings {
     pub search: SearchSettings,
     /// `None`: `/api/rag` answers extractively.
     pub llm: Option<LlmSettings>,
+    /// `[realtime]` and `[[channels]]`.
+    pub realtime: RealtimeSettings,
 }
 
 /// `[metrics]`: who may read the Prometheus metrics. With neither key set, `/metrics` is
@@ -478,10 +483,13 @@ impl Settings {
         }
         let search = search::search(raw.search).map_err(|(k, m)| fail(&k, m))?;
         let llm = search::llm(raw.llm, &vars).map_err(|(k, m)| fail(&k, m))?;
+        let realtime =
+            realtime::realtime(raw.realtime, raw.channels).map_err(|(k, m)| fail(&k, m))?;
         Ok(Settings {
             dir: dir.to_path_buf(),
             search,
             llm,
+            realtime,
             database: DatabaseSettings { url, pool_size },
             server,
             auth,

@@ -25,6 +25,8 @@ pub(super) struct RawSettings {
     pub(super) search: search::RawSearch,
     pub(super) llm: Option<search::RawLlm>,
     pub(super) endpoints: Option<FigValue>,
+    pub(super) realtime: super::realtime::RawRealtime,
+    pub(super) channels: Vec<super::realtime::RawChannel>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -15,6 +15,7 @@ use super::records::{WriteJob, apply_job};
 use crate::changes::ChangeFeed;
 use crate::conn::Database;
 use crate::error::StoreError;
+use crate::event_log::{self, LocalWake};
 
 /// Most requests committed in one transaction.
 const MAX_GROUP: usize = 256;
@@ -32,9 +33,10 @@ impl GroupCommit {
         db: Arc<dyn Database>,
         counts: Arc<CountCache>,
         changes: Arc<ChangeFeed>,
+        wake: Arc<LocalWake>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-        tokio::spawn(commit_groups(db, counts, changes, rx));
+        tokio::spawn(commit_groups(db, counts, changes, wake, rx));
         GroupCommit { tx }
     }
 
@@ -54,6 +56,7 @@ async fn commit_groups(
     db: Arc<dyn Database>,
     counts: Arc<CountCache>,
     changes: Arc<ChangeFeed>,
+    wake: Arc<LocalWake>,
     mut rx: mpsc::Receiver<(WriteJob, Reply)>,
 ) {
     let mut jobs = Vec::with_capacity(MAX_GROUP);
@@ -69,14 +72,18 @@ async fn commit_groups(
             }
         };
         let mut done = Vec::with_capacity(jobs.len());
+        let mut logged = Vec::new();
         for (job, reply) in jobs.drain(..) {
             if let Err(e) = tx.execute_script("SAVEPOINT brigade_write").await {
                 done.push((reply, Err((0, e)), Vec::new()));
                 continue;
             }
             match apply_job(tx.as_mut(), job).await {
-                Ok((outcomes, events)) => match tx.execute_script("RELEASE brigade_write").await {
-                    Ok(()) => done.push((reply, Ok(outcomes), events)),
+                Ok((outcomes, written)) => match tx.execute_script("RELEASE brigade_write").await {
+                    Ok(()) => {
+                        logged.extend(written.events);
+                        done.push((reply, Ok(outcomes), written.changes));
+                    }
                     Err(e) => done.push((reply, Err((0, e)), Vec::new())),
                 },
                 Err(failure) => {
@@ -90,9 +97,17 @@ async fn commit_groups(
                 }
             }
         }
-        match tx.commit().await {
+        // The group's events take one range of the log; if that fails, nothing commits.
+        let committed = match event_log::append(tx.as_mut(), &logged).await {
+            Ok(_) => tx.commit().await,
+            Err(e) => Err(e),
+        };
+        match committed {
             Ok(()) => {
                 counts.bump();
+                if !logged.is_empty() {
+                    wake.fire();
+                }
                 for (reply, result, events) in done {
                     for change in events {
                         changes.publish(change);

@@ -83,6 +83,8 @@ pub struct Store {
     heavy_reads: Option<Arc<tokio::sync::Semaphore>>,
     /// Connections the backend may open (`database.pool_size`); 0 when not known.
     pool_size: usize,
+    /// Fired after each local commit that appended to the realtime event log.
+    pub(crate) event_wake: Arc<crate::event_log::LocalWake>,
 }
 
 impl Store {
@@ -143,8 +145,15 @@ impl Store {
             Dialect::Postgres => std::time::Duration::from_secs(1),
         }));
         let changes = Arc::new(ChangeFeed::default());
-        let group_commit = (dialect == Dialect::Sqlite)
-            .then(|| group_commit::GroupCommit::start(db.clone(), counts.clone(), changes.clone()));
+        let event_wake = Arc::new(crate::event_log::LocalWake::default());
+        let group_commit = (dialect == Dialect::Sqlite).then(|| {
+            group_commit::GroupCommit::start(
+                db.clone(),
+                counts.clone(),
+                changes.clone(),
+                event_wake.clone(),
+            )
+        });
         let store = Store {
             db,
             schema: RwLock::new(Arc::new(Vec::new())),
@@ -155,6 +164,7 @@ impl Store {
             group_commit,
             heavy_reads: None,
             pool_size: 0,
+            event_wake,
         };
         store.reload_schema().await?;
         Ok(store)

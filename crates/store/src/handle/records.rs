@@ -10,6 +10,7 @@ use crate::access::{Access, RuleOp, rule_for};
 use crate::changes::{self, Change, ChangeKind};
 use crate::conn::Conn;
 use crate::error::StoreError;
+use crate::event_log::{self, EventKind, NewEvent};
 use crate::query::{ListParams, parse_expand, parse_fields, parse_sort};
 use crate::records::{self, Record};
 use crate::sql::Sql;
@@ -311,10 +312,14 @@ impl Store {
             return queue.submit(job).await;
         }
         let mut tx = self.db.begin().await.map_err(|e| (0, e))?;
-        let (outcomes, events) = apply_job(tx.as_mut(), job).await?;
+        let (outcomes, written) = apply_job(tx.as_mut(), job).await?;
+        event_log::append(tx.as_mut(), &written.events)
+            .await
+            .map_err(|e| (0, e))?;
         tx.commit().await.map_err(|e| (0, e))?;
         self.counts.bump();
-        for change in events {
+        self.event_wake.fire();
+        for change in written.changes {
             self.changes.publish(change);
         }
         Ok(outcomes)
@@ -338,33 +343,59 @@ pub(super) type Prepared = (
     Option<Sql>,
 );
 
+/// What a job wrote, besides its outcomes: the changes for the in-process feed (built only
+/// when someone listens) and the events for the realtime log (always).
+#[derive(Default)]
+pub(super) struct Written {
+    pub(super) changes: Vec<Change>,
+    pub(super) events: Vec<NewEvent>,
+}
+
 /// Runs a job's writes on `conn` (inside the caller's transaction) and returns their outcomes
-/// and the change events to publish after commit.
+/// and what to log and publish.
 pub(super) async fn apply_job(
     conn: &mut dyn Conn,
     job: WriteJob,
-) -> Result<(Vec<BatchOutcome>, Vec<Change>), (usize, StoreError)> {
+) -> Result<(Vec<BatchOutcome>, Written), (usize, StoreError)> {
     let schema = job.schema;
     let lookup = move |name: &str| schema.iter().find(|c| c.name == name).cloned();
     let mut outcomes = Vec::with_capacity(job.prepared.len());
-    let mut events = Vec::with_capacity(job.prepared.len());
+    let mut written = Written {
+        changes: Vec::with_capacity(if job.publish { job.prepared.len() } else { 0 }),
+        events: Vec::with_capacity(job.prepared.len()),
+    };
     for (i, (c, op, input, rule)) in job.prepared.into_iter().enumerate() {
         let (outcome, deleted) = write_one(&mut *conn, &c, op, input, rule, &job.access, &lookup)
             .await
             .map_err(|e| (i, e))?;
+        let (kind, record) = match &outcome {
+            BatchOutcome::Created(r) => (ChangeKind::Create, r),
+            BatchOutcome::Updated(r) => (ChangeKind::Update, r),
+            BatchOutcome::Deleted => (ChangeKind::Delete, deleted.as_ref().unwrap_or(&EMPTY)),
+        };
+        written.events.push(NewEvent {
+            kind: EventKind::Record,
+            topic: c.name.clone(),
+            record_id: record.get("id").and_then(Json::as_str).map(String::from),
+            action: kind.as_str().into(),
+            body: serde_json::to_string(record).map_err(|e| {
+                (
+                    i,
+                    StoreError::internal_from("could not encode a record for the event log", e),
+                )
+            })?,
+        });
         if job.publish {
-            events.push(match &outcome {
-                BatchOutcome::Created(r) => changes::record(&c.name, ChangeKind::Create, r.clone()),
-                BatchOutcome::Updated(r) => changes::record(&c.name, ChangeKind::Update, r.clone()),
-                BatchOutcome::Deleted => {
-                    changes::record(&c.name, ChangeKind::Delete, deleted.unwrap_or_default())
-                }
-            });
+            written
+                .changes
+                .push(changes::record(&c.name, kind, record.clone()));
         }
         outcomes.push(outcome);
     }
-    Ok((outcomes, events))
+    Ok((outcomes, written))
 }
+
+static EMPTY: std::sync::LazyLock<Record> = std::sync::LazyLock::new(Record::new);
 
 /// One write inside the batch transaction; returns the outcome and, for deletes, the
 /// deleted record.

@@ -8,6 +8,7 @@
 //! its connection closed rather than handed to the next request mid-query.
 
 mod bulk;
+mod listen;
 mod target;
 mod value;
 
@@ -35,6 +36,8 @@ pub(crate) struct PostgresDatabase {
     pool: Pool,
     /// Where the pool connects, for messages.
     target: Target,
+    /// The connection settings, for `LISTEN` connections outside the pool.
+    config: tokio_postgres::Config,
 }
 
 impl PostgresDatabase {
@@ -50,7 +53,9 @@ impl PostgresDatabase {
             config.connect_timeout(Duration::from_secs(10));
         }
         config.application_name("brigade");
+        config.keepalives_idle(Duration::from_secs(30));
         let target = Target::of(&config);
+        let listen_config = config.clone();
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -65,7 +70,11 @@ impl PostgresDatabase {
             .create_timeout(Some(Duration::from_secs(10)))
             .build()
             .map_err(|e| StoreError::unavailable_from(target.says(&chain(&e)), e))?;
-        let db = PostgresDatabase { pool, target };
+        let db = PostgresDatabase {
+            pool,
+            target,
+            config: listen_config,
+        };
         // Fail fast with a clear message when the server is not there.
         drop(db.client().await?);
         Ok(db)
@@ -130,6 +139,10 @@ impl Database for PostgresDatabase {
         Ok(Some(Box::new(bulk::CopyWriter::start(
             client, table, columns,
         ))))
+    }
+
+    fn listen(&self, channel: &'static str) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        Some(listen::listen(self.config.clone(), channel))
     }
 
     fn pool_status(&self) -> (usize, usize) {

@@ -154,6 +154,9 @@ impl Checker<'_> {
             Operand::Now { span } => {
                 Operandish::Value(Literal::Str(self.now.clone()), *span, Origin::Now)
             }
+            Operand::Request { path, span } if path.first().is_some_and(|p| p == "channel") => {
+                return Err(self.error(*span, "`@channel` can only be used in channel rules"));
+            }
             Operand::Request { path, span } => {
                 let Source::Rule(request) = self.kind else {
                     return Err(

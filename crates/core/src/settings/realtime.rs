@@ -1,0 +1,230 @@
+//! `[realtime]` and `[[channels]]`: how much of the event log is kept for resuming, the limits
+//! that keep one client from growing a server's memory, and the channels clients may join.
+//! Validated here so a typo or a rule that does not parse stops `brigade serve` with the key.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::parse_duration;
+
+/// `[realtime]`.
+#[derive(Debug, Clone)]
+pub struct RealtimeSettings {
+    /// Events kept in the log for clients that resume (`Last-Event-ID`, `since`); a client
+    /// further behind gets a `resync`.
+    pub replay: u64,
+    /// Messages queued per connection; a client that lets more pile up is disconnected
+    /// ("slow consumer") rather than allowed to grow the server's memory.
+    pub queue: usize,
+    /// Open connections per client address.
+    pub max_connections_per_ip: usize,
+    /// Open connections per account or API key.
+    pub max_connections_per_account: usize,
+    /// Subscriptions and joined channels per connection.
+    pub max_subscriptions: usize,
+    /// How often an idle connection is sent a heartbeat (SSE comment, WebSocket ping).
+    pub heartbeat: Duration,
+    pub channels: Vec<ChannelSettings>,
+}
+
+impl Default for RealtimeSettings {
+    fn default() -> Self {
+        RealtimeSettings {
+            replay: 10_000,
+            queue: 1024,
+            max_connections_per_ip: 1000,
+            max_connections_per_account: 100,
+            max_subscriptions: 100,
+            heartbeat: Duration::from_secs(15),
+            channels: Vec::new(),
+        }
+    }
+}
+
+/// One `[[channels]]` entry.
+#[derive(Debug, Clone)]
+pub struct ChannelSettings {
+    /// The channel names it covers: exact, or with `*` standing for any run of characters
+    /// (`room-*`).
+    pub name: String,
+    /// Who may join, in the filter language over `@request.auth.*` and `@channel.name`;
+    /// `None`: superusers only, `""`: anyone.
+    pub join: Option<String>,
+    /// Who may broadcast, likewise; only members broadcast.
+    pub broadcast: Option<String>,
+    /// Whether broadcasts are stored for `GET /api/channels/{channel}/messages`.
+    pub persist: bool,
+    /// Stored messages kept per channel.
+    pub history: u64,
+}
+
+impl ChannelSettings {
+    /// Whether `channel` is one of this entry's channels.
+    pub fn covers(&self, channel: &str) -> bool {
+        glob_match(&self.name, channel)
+    }
+}
+
+/// `*` matches any run of characters (none included); everything else matches itself.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawRealtime {
+    replay: Option<i64>,
+    queue: Option<i64>,
+    max_connections_per_ip: Option<i64>,
+    max_connections_per_account: Option<i64>,
+    max_subscriptions: Option<i64>,
+    heartbeat: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawChannel {
+    name: String,
+    join: Option<String>,
+    broadcast: Option<String>,
+    #[serde(default)]
+    persist: bool,
+    history: Option<i64>,
+}
+
+/// Checks `[realtime]` and `[[channels]]`; errors are `(key, message)`.
+pub(super) fn realtime(
+    raw: RawRealtime,
+    channels: Vec<RawChannel>,
+) -> Result<RealtimeSettings, (String, String)> {
+    let defaults = RealtimeSettings::default();
+    let count = |key: &str, value: Option<i64>, default: u64, min: i64| match value {
+        None => Ok(default),
+        Some(n) if n >= min => Ok(n as u64),
+        Some(n) => Err((
+            format!("realtime.{key}"),
+            format!("{n} is too small; use at least {min}"),
+        )),
+    };
+    let heartbeat = match raw.heartbeat.as_deref() {
+        None => defaults.heartbeat,
+        Some(text) => {
+            let d = parse_duration(text).map_err(|m| ("realtime.heartbeat".to_string(), m))?;
+            if d < Duration::from_secs(1) {
+                return Err((
+                    "realtime.heartbeat".into(),
+                    "must be at least 1s".to_string(),
+                ));
+            }
+            d
+        }
+    };
+    let mut checked = Vec::with_capacity(channels.len());
+    for (i, c) in channels.into_iter().enumerate() {
+        let key = |k: &str| format!("channels[{i}].{k}");
+        let name = c.name.trim().to_string();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.:*".contains(ch))
+        {
+            return Err((
+                key("name"),
+                format!(
+                    "`{}` is not a channel name: use letters, digits, `-`, `_`, `.`, `:` and `*` \
+                     as a wildcard (e.g. \"room-*\")",
+                    c.name
+                ),
+            ));
+        }
+        for (k, rule) in [("join", &c.join), ("broadcast", &c.broadcast)] {
+            if let Some(rule) = rule.as_deref().filter(|r| !r.trim().is_empty()) {
+                crate::filter::context::parse_context_rule(rule)
+                    .map_err(|e| (key(k), e.to_string()))?;
+            }
+        }
+        let history = match c.history {
+            None => 100,
+            Some(n) if n >= 1 => n as u64,
+            Some(n) => return Err((key("history"), format!("{n} is too small; use at least 1"))),
+        };
+        checked.push(ChannelSettings {
+            name,
+            join: c.join,
+            broadcast: c.broadcast,
+            persist: c.persist,
+            history,
+        });
+    }
+    Ok(RealtimeSettings {
+        replay: count("replay", raw.replay, defaults.replay, 100)?,
+        queue: count("queue", raw.queue, defaults.queue as u64, 16)? as usize,
+        max_connections_per_ip: count(
+            "max_connections_per_ip",
+            raw.max_connections_per_ip,
+            defaults.max_connections_per_ip as u64,
+            1,
+        )? as usize,
+        max_connections_per_account: count(
+            "max_connections_per_account",
+            raw.max_connections_per_account,
+            defaults.max_connections_per_account as u64,
+            1,
+        )? as usize,
+        max_subscriptions: count(
+            "max_subscriptions",
+            raw.max_subscriptions,
+            defaults.max_subscriptions as u64,
+            1,
+        )? as usize,
+        heartbeat,
+        channels: checked,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_patterns_match_as_globs() {
+        assert!(glob_match("room-*", "room-1"));
+        assert!(glob_match("room-*", "room-"));
+        assert!(!glob_match("room-*", "lobby"));
+        assert!(glob_match("lobby", "lobby"));
+        assert!(!glob_match("lobby", "lobby-2"));
+        assert!(glob_match("a*b*c", "a-x-b-y-c"));
+        assert!(!glob_match("a*b*c", "a-x-c"));
+        assert!(glob_match("*", "anything"));
+    }
+
+    #[test]
+    fn a_rule_that_does_not_parse_names_its_key() {
+        let bad = RawChannel {
+            name: "room-*".into(),
+            join: Some("@request.auth.id = ".into()),
+            broadcast: None,
+            persist: false,
+            history: None,
+        };
+        let (key, message) = realtime(RawRealtime::default(), vec![bad]).unwrap_err();
+        assert_eq!(key, "channels[0].join");
+        assert!(!message.is_empty());
+    }
+}
