@@ -227,7 +227,7 @@ async fn close(mut socket: WebSocket, code: u16, reason: &str) {
 fn error(detail: impl Into<String>, topic: Option<&str>) -> Outgoing {
     Outgoing::Error {
         detail: detail.into(),
-        code: "invalid",
+        code: crate::error::ErrorCode::ValidationFailed.as_str(),
         errors: None,
         topic: topic.map(Into::into),
     }
