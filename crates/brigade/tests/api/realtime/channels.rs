@@ -51,7 +51,7 @@ on_both_stores!(
         assert_eq!(joined["members"][0]["meta"]["name"], "Alice");
         let alice_key = joined["members"][0]["key"].as_str().unwrap().to_string();
         let own = a.expect("presence").await;
-        assert_eq!(keys(&own["joins"]), [alice_key.clone()]);
+        assert_eq!(keys(&own["joins"]), std::slice::from_ref(&alice_key));
 
         b.send(json!({"type": "join", "channel": "room-1", "meta": {"name": "Bob"}}))
             .await;
@@ -67,7 +67,7 @@ on_both_stores!(
             .unwrap()
             .to_string();
         let seen_by_alice = a.expect("presence").await;
-        assert_eq!(keys(&seen_by_alice["joins"]), [bob_key.clone()]);
+        assert_eq!(keys(&seen_by_alice["joins"]), std::slice::from_ref(&bob_key));
         assert_eq!(seen_by_alice["channel"], "room-1");
         b.expect("presence").await;
 
