@@ -41,6 +41,12 @@ pub(crate) fn prometheus() -> PrometheusHandle {
                     Matcher::Full("http_request_duration_seconds".into()),
                     DURATION_BUCKETS,
                 )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("realtime_delivery_seconds".into()),
+                        DURATION_BUCKETS,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();

@@ -67,7 +67,10 @@ on_both_stores!(
             .unwrap()
             .to_string();
         let seen_by_alice = a.expect("presence").await;
-        assert_eq!(keys(&seen_by_alice["joins"]), std::slice::from_ref(&bob_key));
+        assert_eq!(
+            keys(&seen_by_alice["joins"]),
+            std::slice::from_ref(&bob_key)
+        );
         assert_eq!(seen_by_alice["channel"], "room-1");
         b.expect("presence").await;
 
