@@ -114,13 +114,20 @@ on_both_stores!(
         );
 
         // A bad token is refused before the upgrade, and as a first message.
-        let refused = app
-            .client
-            .get(format!("http://{}/api/ws?token=nonsense", app.addr))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(refused.status(), 401);
+        let refused =
+            tokio_tungstenite::connect_async(format!("ws://{}/api/ws?token=nonsense", app.addr))
+                .await;
+        match refused {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                    .to_string();
+                assert_eq!(response.status(), 401, "{body}");
+            }
+            other => panic!(
+                "a bad token was not refused: {:?}",
+                other.map(|(_, r)| r.status())
+            ),
+        }
         let mut anon = Ws::connect(&app, None).await;
         anon.send(json!({"type": "auth", "token": "nonsense"}))
             .await;
@@ -143,6 +150,12 @@ on_both_stores!(
         let mut idle = Ws::connect(&app, None).await;
         idle.subscribe("collections/posts", None).await;
         let mut reader = Sse::subscribed(&app, None, "posts").await;
+        // The reader keeps up while the writes go on.
+        let reading = tokio::spawn(async move {
+            for _ in 0..400 {
+                reader.record_event().await;
+            }
+        });
         // ~24 MB of events: far more than the socket buffers hold.
         let body = "x".repeat(60_000);
         for _ in 0..40 {
@@ -156,9 +169,7 @@ on_both_stores!(
             .await;
         }
         // The reading client got everything.
-        for _ in 0..400 {
-            reader.record_event().await;
-        }
+        reading.await.expect("the reader got all 400 events");
         // The idle one was cut off with a reason.
         let mut received = 0;
         while idle.recv_within(Duration::from_secs(10)).await.is_some() {
