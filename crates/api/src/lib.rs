@@ -20,6 +20,7 @@ mod ratelimit;
 mod realtime;
 mod routes;
 pub mod state;
+mod static_files;
 mod tasks;
 mod telemetry;
 mod views;

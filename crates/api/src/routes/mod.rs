@@ -79,7 +79,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .into_router()
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn(crate::telemetry::track))
-        .fallback(not_found)
+        .fallback(crate::static_files::fallback)
         .layer(middleware::from_fn_with_state(state.clone(), crate::ratelimit::limit))
         .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(middleware::from_fn_with_state(settings.request_timeout.max(Duration::from_millis(100)), crate::deadline::limit))
@@ -130,10 +130,6 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
             .collect();
         Some(base.allow_origin(AllowOrigin::list(list)))
     }
-}
-
-async fn not_found() -> Response {
-    ApiError::not_found("No such route; see /api/docs for the API.").into_response()
 }
 
 async fn method_not_allowed() -> Response {

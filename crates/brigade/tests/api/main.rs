@@ -39,3 +39,4 @@ mod rule_leaks;
 mod rules;
 mod search;
 mod sec_misc;
+mod static_files;

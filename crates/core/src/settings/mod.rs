@@ -16,10 +16,12 @@ mod net;
 mod raw;
 mod realtime;
 mod search;
+mod web;
 pub use net::{IpNet, canonical_ip};
 use raw::{RawOidc, RawRateLimit, RawSettings, StringList};
 pub use realtime::{ChannelSettings, RealtimeSettings};
 pub use search::{IndexSettings, IndexSource, LlmKey, LlmSettings, SearchSettings};
+pub use web::StaticSettings;
 
 /// Name of the settings file inside an app directory.
 pub const SETTINGS_FILE: &str = "brigade.toml";
@@ -43,6 +45,7 @@ const SECTIONS: &[&str] = &[
     "llm",
     "metrics",
     "realtime",
+    "static",
 ];
 
 /// A setting that cannot be used, with its provenance.
@@ -78,6 +81,8 @@ pub struct Settings {
     pub llm: Option<LlmSettings>,
     /// `[realtime]` and `[[channels]]`.
     pub realtime: RealtimeSettings,
+    /// `[static]`: the folder served at `/`, if any.
+    pub static_files: Option<StaticSettings>,
 }
 
 /// `[metrics]`: who may read the Prometheus metrics. With neither key set, `/metrics` is
@@ -485,11 +490,14 @@ impl Settings {
         let llm = search::llm(raw.llm, &vars).map_err(|(k, m)| fail(&k, m))?;
         let realtime =
             realtime::realtime(raw.realtime, raw.channels).map_err(|(k, m)| fail(&k, m))?;
+        let static_files =
+            web::static_files(raw.static_files, dir).map_err(|(k, m)| fail(&k, m))?;
         Ok(Settings {
             dir: dir.to_path_buf(),
             search,
             llm,
             realtime,
+            static_files,
             database: DatabaseSettings { url, pool_size },
             server,
             auth,

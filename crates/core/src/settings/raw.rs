@@ -26,6 +26,8 @@ pub(super) struct RawSettings {
     pub(super) llm: Option<search::RawLlm>,
     pub(super) endpoints: Option<FigValue>,
     pub(super) realtime: super::realtime::RawRealtime,
+    #[serde(rename = "static")]
+    pub(super) static_files: super::web::RawStatic,
     pub(super) channels: Vec<super::realtime::RawChannel>,
 }
 
