@@ -11,6 +11,7 @@ mod account;
 mod audit;
 mod auth;
 mod batch;
+mod chat_browser;
 mod cli;
 mod closed_input;
 mod coherence;

@@ -233,6 +233,16 @@ pub(crate) async fn spawn_app_with_config(backend: Backend, config: &str) -> Opt
 impl TestApp {
     /// Creates the superuser in `dir` on `db_url`, serves the app and logs in.
     pub(crate) async fn start(dir: TempDir, db_url: String, backend: Backend) -> TestApp {
+        Self::start_at(dir, db_url, backend, "127.0.0.1:0").await
+    }
+
+    /// [`TestApp::start`] on a given address (a restart on the same port).
+    pub(crate) async fn start_at(
+        dir: TempDir,
+        db_url: String,
+        backend: Backend,
+        addr: &str,
+    ) -> TestApp {
         let out = run_cli(
             [
                 OsStr::new("superuser"),
@@ -249,7 +259,7 @@ impl TestApp {
         assert_success(&out, "brigade superuser create");
 
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--addr", "127.0.0.1:0", "--dir"])
+        cmd.args(["serve", "--addr", addr, "--dir"])
             .arg(dir.path())
             .env("BRIGADE_DATABASE_URL", &db_url)
             .env("BRIGADE_LOG_FORMAT", "json")

@@ -209,7 +209,7 @@ fn cluster_port(url: &str) -> u16 {
         .unwrap_or_else(|| panic!("no port in the test cluster's URL {url}"))
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -217,7 +217,7 @@ fn free_port() -> u16 {
 }
 
 /// Copies `from` to `to`, symlinks as symlinks, without the apps' `data/` folders.
-fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
