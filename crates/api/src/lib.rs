@@ -216,6 +216,9 @@ impl App {
             tasks: tasks.clone(),
             realtime: realtime.clone(),
         });
+        if state.settings().auth.jwt_secret.is_none() {
+            tasks.service("signing keys", follow_signing_keys(state.clone()));
+        }
         let limits = state.limits().clone();
         tasks.service("rate limit cleanup", async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -364,6 +367,45 @@ async fn token_issuer(store: &Store, settings: &Settings) -> Result<TokenIssuer,
     ))
 }
 
+/// How often a server checks the stored signing keys for a rotation made elsewhere.
+const SIGNING_KEYS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Follows `brigade jwt rotate` (run against the database while servers run): within a
+/// second every server signs with the new key and still accepts the previous one.
+async fn follow_signing_keys(state: state::AppState) {
+    let mut tick = tokio::time::interval(SIGNING_KEYS_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let accounts = state.store().accounts();
+        let stored = async {
+            let secret = accounts.stored_value(JWT_SECRET_KEY).await?;
+            let previous = accounts.stored_value(JWT_PREVIOUS_SECRET_KEY).await?;
+            Ok::<_, StoreError>((secret, previous))
+        };
+        match stored.await {
+            Ok((Some(secret), previous)) => {
+                failing = false;
+                let previous = previous.as_deref().map(str::as_bytes);
+                let current = state.tokens();
+                if !current.has_keys(secret.as_bytes(), previous) {
+                    state.set_tokens(current.rekeyed(secret.as_bytes(), previous));
+                    tracing::info!(
+                        "The signing key was rotated; tokens are now signed with the new key."
+                    );
+                }
+            }
+            Ok((None, _)) => {}
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "Cannot read the stored signing keys; retrying.");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 /// 256 random bits, hex.
 pub fn new_secret() -> String {
     let a = uuid::Uuid::new_v4().simple().to_string();
@@ -372,7 +414,7 @@ pub fn new_secret() -> String {
 }
 
 /// Replaces the stored JWT secret, keeping the old one for verification. Running servers
-/// pick the new key up when restarted; tokens signed before stay valid until they expire.
+/// pick the new key up within a second; tokens signed before stay valid until they expire.
 ///
 /// # Errors
 /// Database errors.

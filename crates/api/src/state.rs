@@ -23,7 +23,8 @@ struct Inner {
     public_url: String,
     limits: Arc<Limits>,
     store: Arc<Store>,
-    tokens: TokenIssuer,
+    /// Swapped whole when another process rotates the stored signing key.
+    tokens: std::sync::RwLock<Arc<TokenIssuer>>,
     settings: Settings,
     metrics: PrometheusHandle,
     runner: Arc<Runner>,
@@ -69,7 +70,7 @@ impl AppState {
             public_url,
             limits,
             store,
-            tokens,
+            tokens: std::sync::RwLock::new(Arc::new(tokens)),
             settings,
             metrics,
             runner,
@@ -123,9 +124,22 @@ impl AppState {
         &self.0.search
     }
 
-    /// The access-token issuer.
-    pub fn tokens(&self) -> &TokenIssuer {
-        &self.0.tokens
+    /// The access-token issuer with the current keys.
+    pub fn tokens(&self) -> Arc<TokenIssuer> {
+        self.0
+            .tokens
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Installs an issuer with new keys.
+    pub(crate) fn set_tokens(&self, tokens: TokenIssuer) {
+        *self
+            .0
+            .tokens
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(tokens);
     }
 
     /// Validated settings.

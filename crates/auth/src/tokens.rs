@@ -128,6 +128,24 @@ impl TokenIssuer {
         }
     }
 
+    /// The same issuer with other keys (after `brigade jwt rotate` in another process): the
+    /// lifetime and the token versions are kept.
+    pub fn rekeyed(&self, secret: &[u8], previous: Option<&[u8]>) -> TokenIssuer {
+        TokenIssuer {
+            versions: self.versions.clone(),
+            ..TokenIssuer::with_previous(secret, previous, self.ttl)
+        }
+    }
+
+    /// Whether this issuer signs with `secret` and also accepts exactly `previous`.
+    pub fn has_keys(&self, secret: &[u8], previous: Option<&[u8]>) -> bool {
+        let mut kids = vec![key_id(secret)];
+        if let Some(previous) = previous.filter(|p| *p != secret) {
+            kids.push(key_id(previous));
+        }
+        self.kid == kids[0] && self.decoding.iter().map(|(k, _)| k).eq(kids.iter())
+    }
+
     /// The per-account token versions that tell current tokens from revoked ones.
     pub fn versions(&self) -> &TokenVersions {
         &self.versions

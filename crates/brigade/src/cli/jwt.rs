@@ -11,7 +11,7 @@ use super::Failure;
 pub(crate) enum JwtCommand {
     /// Generate a new signing key; tokens signed with the old one stay valid until they expire.
     #[command(
-        after_help = "Example:\n  brigade jwt rotate --dir myapp   # then restart the servers\n\n\
+        after_help = "Example:\n  brigade jwt rotate --dir myapp   # running servers switch within a second\n\n\
 When the secret comes from the environment (auth.jwt_secret_env), rotate there instead: move the\n\
 old value to BRIGADE_JWT_PREVIOUS_SECRET and set a new BRIGADE_JWT_SECRET (openssl rand -hex 32)."
     )]
@@ -34,7 +34,7 @@ pub(crate) async fn run(settings: Settings, cmd: JwtCommand) -> Result<(), Failu
         .context("rotating the key")?;
     store.close().await;
     println!(
-        "Rotated the JWT signing key. Restart the servers to sign with it; tokens signed with the old key stay valid until they expire."
+        "Rotated the JWT signing key. Running servers sign with it within a second; tokens signed with the old key stay valid until they expire."
     );
     Ok(())
 }

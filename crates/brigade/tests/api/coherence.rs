@@ -164,3 +164,85 @@ async fn schema_changes_reach_the_other_server_on_postgres() {
 async fn schema_changes_reach_the_other_server_on_sqlite() {
     schema_changes_reach_the_other_server(Backend::Sqlite).await;
 }
+
+/// `brigade jwt rotate` run against the database while two servers run: within about a second
+/// both sign with the new key and accept tokens either signed, and tokens signed before keep
+/// working.
+async fn a_rotated_signing_key_reaches_both_servers(backend: Backend) {
+    let Some((first, second)) = two_servers(backend).await else {
+        return;
+    };
+    let before = first.token.clone();
+    let out = crate::helpers::run_cli(
+        ["jwt", "rotate", "--dir", first.dir.path().to_str().unwrap()],
+        &[("BRIGADE_DATABASE_URL", &first.db_url)],
+        None,
+    )
+    .await;
+    crate::helpers::assert_success(&out, "brigade jwt rotate");
+    let rotated = Instant::now();
+    let login = || async {
+        let res = first
+            .client
+            .post(first.url("/api/auth/login"))
+            .json(&json!({"email": crate::helpers::ADMIN_EMAIL, "password": crate::helpers::ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        expect_json(res, 200).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let kid = |token: &str| jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+    // The first server signs with the new key within the interval...
+    let mut fresh = login().await;
+    while kid(&fresh) == kid(&before) {
+        assert!(
+            rotated.elapsed() < WITHIN,
+            "the first server still signs with the old key"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fresh = login().await;
+    }
+    // ...and the second accepts it (it knows the new key), and the old token still works.
+    until_status(
+        rotated,
+        200,
+        "a token signed with the new key on the second server",
+        || async {
+            second
+                .client
+                .get(second.url("/api/auth/me"))
+                .bearer_auth(&fresh)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        },
+    )
+    .await;
+    let old = second
+        .client
+        .get(second.url("/api/auth/me"))
+        .bearer_auth(&before)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        old.status(),
+        200,
+        "a token signed before the rotation still works"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_signing_key_reaches_both_servers_on_postgres() {
+    a_rotated_signing_key_reaches_both_servers(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_signing_key_reaches_both_servers_on_sqlite() {
+    a_rotated_signing_key_reaches_both_servers(Backend::Sqlite).await;
+}
