@@ -204,7 +204,37 @@ pub(crate) async fn save_definition(
             .bind(Value::Text(c.name.clone()));
     }
     conn.execute(&sql).await?;
+    bump_schema_version(conn).await
+}
+
+/// The `NOTIFY` channel servers listen on for schema changes (PostgreSQL).
+pub const SCHEMA_CHANNEL: &str = "brigade_schema";
+
+/// Counts a change of `_collections` inside the caller's transaction, so other servers see
+/// one number move (and, on PostgreSQL, are notified at commit).
+pub(crate) async fn bump_schema_version(conn: &mut dyn Conn) -> Result<(), StoreError> {
+    conn.execute_script("UPDATE _schema_version SET version = version + 1")
+        .await?;
+    if conn.dialect() == crate::sql::Dialect::Postgres {
+        conn.execute_script(&format!("NOTIFY {SCHEMA_CHANNEL}"))
+            .await?;
+    }
     Ok(())
+}
+
+/// The schema version: changes whenever `_collections` does.
+pub(crate) async fn schema_version(conn: &mut dyn Conn) -> Result<i64, StoreError> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("SELECT version FROM _schema_version");
+    match conn
+        .query(&sql, &[crate::conn::ColType::Int])
+        .await?
+        .first()
+        .map(|r| &r[..])
+    {
+        Some([Value::Int(v)]) => Ok(*v),
+        _ => Err(StoreError::internal("the schema version row is missing")),
+    }
 }
 
 /// Applies one operation inside the caller's transaction.
@@ -293,7 +323,7 @@ pub(crate) async fn apply_operation(conn: &mut dyn Conn, op: &Operation) -> Resu
             sql.push("DELETE FROM _collections WHERE name = ")
                 .bind(Value::Text(c.name.clone()));
             conn.execute(&sql).await?;
-            Ok(())
+            bump_schema_version(conn).await
         }
         Operation::Sql {
             sql,

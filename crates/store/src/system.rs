@@ -128,6 +128,13 @@ const STEPS: &[(i64, &str)] = &[
          channel TEXT NOT NULL, sender TEXT NOT NULL, payload TEXT NOT NULL, created TEXT NOT NULL);
      CREATE INDEX IF NOT EXISTS _channel_messages_channel ON _channel_messages (channel, id);",
     ),
+    // Bumped by every change of `_collections`: servers compare one number to know when to
+    // reload the schema (`migrations::bump_schema_version`).
+    (
+        19,
+        "CREATE TABLE IF NOT EXISTS _schema_version (version BIGINT NOT NULL);
+     INSERT INTO _schema_version (version) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM _schema_version);",
+    ),
 ];
 
 /// Steps whose SQL differs on PostgreSQL.

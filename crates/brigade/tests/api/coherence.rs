@@ -246,3 +246,59 @@ async fn a_rotated_signing_key_reaches_both_servers_on_postgres() {
 async fn a_rotated_signing_key_reaches_both_servers_on_sqlite() {
     a_rotated_signing_key_reaches_both_servers(Backend::Sqlite).await;
 }
+
+/// A server whose notification connections are cut (a PostgreSQL restart, a proxy timeout)
+/// reconnects and catches up: a collection created meanwhile, and a record committed
+/// meanwhile, still reach it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_notification_connection_catches_up_on_postgres() {
+    let Some((first, second)) = two_servers(Backend::Postgres).await else {
+        return;
+    };
+    let (client, connection) = tokio_postgres::connect(&first.db_url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    tokio::spawn(connection);
+    let cut = || async {
+        client
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .len()
+    };
+    assert!(cut().await >= 4, "both servers listen on two channels");
+    let since = Instant::now();
+    first
+        .must_create_collection(json!({
+            "name": "late",
+            "fields": [{"name": "title", "type": "text"}],
+            "rules": {"list": "", "view": "", "create": "", "update": null, "delete": null}
+        }))
+        .await;
+    until_status(
+        since,
+        200,
+        "the collection created while cut off",
+        || async {
+            second
+                .anon_get("/api/collections/late/records")
+                .await
+                .status()
+                .as_u16()
+        },
+    )
+    .await;
+    let mut sse = crate::realtime::Sse::subscribed(&second, None, "late").await;
+    // Wait for the listeners to be back, then cut them again and write at once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cut().await;
+    let record = first
+        .must_post_record("late", json!({"title": "while cut off"}))
+        .await;
+    let event = sse.record_event().await;
+    assert_eq!(event.data["record"]["id"], record["id"]);
+}

@@ -85,6 +85,8 @@ pub struct Store {
     pool_size: usize,
     /// Fired after each local commit that appended to the realtime event log.
     pub(crate) event_wake: Arc<crate::event_log::LocalWake>,
+    /// `_schema_version` as of the schema this process holds.
+    schema_version: std::sync::atomic::AtomicI64,
 }
 
 impl Store {
@@ -165,6 +167,7 @@ impl Store {
             heavy_reads: None,
             pool_size: 0,
             event_wake,
+            schema_version: std::sync::atomic::AtomicI64::new(-1),
         };
         store.reload_schema().await?;
         Ok(store)
@@ -213,9 +216,14 @@ impl Store {
 
     pub(crate) async fn reload_schema(&self) -> Result<(), StoreError> {
         let mut conn = self.db.read().await?;
+        // The version first: a change landing between the two reads shows as a newer version
+        // at the next check, which reloads again.
+        let version = migrations::schema_version(conn.as_mut()).await?;
         let collections = migrations::load_collections(conn.as_mut()).await?;
         drop(conn);
         self.install_schema(collections);
+        self.schema_version
+            .store(version, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -234,8 +242,11 @@ impl Store {
     /// [`Store::refresh_schema`] for a caller that holds the schema-change lock.
     pub(crate) async fn refresh_schema_locked(&self) -> Result<bool, StoreError> {
         let mut conn = self.db.read().await?;
+        let version = migrations::schema_version(conn.as_mut()).await?;
         let collections = migrations::load_collections(conn.as_mut()).await?;
         drop(conn);
+        self.schema_version
+            .store(version, std::sync::atomic::Ordering::Relaxed);
         let current = self.schema();
         let same = current.len() == collections.len()
             && current.iter().zip(&collections).all(|(a, b)| **a == *b);
@@ -247,20 +258,53 @@ impl Store {
         Ok(true)
     }
 
-    /// Follows schema changes made by other processes, checking every `every` (see
-    /// [`Store::refresh_schema`]); runs until the task is stopped.
+    /// Whether `_schema_version` moved since this process last loaded the schema (one row
+    /// read).
+    async fn schema_moved(&self) -> Result<bool, StoreError> {
+        let mut conn = self.db.read().await?;
+        let version = migrations::schema_version(conn.as_mut()).await?;
+        Ok(version
+            != self
+                .schema_version
+                .load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Follows schema changes made by other processes until the task is stopped: on
+    /// PostgreSQL woken by `NOTIFY` (and after each reconnection of the listening connection,
+    /// so changes made while it was down are caught up), with a check every `every` as a
+    /// safety net; on SQLite by checking `_schema_version` every `every`. Either way a
+    /// check reads one row, and the definitions are reloaded only when it moved.
     pub async fn follow_schema(self: Arc<Self>, every: std::time::Duration) {
+        let mut notified = self.db.listen(migrations::SCHEMA_CHANNEL);
+        let every = if notified.is_some() {
+            every.max(std::time::Duration::from_secs(5))
+        } else {
+            every
+        };
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failing = false;
         loop {
-            tick.tick().await;
-            match self.refresh_schema().await {
-                Ok(_) if failing => {
+            tokio::select! {
+                _ = tick.tick() => {}
+                Some(()) = async {
+                    match notified.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
+            }
+            let checked = match self.schema_moved().await {
+                Ok(true) => self.refresh_schema().await.map(drop),
+                Ok(false) => Ok(()),
+                Err(e) => Err(e),
+            };
+            match checked {
+                Ok(()) if failing => {
                     failing = false;
                     tracing::info!("Following schema changes again.");
                 }
-                Ok(_) => {}
+                Ok(()) => {}
                 Err(e) if !failing => {
                     failing = true;
                     tracing::warn!(error = %e, "Cannot check for schema changes made elsewhere; retrying.");
