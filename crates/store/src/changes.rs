@@ -1,14 +1,14 @@
 //! The change feed: what committed, published after the commit to whoever listens inside the
-//! process — search indexes that follow collections today, realtime subscriptions and the
-//! GraphQL schema next.
+//! process — the search follower (records this process wrote) and the realtime hub (collection
+//! changes, which rebuild subscription plans).
 //!
 //! Records, collection definitions (fields, rules, indexes; exposed gold models are collections
 //! too) and search-index contents are all changes, so a listener needs one subscription to stay
 //! current. Each change travels in an [`Envelope`] with a per-process sequence number and the
-//! process it came from; the envelope is plain serde data, so a cross-process transport
-//! (PostgreSQL `LISTEN`/`NOTIFY`, with large records fetched by id rather than sent) can carry
-//! it and hand it to [`ChangeFeed::deliver`] on the other side without a new type. A record is
-//! shared (`Arc`) between listeners and built only when someone listens.
+//! process it came from (the origin also names this process in channel presence). Nothing here
+//! crosses processes: record events reach other servers through the event log
+//! ([`crate::event_log`]), schema changes through `_schema_version`. A record is shared (`Arc`)
+//! between listeners and built only when someone listens.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -137,14 +137,6 @@ impl ChangeFeed {
             change,
         }));
     }
-
-    /// Hands listeners a change another process committed (what a cross-process transport
-    /// calls); this process's own changes, echoed back, are dropped.
-    pub fn deliver(&self, envelope: Envelope) {
-        if envelope.origin != self.origin {
-            let _ = self.tx.send(Arc::new(envelope));
-        }
-    }
 }
 
 /// Serde for shared values, as their contents (serde's `rc` feature would rebuild every crate).
@@ -212,29 +204,6 @@ mod tests {
         assert_eq!(json["change"]["record"]["id"], "r1");
         let back: Envelope = serde_json::from_value(json).unwrap();
         assert_eq!(back, *first);
-    }
-
-    #[tokio::test]
-    async fn a_delivered_change_reaches_listeners_unless_it_is_an_echo() {
-        let feed = ChangeFeed::default();
-        let mut rx = feed.subscribe();
-        let change = Change::SearchIndex {
-            index: "docs".into(),
-            version: 2,
-        };
-        feed.deliver(Envelope {
-            sequence: 7,
-            origin: feed.origin().to_string(),
-            change: change.clone(),
-        });
-        feed.deliver(Envelope {
-            sequence: 3,
-            origin: "other".into(),
-            change,
-        });
-        let got = rx.recv().await.unwrap();
-        assert_eq!((got.sequence, got.origin.as_str()), (3, "other"));
-        assert!(rx.try_recv().is_err());
     }
 }
 

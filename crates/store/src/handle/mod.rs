@@ -195,7 +195,7 @@ impl Store {
         self.changes.subscribe()
     }
 
-    /// The change feed, for a transport that carries changes between processes.
+    /// The change feed (its origin names this process, e.g. in channel presence).
     pub fn change_feed(&self) -> &Arc<ChangeFeed> {
         &self.changes
     }
