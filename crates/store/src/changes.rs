@@ -1,6 +1,5 @@
 //! The change feed: what committed, published after the commit to whoever listens inside the
-//! process — the search follower (records this process wrote) and the realtime hub (collection
-//! changes, which rebuild subscription plans).
+//! process — today the search follower, which indexes the records this process wrote.
 //!
 //! Records, collection definitions (fields, rules, indexes; exposed gold models are collections
 //! too) and search-index contents are all changes, so a listener needs one subscription to stay

@@ -208,17 +208,32 @@ impl Channels<'_> {
         Ok(())
     }
 
-    /// The members of `channel`, as JSON.
+    /// The members of `channel` (as JSON) and the id of the last event whose effect the list
+    /// includes, read in one statement (one snapshot): presence events after that id change
+    /// the list, those up to it are already in it.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn members(&self, channel: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn members(&self, channel: &str) -> Result<(Vec<String>, i64), StoreError> {
         let mut conn = self.store.db.read().await?;
         let mut sql = Sql::new(conn.dialect());
-        sql.push("SELECT body FROM _presence WHERE channel = ")
-            .bind(text(channel))
-            .push(" ORDER BY seen_ms, member");
-        Ok(bodies(conn.query(&sql, &[ColType::Text]).await?))
+        sql.push(
+            "SELECT h.position, p.body FROM _event_head h LEFT JOIN _presence p ON p.channel = ",
+        )
+        .bind(text(channel))
+        .push(" ORDER BY p.seen_ms, p.member");
+        let rows = conn.query(&sql, &[ColType::Int, ColType::Text]).await?;
+        let mut head = 0;
+        let mut members = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let [Value::Int(position), body] = &row[..] {
+                head = *position;
+                if let Value::Text(body) = body {
+                    members.push(body.clone());
+                }
+            }
+        }
+        Ok((members, head))
     }
 
     /// Marks the members of `process` as still there.

@@ -170,8 +170,8 @@ pub(crate) async fn append(
     Ok((first..=last).collect())
 }
 
-/// The event log of one store: reads for the readers, appends outside record writes
-/// (broadcasts, presence), pruning.
+/// The event log of one store: reads for the readers, wake-ups, pruning. (Appends happen in
+/// the transactions of record writes and of [`crate::channel_state`].)
 pub struct EventLog<'a> {
     store: &'a Store,
 }
@@ -249,19 +249,6 @@ impl EventLog<'_> {
             .query(&sql, &[Int, Text, Text, Text, Text, Text, Int])
             .await?;
         rows.into_iter().map(decode).collect()
-    }
-
-    /// Appends events in a transaction of their own (broadcasts and presence changes, which
-    /// write nothing else); returns their ids.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn publish(&self, events: &[NewEvent]) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.store.db.begin().await?;
-        let ids = append(tx.as_mut(), events).await?;
-        tx.commit().await?;
-        self.store.event_wake.fire();
-        Ok(ids)
     }
 
     /// Deletes all but the last `keep` events; returns how many went.

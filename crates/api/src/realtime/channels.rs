@@ -7,8 +7,9 @@
 //! each join and leave is an event of the log like a broadcast: members of a channel get the
 //! same presence changes and broadcasts, in the same order, whichever server they are on.
 //!
-//! A presence list and the `presence` events that follow it can overlap by a member that
-//! joined while the list was read: clients keep members in a set keyed by `key`.
+//! The presence list sent with `joined` and the id it is current at are read in one snapshot;
+//! the member then gets only the broadcasts and presence changes after that id, so the list
+//! plus the changes that follow is exactly the channel's membership.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use brigade_core::settings::ChannelSettings;
 use brigade_store::{Access, LoggedEvent};
 use serde_json::{Value, json};
 
-use super::connection::Connection;
+use super::connection::{Connection, JoinedChannel};
 use super::message::Outgoing;
 use super::{Hub, lock};
 use crate::error::ApiError;
@@ -161,7 +162,10 @@ impl Channels {
             channel,
             "join",
         )?;
-        if lock(&connection.channels).iter().any(|c| &**c == channel) {
+        if lock(&connection.channels)
+            .iter()
+            .any(|c| &*c.name == channel)
+        {
             return Err(ApiError::field("channel", "already joined"));
         }
         if connection.subscription_count() >= hub.settings.max_subscriptions {
@@ -184,8 +188,10 @@ impl Channels {
             "id": connection.session.principal().map(|p| p.id.clone()),
             "meta": if meta.is_null() { json!({}) } else { meta },
         });
-        // Holding the position: the `joined` answer goes out before any event after it.
-        let position = hub.position.lock().await;
+        // Holding the position, so `joined` is queued before any event the pump delivers
+        // after it; the list and `after` come from one snapshot, so each presence change is
+        // either in the list or delivered after it, never both, never neither.
+        let _position = hub.position.lock().await;
         let store = hub.store.channels();
         store
             .join(
@@ -195,14 +201,17 @@ impl Channels {
                 &member.to_string(),
             )
             .await?;
-        let members = store.members(channel).await?;
+        let (members, after) = store.members(channel).await?;
         let channel: Arc<str> = channel.into();
-        lock(&connection.channels).push(channel.clone());
+        lock(&connection.channels).push(JoinedChannel {
+            name: channel.clone(),
+            after,
+        });
         metrics::gauge!("realtime_subscriptions").increment(1.0);
         connection.send(Outgoing::Joined {
             channel,
             members: format!("[{}]", members.join(",")),
-            position: *position,
+            position: after,
         });
         Ok(())
     }
@@ -220,7 +229,7 @@ impl Channels {
         let removed = {
             let mut joined = lock(&connection.channels);
             let before = joined.len();
-            joined.retain(|c| &**c != channel);
+            joined.retain(|c| &*c.name != channel);
             before != joined.len()
         };
         if !removed {
@@ -250,7 +259,10 @@ impl Channels {
         payload: Value,
     ) -> Result<(), ApiError> {
         let entry = self.entry(channel)?;
-        if !lock(&connection.channels).iter().any(|c| &**c == channel) {
+        if !lock(&connection.channels)
+            .iter()
+            .any(|c| &*c.name == channel)
+        {
             return Err(ApiError::field(
                 "channel",
                 "join the channel before broadcasting",
@@ -289,7 +301,11 @@ impl Channels {
     pub(crate) fn dispatch(&self, connections: &[Arc<Connection>], event: &LoggedEvent) {
         let members: Vec<&Arc<Connection>> = connections
             .iter()
-            .filter(|c| lock(&c.channels).iter().any(|ch| **ch == *event.topic))
+            .filter(|c| {
+                lock(&c.channels)
+                    .iter()
+                    .any(|ch| ch.takes(&event.topic, event.id))
+            })
             .collect();
         if members.is_empty() {
             return;
@@ -329,7 +345,10 @@ impl Channels {
 
     /// A closed connection leaves its channels (in the background: the hub drops it now).
     pub(crate) fn left_everything(&self, hub: &Hub, connection: &Connection) {
-        let joined: Vec<Arc<str>> = std::mem::take(&mut *lock(&connection.channels));
+        let joined: Vec<Arc<str>> = std::mem::take(&mut *lock(&connection.channels))
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
         if joined.is_empty() {
             return;
         }

@@ -20,10 +20,25 @@ pub(crate) struct Connection {
     pub(crate) ip: IpAddr,
     queue: mpsc::Sender<Outgoing>,
     subscriptions: Mutex<Vec<Subscription>>,
-    /// Channels joined, by name.
-    pub(crate) channels: Mutex<Vec<Arc<str>>>,
+    /// Channels joined.
+    pub(crate) channels: Mutex<Vec<JoinedChannel>>,
     /// Set once the hub ends the connection, with the reason.
     killed: watch::Sender<Option<String>>,
+}
+
+/// A channel a connection joined.
+pub(crate) struct JoinedChannel {
+    pub(crate) name: Arc<str>,
+    /// The presence list sent with `joined` includes every event up to this id: only later
+    /// broadcasts and presence changes are delivered.
+    pub(crate) after: i64,
+}
+
+impl JoinedChannel {
+    /// Whether event `id` on `channel` is for this member.
+    pub(crate) fn takes(&self, channel: &str, id: i64) -> bool {
+        *self.name == *channel && id > self.after
+    }
 }
 
 /// One subscription to a collection or a record.

@@ -11,7 +11,8 @@
 //! The hub is the one enforcement point: each event is checked against each subscriber's view
 //! rule and filter with the in-memory evaluator ([`brigade_store::query::Plan::matches`]), with
 //! one load per related record per event, not a query per subscriber. Plans are rebuilt when
-//! the schema changes, so a tightened rule applies to open subscriptions at once.
+//! the store's schema generation moves, so a tightened rule applies to open subscriptions from
+//! the next event on.
 //!
 //! A connection's queue is bounded: a client that does not read is disconnected ("slow
 //! consumer"), and writers never wait for readers (the log is written in the write's own
@@ -55,8 +56,6 @@ pub(crate) struct Hub {
     /// sees each event exactly once: from the replay or live.
     position: tokio::sync::Mutex<i64>,
     next_id: AtomicU64,
-    /// Bumped on every schema change; subscriptions rebuild their plans when it moves.
-    generation: AtomicU64,
     /// Open connections per client address and per account.
     open: Mutex<Open>,
     /// `true` once the server is shutting down: connections close with a reconnect hint.
@@ -92,7 +91,6 @@ impl Hub {
             connections: RwLock::new(HashMap::new()),
             position: tokio::sync::Mutex::new(0),
             next_id: AtomicU64::new(1),
-            generation: AtomicU64::new(1),
             open: Mutex::new(Open::default()),
             stopping: watch::channel(false).0,
             channels,
@@ -186,13 +184,11 @@ impl Hub {
         read(&self.connections).values().cloned().collect()
     }
 
-    /// The schema changed: plans are rebuilt at the next event.
-    pub(crate) fn schema_changed(&self) {
-        self.generation.fetch_add(1, Ordering::Relaxed);
-    }
-
+    /// The store's schema generation: subscriptions rebuild their plans when it moved, so a
+    /// rule changed here applies to the next event, and one changed elsewhere as soon as this
+    /// process has the new schema.
     fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Relaxed)
+        self.store.schema_generation()
     }
 
     /// Adds `subs` to `connection`. With `since` (the id of the last event the client saw),

@@ -6,8 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use brigade_store::{Change, StoreError};
-use tokio::sync::broadcast::error::RecvError;
+use brigade_store::StoreError;
 
 use super::Hub;
 use super::deliver::dispatch;
@@ -25,7 +24,6 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Runs until the task is stopped.
 pub(crate) async fn run(hub: Arc<Hub>) {
     let log = hub.store.event_log();
-    let mut feed = hub.store.subscribe();
     let start = loop {
         match log.head().await {
             Ok(head) => break head,
@@ -50,14 +48,6 @@ pub(crate) async fn run(hub: Arc<Hub>) {
             () = local.wait() => {}
             Some(()) = async { match remote.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {}
             () = tokio::time::sleep(poll) => {}
-            change = feed.recv() => {
-                match change {
-                    Ok(envelope) if !matches!(envelope.change, Change::Collection { .. }) => continue,
-                    Err(RecvError::Closed) => return,
-                    _ => hub.schema_changed(),
-                }
-                continue;
-            }
         }
         match drain(&hub).await {
             Ok(()) if failing => {

@@ -87,6 +87,8 @@ pub struct Store {
     pub(crate) event_wake: Arc<crate::event_log::LocalWake>,
     /// `_schema_version` as of the schema this process holds.
     schema_version: std::sync::atomic::AtomicI64,
+    /// Bumped each time this process installs a schema (see [`Store::schema_generation`]).
+    schema_generation: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -168,6 +170,7 @@ impl Store {
             pool_size: 0,
             event_wake,
             schema_version: std::sync::atomic::AtomicI64::new(-1),
+            schema_generation: std::sync::atomic::AtomicU64::new(0),
         };
         store.reload_schema().await?;
         Ok(store)
@@ -330,6 +333,17 @@ impl Store {
             .schema
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = schema;
+        self.schema_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// A number that moves whenever this process installs another schema: caches derived
+    /// from the schema (realtime subscription plans) rebuild when it differs from the one
+    /// they were built at. It moves before the change is answered, so anything done after a
+    /// schema change sees the new number.
+    pub fn schema_generation(&self) -> u64 {
+        self.schema_generation
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn schema(&self) -> Schema {

@@ -191,6 +191,9 @@ on_both_stores!(bad_subscriptions_are_clear_errors, "", |app| async move {
     ws.expect("error").await;
     ws.send(json!({"type": "unsubscribe", "topic": "collections/posts"}))
         .await;
+    // Messages are handled in order: the pong says the unsubscribe is done.
+    ws.send(json!({"type": "ping"})).await;
+    ws.expect("pong").await;
     app.must_post_record("posts", json!({"title": "after unsubscribing"}))
         .await;
     ws.assert_quiet("unsubscribed").await;
