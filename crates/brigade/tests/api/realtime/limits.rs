@@ -139,6 +139,33 @@ on_both_stores!(
         late.send(json!({"type": "auth", "token": fresh})).await;
         let ready = late.expect("ready").await;
         assert_eq!(ready["auth"]["id"], me.as_str());
+
+        // An API key subscribes like a token (`?token=` for EventSource), and its stream ends
+        // when the key is revoked.
+        let key = expect_json(
+            app.post("/api/auth/keys", json!({"name": "dashboard", "roles": ["admin"]}))
+                .await,
+            201,
+        )
+        .await;
+        let secret = key["key"].as_str().unwrap();
+        let mut keyed = Sse::open(&app, None, &[("subscribe", "posts"), ("token", secret)], None)
+            .await
+            .expect("an API key subscribes");
+        assert_eq!(keyed.next().await.unwrap().event, "subscribed");
+        let revoked = app
+            .delete(&format!("/api/auth/keys/{}", key["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(revoked.status(), 204);
+        let close = keyed
+            .next_within(Duration::from_secs(8))
+            .await
+            .expect("a close event after the key was revoked");
+        assert_eq!(close.event, "close", "{close:?}");
+        assert!(
+            close.data["reason"].as_str().unwrap().contains("API key"),
+            "{close:?}"
+        );
     }
 );
 

@@ -142,7 +142,15 @@ async fn a_model_answers_from_the_retrieved_passages_and_is_cached() {
         assert_eq!(llm.requests().len(), 1);
 
         // Questions are logged without the email address; metrics count requests and tokens.
-        let logs = app.logs();
+        // (The server's stderr is read by another thread: give the line a moment to arrive.)
+        let mut logs = app.logs();
+        for _ in 0..40 {
+            if logs.contains("How do I restore an archive") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            logs = app.logs();
+        }
         assert!(
             logs.contains("How do I restore an archive"),
             "the question is logged"
