@@ -98,14 +98,15 @@ case_brigade_pg2_ws() {
     brigade_posts "$p1"
     p2=$(free_port); pid2=$(brigade_app "$work/b2" "$db" "$p2"); pids+=("$pid2"); wait_up "http://127.0.0.1:$p2/readyz"
     sleep 1
-    # Half the subscribers on the second server (no writes there), half on the first (which
-    # takes the writes): two rtbench processes, the second with R=0.001 as a pure listener.
+    # Half the subscribers on the second server, which takes no writes (a second rtbench with
+    # `-r 0` listens there), half on the first, which takes them: every event the listener
+    # counts crossed processes through the event log.
     echo "== brigade-pg2-ws: N=$N (half per server) R=$R D=${DURATION}s" >&2
-    "$RTBENCH" --server brigade --transport ws --base "http://127.0.0.1:$p2" -n $((N / 2)) -r 0.05 \
-        --duration "$((DURATION + 10))" --password "$PASSWORD" --pid "$pid2" > "$RESULTS_DIR/brigade-pg2-ws-listener_n${N}_r${R}.json" &
+    "$RTBENCH" --server brigade --transport ws --base "http://127.0.0.1:$p2" -n $((N / 2)) -r 0 \
+        --duration "$((DURATION + 8))" --password "$PASSWORD" --pid "$pid2" > "$RESULTS_DIR/brigade-pg2-ws-listener_n${N}_r${R}.json" &
     local listener=$!
-    sleep 5
-    run_case brigade-pg2-ws brigade ws "$p1" "$pid1"
+    sleep 4
+    N=$((N / 2)) run_case brigade-pg2-ws brigade ws "$p1" "$pid1"
     wait "$listener" || true
     cat "$RESULTS_DIR/brigade-pg2-ws-listener_n${N}_r${R}.json"
 }

@@ -96,7 +96,21 @@ struct Shared {
     /// Each subscriber's latency samples (µs), read at the end.
     latencies: std::sync::Mutex<Vec<Arc<std::sync::Mutex<Vec<u32>>>>>,
     disconnects: AtomicU64,
-    last_event: std::sync::Mutex<Instant>,
+    /// Milliseconds since `epoch` of the last event (an atomic: every subscriber task writes it).
+    last_event_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Shared {
+    fn touch(&self) {
+        self.last_event_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn quiet_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_event_ms.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
+    }
 }
 
 /// Finds every `"title":"SEQ:TS"` in `text` and records its latency.
@@ -124,7 +138,8 @@ fn scan(text: &[u8], shared: &Shared, local: &std::sync::Mutex<Vec<u32>>) -> u64
     }
     if found > 0 {
         shared.delivered.fetch_add(found, Ordering::Relaxed);
-        if shared.window_open.load(Ordering::Relaxed) && !shared.window_closed.load(Ordering::Relaxed)
+        if shared.window_open.load(Ordering::Relaxed)
+            && !shared.window_closed.load(Ordering::Relaxed)
         {
             shared.in_window.fetch_add(found, Ordering::Relaxed);
         }
@@ -137,8 +152,15 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// One SSE subscriber: returns once subscribed, keeps reading in a task.
-async fn sse(a: &Args, token: &str, shared: Arc<Shared>, client: &reqwest::Client) -> Result<(), String> {
-    let mut stream = TcpStream::connect(&a.host_port).await.map_err(|e| e.to_string())?;
+async fn sse(
+    a: &Args,
+    token: &str,
+    shared: Arc<Shared>,
+    client: &reqwest::Client,
+) -> Result<(), String> {
+    let mut stream = TcpStream::connect(&a.host_port)
+        .await
+        .map_err(|e| e.to_string())?;
     let path = if a.server == "brigade" {
         "/api/realtime?subscribe=posts"
     } else {
@@ -148,7 +170,10 @@ async fn sse(a: &Args, token: &str, shared: Arc<Shared>, client: &reqwest::Clien
         "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nUser-Agent: rtbench\r\n\r\n",
         a.host_port
     );
-    stream.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
+    stream
+        .write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; 16 * 1024];
     let mut head = Vec::new();
     // Read until the stream says it is live.
@@ -200,7 +225,7 @@ async fn sse(a: &Args, token: &str, shared: Arc<Shared>, client: &reqwest::Clien
                     if let Some(end) = carry.windows(2).rposition(|w| w == b"\n\n") {
                         let found = scan(&carry[..end], &shared, &local);
                         if found > 0 {
-                            *shared.last_event.lock().unwrap() = Instant::now();
+                            shared.touch();
                         }
                         carry.drain(..end + 2);
                     }
@@ -215,11 +240,15 @@ async fn sse(a: &Args, token: &str, shared: Arc<Shared>, client: &reqwest::Clien
 /// One WebSocket subscriber (Brigade).
 async fn ws(a: &Args, token: &str, shared: Arc<Shared>) -> Result<(), String> {
     let url = format!("ws://{}/api/ws?token={token}", a.host_port);
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| e.to_string())?;
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .map_err(|e| e.to_string())?;
     use tokio_tungstenite::tungstenite::Message;
     socket
         .send(Message::Text(
-            json!({"type": "subscribe", "topic": "collections/posts"}).to_string().into(),
+            json!({"type": "subscribe", "topic": "collections/posts"})
+                .to_string()
+                .into(),
         ))
         .await
         .map_err(|e| e.to_string())?;
@@ -237,7 +266,7 @@ async fn ws(a: &Args, token: &str, shared: Arc<Shared>) -> Result<(), String> {
             if let Message::Text(t) = message
                 && scan(t.as_bytes(), &shared, &local) > 0
             {
-                *shared.last_event.lock().unwrap() = Instant::now();
+                shared.touch();
             }
         }
         shared.disconnects.fetch_add(1, Ordering::Relaxed);
@@ -291,7 +320,10 @@ async fn main() {
         login["access_token"].as_str().expect("a token").to_string()
     } else {
         let login: Value = client
-            .post(format!("{}/api/collections/_superusers/auth-with-password", a.base))
+            .post(format!(
+                "{}/api/collections/_superusers/auth-with-password",
+                a.base
+            ))
             .json(&json!({"identity": a.email, "password": a.password}))
             .send()
             .await
@@ -313,7 +345,8 @@ async fn main() {
         window_closed: AtomicBool::new(false),
         latencies: std::sync::Mutex::new(Vec::new()),
         disconnects: AtomicU64::new(0),
-        last_event: std::sync::Mutex::new(Instant::now()),
+        last_event_ms: AtomicU64::new(0),
+        epoch: Instant::now(),
     });
     let rss_before = a.pid.and_then(|p| proc_field(p, "VmRSS:"));
 
@@ -347,13 +380,19 @@ async fn main() {
     }
     let subscribed = a.n - errors.len();
     let subscribe_s = started.elapsed().as_secs_f64();
-    eprintln!("[rtbench] subscribed {subscribed}/{} in {subscribe_s:.1}s ({} errors: {:?})", a.n, errors.len(), errors.first());
+    eprintln!(
+        "[rtbench] subscribed {subscribed}/{} in {subscribe_s:.1}s ({} errors: {:?})",
+        a.n,
+        errors.len(),
+        errors.first()
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_idle = a.pid.and_then(|p| proc_field(p, "VmRSS:"));
 
     // Phase 2: steady writes.
     let server_cpu0 = a.pid.map(|p| cpu_ticks(&p.to_string()));
     let tool_cpu0 = cpu_ticks("self");
+    // `-r 0`: a pure listener (another rtbench writes).
     let total = (a.rate * a.duration).round() as usize;
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -391,7 +430,10 @@ async fn main() {
                 Ok(r) if r.status().is_success() => {
                     let _ = r.bytes().await;
                     ok.fetch_add(1, Ordering::Relaxed);
-                    rest_lat.lock().unwrap().push(t.elapsed().as_micros() as u32);
+                    rest_lat
+                        .lock()
+                        .unwrap()
+                        .push(t.elapsed().as_micros() as u32);
                 }
                 Ok(r) => {
                     if failed.fetch_add(1, Ordering::Relaxed) < 3 {
@@ -418,13 +460,17 @@ async fn main() {
     }
     // Phase 3: drain.
     let created = ok.load(Ordering::Relaxed);
-    let expected = created * subscribed as u64;
+    let expected = if a.rate > 0.0 {
+        created * subscribed as u64
+    } else {
+        u64::MAX
+    };
     let drain = Instant::now();
     loop {
         if shared.delivered.load(Ordering::Relaxed) >= expected {
             break;
         }
-        let quiet = shared.last_event.lock().unwrap().elapsed();
+        let quiet = shared.quiet_for();
         if quiet > Duration::from_secs(3) || drain.elapsed() > Duration::from_secs(30) {
             break;
         }
@@ -448,7 +494,7 @@ async fn main() {
         "create_errors": failed.load(Ordering::Relaxed),
         "writer_max_lag_s": (max_lag * 1000.0).round() / 1000.0, "issue_s": (issue_s * 100.0).round() / 100.0,
         "delivered": delivered, "expected": expected,
-        "delivered_fraction": if expected > 0 { delivered as f64 / expected as f64 } else { 0.0 },
+        "delivered_fraction": if expected > 0 && expected < u64::MAX { delivered as f64 / expected as f64 } else { 0.0 },
         "delivered_per_s_window": (shared.in_window.load(Ordering::Relaxed) as f64 / window_s).round(),
         "latency_ms": {"samples": lat.len(), "p50": percentile(&lat, 50.0), "p90": percentile(&lat, 90.0),
                         "p99": percentile(&lat, 99.0), "max": percentile(&lat, 100.0)},

@@ -143,15 +143,23 @@ on_both_stores!(
         // An API key subscribes like a token (`?token=` for EventSource), and its stream ends
         // when the key is revoked.
         let key = expect_json(
-            app.post("/api/auth/keys", json!({"name": "dashboard", "roles": ["admin"]}))
-                .await,
+            app.post(
+                "/api/auth/keys",
+                json!({"name": "dashboard", "roles": ["admin"]}),
+            )
+            .await,
             201,
         )
         .await;
         let secret = key["key"].as_str().unwrap();
-        let mut keyed = Sse::open(&app, None, &[("subscribe", "posts"), ("token", secret)], None)
-            .await
-            .expect("an API key subscribes");
+        let mut keyed = Sse::open(
+            &app,
+            None,
+            &[("subscribe", "posts"), ("token", secret)],
+            None,
+        )
+        .await
+        .expect("an API key subscribes");
         assert_eq!(keyed.next().await.unwrap().event, "subscribed");
         let revoked = app
             .delete(&format!("/api/auth/keys/{}", key["id"].as_str().unwrap()))
