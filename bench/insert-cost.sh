@@ -23,6 +23,7 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 if [ "$STORE" = postgres ]; then
     pgport=$(port); mkdir -p "$work/pg"; chown postgres "$work/pg"
     runuser -u postgres -- "$PG_BIN/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
+    touch "$work/pg.log"; chown postgres "$work/pg.log"
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$work/pg" -o "-p $pgport -k /tmp" -l "$work/pg.log" start >/dev/null
     runuser -u postgres -- "$PG_BIN/createdb" -h /tmp -p "$pgport" brigade
     db="postgres://postgres@127.0.0.1:$pgport/brigade"

@@ -75,8 +75,8 @@ pub struct Store {
     pub(crate) changes: Arc<ChangeFeed>,
     /// Cached list totals, invalidated by every write.
     counts: Arc<counts::CountCache>,
-    /// SQLite only: the queue that commits concurrent writes together.
-    group_commit: Option<group_commit::GroupCommit>,
+    /// The queue that commits concurrent writes together.
+    group_commit: group_commit::GroupCommit,
     /// PostgreSQL only: permits for reads with expensive filters (substring scans, relation
     /// sub-selects), half the pool, so cheap reads always find a connection while many
     /// clients send expensive filters. SQLite moves slow reads to a lane of their own instead.
@@ -150,14 +150,15 @@ impl Store {
         }));
         let changes = Arc::new(ChangeFeed::default());
         let event_wake = Arc::new(crate::event_log::LocalWake::default());
-        let group_commit = (dialect == Dialect::Sqlite).then(|| {
-            group_commit::GroupCommit::start(
-                db.clone(),
-                counts.clone(),
-                changes.clone(),
-                event_wake.clone(),
-            )
-        });
+        // Both stores: SQLite has one writer, and on PostgreSQL the event log's counter row
+        // makes commits follow one another, so a burst of writes shares one transaction (and
+        // one fsync) instead of queueing on that row.
+        let group_commit = group_commit::GroupCommit::start(
+            db.clone(),
+            counts.clone(),
+            changes.clone(),
+            event_wake.clone(),
+        );
         let store = Store {
             db,
             schema: RwLock::new(Arc::new(Vec::new())),

@@ -10,7 +10,7 @@ use crate::access::{Access, RuleOp, rule_for};
 use crate::changes::{self, Change, ChangeKind};
 use crate::conn::Conn;
 use crate::error::StoreError;
-use crate::event_log::{self, EventKind, NewEvent};
+use crate::event_log::{EventKind, NewEvent};
 use crate::query::{ListParams, parse_expand, parse_fields, parse_sort};
 use crate::records::{self, Record};
 use crate::sql::Sql;
@@ -308,21 +308,7 @@ impl Store {
             schema: self.schema(),
             publish: self.changes.listening(),
         };
-        if let Some(queue) = &self.group_commit {
-            return queue.submit(job).await;
-        }
-        let mut tx = self.db.begin().await.map_err(|e| (0, e))?;
-        let (outcomes, written) = apply_job(tx.as_mut(), job).await?;
-        event_log::append(tx.as_mut(), &written.events)
-            .await
-            .map_err(|e| (0, e))?;
-        tx.commit().await.map_err(|e| (0, e))?;
-        self.counts.bump();
-        self.event_wake.fire();
-        for change in written.changes {
-            self.changes.publish(change);
-        }
-        Ok(outcomes)
+        self.group_commit.submit(job).await
     }
 }
 
