@@ -123,9 +123,16 @@ async fn commit_groups(
             }
             Err(e) => {
                 let message = e.to_string();
+                // A lost connection or a server going away is the client's 503 (retry), as
+                // for a write committed alone; anything else is a fault of ours.
+                let transient = e.is_transient();
                 for (reply, result, _) in done {
                     // Writes that had already failed keep their own error.
                     let answer = match result {
+                        Ok(_) if transient => Err((
+                            0,
+                            StoreError::unavailable(format!("commit failed: {message}")),
+                        )),
                         Ok(_) => {
                             Err((0, StoreError::internal(format!("commit failed: {message}"))))
                         }
