@@ -78,12 +78,33 @@ run_case() { # NAME SERVER TRANSPORT PORT PID [extra rtbench args]
         | tee "$RESULTS_DIR/${name}_n${N}_r${R}.json"
 }
 
+# The server's own view of delivery: `realtime_delivery_seconds` measures from the commit to
+# the moment a message is handed to the connection's socket, so it leaves out the load tool's
+# share of the CPU. Prints the bucket the 50th and 99th percentiles fall in.
+server_latency() { # PORT NAME
+    curl -fs "http://127.0.0.1:$1/metrics" | grep '^realtime_delivery_seconds_bucket' \
+        > "$RESULTS_DIR/$2_n${N}_r${R}.delivery.txt" || return 0
+    python3 - "$RESULTS_DIR/$2_n${N}_r${R}.delivery.txt" <<'PY'
+import re, sys
+rows = [(float(m.group(1)), int(float(m.group(2)))) for m in
+        (re.search(r'le="([^"]+)"\} (\S+)', l) for l in open(sys.argv[1])) if m and m.group(1) != "+Inf"]
+total = max(c for _, c in rows) if rows else 0
+def at(q):
+    for le, c in rows:
+        if c >= q * total:
+            return le
+    return float("inf")
+print(f"server-side commit-to-socket: p50 <= {at(0.5)*1000:g} ms, p99 <= {at(0.99)*1000:g} ms ({total} messages)")
+PY
+}
+
 case_brigade_sqlite() { # TRANSPORT
     local port dir pid
     port=$(free_port); dir=$work/brigade-sqlite-$1
     pid=$(brigade_app "$dir" "sqlite://$dir/data/brigade.db" "$port"); pids+=("$pid")
     wait_up "http://127.0.0.1:$port/readyz"; brigade_posts "$port"
     run_case "brigade-sqlite-$1" brigade "$1" "$port" "$pid"
+    server_latency "$port" "brigade-sqlite-$1"
     kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
