@@ -14,9 +14,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use brigade_core::filter::Expr;
-use brigade_core::filter::context::{holds, parse_context_rule};
-use brigade_core::settings::ChannelSettings;
+use brigade_core::filter::context::holds;
+use brigade_core::settings::{ChannelRule, ChannelSettings};
 use brigade_store::{Access, LoggedEvent};
 use serde_json::{Value, json};
 
@@ -34,54 +33,18 @@ const MAX_PAYLOAD: usize = 16 * 1024;
 const PRESENCE_REFRESH: Duration = Duration::from_secs(10);
 const PRESENCE_STALE: Duration = Duration::from_secs(35);
 
-/// One `[[channels]]` entry with its rules parsed.
-struct Entry {
-    settings: ChannelSettings,
-    join: Option<Expr>,
-    broadcast: Option<Expr>,
-}
-
 /// The channels of `[[channels]]`.
 pub(crate) struct Channels {
-    entries: Vec<Entry>,
-}
-
-/// A rule: `None` is superusers only, an empty rule is anyone.
-fn parse_rule(rule: Option<&str>) -> Option<Expr> {
-    let rule = rule?;
-    if rule.trim().is_empty() {
-        return Some(Expr::Cmp {
-            left: brigade_core::filter::Operand::Literal {
-                value: brigade_core::filter::Literal::Int(1),
-                span: Default::default(),
-            },
-            op: brigade_core::filter::CmpOp::Eq,
-            right: brigade_core::filter::Operand::Literal {
-                value: brigade_core::filter::Literal::Int(1),
-                span: Default::default(),
-            },
-        });
-    }
-    // Checked when the settings loaded.
-    parse_context_rule(rule).ok()
+    entries: Vec<ChannelSettings>,
 }
 
 impl Channels {
-    pub(crate) fn new(settings: Vec<ChannelSettings>) -> Self {
-        Channels {
-            entries: settings
-                .into_iter()
-                .map(|settings| Entry {
-                    join: parse_rule(settings.join.as_deref()),
-                    broadcast: parse_rule(settings.broadcast.as_deref()),
-                    settings,
-                })
-                .collect(),
-        }
+    pub(crate) fn new(entries: Vec<ChannelSettings>) -> Self {
+        Channels { entries }
     }
 
     /// The entry covering `channel`.
-    fn entry(&self, channel: &str) -> Result<&Entry, ApiError> {
+    fn entry(&self, channel: &str) -> Result<&ChannelSettings, ApiError> {
         if channel.is_empty()
             || channel.len() > MAX_NAME
             || !channel
@@ -95,7 +58,7 @@ impl Channels {
         }
         self.entries
             .iter()
-            .find(|e| e.settings.covers(channel))
+            .find(|e| e.covers(channel))
             .ok_or_else(|| {
                 ApiError::not_found(format!(
                     "No [[channels]] entry in brigade.toml covers `{channel}`."
@@ -105,15 +68,15 @@ impl Channels {
 
     /// Whether `access` passes `rule` on `channel`.
     fn allows(
-        rule: Option<&Expr>,
+        rule: &ChannelRule,
         access: &Access,
         channel: &str,
         what: &str,
     ) -> Result<(), ApiError> {
         let allowed = match (access, rule) {
-            (Access::Superuser, _) => true,
-            (Access::Caller(_), None) => false,
-            (Access::Caller(ctx), Some(rule)) => {
+            (Access::Superuser, _) | (_, ChannelRule::Anyone) => true,
+            (Access::Caller(_), ChannelRule::Superusers) => false,
+            (Access::Caller(ctx), ChannelRule::Filter(rule)) => {
                 holds(rule, &ctx.auth, channel, &brigade_core::time::now())
             }
         };
@@ -134,13 +97,13 @@ impl Channels {
     /// 400/404 for a channel no entry covers, 401/403 when the join rule refuses.
     pub(crate) fn readable(&self, access: &Access, channel: &str) -> Result<u64, ApiError> {
         let entry = self.entry(channel)?;
-        Self::allows(entry.join.as_ref(), access, channel, "join")?;
-        if !entry.settings.persist {
+        Self::allows(&entry.join, access, channel, "join")?;
+        if !entry.persist {
             return Err(ApiError::not_found(format!(
                 "`{channel}` keeps no history; set `persist = true` on its [[channels]] entry."
             )));
         }
-        Ok(entry.settings.history)
+        Ok(entry.history)
     }
 
     /// Joins `channel`: the client gets `joined` with the presence list, and every member
@@ -156,12 +119,7 @@ impl Channels {
         meta: Value,
     ) -> Result<(), ApiError> {
         let entry = self.entry(channel)?;
-        Self::allows(
-            entry.join.as_ref(),
-            connection.session.access(),
-            channel,
-            "join",
-        )?;
+        Self::allows(&entry.join, connection.session.access(), channel, "join")?;
         if lock(&connection.channels)
             .iter()
             .any(|c| &*c.name == channel)
@@ -269,7 +227,7 @@ impl Channels {
             ));
         }
         Self::allows(
-            entry.broadcast.as_ref(),
+            &entry.broadcast,
             connection.session.access(),
             channel,
             "broadcast",
@@ -291,7 +249,7 @@ impl Channels {
                 channel,
                 &from.to_string(),
                 &payload,
-                entry.settings.persist.then_some(entry.settings.history),
+                entry.persist.then_some(entry.history),
             )
             .await?;
         Ok(())

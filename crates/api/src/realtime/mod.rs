@@ -184,6 +184,11 @@ impl Hub {
         read(&self.connections).values().cloned().collect()
     }
 
+    /// Whether no connection is open.
+    fn is_idle(&self) -> bool {
+        read(&self.connections).is_empty()
+    }
+
     /// The store's schema generation: subscriptions rebuild their plans when it moved, so a
     /// rule changed here applies to the next event, and one changed elsewhere as soon as this
     /// process has the new schema.

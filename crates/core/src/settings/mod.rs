@@ -19,7 +19,7 @@ mod search;
 mod web;
 pub use net::{IpNet, canonical_ip};
 use raw::{RawOidc, RawRateLimit, RawSettings, StringList};
-pub use realtime::{ChannelSettings, RealtimeSettings};
+pub use realtime::{ChannelRule, ChannelSettings, RealtimeSettings};
 pub use search::{IndexSettings, IndexSource, LlmKey, LlmSettings, SearchSettings};
 pub use web::StaticSettings;
 

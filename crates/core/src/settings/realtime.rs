@@ -48,15 +48,36 @@ pub struct ChannelSettings {
     /// The channel names it covers: exact, or with `*` standing for any run of characters
     /// (`room-*`).
     pub name: String,
-    /// Who may join, in the filter language over `@request.auth.*` and `@channel.name`;
-    /// `None`: superusers only, `""`: anyone.
-    pub join: Option<String>,
+    /// Who may join.
+    pub join: ChannelRule,
     /// Who may broadcast, likewise; only members broadcast.
-    pub broadcast: Option<String>,
+    pub broadcast: ChannelRule,
     /// Whether broadcasts are stored for `GET /api/channels/{channel}/messages`.
     pub persist: bool,
     /// Stored messages kept per channel.
     pub history: u64,
+}
+
+/// A channel rule, parsed when the settings load.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChannelRule {
+    /// Unset: superusers only.
+    Superusers,
+    /// `""`: anyone, signed in or not.
+    Anyone,
+    /// A rule in the filter language over `@request.auth.*` and `@channel.name`
+    /// ([`crate::filter::context`]).
+    Filter(crate::filter::Expr),
+}
+
+impl ChannelRule {
+    fn parse(rule: Option<&str>) -> Result<Self, crate::filter::FilterError> {
+        Ok(match rule {
+            None => ChannelRule::Superusers,
+            Some(r) if r.trim().is_empty() => ChannelRule::Anyone,
+            Some(r) => ChannelRule::Filter(crate::filter::context::parse_context_rule(r)?),
+        })
+    }
 }
 
 impl ChannelSettings {
@@ -153,12 +174,10 @@ pub(super) fn realtime(
                 ),
             ));
         }
-        for (k, rule) in [("join", &c.join), ("broadcast", &c.broadcast)] {
-            if let Some(rule) = rule.as_deref().filter(|r| !r.trim().is_empty()) {
-                crate::filter::context::parse_context_rule(rule)
-                    .map_err(|e| (key(k), e.to_string()))?;
-            }
-        }
+        let join =
+            ChannelRule::parse(c.join.as_deref()).map_err(|e| (key("join"), e.to_string()))?;
+        let broadcast = ChannelRule::parse(c.broadcast.as_deref())
+            .map_err(|e| (key("broadcast"), e.to_string()))?;
         let history = match c.history {
             None => 100,
             Some(n) if n >= 1 => n as u64,
@@ -166,8 +185,8 @@ pub(super) fn realtime(
         };
         checked.push(ChannelSettings {
             name,
-            join: c.join,
-            broadcast: c.broadcast,
+            join,
+            broadcast,
             persist: c.persist,
             history,
         });
@@ -212,6 +231,29 @@ mod tests {
         assert!(glob_match("a*b*c", "a-x-b-y-c"));
         assert!(!glob_match("a*b*c", "a-x-c"));
         assert!(glob_match("*", "anything"));
+    }
+
+    #[test]
+    fn rules_are_parsed_once_when_the_settings_load() {
+        let raw = RawChannel {
+            name: "room-*".into(),
+            join: Some(" ".into()),
+            broadcast: None,
+            persist: false,
+            history: None,
+        };
+        let entry = RawChannel {
+            name: "dm-*".into(),
+            join: Some("@channel.name ~ @request.auth.id".into()),
+            broadcast: Some("@request.auth.id != null".into()),
+            persist: true,
+            history: Some(5),
+        };
+        let settings = realtime(RawRealtime::default(), vec![raw, entry]).unwrap();
+        assert_eq!(settings.channels[0].join, ChannelRule::Anyone);
+        assert_eq!(settings.channels[0].broadcast, ChannelRule::Superusers);
+        assert!(matches!(settings.channels[1].join, ChannelRule::Filter(_)));
+        assert_eq!(settings.channels[1].history, 5);
     }
 
     #[test]
