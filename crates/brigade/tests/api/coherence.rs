@@ -6,22 +6,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, expect_json, spawn_app, write_file};
+use crate::helpers::{Backend, TestApp, expect_json};
 
 /// How long the other server may take (it checks every 500 ms).
 const WITHIN: Duration = Duration::from_millis(1500);
 
 async fn two_servers(backend: Backend) -> Option<(TestApp, TestApp)> {
-    let mut first = spawn_app(backend).await?;
-    let dir = tempfile::Builder::new()
-        .prefix("brigade-app-")
-        .tempdir()
-        .unwrap();
-    write_file(dir.path(), "brigade.toml", b"");
-    let second = TestApp::start(dir, first.db_url.clone(), backend).await;
-    // Starting the second set the superuser's password again, which ended the first's token.
-    first.token = second.token.clone();
-    Some((first, second))
+    crate::helpers::two_servers(backend, "").await
 }
 
 /// Waits until `status` answers `want`, failing after [`WITHIN`] from `since`.

@@ -230,6 +230,42 @@ pub(crate) async fn spawn_app_with_config(backend: Backend, config: &str) -> Opt
     Some(TestApp::start(dir, db_url, backend).await)
 }
 
+/// Two servers on one fresh database, both with `config` as their brigade.toml: instances
+/// behind a load balancer. `None` only when PostgreSQL is skipped.
+pub(crate) async fn two_servers(backend: Backend, config: &str) -> Option<(TestApp, TestApp)> {
+    let mut first = spawn_app_with_config(backend, config).await?;
+    let dir = tempfile::Builder::new()
+        .prefix("brigade-app-")
+        .tempdir()
+        .expect("create the app directory");
+    write_file(dir.path(), "brigade.toml", config.as_bytes());
+    let second = TestApp::start(dir, first.db_url.clone(), backend).await;
+    // Starting the second set the superuser's password again, which ended the first's token.
+    first.token = second.token.clone();
+    Some((first, second))
+}
+
+/// Waits up to 3 s for `status` to answer 200 (a server learning of a change made through
+/// another), failing with `what`.
+pub(crate) async fn until_ok<F, Fut>(what: &str, status: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = reqwest::StatusCode>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let got = status().await;
+        if got == StatusCode::OK {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: still {got} after 3 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 impl TestApp {
     /// Creates the superuser in `dir` on `db_url`, serves the app and logs in.
     pub(crate) async fn start(dir: TempDir, db_url: String, backend: Backend) -> TestApp {

@@ -10,21 +10,8 @@ use serde_json::{Value, json};
 use super::channels::CHANNELS;
 use super::protocol::open_posts;
 use super::{Sse, Ws};
-use crate::helpers::{Backend, TestApp, expect_json, spawn_app_with_config, write_file};
+use crate::helpers::{TestApp, expect_json, two_servers, until_ok};
 use crate::rules::{call, user};
-
-async fn two_servers(backend: Backend, config: &str) -> Option<(TestApp, TestApp)> {
-    let mut first = spawn_app_with_config(backend, config).await?;
-    let dir = tempfile::Builder::new()
-        .prefix("brigade-app-")
-        .tempdir()
-        .unwrap();
-    write_file(dir.path(), "brigade.toml", config.as_bytes());
-    let second = TestApp::start(dir, first.db_url.clone(), backend).await;
-    // Starting the second set the superuser's password again, which ended the first's token.
-    first.token = second.token.clone();
-    Some((first, second))
-}
 
 /// Writers on both servers at once: each creates records and updates each once.
 async fn write_from_both(first: &TestApp, second: &TestApp, per_writer: usize) -> Vec<String> {
@@ -106,17 +93,13 @@ backend_test!(
         };
         open_posts(&first).await;
         // The second server learns of the collection within its schema poll.
-        let mut tries = 0;
-        while second
-            .anon_get("/api/collections/posts/records")
-            .await
-            .status()
-            != 200
-        {
-            tries += 1;
-            assert!(tries < 60, "the second server never saw `posts`");
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        until_ok("the second server never saw `posts`", || async {
+            second
+                .anon_get("/api/collections/posts/records")
+                .await
+                .status()
+        })
+        .await;
         let mut sse_first = Sse::subscribed(&first, None, "posts").await;
         let mut sse_second = Sse::subscribed(&second, None, "posts").await;
         let mut ws_second = Ws::connect(&second, None).await;
@@ -175,22 +158,18 @@ backend_test!(
         .await;
         let (alice, alice_token) = user(&first, "alice@example.com").await;
         let (bob, bob_token) = user(&first, "bob@example.com").await;
-        let mut tries = 0;
-        while call(
-            &second,
-            Some(&alice_token),
-            Method::GET,
-            "/api/collections/notes/records",
-            None,
-        )
-        .await
-        .status()
-            != 200
-        {
-            tries += 1;
-            assert!(tries < 60, "the second server never saw `notes`");
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        until_ok("the second server never saw `notes`", || async {
+            call(
+                &second,
+                Some(&alice_token),
+                Method::GET,
+                "/api/collections/notes/records",
+                None,
+            )
+            .await
+            .status()
+        })
+        .await;
         let mut alice_ws = Ws::connect(&second, Some(&alice_token)).await;
         alice_ws.subscribe("collections/notes", None).await;
         let mut bob_sse = Sse::subscribed(&second, Some(&bob_token), "notes").await;
@@ -297,17 +276,13 @@ backend_test!(a_client_resumes_on_the_other_server, |backend| async move {
         return;
     };
     open_posts(&first).await;
-    let mut tries = 0;
-    while second
-        .anon_get("/api/collections/posts/records")
-        .await
-        .status()
-        != 200
-    {
-        tries += 1;
-        assert!(tries < 60);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    until_ok("the second server never saw `posts`", || async {
+        second
+            .anon_get("/api/collections/posts/records")
+            .await
+            .status()
+    })
+    .await;
     let mut sse = Sse::subscribed(&first, None, "posts").await;
     let seen = second
         .must_post_record("posts", json!({"title": "seen"}))

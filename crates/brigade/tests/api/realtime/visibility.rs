@@ -154,3 +154,100 @@ on_both_stores!(
         expect_problem(refused, 403, None).await;
     }
 );
+
+const IN_MY_ROOM: &str = "room.owner = @request.auth.id";
+
+on_both_stores!(
+    a_rule_that_walks_a_relation_is_checked_against_the_related_record_of_each_event,
+    crate::rules::OPEN,
+    |app| async move {
+        app.must_create_collection(json!({
+            "name": "rooms",
+            "fields": [
+                {"name": "name", "type": "text"},
+                {"name": "owner", "type": "relation", "required": true, "options": {"collection": "users"}},
+            ],
+            "rules": {"list": MINE, "view": MINE, "create": MINE, "update": null, "delete": null},
+        }))
+        .await;
+        app.must_create_collection(json!({
+            "name": "messages",
+            "fields": [
+                {"name": "room", "type": "relation", "required": true, "options": {"collection": "rooms"}},
+                {"name": "text", "type": "text"},
+            ],
+            "rules": {"list": IN_MY_ROOM, "view": IN_MY_ROOM, "create": IN_MY_ROOM, "update": null, "delete": null},
+        }))
+        .await;
+        let (alice, alice_token) = user(&app, "alice@example.com").await;
+        let (bob, bob_token) = user(&app, "bob@example.com").await;
+        let post = |token: &str, path: &str, body: Value| {
+            let (token, path) = (token.to_string(), path.to_string());
+            let app = &app;
+            async move {
+                expect_json(
+                    call(app, Some(&token), Method::POST, &path, Some(body)).await,
+                    201,
+                )
+                .await
+            }
+        };
+        let rooms = "/api/collections/rooms/records";
+        let alices_room =
+            post(&alice_token, rooms, json!({"name": "a", "owner": alice})).await["id"].clone();
+        let bobs_room =
+            post(&bob_token, rooms, json!({"name": "b", "owner": bob})).await["id"].clone();
+
+        let mut alice_ws = Ws::connect(&app, Some(&alice_token)).await;
+        alice_ws.subscribe("collections/messages", None).await;
+        let mut bob_sse = Sse::subscribed(&app, Some(&bob_token), "messages").await;
+        let messages = "/api/collections/messages/records";
+        post(
+            &bob_token,
+            messages,
+            json!({"room": bobs_room, "text": "bob 1"}),
+        )
+        .await;
+        post(
+            &alice_token,
+            messages,
+            json!({"room": alices_room, "text": "alice 1"}),
+        )
+        .await;
+        post(
+            &bob_token,
+            messages,
+            json!({"room": bobs_room, "text": "bob 2"}),
+        )
+        .await;
+        assert_eq!(alice_ws.expect("event").await["record"]["text"], "alice 1");
+        alice_ws.assert_quiet("messages in Bob's room").await;
+        for want in ["bob 1", "bob 2"] {
+            assert_eq!(bob_sse.record_event().await.data["record"]["text"], want);
+        }
+        bob_sse.assert_quiet("messages in Alice's room").await;
+
+        // The room changes hands: the next message is checked against the room as it is now,
+        // not as it was when the subscription opened.
+        expect_json(
+            app.patch(
+                &format!("{rooms}/{}", bobs_room.as_str().unwrap()),
+                json!({"owner": alice}),
+            )
+            .await,
+            200,
+        )
+        .await;
+        expect_json(
+            app.post(messages, json!({"room": bobs_room, "text": "handed over"}))
+                .await,
+            201,
+        )
+        .await;
+        assert_eq!(
+            alice_ws.expect("event").await["record"]["text"],
+            "handed over"
+        );
+        bob_sse.assert_quiet("a room that is no longer Bob's").await;
+    }
+);
