@@ -229,3 +229,40 @@ on_both_stores!(
         }
     }
 );
+
+on_both_stores!(
+    idle_connections_get_heartbeats,
+    "[realtime]\nheartbeat = \"1s\"\n",
+    |app| async move {
+        open_posts(&app).await;
+        // SSE: a comment line every `realtime.heartbeat` (proxies close silent streams).
+        let mut sse = app
+            .client
+            .get(app.url_with("/api/realtime", &[("subscribe", "posts")]))
+            .send()
+            .await
+            .unwrap();
+        let mut seen = String::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+        while !seen.contains("\n: heartbeat\n") {
+            match tokio::time::timeout_at(deadline, sse.chunk()).await {
+                Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+                other => panic!("no heartbeat comment within 4 s ({other:?}): {seen:?}"),
+            }
+        }
+        // WebSocket: a ping every `realtime.heartbeat`.
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/api/ws", app.addr))
+            .await
+            .expect("upgrade");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+        loop {
+            match tokio::time::timeout_at(deadline, socket.next()).await {
+                Ok(Some(Ok(Message::Ping(_)))) => break,
+                Ok(Some(Ok(_))) => {}
+                other => panic!("no ping within 4 s: {other:?}"),
+            }
+        }
+    }
+);
