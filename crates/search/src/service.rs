@@ -246,6 +246,10 @@ impl Search {
     pub async fn list(&self) -> Result<Vec<IndexInfo>, SearchError> {
         let mut out = Vec::new();
         for index in self.indexes.values() {
+            // The ingest state first: when it says `done`, the counts read after it include
+            // every document that ingest committed (read the other way round, a list could say
+            // `done` beside the count of a moment before the last commit).
+            let ingest = self.job(index.name());
             let (_, documents) = self
                 .store
                 .search_index(index.name())
@@ -272,7 +276,7 @@ impl Search {
                 }),
                 documents,
                 version: self.store.search_index(index.name()).version().await?,
-                ingest: self.job(index.name()),
+                ingest,
             });
         }
         Ok(out)
